@@ -1,0 +1,38 @@
+"""The program's only reader of stack config: one validated, frozen `Settings` object.
+
+`load()` reads every layer's keys through one `Reader`, so a stack with several mistakes gets
+them all reported at once (`ConfigError`), before a single resource is registered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from components.settings import checks, entra
+from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
+from components.settings.source import MappingSource, PulumiConfigSource
+
+__all__ = ["ConfigError", "MappingSource", "Problem", "PulumiConfigSource", "Settings", "load"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the components need, validated; components never read config themselves."""
+
+    hostname: str
+    entra: entra.EntraSettings
+
+    @property
+    def public_url(self) -> str:
+        return f"https://{self.hostname}"
+
+
+def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
+    """Build `Settings` from `source` or raise `ConfigError` listing every problem."""
+    r = Reader(source)
+    hostname = r.string("hostname", checks.fqdn)
+    entra_settings = entra.parse(r, hostname, today or dt.date.today())
+    r.finish()
+    assert hostname is not None and entra_settings is not None  # finish() raised otherwise
+    return Settings(hostname=hostname, entra=entra_settings)

@@ -1,0 +1,73 @@
+"""Entra ID settings: the tenant, who may sign in (one security group), and the client secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from components.settings import checks
+from components.settings.reader import Reader
+
+
+@dataclass(frozen=True)
+class ExistingGroup:
+    """Grant access to a group that already exists (managed outside this stack)."""
+
+    object_id: str
+
+
+@dataclass(frozen=True)
+class NewGroup:
+    """Create a security group for access; membership is managed by this stack."""
+
+    display_name: str
+    member_object_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EntraSettings:
+    """What the Entra access component needs; the group is either existing or created here."""
+
+    tenant_id: str
+    app_display_name: str
+    group: ExistingGroup | NewGroup
+    secret_end_date: dt.date
+    secret_rotation: str
+
+
+def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | None:
+    """Read the `entra*` keys; exactly one of entraGroupObjectId / entraGroupName must be set."""
+    tenant_id = r.string("entraTenantId", checks.guid)
+    app_name = r.string("entraAppDisplayName", default=None) or (
+        f"code-server ({hostname})" if hostname else None
+    )
+    group: ExistingGroup | NewGroup | None = None
+    has_id, has_name = r.is_set("entraGroupObjectId"), r.is_set("entraGroupName")
+    if has_id == has_name:
+        r.problem(
+            "entraGroupObjectId",
+            "set exactly one of entraGroupObjectId (use an existing group) or entraGroupName "
+            "(create a group with entraGroupMembers)",
+        )
+        r.is_set("entraGroupMembers")
+    elif has_id:
+        object_id = r.string("entraGroupObjectId", checks.guid)
+        if r.is_set("entraGroupMembers"):
+            r.problem("entraGroupMembers", "only applies with entraGroupName (a group this stack creates)")
+        group = ExistingGroup(object_id) if object_id else None
+    else:
+        name = r.string("entraGroupName")
+        if name is not None and not name.strip():
+            r.problem("entraGroupName", "expected a non-empty group display name")
+        members = r.strings("entraGroupMembers", checks.guid, non_empty=True)
+        group = NewGroup(name.strip(), members) if name and name.strip() and members else None
+    end_date = r.string("entraSecretEndDate", checks.iso_date)
+    if end_date is not None and end_date <= today:
+        r.problem("entraSecretEndDate", f"expected a date after today ({today}), got {end_date}")
+        end_date = None
+    rotation = r.string("entraSecretRotation")
+    if rotation is not None and not rotation.strip():
+        r.problem("entraSecretRotation", "expected a non-empty label (change it to rotate the secret)")
+    if None in (tenant_id, app_name, group, end_date, rotation):
+        return None
+    return EntraSettings(tenant_id, app_name, group, end_date, rotation)
