@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, entra
+from components.settings import checks, entra, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -22,6 +22,7 @@ class Settings:
 
     hostname: str
     entra: entra.EntraSettings
+    topology: topology.Topology
 
     @property
     def public_url(self) -> str:
@@ -33,6 +34,8 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     r = Reader(source)
     hostname = r.string("hostname", checks.fqdn)
     entra_settings = entra.parse(r, hostname, today or dt.date.today())
+    topology_settings = topology.parse(r)
     r.finish()
-    assert hostname is not None and entra_settings is not None  # finish() raised otherwise
-    return Settings(hostname=hostname, entra=entra_settings)
+    # finish() raised if any parser recorded a problem, so nothing below is None
+    assert hostname and entra_settings and topology_settings
+    return Settings(hostname=hostname, entra=entra_settings, topology=topology_settings)

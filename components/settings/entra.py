@@ -37,6 +37,7 @@ class EntraSettings:
 
 def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | None:
     """Read the `entra*` keys; exactly one of entraGroupObjectId / entraGroupName must be set."""
+    start = len(r.problems)
     tenant_id = r.string("entraTenantId", checks.guid)
     app_name = r.string("entraAppDisplayName", default=None) or (
         f"code-server ({hostname})" if hostname else None
@@ -68,6 +69,6 @@ def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | No
     rotation = r.string("entraSecretRotation")
     if rotation is not None and not rotation.strip():
         r.problem("entraSecretRotation", "expected a non-empty label (change it to rotate the secret)")
-    if None in (tenant_id, app_name, group, end_date, rotation):
+    if len(r.problems) > start or None in (tenant_id, app_name, group, end_date, rotation):
         return None
     return EntraSettings(tenant_id, app_name, group, end_date, rotation)
