@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
 
 from components.settings import ConfigError, MappingSource, load
 from scripts.offline import StackConfig
+from tests.support import KEY, TODAY
 
-TODAY = dt.date(2026, 11, 23)  # fixed, so date checks don't depend on when the suite runs
-KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-not-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 def _source(config: StackConfig, changes: dict[str, Any], secret_keys: set[str] | None = None) -> MappingSource:
