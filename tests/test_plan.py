@@ -21,7 +21,7 @@ def test_plan_prints_the_tree_and_writes_the_three_outputs(tmp_path: Path, dev_c
     done = _plan("--stack", "dev", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "hcs:identity:EntraAccess  entra" in done.stdout
-    assert "  azuread:index/servicePrincipal:ServicePrincipal  entra-sp" in done.stdout
+    assert "    azuread:index/servicePrincipal:ServicePrincipal  entra-oauth2-proxy-sp" in done.stdout
     assert "placeholders" in done.stdout and "vmSshPrivateKey" in done.stdout
     resources = json.loads((out / "resources.json").read_text())
     assert {"urn", "type", "name", "parent", "inputs", "dependencies"} <= set(resources[0])
