@@ -6,6 +6,7 @@ resource exists), components build each layer.
 
 import pulumi
 
+from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
 from components.identity import EntraAccess, EntraAccessArgs
 from components.settings import PulumiConfigSource, load
 
@@ -13,7 +14,24 @@ settings = load(PulumiConfigSource(pulumi.get_project()))
 
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname))
 
+if settings.cloudflare is not None:
+    edge = CloudflareEdge(
+        "cloudflare",
+        CloudflareEdgeArgs(
+            cloudflare=settings.cloudflare,
+            hostname=settings.hostname,
+            gateway_port=settings.topology.gateway_port,
+            tenant_id=settings.entra.tenant_id,
+            group_object_id=identity.group_object_id,
+            secret_end_date=settings.entra.secret_end_date,
+            secret_rotation=settings.entra.secret_rotation,
+        ),
+    )
+    pulumi.export("cloudflareTunnelId", edge.tunnel_id)
+    pulumi.export("cloudflareAccessAud", edge.access_aud)
+
 pulumi.export("url", settings.public_url)
+pulumi.export("edge", settings.edge)
 pulumi.export("entraClientId", identity.client_id)
 pulumi.export("entraTenantId", identity.tenant_id)
 pulumi.export("entraIssuerUrl", identity.issuer_url)

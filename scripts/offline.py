@@ -58,6 +58,7 @@ class Registered:
     """One resource registration as the engine saw it."""
 
     urn: str
+    id: str
     type: str
     name: str
     parent: str | None
@@ -163,6 +164,13 @@ class PlanMocks(pulumi.runtime.Mocks):
             raw = hashlib.sha256(f"mock:{name}".encode()).digest()[: int(state.get("length", 32))]
             state.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
             return _guid(t, name), state
+        if t == "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared":
+            return _guid(t, name), state
+        if t == "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication":
+            state.update(aud=hashlib.sha256(f"aud:{name}".encode()).hexdigest())
+            return _guid(t, name), state
+        if t.startswith("cloudflare:index/zeroTrustAccess"):
+            return _guid(t, name), state
         if t == "random:index/randomPassword:RandomPassword":
             state.update(result=f"mock-password-{_guid(t, name)}")
             return _guid(t, name), state
@@ -171,6 +179,8 @@ class PlanMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         if args.token == "azuread:index/getClientConfig:getClientConfig":
             return {"clientId": _guid("deployer-client"), "objectId": _guid("deployer"), "tenantId": self.tenant_id}
+        if args.token == "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
+            return {"token": f"mock-secret-tunnel-token-{_guid(str(args.args.get('tunnelId')))}"}
         return {}
 
 
@@ -201,7 +211,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent = ""
         return super().make_urn(parent, type_, name)
 
-    def _record(self, request: Any, urn: str, read_id: str | None) -> None:
+    def _record(self, request: Any, urn: str, id_: str, read_id: str | None) -> None:
         inputs = json_format.MessageToDict(request.properties if read_id else request.object)
         parent = request.parent or None
         if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
@@ -209,18 +219,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         deps = () if read_id else tuple(request.dependencies)
         custom = True if read_id else bool(request.custom)
         self.registered.append(
-            Registered(urn, request.type, request.name, parent, custom, _mask(inputs), deps, read_id)
+            Registered(urn, id_, request.type, request.name, parent, custom, _mask(inputs), deps, read_id)
         )
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self._record(request, response.urn, None)
+            self._record(request, response.urn, response.id, None)
         return response
 
     def ReadResource(self, request: Any) -> Any:
         response = super().ReadResource(request)
-        self._record(request, response.urn, request.id)
+        self._record(request, response.urn, request.id, request.id)
         return response
 
 
