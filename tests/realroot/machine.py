@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.realroot import rootfs
+from tests.realroot.fileserver import ServedDirectory, serve_directory
 from tests.realroot.netns import NamespacePair, NetworkPlan, ns_exec
 from tests.realroot.prereq import RealRootError, run_checked
 from tests.realroot.runner import SshRunner, SshTarget
@@ -119,6 +120,7 @@ class RealRoot:
         self._processes: list[RootProcess] = []
         self._sshd: RootProcess | None = None
         self._sshd_starts = 0
+        self._servers: list[ServedDirectory] = []
 
     # --- identity of the machine ------------------------------------------------------------
 
@@ -189,6 +191,9 @@ class RealRoot:
                 process.popen.kill()
                 process.popen.wait()
         self._processes.clear()
+        for served in self._servers:
+            served.stop()
+        self._servers.clear()
         self.namespaces.close()
         if os.environ.get("HCS_KEEP_ROOT"):
             return
@@ -265,6 +270,18 @@ class RealRoot:
         run_checked([*enter, "mount", "--bind", str(host_path), str(target)], f"bind-mounting {host_path}")
         if readonly:
             run_checked([*enter, "mount", "-o", "remount,bind,ro", str(target)], f"read-only {target}")
+
+    def serve_directory(self, directory: Path, *, address: str | None = None) -> ServedDirectory:
+        """Serve `directory` over HTTP from the peer namespace (default: the first peer address).
+
+        The VM reaches it at `.url`; `.requests()` lists what was fetched. Stopped by `close()`.
+        """
+        peer_ips = self.config.network.peer_ips
+        address = address or (peer_ips[1:] or peer_ips)[0]
+        served = serve_directory(self.peer_argv([]), address, directory,
+                                 self.workdir / f"http-{len(self._servers)}.requests")
+        self._servers.append(served)
+        return served
 
     # --- SSH --------------------------------------------------------------------------------
 
