@@ -1,9 +1,10 @@
 """A running test root: a fresh Debian 12 copy in its own namespaces, with an admin user and sshd.
 
 `RealRoot.start()`:
-1. unpacks a fresh copy of the cached image (`rootfs`) into a work directory;
-2. creates the VM and peer network namespaces (`netns`);
-3. starts the root's init (`nsinit`) in the VM namespace plus new pid/mount/uts/ipc namespaces;
+1. creates the VM and peer network namespaces (`netns`);
+2. starts the root's init (`nsinit`) in the VM namespace plus new pid/mount/uts/ipc namespaces,
+   which unpacks a fresh copy of the cached image (`rootfs`) into a tmpfs private to the root
+   (the host sees it at `RealRoot.path`, i.e. `/proc/<init>/root/<workdir>/root`);
 4. sets the hostname files, generates the root's own SSH host keys, creates the admin user
    (per-run ed25519 key, passwordless sudo in /etc/sudoers.d, member of the admin group);
 5. starts `/usr/sbin/sshd -D -e` with the root's own /etc/ssh/sshd_config, and pins its ed25519
@@ -19,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from tests.realroot import rootfs
 from tests.realroot.fileserver import ServedDirectory, serve_directory
 from tests.realroot.netns import NamespacePair, NetworkPlan, ns_exec
 from tests.realroot.prereq import RealRootError, run_checked
@@ -38,7 +37,7 @@ from tests.realroot.runner import SshRunner, SshTarget
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
-NSINIT = Path(__file__).with_name("nsinit.py")
+REPOSITORY = Path(__file__).resolve().parents[2]
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SSHD_READY = "Server listening on"
 
@@ -109,7 +108,7 @@ class RealRoot:
         self.image = image
         self.workdir = workdir
         self.config = config or RootConfig()
-        self.path = workdir / "root"
+        self._mountpoint = workdir / "root"  # the root's path inside its own mount namespace
         self.namespaces = NamespacePair(self.config.network)
         self.admin_key = workdir / "admin_ed25519"
         self.known_hosts = workdir / "known_hosts"
@@ -123,6 +122,16 @@ class RealRoot:
         self._servers: list[ServedDirectory] = []
 
     # --- identity of the machine ------------------------------------------------------------
+
+    @property
+    def init_pid(self) -> int:
+        """Host pid of the root's init (pid 1 inside); 0 before `start()`."""
+        return self._init_pid
+
+    @property
+    def path(self) -> Path:
+        """The root's directory as the host sees it (valid while the root runs)."""
+        return Path(f"/proc/{self._init_pid}/root") / str(self._mountpoint).lstrip("/")
 
     @property
     def address(self) -> str:
@@ -166,9 +175,8 @@ class RealRoot:
     def start(self) -> RealRoot:
         """Unpack, network, boot the init, create the admin user, start sshd (see module doc)."""
         try:
-            self._timed("extract", lambda: rootfs.extract(self.image, self.path))
             self._timed("namespaces", self.namespaces.create)
-            self._timed("init", self._start_init)
+            self._timed("init+extract", self._start_init)
             self._timed("provision", self._provision)
             self._timed("sshd", self.restart_sshd)
         except BaseException:
@@ -183,8 +191,11 @@ class RealRoot:
                 os.kill(self._init_pid, signal.SIGKILL)  # pid-namespace init: takes every root process with it
             except ProcessLookupError:
                 pass
-            self._init.kill()
-            self._init.wait()
+            try:  # unshare reaps its child (the init) and exits, so no zombie is left behind
+                self._init.wait(10)
+            except subprocess.TimeoutExpired:
+                self._init.kill()
+                self._init.wait()
             self._init = None
         for process in self._processes:
             if process.running():
@@ -195,9 +206,8 @@ class RealRoot:
             served.stop()
         self._servers.clear()
         self.namespaces.close()
-        if os.environ.get("HCS_KEEP_ROOT"):
-            return
-        shutil.rmtree(self.path, ignore_errors=True)
+        if self._mountpoint.is_dir():
+            self._mountpoint.rmdir()
 
     # --- running things inside the root -----------------------------------------------------
 
@@ -215,7 +225,7 @@ class RealRoot:
         if user is not None:
             inner = ["/usr/sbin/runuser", "-u", user, "--", *inner]
         return ["nsenter", f"--target={self._init_pid}", "--mount", "--net", "--pid", "--uts", "--ipc",
-                "--", "chroot", str(self.path), *inner]
+                "--", "chroot", str(self._mountpoint), *inner]
 
     def chroot_run(self, argv: Sequence[str], *, user: str | None = None, input: str | None = None,
                    env: Mapping[str, str] | None = None, check: bool = True,
@@ -260,12 +270,13 @@ class RealRoot:
 
     def bind_mount(self, host_path: Path, inside: str, *, readonly: bool = True) -> None:
         """Make a host file or directory visible at `inside` in the root (e.g. a code-server build)."""
-        target = self.path / inside.lstrip("/")
+        target = self._mountpoint / inside.lstrip("/")
+        visible = self.path / inside.lstrip("/")
         if host_path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
+            visible.mkdir(parents=True, exist_ok=True)
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
+            visible.parent.mkdir(parents=True, exist_ok=True)
+            visible.touch()
         enter = ["nsenter", f"--target={self._init_pid}", "--mount", "--"]
         run_checked([*enter, "mount", "--bind", str(host_path), str(target)], f"bind-mounting {host_path}")
         if readonly:
@@ -333,13 +344,15 @@ class RealRoot:
         self.timings[what] = time.monotonic() - started
 
     def _start_init(self) -> None:
+        self._mountpoint.mkdir(parents=True)
         log = (self.workdir / "init.log").open("ab")
         self._init = subprocess.Popen(
             ns_exec(self.vm_namespace, ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--uts",
                                         "--ipc", "--propagation", "private", "--",
-                                        sys.executable, str(NSINIT),
-                                        str(self.path), self.config.hostname]),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, preexec_fn=_die_with_parent,
+                                        sys.executable, "-m", "tests.realroot.nsinit",
+                                        str(self._mountpoint), self.config.hostname, str(self.image)]),
+            cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+            preexec_fn=_die_with_parent,
         )
         log.close()
         assert self._init.stdout is not None

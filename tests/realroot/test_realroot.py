@@ -67,7 +67,7 @@ def test_the_root_is_prepared_like_a_vm_without_systemd(realroot: RealRoot, ssh_
     lines = result.stdout.splitlines()
     assert lines[:3] == ["policy=101", "systemd=1", "run-sshd"]
     # Own pid namespace (pid 1 is the root's init): pkill/ps inside cannot see or hit host processes.
-    assert "nsinit.py" in lines[3]
+    assert "tests.realroot.nsinit" in lines[3]
     assert realroot.chroot_run(["/usr/sbin/sshd", "-t"]).returncode == 0
 
 
@@ -144,10 +144,15 @@ def test_restart_sshd_applies_the_roots_own_configuration(realroot_factory: Call
 def test_teardown_leaves_no_namespace_process_or_mount(realroot_factory: Callable[..., RealRoot]) -> None:
     root = realroot_factory()
     namespaces = (root.vm_namespace, root.peer_namespace)
-    sshd = root.chroot_spawn(["sleep", "600"])
+    sleeper = root.chroot_spawn(["sleep", "600"])
+    inside = root.workdir / "root"
+    root_mounts = Path(f"/proc/{root.init_pid}/mountinfo").read_text()
+    assert f" {inside} " in root_mounts and f" {inside}/proc " in root_mounts
+    assert str(inside) not in Path("/proc/self/mountinfo").read_text()  # never mounted on the host
     assert set(namespaces) <= set(existing_namespaces())
+    assert (root.path / "etc/debian_version").read_text().startswith("12.")
     root.close()
     assert not set(namespaces) & set(existing_namespaces())
-    assert not sshd.running()
-    assert str(root.path) not in Path("/proc/self/mountinfo").read_text()
-    assert not root.path.exists()
+    assert not sleeper.running()
+    assert not Path(f"/proc/{root.init_pid}").exists()
+    assert not root.path.exists() and not inside.exists()
