@@ -268,6 +268,16 @@ class RealRoot:
         self._processes.append(RootProcess(popen, log))
         return popen
 
+    def wait_for_listener(self, port: int, *, address: str = "127.0.0.1", timeout: float = 30) -> None:
+        """Wait until something accepts TCP connections on `address:port` inside the VM namespace."""
+        probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()"
+        deadline = time.monotonic() + timeout
+        while subprocess.run(ns_exec(self.vm_namespace, [sys.executable, "-c", probe, address, str(port)]),
+                             capture_output=True, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RealRootError(f"nothing listens on {address}:{port} in the VM namespace after {timeout} s")
+            time.sleep(0.1)
+
     def bind_mount(self, host_path: Path, inside: str, *, readonly: bool = True) -> None:
         """Make a host file or directory visible at `inside` in the root (e.g. a code-server build)."""
         target = self._mountpoint / inside.lstrip("/")

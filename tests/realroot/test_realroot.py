@@ -123,6 +123,24 @@ def test_the_vm_downloads_from_the_peer_file_server(realroot: RealRoot, ssh_runn
     assert requests == [("192.0.2.10", "GET", "/pkg.deb", 200), ("192.0.2.10", "GET", "/missing", 404)]
 
 
+def test_a_service_runs_unprivileged_from_a_read_only_bind_mount(realroot: RealRoot, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("served from the root\n")
+    realroot.bind_mount(site, "/srv/site")
+    server = realroot.chroot_spawn(["python3", "-m", "http.server", "--bind", "192.0.2.10", "8080",
+                                    "--directory", "/srv/site"], user="nobody")
+    realroot.wait_for_listener(8080, address="192.0.2.10")
+    fetched = realroot.peer_run(["curl", "-fsS", "--interface", "192.0.2.5", "http://192.0.2.10:8080/index.html"])
+    assert fetched.stdout == "served from the root\n"
+    owner = realroot.chroot_run(["ps", "-o", "user=", "-C", "python3"]).stdout.split()
+    assert owner == ["nobody"]
+    write = realroot.chroot_run(["touch", "/srv/site/new"], check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+    server.stop()
+    assert not server.running()
+
+
 def test_restart_sshd_applies_the_roots_own_configuration(realroot_factory: Callable[..., RealRoot]) -> None:
     root = realroot_factory(ssh_port=2222, admin_user="ops", admin_group="admins")
     runner = root.runner()
