@@ -5,14 +5,15 @@
 2. starts the root's init (`nsinit`) in the VM namespace plus new pid/mount/uts/ipc namespaces,
    which unpacks a fresh copy of the cached image (`rootfs`) into a tmpfs private to the root
    (the host sees it at `RealRoot.path`, i.e. `/proc/<init>/root/<workdir>/root`);
-4. sets the hostname files, generates the root's own SSH host keys, creates the admin user
+3. sets the hostname files, generates the root's own SSH host keys, creates the admin user
    (per-run ed25519 key, passwordless sudo in /etc/sudoers.d, member of the admin group);
-5. starts `/usr/sbin/sshd -D -e` with the root's own /etc/ssh/sshd_config, and pins its ed25519
+4. starts `/usr/sbin/sshd -D -e` with the root's own /etc/ssh/sshd_config, and pins its ed25519
    host key in a known_hosts file for the SSH client that runs in the peer namespace.
 
-systemd is not running in the root, so `systemctl start/restart/reload` fail there: scripts must
-guard them with `[ -d /run/systemd/system ]`, and tests call `restart_sshd()` after changing the
-SSH configuration. `close()` kills everything and deletes the namespaces and the copy.
+systemd is not running in the root: `systemctl start/restart/reload` print "Running in chroot,
+ignoring command" and exit 0 without doing anything (`enable` works). Scripts should guard them
+with `[ -d /run/systemd/system ]`, and tests call `restart_sshd()` after changing the SSH
+configuration. `close()` kills everything and deletes the namespaces and the copy.
 """
 
 from __future__ import annotations
@@ -206,8 +207,10 @@ class RealRoot:
             served.stop()
         self._servers.clear()
         self.namespaces.close()
-        if self._mountpoint.is_dir():
-            self._mountpoint.rmdir()
+        try:
+            self._mountpoint.rmdir()  # only a mount point on the host: the files lived in the root's tmpfs
+        except OSError:
+            pass
 
     # --- running things inside the root -----------------------------------------------------
 
