@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realroot import netns, rootfs
+from tests.realroot import netns, prereq, rootfs
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.prereq import RealRootError
 from tests.realroot.runner import SshRunner
@@ -39,10 +39,12 @@ def realroot_image(pytestconfig: pytest.Config) -> Path:
             print(f"[realroot] {line}", flush=True)
 
     try:
+        prereq.require()
         netns.remove_stale()
         return rootfs.ensure_image(progress=progress)
     except RealRootError as error:
-        pytest.fail(str(error), pytrace=False)
+        problem = str(error)
+    pytest.fail(problem, pytrace=False)  # outside `except`: the message alone, no chained traceback
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +59,8 @@ def realroot_factory(realroot_image: Path, tmp_path_factory: pytest.TempPathFact
         try:
             return root.start()
         except RealRootError as error:
-            pytest.fail(f"could not start the test root: {error}", pytrace=False)
+            problem = str(error)
+        pytest.fail(f"could not start the test root: {problem}", pytrace=False)
 
     yield make
     for root in made:
