@@ -5,7 +5,8 @@
 2. starts the root's init (`nsinit`) in the VM namespace plus new pid/mount/uts/ipc namespaces,
    which unpacks a fresh copy of the cached image (`rootfs`) into a tmpfs private to the root
    (the host sees it at `RealRoot.path`, i.e. `/proc/<init>/root/<workdir>/root`);
-3. sets the hostname files, generates the root's own SSH host keys, creates the admin user
+3. sets the hostname files and resolv.conf (the peer gateway, where no DNS server answers: lookups
+   fail at once instead of timing out against the build host's resolver), generates the root's own SSH host keys, creates the admin user
    (per-run ed25519 key, passwordless sudo in /etc/sudoers.d, member of the admin group);
 4. starts `/usr/sbin/sshd -D -e` with the root's own /etc/ssh/sshd_config, and pins its ed25519
    host key in a known_hosts file for the SSH client that runs in the peer namespace.
@@ -219,14 +220,13 @@ class RealRoot:
         """The host argv that runs `argv` inside the root (its namespaces, chroot, clean env), as root or `user`."""
         if not self._init_pid:
             raise RealRootError("the root is not started")
-        home, name = "/root", "root"
-        if user is not None:
-            home, name = self._home_of(user), user
-        environment = {"PATH": ROOT_PATH, "HOME": home, "USER": name, "LOGNAME": name,
+        uid, gid, home = self._account(user or "root")
+        environment = {"PATH": ROOT_PATH, "HOME": home, "USER": user or "root", "LOGNAME": user or "root",
                        "LANG": "C.UTF-8", **(env or {})}
         inner = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in environment.items()), *argv]
         if user is not None:
-            inner = ["/usr/sbin/runuser", "-u", user, "--", *inner]
+            # setpriv execs in place (no PAM session, no extra process), like systemd's User=.
+            inner = ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *inner]
         return ["nsenter", f"--target={self._init_pid}", "--mount", "--net", "--pid", "--uts", "--ipc",
                 "--", "chroot", str(self._mountpoint), *inner]
 
@@ -374,11 +374,12 @@ class RealRoot:
             raise RealRootError("the root's init did not start:\n" + (self.workdir / "init.log").read_text())
         self._init_pid = int(line[1])
 
-    def _home_of(self, user: str) -> str:
+    def _account(self, user: str) -> tuple[int, int, str]:
+        """uid, primary gid and home of `user` from the root's /etc/passwd."""
         for line in (self.path / "etc/passwd").read_text().splitlines():
             fields = line.split(":")
             if fields[0] == user:
-                return fields[5]
+                return int(fields[2]), int(fields[3]), fields[5]
         raise RealRootError(f"no user {user!r} in the root's /etc/passwd")
 
     def _provision(self) -> None:
@@ -393,6 +394,8 @@ class RealRoot:
 echo {shlex.quote(cfg.hostname)} > /etc/hostname
 printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\t%s\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' \
   {shlex.quote(cfg.hostname)} > /etc/hosts
+printf '# test root: the peer gateway; nothing answers DNS there, so lookups fail fast\nnameserver %s\n' \
+  {self.config.network.peer_ips[0]} > /etc/resolv.conf
 ssh-keygen -A
 {f"groupadd {group}" if cfg.admin_group else ":"}
 useradd --create-home --home-dir /home/{user} --shell /bin/bash {f"--groups {group}" if cfg.admin_group else ""} {user}
