@@ -47,6 +47,12 @@ def test_a_different_host_key_is_refused(realroot: RealRoot, tmp_path: Path) -> 
     assert not (realroot.path / "tmp/host-key-check-bypassed").exists()
 
 
+def test_only_the_admin_key_and_user_get_in(ssh_runner: SshRunner) -> None:
+    as_root = ssh_runner.with_target(user="root").run("true")
+    assert as_root.exit_code == 255 and "Permission denied (publickey" in as_root.stderr
+    assert ssh_runner.sessions == 0 and ssh_runner.run("true").ok
+
+
 def test_sudo_works_without_a_password_or_terminal(ssh_runner: SshRunner) -> None:
     result = ssh_runner.run("sudo -n id -u && sudo -n cat /etc/shadow >/dev/null && echo readable")
     assert result.ok, result.stderr
