@@ -34,6 +34,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from pulumi.output import Unknown
+
 from components.fortigate import schema
 from components.fortigate.client import (
     AlreadyExists,
@@ -55,6 +57,17 @@ class ProviderError(Exception):
 
 class AdoptionRequired(ProviderError):
     """The object already exists on the device and this stack does not own it."""
+
+
+def _wire_unknowns(value: Any) -> Any:
+    """Preview values not known yet, as the wire's unknown marker (what the pure schema expects)."""
+    if isinstance(value, Unknown):
+        return schema.UNKNOWN
+    if isinstance(value, dict):
+        return {k: _wire_unknowns(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire_unknowns(v) for v in value]
+    return value
 
 
 class CmdbProvider(ResourceProvider):
@@ -163,6 +176,7 @@ class CmdbProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
+        news = _wire_unknowns(news)
         inputs = dict(news)
         try:
             tbl = schema.table(news.get("path", ""))
@@ -199,6 +213,7 @@ class CmdbProvider(ResourceProvider):
         return CheckResult(inputs, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        news = _wire_unknowns(news)
         tbl = schema.table(news["path"])
         replaces = [k for k in _IDENTITY if news.get(k) != olds.get(k)]
         if tbl.keyed_by_name and news.get("name") != olds.get("name"):

@@ -290,7 +290,7 @@ def check_payload(tbl: Table, payload: Any) -> tuple[dict[str, Any], list[CheckE
         try:
             out[key] = normalise(tbl, key, value)
         except ValueError as err:
-            problems.append(CheckError(key, f"{tbl.label} {payload.get('name', '')!r} field {key}: {err}"))
+            problems.append(CheckError(key, f"{tbl.label} field {key}: {err}"))
     if tbl.path == "firewall.service/custom" and not {"tcp-portrange", "udp-portrange"} & payload.keys():
         problems.append(CheckError("tcp-portrange", f"{tbl.label}: set tcp-portrange and/or udp-portrange"))
     return out, problems
