@@ -32,6 +32,7 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -190,8 +191,7 @@ class FortiOSEmulator:
 
     def start(self) -> FortiOSEmulator:
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self._cert, self._key)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
@@ -447,6 +447,15 @@ class FortiOSEmulator:
                 if fault.method in (None, method):
                     return self.faults.pop(index)
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout test) is expected; anything else is shown."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
