@@ -3,6 +3,7 @@ and the Edge's resources as Pulumi's mock runtime registers them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,12 @@ def dev_values(**overrides: Any) -> dict[str, str]:
 
 
 def dev_settings(**overrides: Any) -> Settings:
+    """Loaded like the program does (secrets become secret Outputs, which need an event loop:
+    a mock run earlier in the session leaves none behind)."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     return load(MappingSource(dev_values(**overrides), frozenset(SECRETS)))
 
 
