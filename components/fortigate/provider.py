@@ -13,6 +13,14 @@ field names), `adopt`, and for policies `placement`.
 Outputs: the same, with `payload` replaced by the device's values of the managed fields, plus
 `mkey`, `uuid` and, for policies, `policyid` (also the resource ID) and the observed `placement`.
 
+Adopting objects that already exist: `create` never overwrites one; it fails with a message that
+says how to adopt it. `pulumi import` cannot be used for dynamic resources (pulumi/pulumi#16175:
+the engine's import path has no serialized provider), so adoption is the `adopt` input (the Edge
+sets it for the names listed in `fortigateAdopt`): `create` then PUTs the managed fields onto
+the existing object and owns it from then on (including deleting it on destroy). `read` works
+from the program's inputs alone (the host's path for a resource with no prior state), which is
+what the `import_` resource option needs; that option is untested here without the Pulumi CLI.
+
 Request budget per operation (what the benchmark measures): create = POST + GET (+ a move for a
 policy that did not land where it belongs), update = PUT + GET (+ move), diff = none,
 refresh = one GET, delete = one DELETE.
@@ -170,7 +178,10 @@ class CmdbProvider(ResourceProvider):
             rows = client.get(tbl.path, vdom=props["vdom"])
             row, placement = self._place(client, props, mkey, rows)
             return self._outs(tbl, props, row, placement)
-        return self._outs(tbl, props, client.get(tbl.path, mkey, vdom=props["vdom"])[0], None)
+        found = client.get(tbl.path, mkey, vdom=props["vdom"])
+        if not found:
+            raise ProviderError(f"{self._describe(tbl, props)} was written but the device does not return it")
+        return self._outs(tbl, props, found[0], None)
 
     # -- the provider interface ---------------------------------------------------------------
 

@@ -258,9 +258,16 @@ def _vip_mappedip(value: Any) -> list[dict[str, str]]:
     return out
 
 
+def _ipv4(value: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"expected an IPv4 address, got {value!r}") from None
+
+
 _SPECIAL: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("firewall/vip", "mappedip"): _vip_mappedip,
-    ("firewall/vip", "extip"): lambda v: str(ipaddress.IPv4Address(str(v).strip())),
+    ("firewall/vip", "extip"): _ipv4,
 }
 
 
@@ -268,10 +275,7 @@ def normalise(tbl: Table, key: str, value: Any) -> Any:
     """The comparable form of `value` for field `key` of `tbl` (raises ValueError if invalid)."""
     special = _SPECIAL.get((tbl.path, key))
     if special is not None and not is_unknown(value):
-        try:
-            return special(_plain(value))
-        except ValueError as err:
-            raise ValueError(str(err).replace("does not appear to be an IPv4 or IPv6 address", "expected an IPv4 address")) from None
+        return special(_plain(value))
     return _field(tbl, key, value)
 
 
