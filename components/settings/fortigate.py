@@ -1,9 +1,9 @@
 """FortiGate edge settings: which device and VDOM, its interfaces, the public IP, and how to trust it.
 
-The FortiGate path is optional: without `fortigateUrl` this stack manages no firewall (another
-edge, e.g. a Cloudflare tunnel, or a firewall run by hand), `parse` returns None, and any other
-`fortigate*` key is reported as set for nothing. The API token is a secret that only the dynamic
-provider ever reads (from the stack config passed to it); it is checked here for presence only.
+Like the Cloudflare keys, they are validated whenever they are set, so one stack file can carry
+both edges and switch with `edge` alone; they are required only when `edge` is `fortigate`.
+The API token is a secret that only the dynamic provider ever reads (the engine passes the
+stack's config to it); here it is checked for presence and shape only, never echoed.
 """
 
 from __future__ import annotations
@@ -20,12 +20,6 @@ from components.settings.reader import Reader
 #: The secret config key the FortiOS provider reads the API token from.
 API_TOKEN_KEY = "fortigateApiToken"
 
-_KEYS = (
-    "fortigateUrl", "fortigateVdom", "fortigateWanInterface", "fortigateDmzInterface",
-    "fortigatePublicIp", "fortigateIpsSensor", "fortigateSslProfile", "fortigateCaBundle",
-    "fortigateInsecure", "fortigatePolicyPlacement", "fortigateNamePrefix", "fortigateAdopt",
-    "fortigateEgressNat", API_TOKEN_KEY,
-)
 _VDOM = re.compile(r"^[A-Za-z0-9_-]{1,31}$")
 _INTERFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,35}$")
 _PROFILE = re.compile(r"^[A-Za-z0-9_. -]{1,35}$")
@@ -83,22 +77,19 @@ def _ca_bundle(value: str) -> str:
     return str(path)
 
 
-def parse(r: Reader) -> FortigateSettings | None:
-    """Read the `fortigate*` keys; None when the stack has no FortiGate or a key is wrong."""
-    if not r.is_set("fortigateUrl"):
-        for key in _KEYS[1:]:
-            if r.is_set(key):
-                r.problem(key, "only applies with fortigateUrl (the FortiGate this stack manages); unset it or set fortigateUrl")
-        return None
+def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
+    """Read the `fortigate*` keys; None unless `edge` is fortigate and every key is good."""
     start = len(r.problems)
-    url = r.string("fortigateUrl", _url)
+    required = edge == "fortigate"
+    unless_required: dict[str, None] = {} if required else {"default": None}
+    url = r.string("fortigateUrl", _url, **unless_required)
     vdom = r.string("fortigateVdom", _matching(_VDOM, "a VDOM name (letters, digits, _ or -, at most 31)"), default="root")
     interface = _matching(_INTERFACE, "a FortiGate interface or zone name such as wan1 or port2")
-    wan = r.string("fortigateWanInterface", interface)
-    dmz = r.string("fortigateDmzInterface", interface)
+    wan = r.string("fortigateWanInterface", interface, **unless_required)
+    dmz = r.string("fortigateDmzInterface", interface, **unless_required)
     if wan is not None and wan == dmz:
         r.problem("fortigateDmzInterface", "expected an interface other than fortigateWanInterface")
-    public_ip = r.string("fortigatePublicIp", checks.ipv4_address)
+    public_ip = r.string("fortigatePublicIp", checks.ipv4_address, **unless_required)
     if public_ip is not None and public_ip.is_private and not any(public_ip in n for n in _DOCUMENTATION):
         r.problem("fortigatePublicIp", f"expected the public IPv4 address the VIP answers on, got private {public_ip}")
     profile = _matching(_PROFILE, "the name of an existing profile (at most 35 characters)")
@@ -120,8 +111,8 @@ def parse(r: Reader) -> FortigateSettings | None:
     )
     adopt = r.strings("fortigateAdopt", default=[])
     egress_nat = r.boolean("fortigateEgressNat", default=False)
-    r.secret(API_TOKEN_KEY, checks.min_length(16))
-    if len(r.problems) > start:
+    r.secret(API_TOKEN_KEY, checks.min_length(16), required=required)
+    if not required or len(r.problems) > start:
         return None
     return FortigateSettings(
         url=url,

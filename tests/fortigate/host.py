@@ -31,7 +31,12 @@ SECRET_SIG = rpc._special_sig_key  # the marker Pulumi uses for secret values on
 
 
 def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
-    return asyncio.run(rpc.serialize_properties(props, {}))
+    # A private loop: asyncio.run() would unset the thread's loop, which Pulumi's mocks need.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(props, {}))
+    finally:
+        loop.close()
 
 
 def _dict(struct: struct_pb2.Struct) -> dict[str, Any]:

@@ -3,7 +3,6 @@ and the Edge's resources as Pulumi's mock runtime registers them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +45,6 @@ def dev_values(**overrides: Any) -> dict[str, str]:
 
 
 def dev_settings(**overrides: Any) -> Settings:
-    """Loaded like the program does (secrets become secret Outputs, which need an event loop:
-    a mock run earlier in the session leaves none behind)."""
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
     return load(MappingSource(dev_values(**overrides), frozenset(SECRETS)))
 
 
@@ -81,10 +74,12 @@ class _Capture:
 def register_edge(settings: Settings) -> tuple[list[Registered], dict[str, Any]]:
     """Build the Edge under Pulumi's mock runtime; every registration and the Edge's outputs."""
     import pulumi
+    from pulumi.runtime import settings as runtime_settings
 
     from components.fortigate.edge import Edge, EdgeArgs
 
     capture = _Capture()
+    runtime_settings.ROOT.set(None)  # a fresh root stack, as the offline plan harness does
     pulumi.runtime.set_mocks(capture, project=PROJECT, stack="dev", preview=False)  # type: ignore[arg-type]
     outputs: dict[str, Any] = {}
 

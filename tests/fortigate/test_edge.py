@@ -96,3 +96,18 @@ def test_the_registered_graph_deploys_refreshes_and_destroys(
             host.delete(id_, state)
     assert [p["policyid"] for p in emulator.table("root", "firewall/policy")] == [foreign]
     assert before == {path: len(emulator.table("root", path)) for path in before}
+
+
+def test_the_offline_plan_of_the_dev_stack_shows_the_fortigate_edge(dev_plan: Any) -> None:
+    """`__main__.py` under mocks (the lead's harness): own type tokens, device field names, no token."""
+    from scripts.offline import placeholder_secret
+
+    fortigate = [r for r in dev_plan.resources if r.type.startswith(PREFIX)]
+    assert {r.type[len(PREFIX):] for r in fortigate} == {
+        "FirewallAddress", "FirewallAddressGroup", "FirewallServiceCustom", "FirewallVip", "IpsSensor", "FirewallPolicy"}
+    vip = next(r for r in fortigate if r.type == PREFIX + "FirewallVip")
+    assert {"extintf", "mappedip"} <= vip.inputs["payload"].keys()
+    inbound = next(r for r in fortigate if r.inputs.get("name") == "hcs-in-https")
+    assert {"srcintf", "ips-sensor", "logtraffic"} <= inbound.inputs["payload"].keys()
+    token = placeholder_secret("fortigateApiToken")
+    assert all(token not in json.dumps({k: v for k, v in r.inputs.items() if k != "__provider"}) for r in fortigate)

@@ -26,14 +26,15 @@ def test_dev_stack() -> None:
     assert (fg.ca_bundle, fg.insecure, fg.adopt, fg.egress_nat) == (None, False, (), False)
 
 
-def test_without_a_url_the_stack_manages_no_fortigate() -> None:
-    settings = dev_settings(fortigateUrl=None, fortigateWanInterface=None, fortigateDmzInterface=None,
-                            fortigatePublicIp=None, fortigateApiToken=None)
-    assert settings.fortigate is None
-    found = problems(fortigateUrl=None, fortigatePublicIp=None)
-    assert "only applies with fortigateUrl" in found["fortigateWanInterface"]
-    assert "only applies with fortigateUrl" in found["fortigateApiToken"]
-    assert "fortigatePublicIp" not in found
+def test_required_only_with_edge_fortigate_but_validated_whenever_set() -> None:
+    unset = {k: None for k in ("fortigateUrl", "fortigateWanInterface", "fortigateDmzInterface",
+                               "fortigatePublicIp", "fortigateApiToken")}
+    assert dev_settings(edge="cloudflare", **unset).fortigate is None
+    assert dev_settings(edge="cloudflare").fortigate is None  # set, valid, unused
+    assert "https://<host>" in problems(edge="cloudflare", fortigateUrl="http://192.0.2.1")["fortigateUrl"]
+    found = problems(**unset)
+    assert set(found) == set(unset) and "is required" in found["fortigateUrl"]
+    assert "pulumi config set --secret fortigateApiToken" in found["fortigateApiToken"]
 
 
 def test_every_bad_key_is_reported_at_once(tmp_path: Path) -> None:
