@@ -7,6 +7,7 @@ resource exists), components build each layer.
 import pulumi
 
 from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
+from components.fortigate.edge import Edge, EdgeArgs
 from components.identity import EntraAccess, EntraAccessArgs
 from components.settings import PulumiConfigSource, load
 
@@ -29,6 +30,9 @@ if settings.cloudflare is not None:
     )
     pulumi.export("cloudflareTunnelId", edge.tunnel_id)
     pulumi.export("cloudflareAccessAud", edge.access_aud)
+
+if settings.fortigate is not None:
+    Edge("fortigate", EdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
 
 pulumi.export("url", settings.public_url)
 pulumi.export("edge", settings.edge)

@@ -1,0 +1,98 @@
+"""The FortiGate edge of the code-server VM as one component (`hcs:fortigate:Edge`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.fortigate import payloads
+from components.fortigate.resources import (
+    CmdbObject,
+    Connection,
+    FirewallAddress,
+    FirewallAddressGroup,
+    FirewallPolicy,
+    FirewallServiceCustom,
+    FirewallVip,
+    IpsSensor,
+)
+from components.settings.fortigate import API_TOKEN_KEY, FortigateSettings
+from components.settings.topology import Topology
+
+_CLASSES: dict[str, type[CmdbObject]] = {
+    "address": FirewallAddress,
+    "addrgrp": FirewallAddressGroup,
+    "service": FirewallServiceCustom,
+    "vip": FirewallVip,
+    "ips-sensor": IpsSensor,
+}
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    """The FortiGate settings and the shared topology (the VM, its neighbours, its egress)."""
+
+    fortigate: FortigateSettings
+    topology: Topology
+
+
+class Edge(pulumi.ComponentResource):
+    """Everything the FortiGate does for the code-server VM, through the FortiOS REST API.
+
+    Builds (token `hcs:fortigate:Edge`): address objects for the VM, the front proxy, the
+    management subnets and every egress destination; address groups; one custom service per
+    port; a VIP (public IP:443 on the WAN interface → the front proxy, TCP port-forward); an IPS
+    sensor unless an existing one is named; and one ordered policy block:
+    WAN → DMZ HTTPS to the VIP with UTM and IPS on, front proxy → VM gateway port, management
+    subnets → VM SSH, the VM's egress allowlist, and a logged deny of all other VM egress.
+
+    Outputs: `vip_name`, `policy_ids` (policy name → device policy ID, in evaluation order), `ips_sensor`.
+
+    Why: only 443 reaches the DMZ, and only via the VIP, so nothing else on the VM is exposed;
+    IPS drops known exploit patterns before the proxies see them; the egress allowlist is the
+    same as the host's UFW (`Topology.egress_rules`) and ends in an explicit, logged deny, so a
+    compromised VM can neither beacon out nor exfiltrate, and every attempt is visible. Every
+    policy logs all traffic. Objects that already exist are never overwritten unless listed in
+    `fortigateAdopt`. The API token is never an input: the provider reads it from the stack's
+    secret config.
+    """
+
+    vip_name: pulumi.Output[str]
+    policy_ids: pulumi.Output[dict[str, str]]
+    ips_sensor: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hcs:fortigate:Edge", name, None, opts)
+        fg = args.fortigate
+        plan = payloads.build(fg, args.topology)
+        connection = Connection(
+            url=fg.url,
+            vdom=fg.vdom,
+            token_key=f"{pulumi.get_project()}:{API_TOKEN_KEY}",
+            ca_bundle=fg.ca_bundle,
+            insecure=fg.insecure,
+        )
+        created: dict[str, CmdbObject] = {}
+        policies: list[FirewallPolicy] = []
+        for spec in plan.objects:
+            deps = [created[d] for d in spec.depends_on if d in created]
+            opts_child = pulumi.ResourceOptions(parent=self, depends_on=deps)
+            adopt = spec.name in fg.adopt
+            if spec.kind == "policy":
+                resource: CmdbObject = FirewallPolicy(
+                    f"{name}-{spec.name}", connection, spec.name, spec.payload,
+                    placement=spec.placement or "top", adopt=adopt, opts=opts_child,
+                )
+                policies.append(resource)
+            else:
+                resource = _CLASSES[spec.kind](f"{name}-{spec.name}", connection, spec.name, spec.payload, adopt=adopt, opts=opts_child)
+            created[spec.name] = resource
+
+        self.vip_name = created[plan.vip].name if plan.vip in created else pulumi.Output.from_input(plan.vip)
+        self.ips_sensor = (
+            created[plan.ips_sensor].name if plan.ips_sensor in created else pulumi.Output.from_input(plan.ips_sensor)
+        )
+        names = [spec.name for spec in plan.of_kind("policy")]
+        self.policy_ids = pulumi.Output.all(*[p.id for p in policies]).apply(lambda ids: dict(zip(names, ids)))
+        self.register_outputs({"vip_name": self.vip_name, "policy_ids": self.policy_ids, "ips_sensor": self.ips_sensor})

@@ -1,0 +1,176 @@
+"""The FortiGate edge as data: every CMDB object the stack manages, built from settings.
+
+Pure (settings in, payload dicts out, no pulumi), so the rule set is tested without a device.
+Field names are the device's own. The egress policies come from `Topology.egress_rules`, the
+same allowlist the host's UFW renders, so the two firewalls cannot disagree.
+
+The policies form one ordered block: inbound HTTPS to the VIP, the front proxy to the gateway,
+management SSH, one accept per egress rule, then an explicit, logged deny of everything else
+the VM tries. The block sits where `fortigatePolicyPlacement` says; each later policy is placed
+directly after the previous one (by name), so a foreign policy slipped in between shows as drift.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.settings.fortigate import FortigateSettings
+from components.settings.topology import Topology
+
+HTTPS_PORT = 443
+
+
+@dataclass(frozen=True)
+class CmdbSpec:
+    """One object: its table kind, its name on the device, and the fields the stack manages."""
+
+    kind: str  # address | addrgrp | service | vip | ips-sensor | policy
+    name: str
+    payload: dict[str, Any]
+    placement: str | None = None
+    depends_on: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    """All objects in creation order (references before referrers; policies in their order)."""
+
+    objects: tuple[CmdbSpec, ...]
+    ips_sensor: str
+    vip: str
+
+    def of_kind(self, kind: str) -> tuple[CmdbSpec, ...]:
+        return tuple(o for o in self.objects if o.kind == kind)
+
+
+def _members(*names: str) -> list[dict[str, str]]:
+    return [{"name": n} for n in names]
+
+
+def _subnet(network: ipaddress.IPv4Network | ipaddress.IPv4Address) -> str:
+    return str(ipaddress.IPv4Network(str(network)))
+
+
+def _service_name(prefix: str, protocol: str, port: int) -> str:
+    return f"{prefix}-{protocol}-{port}"
+
+
+def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
+    """Every object of the edge, from the FortiGate settings and the shared topology."""
+    p = fg.name_prefix
+    comment = "managed by pulumi (hardened-code-server)"
+    objects: list[CmdbSpec] = []
+    addresses: dict[str, str] = {}  # IP/CIDR text -> address object name
+
+    def address(label: str, net: Any) -> str:
+        key = _subnet(net)
+        if key not in addresses:
+            name = f"{p}-{label}-{key.replace('/32', '').replace('/', '_')}"
+            addresses[key] = name
+            objects.append(CmdbSpec("address", name, {"subnet": key, "comment": comment}))
+        return addresses[key]
+
+    for net in topo.management_subnets:
+        if not isinstance(net, ipaddress.IPv4Network):
+            raise ValueError(f"managementSubnets: the FortiGate edge manages IPv4 addresses only, got {net}")
+
+    vm = f"{p}-vm"
+    addresses[_subnet(topo.vm.address)] = vm
+    objects.append(CmdbSpec("address", vm, {"subnet": _subnet(topo.vm.address), "comment": "code-server VM; " + comment}))
+    front = [address("front-proxy", a) for a in topo.front_proxy_addresses]
+    front_group = f"{p}-front-proxy"
+    objects.append(CmdbSpec("addrgrp", front_group, {"member": _members(*front), "comment": comment}, depends_on=tuple(front)))
+    mgmt = [address("mgmt", n) for n in topo.management_subnets]
+    mgmt_group = f"{p}-mgmt"
+    objects.append(CmdbSpec("addrgrp", mgmt_group, {"member": _members(*mgmt), "comment": comment}, depends_on=tuple(mgmt)))
+
+    egress = topo.egress_rules
+    egress_dst = {rule.name: [address(rule.name.split("-")[0], d) for d in rule.destinations] for rule in egress}
+
+    services: dict[tuple[str, int], str] = {}
+
+    def service(protocol: str, port: int) -> str:
+        if (protocol, port) not in services:
+            name = _service_name(p, protocol, port)
+            services[(protocol, port)] = name
+            objects.append(CmdbSpec("service", name, {f"{protocol}-portrange": str(port), "comment": comment}))
+        return services[(protocol, port)]
+
+    https = service("tcp", HTTPS_PORT)
+    gateway = service("tcp", topo.gateway_port)
+    ssh = service("tcp", topo.vm.ssh_port)
+    egress_svc = {rule.name: service(rule.protocol, rule.port) for rule in egress}
+
+    if fg.ips_sensor is None:
+        sensor = f"{p}-ips"
+        objects.append(CmdbSpec("ips-sensor", sensor, {
+            "comment": "server-side exploits against the code-server edge; " + comment,
+            "block-malicious-url": "enable",
+            "entries": [{
+                "id": 1, "location": "server", "severity": "medium high critical",
+                "status": "enable", "action": "block", "log": "enable", "log-packet": "enable",
+            }],
+        }))
+    else:
+        sensor = fg.ips_sensor
+
+    vip = f"{p}-vip-https"
+    objects.append(CmdbSpec("vip", vip, {
+        "comment": "public HTTPS to the front proxy; " + comment,
+        "type": "static-nat",
+        "extip": str(fg.public_ip),
+        "extintf": fg.wan_interface,
+        "mappedip": [{"range": str(topo.front_proxy_addresses[0])}],
+        "portforward": "enable",
+        "protocol": "tcp",
+        "extport": str(HTTPS_PORT),
+        "mappedport": str(HTTPS_PORT),
+    }))
+
+    def policy(**fields: Any) -> dict[str, Any]:
+        base = {"action": "accept", "schedule": "always", "logtraffic": "all", "status": "enable",
+                "nat": "disable", "comments": comment}
+        return {**base, **fields}
+
+    policies: list[tuple[str, dict[str, Any]]] = [
+        (f"{p}-in-https", policy(
+            srcintf=_members(fg.wan_interface), dstintf=_members(fg.dmz_interface),
+            srcaddr=_members("all"), dstaddr=_members(vip), service=_members(https),
+            **{"utm-status": "enable", "inspection-mode": "flow", "ips-sensor": sensor,
+               "ssl-ssl-profile": fg.ssl_profile},
+        )),
+        (f"{p}-proxy-to-vm", policy(
+            srcintf=_members("any"), dstintf=_members(fg.dmz_interface),
+            srcaddr=_members(front_group), dstaddr=_members(vm), service=_members(gateway),
+        )),
+        (f"{p}-mgmt-ssh", policy(
+            srcintf=_members("any"), dstintf=_members(fg.dmz_interface),
+            srcaddr=_members(mgmt_group), dstaddr=_members(vm), service=_members(ssh),
+        )),
+    ]
+    for rule in egress:
+        policies.append((f"{p}-out-{rule.name}", policy(
+            srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
+            srcaddr=_members(vm), dstaddr=_members(*egress_dst[rule.name]), service=_members(egress_svc[rule.name]),
+            nat="enable" if fg.egress_nat else "disable",
+        )))
+    policies.append((f"{p}-out-deny", policy(
+        srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
+        srcaddr=_members(vm), dstaddr=_members("all"), service=_members("ALL"), action="deny",
+    )))
+
+    previous: str | None = None
+    for name, payload in policies:
+        refs = tuple(
+            m["name"] for key in ("srcaddr", "dstaddr", "service") for m in payload[key]
+            if m["name"] not in ("all", "ALL")
+        ) + ((sensor,) if fg.ips_sensor is None and "ips-sensor" in payload else ())
+        objects.append(CmdbSpec(
+            "policy", name, payload,
+            placement=fg.placement if previous is None else f"after:{previous}",
+            depends_on=refs + ((previous,) if previous else ()),
+        ))
+        previous = name
+    return EdgePlan(objects=tuple(objects), ips_sensor=sensor, vip=vip)

@@ -1,0 +1,379 @@
+"""What the CMDB provider knows about each FortiOS table it manages, and how values compare.
+
+Pure (no pulumi, no httpx), so it is tested on its own and imported by the provider process
+without side effects. `check` normalises the program's inputs and `managed_view` normalises the
+device's answer with the *same* functions: a CIDR the device shows as "ip mask", a member list
+it returns in another order, a port range written "443-443", a whole number that came back
+through gRPC as 443.0 all compare equal, so a device's rewriting never causes a perpetual diff.
+Only the fields the program sets are compared (recursively); everything the device adds
+(uuid, q_origin_key, defaults) is ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The value Pulumi passes for an input that is not known yet (preview).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+_VDOM = re.compile(r"^[A-Za-z0-9_-]{1,31}$")
+_BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f\"\\]")
+_PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One CMDB table: where it lives, how objects are keyed, and which fields need care.
+
+    `permission` is the admin-profile permission a token needs to write here; a 403 names it.
+    """
+
+    path: str
+    label: str
+    mkey: str
+    name_limit: int
+    permission: str
+    required: tuple[str, ...] = ()
+    member_fields: frozenset[str] = frozenset()
+    subnet_fields: frozenset[str] = frozenset()
+    port_list_fields: frozenset[str] = frozenset()
+    port_range_fields: frozenset[str] = frozenset()
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def keyed_by_name(self) -> bool:
+        return self.mkey == "name"
+
+    @property
+    def ordered(self) -> bool:
+        """Policies are evaluated top-down, so their position is managed state."""
+        return self.path == "firewall/policy"
+
+
+_ENABLE = ("enable", "disable")
+
+TABLES: dict[str, Table] = {
+    t.path: t
+    for t in (
+        Table(
+            "firewall/address", "firewall address", "name", 79,
+            "fwgrp-permission address (Firewall > Address: read-write)",
+            required=("subnet",),
+            subnet_fields=frozenset({"subnet"}),
+            choices={"type": ("ipmask",)},
+        ),
+        Table(
+            "firewall/addrgrp", "firewall address group", "name", 79,
+            "fwgrp-permission address (Firewall > Address: read-write)",
+            required=("member",),
+            member_fields=frozenset({"member"}),
+        ),
+        Table(
+            "firewall.service/custom", "custom service", "name", 79,
+            "fwgrp-permission service (Firewall > Service: read-write)",
+            port_list_fields=frozenset({"tcp-portrange", "udp-portrange"}),
+            choices={"protocol": ("TCP/UDP/SCTP",)},
+        ),
+        Table(
+            "firewall/vip", "virtual IP", "name", 79,
+            "fwgrp-permission others (Firewall > Virtual IP: read-write)",
+            required=("extip", "extintf", "mappedip"),
+            port_range_fields=frozenset({"extport", "mappedport"}),
+            choices={
+                "type": ("static-nat",),
+                "portforward": _ENABLE,
+                "protocol": ("tcp", "udp", "sctp"),
+            },
+        ),
+        Table(
+            "firewall/policy", "firewall policy", "policyid", 35,
+            "fwgrp-permission policy (Firewall > Policy: read-write)",
+            required=("srcintf", "dstintf", "srcaddr", "dstaddr", "service", "action", "schedule"),
+            member_fields=frozenset({"srcintf", "dstintf", "srcaddr", "dstaddr", "service"}),
+            choices={
+                "action": ("accept", "deny"),
+                "logtraffic": ("all", "utm", "disable"),
+                "utm-status": _ENABLE,
+                "status": _ENABLE,
+                "nat": _ENABLE,
+                "inspection-mode": ("flow", "proxy"),
+            },
+        ),
+        Table(
+            "ips/sensor", "IPS sensor", "name", 35,
+            "utmgrp-permission ips (Security Profile > IPS: read-write)",
+        ),
+    )
+}
+
+
+class CheckError(ValueError):
+    """A bad input value; `field` is the payload field it belongs to."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def is_unknown(value: Any) -> bool:
+    """Whether `value` is (or contains) a value not known until deployment."""
+    if isinstance(value, dict):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(is_unknown(v) for v in value)
+    return value == UNKNOWN
+
+
+def table(path: str) -> Table:
+    """The table at `path`, or a ValueError listing the tables this provider manages."""
+    try:
+        return TABLES[path]
+    except KeyError:
+        raise ValueError(f"path: expected one of {', '.join(sorted(TABLES))}, got {path!r}") from None
+
+
+def vdom(value: Any) -> str:
+    if not isinstance(value, str) or not _VDOM.match(value):
+        raise CheckError("vdom", f"expected a VDOM name (letters, digits, _ or -, 1-31 characters), got {value!r}")
+    return value
+
+
+def name(tbl: Table, field_name: str, value: Any) -> str:
+    """An object name within the table's length limit (FortiOS truncates nothing: it refuses)."""
+    if not isinstance(value, str) or not value.strip():
+        raise CheckError(field_name, f"{tbl.label} {field_name}: expected a non-empty name")
+    if len(value) > tbl.name_limit:
+        raise CheckError(
+            field_name, f"{tbl.label} {field_name} {value!r}: at most {tbl.name_limit} characters, got {len(value)}"
+        )
+    if _BAD_NAME_CHARS.search(value) or value != value.strip():
+        raise CheckError(field_name, f"{tbl.label} {field_name} {value!r}: no quotes, backslashes, control characters or outer spaces")
+    return value
+
+
+def subnet(value: Any) -> str:
+    """`192.0.2.0/24`, `192.0.2.0 255.255.255.0` or a bare address → the device's "ip mask" form."""
+    text = str(value).strip()
+    try:
+        parts = text.split()
+        network = ipaddress.IPv4Network("/".join(parts) if len(parts) == 2 else text, strict=True)
+    except ValueError:
+        raise ValueError(f"expected an IPv4 network such as 192.0.2.0/24 (no host bits), got {value!r}") from None
+    return f"{network.network_address} {network.netmask}"
+
+
+def _port_range(text: str) -> str:
+    match = _PORTS.match(text)
+    if not match:
+        raise ValueError(f"expected a port or range such as 443 or 8000-8080, got {text!r}")
+    lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+    if not (1 <= lo <= hi <= 65535):
+        raise ValueError(f"expected ports from 1 to 65535 with low <= high, got {text!r}")
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def port_range(value: Any) -> str:
+    """One port or range (`443`, `8000-8080`); `443-443` is written `443`, as the device shows it."""
+    return _port_range(str(value).strip())
+
+
+def port_list(value: Any) -> str:
+    """Space-separated `dst[:src]` ranges, each canonical (the service `*-portrange` fields)."""
+    items = str(value).split()
+    if not items:
+        raise ValueError("expected at least one port or range")
+    out = []
+    for item in items:
+        dst, _, src = item.partition(":")
+        out.append(_port_range(dst) + (":" + _port_range(src) if src else ""))
+    return " ".join(out)
+
+
+def members(value: Any) -> list[dict[str, str]]:
+    """A member table (`[{"name": …}]`, or plain names) as a list sorted by name.
+
+    The device keeps member tables as sets; comparing them sorted means a device that returns
+    them in another order never shows a change.
+    """
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a non-empty list of names")
+    names = []
+    for item in value:
+        entry = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(entry, str) or not entry:
+            raise ValueError(f"expected each member as a name or {{'name': …}}, got {item!r}")
+        names.append(entry)
+    if len(set(names)) != len(names):
+        raise ValueError(f"expected no duplicate members, got {names}")
+    return [{"name": n} for n in sorted(names)]
+
+
+def _plain(value: Any) -> Any:
+    """Numbers as the program wrote them: gRPC turns every number into a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _field(tbl: Table, key: str, value: Any) -> Any:
+    """Normalise one field's value (the program's or the device's) to its comparable form."""
+    value = _plain(value)
+    if is_unknown(value):
+        return value
+    if key in tbl.member_fields:
+        return members(value)
+    if key in tbl.subnet_fields:
+        return subnet(value)
+    if key in tbl.port_list_fields:
+        return port_list(value)
+    if key in tbl.port_range_fields:
+        return port_range(value)
+    if key in tbl.choices and value not in tbl.choices[key]:
+        raise ValueError(f"expected one of {', '.join(tbl.choices[key])}, got {value!r}")
+    return value
+
+
+def _vip_mappedip(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("expected a non-empty list of {'range': 'a.b.c.d[-e.f.g.h]'}")
+    out = []
+    for item in value:
+        text = item.get("range") if isinstance(item, dict) else item
+        try:
+            first, _, last = str(text).partition("-")
+            lo, hi = ipaddress.IPv4Address(first), ipaddress.IPv4Address(last or first)
+        except ValueError:
+            raise ValueError(f"expected an IPv4 address or range, got {text!r}") from None
+        if hi < lo:
+            raise ValueError(f"expected a range with low <= high, got {text!r}")
+        out.append({"range": str(lo) if lo == hi else f"{lo}-{hi}"})
+    return out
+
+
+def _ipv4(value: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"expected an IPv4 address, got {value!r}") from None
+
+
+_SPECIAL: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("firewall/vip", "mappedip"): _vip_mappedip,
+    ("firewall/vip", "extip"): _ipv4,
+}
+
+
+def normalise(tbl: Table, key: str, value: Any) -> Any:
+    """The comparable form of `value` for field `key` of `tbl` (raises ValueError if invalid)."""
+    special = _SPECIAL.get((tbl.path, key))
+    if special is not None and not is_unknown(value):
+        return special(_plain(value))
+    return _field(tbl, key, value)
+
+
+def check_payload(tbl: Table, payload: Any) -> tuple[dict[str, Any], list[CheckError]]:
+    """Validate and normalise the managed fields of one object; every problem is returned."""
+    if not isinstance(payload, dict):
+        return {}, [CheckError("payload", f"{tbl.label}: expected the object's fields as a mapping")]
+    problems: list[CheckError] = []
+    out: dict[str, Any] = {}
+    if tbl.mkey in payload:
+        problems.append(CheckError(tbl.mkey, f"{tbl.label}: {tbl.mkey} is the object's key; set it as the resource's name (a policyid is assigned by the device)"))
+    for key in tbl.required:
+        if key not in payload:
+            problems.append(CheckError(key, f"{tbl.label}: {key} is required"))
+    for key, value in payload.items():
+        try:
+            out[key] = normalise(tbl, key, value)
+        except ValueError as err:
+            problems.append(CheckError(key, f"{tbl.label} field {key}: {err}"))
+    if tbl.path == "firewall.service/custom" and not {"tcp-portrange", "udp-portrange"} & payload.keys():
+        problems.append(CheckError("tcp-portrange", f"{tbl.label}: set tcp-portrange and/or udp-portrange"))
+    return out, problems
+
+
+def _project(desired: Any, live: Any) -> Any:
+    """The part of `live` that corresponds to what the program set in `desired`."""
+    if isinstance(desired, dict):
+        live = live if isinstance(live, dict) else {}
+        return {k: _project(v, live.get(k)) for k, v in desired.items()}
+    if isinstance(desired, list) and desired and all(isinstance(d, dict) for d in desired):
+        keys = sorted({k for d in desired for k in d})
+        if not isinstance(live, list):
+            return live
+        return [{k: _project(next(d[k] for d in desired if k in d), item.get(k)) for k in keys if k in item}
+                if isinstance(item, dict) else item for item in live]
+    return _plain(live)
+
+
+def managed_view(tbl: Table, desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The device's values of exactly the fields the program manages, in comparable form.
+
+    A value the device returns that cannot be normalised is kept as it is, so it shows as drift
+    instead of failing the refresh.
+    """
+    view: dict[str, Any] = {}
+    for key, want in desired.items():
+        if key not in live:
+            continue
+        got = _project(want, live[key])
+        try:
+            view[key] = normalise(tbl, key, got)
+        except ValueError:
+            view[key] = got
+    return view
+
+
+def changed_fields(tbl: Table, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+    """Managed fields whose normalised values differ (unknown new values count as changes)."""
+    changed = []
+    for key, want in news.items():
+        if is_unknown(want):
+            changed.append(key)
+            continue
+        try:
+            a = normalise(tbl, key, want)
+        except ValueError:
+            a = want
+        have = olds.get(key)
+        try:
+            b = normalise(tbl, key, _project(want, have))
+        except ValueError:
+            b = have
+        if a != b:
+            changed.append(key)
+    return changed
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a policy sits: at the top, or directly before/after another policy.
+
+    `ref` is a policy ID (digits) or, for the program's own chain, a policy name: names let a
+    policy be placed after its predecessor before either has a device-assigned ID.
+    """
+
+    where: str
+    ref: str | None = None
+
+    def __str__(self) -> str:
+        return self.where if self.ref is None else f"{self.where}:{self.ref}"
+
+
+def placement(value: Any) -> Placement:
+    """`top`, `before:<policy id or name>` or `after:<policy id or name>`."""
+    text = str(value).strip()
+    where, sep, ref = text.partition(":")
+    if where == "top" and not sep:
+        return Placement("top")
+    if where in ("before", "after") and ref.strip():
+        return Placement(where, ref.strip())
+    raise CheckError("placement", f"expected top, before:<policy id or name> or after:<policy id or name>, got {value!r}")

@@ -1,0 +1,94 @@
+"""The example stack's settings (Pulumi.yaml defaults + Pulumi.dev.yaml) for the FortiGate tests,
+and the Edge's resources as Pulumi's mock runtime registers them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.settings import MappingSource, Settings, load
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT = "hardened-code-server"
+#: Placeholder secrets (not real credentials); the token is unique so a leak can be searched for.
+SECRETS = {
+    "vmSshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
+    "fortigateApiToken": "tok-plan-Wm3Qz8Lr5Xv2Nc7Ks4Pd9Hf6",
+}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def dev_values(**overrides: Any) -> dict[str, str]:
+    """The dev stack's raw config (defaults first), with placeholder secrets and overrides."""
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
+    values = {k: _text(v["default"]) for k, v in project.items() if "default" in v}
+    values.update({k.split(":", 1)[1]: _text(v) for k, v in stack.items()})
+    values.update(SECRETS)
+    for key, value in overrides.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = _text(value)
+    return values
+
+
+def dev_settings(**overrides: Any) -> Settings:
+    return load(MappingSource(dev_values(**overrides), frozenset(SECRETS)))
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One resource as registered with the (mock) engine."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+
+
+class _Capture:
+    """Mocks that record every registration (dynamic `create` never runs under mocks)."""
+
+    def __init__(self) -> None:
+        self.resources: list[Registered] = []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        self.resources.append(Registered(args.typ, args.name, dict(args.inputs)))
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return {}, []
+
+
+def register_edge(settings: Settings) -> tuple[list[Registered], dict[str, Any]]:
+    """Build the Edge under Pulumi's mock runtime; every registration and the Edge's outputs."""
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+
+    from components.fortigate.edge import Edge, EdgeArgs
+
+    capture = _Capture()
+    runtime_settings.ROOT.set(None)  # a fresh root stack, as the offline plan harness does
+    pulumi.runtime.set_mocks(capture, project=PROJECT, stack="dev", preview=False)  # type: ignore[arg-type]
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def build() -> pulumi.Output[Any]:
+        edge = Edge("edge", EdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
+        return pulumi.Output.all(edge.vip_name, edge.ips_sensor, edge.policy_ids).apply(
+            lambda values: outputs.update(vip_name=values[0], ips_sensor=values[1], policy_ids=values[2])
+        )
+
+    build()
+    return capture.resources, outputs

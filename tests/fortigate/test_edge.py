@@ -1,0 +1,113 @@
+"""The Edge component: its resource graph under Pulumi's mocks, then that very graph deployed
+through the real dynamic-provider host against the emulator, refreshed, and destroyed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.fortigate import payloads
+from tests.fortigate.emulator import FortiOSEmulator, TokenScope
+from tests.fortigate.host import ProviderHost
+from tests.fortigate.stack import SECRETS, Registered, dev_settings, register_edge
+
+TOKEN = SECRETS["fortigateApiToken"]
+PREFIX = "pulumi-python:dynamic/fortios:"
+
+
+@pytest.fixture(scope="module")
+def registered() -> tuple[list[Registered], dict[str, Any]]:
+    return register_edge(dev_settings())
+
+
+def _provider_blob(inputs: dict[str, Any]) -> str:
+    provider = inputs["__provider"]
+    return provider["value"] if isinstance(provider, dict) else provider
+
+
+def test_graph_types_and_device_field_names(registered: tuple[list[Registered], dict[str, Any]]) -> None:
+    resources, outputs = registered
+    assert resources[0].type == "hcs:fortigate:Edge"
+    kinds: dict[str, int] = {}
+    for r in resources[1:]:
+        assert r.type.startswith(PREFIX), r.type
+        kinds[r.type[len(PREFIX):]] = kinds.get(r.type[len(PREFIX):], 0) + 1
+    settings = dev_settings()
+    assert kinds == {"FirewallAddress": 8, "FirewallAddressGroup": 2, "FirewallServiceCustom": 10, "IpsSensor": 1,
+                     "FirewallVip": 1, "FirewallPolicy": len(settings.topology.egress_rules) + 4}
+    by_name = {r.inputs["name"]: r for r in resources[1:]}
+    vip = by_name["hcs-vip-https"].inputs["payload"]
+    assert {"extintf", "extip", "mappedip", "extport", "mappedport", "portforward"} <= vip.keys()
+    inbound = by_name["hcs-in-https"].inputs
+    assert {"srcintf", "dstintf", "ips-sensor", "utm-status", "logtraffic", "ssl-ssl-profile"} <= inbound["payload"].keys()
+    assert inbound["placement"] == "top" and inbound["path"] == "firewall/policy"
+    assert outputs["vip_name"] == "hcs-vip-https" and outputs["ips_sensor"] == "hcs-ips"
+    assert list(outputs["policy_ids"]) == [p.name for p in payloads.build(settings.fortigate, settings.topology).of_kind("policy")]
+
+
+def test_the_token_is_not_an_input_anywhere(registered: tuple[list[Registered], dict[str, Any]]) -> None:
+    resources, _ = registered
+    for r in resources[1:]:
+        plain = {k: v for k, v in r.inputs.items() if k != "__provider"}
+        assert TOKEN not in json.dumps(plain)
+        assert TOKEN.encode() not in base64.b64decode(_provider_blob(r.inputs))
+        assert b"fortigateApiToken" in base64.b64decode(_provider_blob(r.inputs))  # the key's name only
+
+
+@pytest.mark.slow
+def test_the_registered_graph_deploys_refreshes_and_destroys(
+    registered: tuple[list[Registered], dict[str, Any]], emulator: FortiOSEmulator, certificate: tuple[Path, Path]
+) -> None:
+    resources, _ = registered
+    settings = dev_settings()
+    order = [o.name for o in payloads.build(settings.fortigate, settings.topology).objects]
+    by_name = {r.inputs["name"]: r for r in resources[1:]}
+    emulator.tokens[TOKEN] = TokenScope()
+    foreign = emulator.seed_policy("root", "lan-out")
+    before = {path: len(emulator.table("root", path)) for path in ("firewall/address", "firewall.service/custom", "ips/sensor")}
+    deployed: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    with ProviderHost() as host:
+        host.configure({"hardened-code-server:fortigateApiToken": TOKEN}, secret_keys=("hardened-code-server:fortigateApiToken",))
+        for name in order:
+            inputs = {k: v for k, v in by_name[name].inputs.items() if k != "__provider"}
+            inputs.update(url=emulator.url, ca_bundle=str(certificate[0]))
+            checked = host.check(inputs)
+            assert checked.failures == [], name
+            id_, state = host.create(checked.inputs)
+            deployed.append((id_, state, checked.inputs))
+
+        policies = [p["name"] for p in emulator.table("root", "firewall/policy")]
+        assert policies == [n for n in order if by_name[n].type.endswith("FirewallPolicy")] + ["lan-out"]
+        vip = emulator.find("root", "firewall/vip", "hcs-vip-https")
+        assert vip["mappedport"] == "443" and vip["mappedip"] == [{"range": "192.0.2.5"}]
+
+        emulator.reset_counts()
+        for id_, state, inputs in deployed:
+            read_id, refreshed = host.read(id_, state)
+            assert read_id == id_ and refreshed == state
+            assert not host.diff(id_, refreshed, inputs).some
+        assert sum(emulator.requests.values()) == len(deployed)  # one GET per object on refresh
+
+        for id_, state, _ in reversed(deployed):
+            host.delete(id_, state)
+    assert [p["policyid"] for p in emulator.table("root", "firewall/policy")] == [foreign]
+    assert before == {path: len(emulator.table("root", path)) for path in before}
+
+
+def test_the_offline_plan_of_the_dev_stack_shows_the_fortigate_edge(dev_plan: Any) -> None:
+    """`__main__.py` under mocks (the lead's harness): own type tokens, device field names, no token."""
+    from scripts.offline import placeholder_secret
+
+    fortigate = [r for r in dev_plan.resources if r.type.startswith(PREFIX)]
+    assert {r.type[len(PREFIX):] for r in fortigate} == {
+        "FirewallAddress", "FirewallAddressGroup", "FirewallServiceCustom", "FirewallVip", "IpsSensor", "FirewallPolicy"}
+    vip = next(r for r in fortigate if r.type == PREFIX + "FirewallVip")
+    assert {"extintf", "mappedip"} <= vip.inputs["payload"].keys()
+    inbound = next(r for r in fortigate if r.inputs.get("name") == "hcs-in-https")
+    assert {"srcintf", "ips-sensor", "logtraffic"} <= inbound.inputs["payload"].keys()
+    token = placeholder_secret("fortigateApiToken")
+    assert all(token not in json.dumps({k: v for k, v in r.inputs.items() if k != "__provider"}) for r in fortigate)
