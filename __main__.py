@@ -7,7 +7,7 @@ resource exists), components build each layer.
 import pulumi
 
 from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
-from components.fortigate.edge import Edge, EdgeArgs
+from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
 from components.identity import EntraAccess, EntraAccessArgs
 from components.settings import PulumiConfigSource, load
 
@@ -32,7 +32,7 @@ if settings.cloudflare is not None:
     pulumi.export("cloudflareAccessAud", edge.access_aud)
 
 if settings.fortigate is not None:
-    Edge("fortigate", EdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
+    FortigateEdge("fortigate", FortigateEdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
 
 pulumi.export("url", settings.public_url)
 pulumi.export("edge", settings.edge)

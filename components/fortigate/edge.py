@@ -30,14 +30,14 @@ _CLASSES: dict[str, type[CmdbObject]] = {
 
 
 @dataclass(frozen=True)
-class EdgeArgs:
+class FortigateEdgeArgs:
     """The FortiGate settings and the shared topology (the VM, its neighbours, its egress)."""
 
     fortigate: FortigateSettings
     topology: Topology
 
 
-class Edge(pulumi.ComponentResource):
+class FortigateEdge(pulumi.ComponentResource):
     """Everything the FortiGate does for the code-server VM, through the FortiOS REST API.
 
     Builds (token `hcs:fortigate:Edge`): address objects for the VM, the front proxy, the
@@ -62,7 +62,7 @@ class Edge(pulumi.ComponentResource):
     policy_ids: pulumi.Output[dict[str, str]]
     ips_sensor: pulumi.Output[str]
 
-    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: FortigateEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:fortigate:Edge", name, None, opts)
         fg = args.fortigate
         plan = payloads.build(fg, args.topology)

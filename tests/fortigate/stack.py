@@ -76,7 +76,7 @@ def register_edge(settings: Settings) -> tuple[list[Registered], dict[str, Any]]
     import pulumi
     from pulumi.runtime import settings as runtime_settings
 
-    from components.fortigate.edge import Edge, EdgeArgs
+    from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
 
     capture = _Capture()
     runtime_settings.ROOT.set(None)  # a fresh root stack, as the offline plan harness does
@@ -85,7 +85,7 @@ def register_edge(settings: Settings) -> tuple[list[Registered], dict[str, Any]]
 
     @pulumi.runtime.test
     def build() -> pulumi.Output[Any]:
-        edge = Edge("edge", EdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
+        edge = FortigateEdge("edge", FortigateEdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
         return pulumi.Output.all(edge.vip_name, edge.ips_sensor, edge.policy_ids).apply(
             lambda values: outputs.update(vip_name=values[0], ips_sensor=values[1], policy_ids=values[2])
         )
