@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, entra, topology
+from components.settings import checks, entra, host, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -23,6 +23,7 @@ class Settings:
     hostname: str
     entra: entra.EntraSettings
     topology: topology.Topology
+    host: host.HostSettings
 
     @property
     def public_url(self) -> str:
@@ -35,7 +36,8 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     hostname = r.string("hostname", checks.fqdn)
     entra_settings = entra.parse(r, hostname, today or dt.date.today())
     topology_settings = topology.parse(r)
+    host_settings = host.parse(r, topology_settings)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and entra_settings and topology_settings
-    return Settings(hostname=hostname, entra=entra_settings, topology=topology_settings)
+    assert hostname and entra_settings and topology_settings and host_settings
+    return Settings(hostname=hostname, entra=entra_settings, topology=topology_settings, host=host_settings)
