@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, entra, gateway, topology
+from components.settings import checks, entra, gateway, host, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -23,6 +23,7 @@ class Settings:
     hostname: str
     entra: entra.EntraSettings
     topology: topology.Topology
+    host: host.HostSettings
     gateway: gateway.GatewaySettings
 
     @property
@@ -36,8 +37,11 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     hostname = r.string("hostname", checks.fqdn)
     entra_settings = entra.parse(r, hostname, today or dt.date.today())
     topology_settings = topology.parse(r)
+    host_settings = host.parse(r, topology_settings)
     gateway_settings = gateway.parse(r)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and entra_settings and topology_settings and gateway_settings
-    return Settings(hostname=hostname, entra=entra_settings, topology=topology_settings, gateway=gateway_settings)
+    assert hostname and entra_settings and topology_settings and host_settings and gateway_settings
+    return Settings(
+        hostname=hostname, entra=entra_settings, topology=topology_settings, host=host_settings, gateway=gateway_settings
+    )
