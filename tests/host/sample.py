@@ -44,6 +44,12 @@ BASE: dict[str, Any] = {
     "backupPassword": "correct horse battery staple",
     "codeServerVersion": "4.139.1",
     "codeServerSha256": hashlib.sha256(b"example").hexdigest(),
+    "caddyImage": "docker.io/library/caddy:2.11.7-alpine@sha256:" + "a" * 64,
+    "oauth2ProxyImage": "quay.io/oauth2-proxy/oauth2-proxy:v7.15.3@sha256:" + "b" * 64,
+    "cookieExpire": "12h",
+    "cookieRefresh": "30m",
+    "emailDomains": '["example.com"]',
+    "cookieSecretRotation": "1",
 }
 SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword"})
 
