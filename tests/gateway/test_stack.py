@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -259,3 +261,16 @@ def test_cookie_secret_is_32_random_bytes_with_a_rotation_key(graph: list[Reg]) 
 def test_service_ids_refuses_anything_but_two_non_root_numbers(stdout: str) -> None:
     with pytest.raises(ValueError, match="uid and gid"):
         service_ids(stdout)
+
+
+def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Reg], caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
+    recorded = files(graph)
+    gateway = tmp_path / "Caddyfile"
+    gateway.write_text(recorded["/opt/code-server/docker/caddy/Caddyfile"].inputs["content"].replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log")))
+    site = tmp_path / "site.caddy"
+    site.write_text(recorded["/etc/caddy/sites/code.example.com.caddy"].inputs["content"])
+    front = tmp_path / "front"
+    front.write_text(f"{{\n\tadmin off\n\tstorage file_system {tmp_path / 'storage'}\n}}\n\nimport {site}\n")
+    for path in (gateway, front):
+        result = subprocess.run([caddy_bin, "validate", "--config", str(path), "--adapter", "caddyfile"], env=caddy_env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
