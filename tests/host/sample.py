@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from components.settings import MappingSource, Settings, load
 
@@ -14,6 +18,7 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAcXOcqc7Ue0zSkgIV7WhVKp0fHHTmoV
 
 BASE: dict[str, Any] = {
     "hostname": "code.example.com",
+    "edge": "fortigate",
     "entraTenantId": "11111111-2222-3333-4444-555555555555",
     "entraGroupObjectId": "66666666-7777-8888-9999-000000000001",
     "entraSecretEndDate": "2099-06-30",
@@ -54,8 +59,14 @@ BASE: dict[str, Any] = {
 SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword"})
 
 
+def _project_defaults() -> dict[str, Any]:
+    """Pulumi.yaml's declared defaults, which the engine applies to every stack."""
+    declared = yaml.safe_load((Path(__file__).resolve().parents[2] / "Pulumi.yaml").read_text())["config"]
+    return {k: d["default"] if isinstance(d["default"], str) else json.dumps(d["default"]) for k, d in declared.items() if "default" in d}
+
+
 def settings(**overrides: Any) -> Settings:
-    """Settings from BASE with `overrides` (None removes a key)."""
-    values = {**BASE, **overrides}
+    """Settings from Pulumi.yaml's defaults, then BASE, then `overrides` (None removes a key)."""
+    values = {**_project_defaults(), **BASE, **overrides}
     values = {k: str(v) for k, v in values.items() if v is not None}
     return load(MappingSource(values, SECRETS & set(values)), today=dt.date(2026, 11, 23))
