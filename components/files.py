@@ -21,8 +21,9 @@ _MODE = re.compile(r"^0[0-7]{3}$")
 class HostFile:
     """One file on one machine: where it goes, who owns it, and its exact content.
 
-    `role` names the machine ("vm", "front-proxy"); `content` is text, or a secret Output for
-    files that hold secrets (then `secret=True`, so nothing renders it in plaintext).
+    `role` names the machine ("vm", "front-proxy"); `content` is text, an Output for text known
+    only at deploy time (e.g. an Entra client ID), or a secret Output for files that hold secrets
+    (then `secret=True`, so nothing renders it in plaintext).
     """
 
     role: str
@@ -38,8 +39,10 @@ class HostFile:
             raise ValueError(f"HostFile.path: expected an absolute file path, got {self.path!r}")
         if not _MODE.match(self.mode):
             raise ValueError(f"HostFile.mode: expected an octal mode such as 0640, got {self.mode!r}")
-        if self.secret != isinstance(self.content, pulumi.Output):
-            raise ValueError(f"HostFile.content of {self.path}: secret files take a secret Output, others plain text")
+        if self.secret and not isinstance(self.content, pulumi.Output):
+            raise ValueError(f"HostFile.content of {self.path}: a secret file takes a secret Output, not plain text")
+        if not isinstance(self.content, (str, pulumi.Output)):
+            raise ValueError(f"HostFile.content of {self.path}: expected text or an Output of text")
 
 
 class FileRecord(pulumi.ComponentResource):

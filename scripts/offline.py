@@ -171,6 +171,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             return _guid(t, name), state
         if t.startswith("cloudflare:index/zeroTrustAccess"):
             return _guid(t, name), state
+        if t == "command:remote:Command" and str(state.get("create", "")).startswith("id -u "):
+            # the gateway's lookup of the service account's uid/gid (`id -u X && id -g X`)
+            state.update(stdout="999\n999\n", stderr="")
+            return f"{name}-id", state
         if t == "random:index/randomPassword:RandomPassword":
             state.update(result=f"mock-password-{_guid(t, name)}")
             return _guid(t, name), state

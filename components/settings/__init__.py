@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, cloudflare, entra, fortigate, topology
+from components.settings import checks, cloudflare, entra, fortigate, gateway, host, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -24,6 +24,8 @@ class Settings:
     edge: str
     entra: entra.EntraSettings
     topology: topology.Topology
+    host: host.HostSettings
+    gateway: gateway.GatewaySettings
     cloudflare: cloudflare.CloudflareSettings | None
     fortigate: fortigate.FortigateSettings | None
 
@@ -39,16 +41,20 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     edge = r.string("edge", checks.one_of("fortigate", "cloudflare"))
     entra_settings = entra.parse(r, hostname, today or dt.date.today())
     topology_settings = topology.parse(r)
+    host_settings = host.parse(r, topology_settings)
+    gateway_settings = gateway.parse(r)
     cloudflare_settings = cloudflare.parse(r, edge)
     fortigate_settings = fortigate.parse(r, edge)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and edge and entra_settings and topology_settings
+    assert hostname and edge and entra_settings and topology_settings and host_settings and gateway_settings
     return Settings(
         hostname=hostname,
         edge=edge,
         entra=entra_settings,
         topology=topology_settings,
+        host=host_settings,
+        gateway=gateway_settings,
         cloudflare=cloudflare_settings,
         fortigate=fortigate_settings,
     )

@@ -1,0 +1,246 @@
+"""The gateway stack on the VM: Caddy and oauth2-proxy containers, their files, their secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+from pulumi_command import remote
+
+from components.files import HostFile
+from components.gateway import docker_ssh
+from components.gateway import render_caddy as caddy
+from components.gateway import render_oauth2_proxy as oauth2
+from components.host.install import HostFiles, HostFilesArgs, record_files
+from components.host.render import GATEWAY_LOG_DIR, PROXY_STACK_DIR
+from components.settings.gateway import GatewaySettings
+from components.settings.topology import Topology
+
+CADDY_DIR = f"{PROXY_STACK_DIR}/caddy"
+OAUTH2_PROXY_DIR = f"{PROXY_STACK_DIR}/oauth2-proxy"
+#: Mode of every file of the stack, secrets included: the design's 640 for the service account
+#: (its group has no other member), inside 750 directories.
+FILE_MODE = "0640"
+DIR_MODE = "0750"
+CONFIG_HASH_LABEL = "org.hardened-code-server.config-sha256"
+#: Explicit, because kreuzwerker/docker diffs unset log options forever (#473).
+LOG_DRIVER = "local"
+LOG_OPTS = {"max-size": "20m", "max-file": "5"}
+#: An admin's `docker stop` during an incident sticks; anything else restarts.
+RESTART = "unless-stopped"
+NO_NEW_PRIVILEGES = "no-new-privileges:true"
+
+
+@dataclass(frozen=True)
+class GatewayStackArgs:
+    """What the stack needs: settings, the VM connection, and the Entra app's values.
+
+    The Entra values are Outputs of `EntraAccess` (`client_secret` a secret Output). `after`
+    holds the resources the host setup must finish first (accounts, directories, Docker).
+    """
+
+    hostname: str
+    topology: Topology
+    gateway: GatewaySettings
+    connection: remote.ConnectionArgs
+    client_id: pulumi.Input[str]
+    issuer_url: pulumi.Input[str]
+    group_object_id: pulumi.Input[str]
+    client_secret: pulumi.Input[str]
+    after: Sequence[pulumi.Resource] = ()
+
+
+def content_hash(*parts: str) -> str:
+    """SHA-256 over the files a container reads, as a label that replaces it when they change."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part.encode()).digest())
+    return digest.hexdigest()
+
+
+def caddy_params(hostname: str, topology: Topology) -> caddy.GatewayParams:
+    """The production gateway: bound to the VM's own address and loopback only."""
+    loopback = ipaddress.ip_address("127.0.0.1")
+    return caddy.GatewayParams(
+        hostname=hostname,
+        port=topology.gateway_port,
+        listen=(topology.vm.address, loopback),
+        front_proxies=topology.front_proxy_addresses,
+    )
+
+
+def service_ids(stdout: str) -> str:
+    """`uid:gid` from the two lines `id -u; id -g` print; anything else is a failed lookup."""
+    lines = stdout.split()
+    if len(lines) != 2 or not all(x.isdigit() and int(x) > 0 for x in lines):
+        raise ValueError(f"expected the service account's numeric uid and gid, got {stdout!r}")
+    return f"{lines[0]}:{lines[1]}"
+
+
+def _file(path: str, content: Any, owner: str, secret: bool = False) -> HostFile:
+    return HostFile(role="vm", path=path, content=content, owner=owner, group=owner, mode=FILE_MODE, secret=secret)
+
+
+class GatewayStack(pulumi.ComponentResource):
+    """Caddy gateway and oauth2-proxy on the VM's Docker (token `hcs:gateway:Stack`).
+
+    Children: a `RandomBytes` cookie secret; a `remote.Command` reading the service account's
+    uid/gid; `HostFiles` writing the Caddyfile, the oauth2-proxy config and its two secret files
+    under /opt/code-server/docker (service account, 0640 in 0750 dirs, contents on stdin);
+    a `FileRecord` of the central Caddy's site block (recorded, not installed); a Docker
+    provider over pinned `ssh://`; two digest-pinned `RemoteImage`s; two `Container`s.
+    Outputs: `front_site` (the site block for the central Caddy), `caddy_container_id`,
+    `oauth2_proxy_container_id`, `cookie_secret_urn` (`pulumi up --replace <urn>` rotates it).
+
+    Why: both containers run as the service account with a read-only root, every capability
+    dropped and `no-new-privileges`; they share the host network so Caddy sees the front
+    proxy's real address and UFW (not Docker's NAT, which bypasses it) guards the port, while
+    oauth2-proxy and code-server stay on 127.0.0.1. Secrets reach oauth2-proxy only as
+    read-only files: nothing secret is in an environment, a command line or a label in clear
+    (the label is a hash, so a rotated secret restarts the container).
+    """
+
+    front_site: pulumi.Output[str]
+    caddy_container_id: pulumi.Output[str]
+    oauth2_proxy_container_id: pulumi.Output[str]
+    cookie_secret_urn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GatewayStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hcs:gateway:Stack", name, None, opts)
+        topo, settings = args.topology, args.gateway
+        svc = topo.accounts.service_user
+        gateway_params = caddy_params(args.hostname, topo)
+        after = list(args.after)
+
+        cookie = random.RandomBytes(
+            f"{name}-cookie-secret",
+            length=oauth2.COOKIE_SECRET_BYTES,
+            keepers={"rotation": settings.cookie_secret_rotation},
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["base64", "hex"]),
+        )
+        cookie_secret = pulumi.Output.secret(cookie.base64.apply(oauth2.cookie_secret))
+        client_secret = pulumi.Output.secret(args.client_secret)
+        oauth2_config = pulumi.Output.all(args.issuer_url, args.client_id, args.group_object_id).apply(
+            lambda v: oauth2.render(
+                oauth2.OAuth2ProxyParams(
+                    hostname=args.hostname,
+                    issuer_url=v[0],
+                    client_id=v[1],
+                    allowed_group=v[2],
+                    email_domains=settings.email_domains,
+                    cookie_expire=settings.cookie_expire,
+                    cookie_refresh=settings.cookie_refresh,
+                )
+            )
+        )
+        caddyfile = caddy.gateway(gateway_params)
+
+        files = HostFiles(
+            f"{name}-files",
+            HostFilesArgs(
+                connection=args.connection,
+                files=[
+                    _file(f"{CADDY_DIR}/Caddyfile", caddyfile, svc),
+                    _file(f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg", oauth2_config, svc),
+                    _file(f"{OAUTH2_PROXY_DIR}/client-secret", client_secret, svc, secret=True),
+                    _file(f"{OAUTH2_PROXY_DIR}/cookie-secret", cookie_secret, svc, secret=True),
+                ],
+                before="".join(f"hcs_dir {d} {svc} {svc} {DIR_MODE}\n" for d in (PROXY_STACK_DIR, CADDY_DIR, OAUTH2_PROXY_DIR, GATEWAY_LOG_DIR)),
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        front_site = caddy.front_site(args.hostname, topo.vm.address, topo.gateway_port)
+        record_files(self, [HostFile(role="front-proxy", path=f"/etc/caddy/sites/{args.hostname}.caddy", content=front_site)])
+        self.front_site = pulumi.Output.from_input(front_site)
+
+        ids = remote.Command(
+            f"{name}-service-ids",
+            remote.CommandArgs(
+                connection=args.connection,
+                create=f"id -u {svc} && id -g {svc}",
+                triggers=[svc],
+                add_previous_output_in_env=False,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        user = ids.stdout.apply(service_ids)
+
+        provider = docker.Provider(
+            f"{name}-docker",
+            host=docker_ssh.docker_host(topo.vm),
+            ssh_opts=docker_ssh.ssh_options(topo.vm),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_vm = pulumi.ResourceOptions(parent=self, provider=provider)
+        oauth2_image = docker.RemoteImage(f"{name}-oauth2-proxy-image", name=settings.oauth2_proxy_image, keep_locally=True,
+                                          opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=after)))
+        caddy_image = docker.RemoteImage(f"{name}-caddy-image", name=settings.caddy_image, keep_locally=True,
+                                         opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=after)))
+
+        oauth2_hash = pulumi.Output.all(oauth2_config, client_secret, cookie_secret).apply(lambda v: content_hash(*v))
+        oauth2_proxy = docker.Container(
+            f"{name}-oauth2-proxy",
+            name="oauth2-proxy",
+            image=oauth2_image.image_id,
+            command=[f"--config={oauth2.CONFIG_FILE}"],
+            user=user,
+            network_mode="host",
+            read_only=True,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=[NO_NEW_PRIVILEGES],
+            restart=RESTART,
+            mounts=[docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_DIR, target=oauth2.CONFIG_DIR, read_only=True)],
+            labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=oauth2_hash)],
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            # distroless image: nothing inside can probe; the gateway's check covers oauth2-proxy
+            healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+            opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files])),
+        )
+        gateway = docker.Container(
+            f"{name}-caddy-gateway",
+            name="caddy-gateway",
+            image=caddy_image.image_id,
+            command=["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
+            user=user,
+            network_mode="host",
+            read_only=True,
+            # The image's caddy binary carries the file capability cap_net_bind_service=+ep, and
+            # exec fails (EPERM) when that capability is outside the bounding set, even for a
+            # port >= 1024 (caddyserver/caddy-docker#396). Keeping it in the bounding set grants
+            # nothing here: a non-root user under no-new-privileges gains no file capability.
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["NET_BIND_SERVICE"]),
+            security_opts=[NO_NEW_PRIVILEGES],
+            restart=RESTART,
+            mounts=[
+                docker.ContainerMountArgs(type="bind", source=CADDY_DIR, target="/etc/caddy", read_only=True),
+                docker.ContainerMountArgs(type="bind", source=GATEWAY_LOG_DIR, target=caddy.ACCESS_LOG.rsplit("/", 1)[0], read_only=False),
+            ],
+            # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
+            tmpfs={"/data": "rw,noexec,nosuid,nodev,size=16m", "/config": "rw,noexec,nosuid,nodev,size=1m"},
+            labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=content_hash(caddyfile))],
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", *caddy.health_check(gateway_params)], interval="30s", timeout="5s", retries=3, start_period="10s"
+            ),
+            opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files, oauth2_proxy])),
+        )
+
+        self.caddy_container_id = gateway.id
+        self.oauth2_proxy_container_id = oauth2_proxy.id
+        self.cookie_secret_urn = cookie.urn
+        self.register_outputs(
+            {
+                "front_site": self.front_site,
+                "caddy_container_id": self.caddy_container_id,
+                "oauth2_proxy_container_id": self.oauth2_proxy_container_id,
+                "cookie_secret_urn": self.cookie_secret_urn,
+            }
+        )

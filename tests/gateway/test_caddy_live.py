@@ -1,0 +1,292 @@
+"""The generated gateway Caddyfile, run by the real Caddy on 127.0.0.1, against a stand-in upstream.
+
+Loopback aliases play the parts: 127.0.0.2 is the trusted front proxy, 127.0.0.1 is a peer that
+is served (the health check) but not trusted, and 127.0.0.3 is a stranger that reached the port
+directly. The upstream stands in for oauth2-proxy and code-server: it echoes what it received,
+sets headers the gateway must override, and, like code-server, refuses a WebSocket whose Origin
+does not match the Host it sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Request, Response
+from websockets.sync.client import connect
+
+from components.gateway import render_caddy as c
+
+pytestmark = pytest.mark.slow
+
+HOST = "code.example.com"
+FRONT, LOCAL, STRANGER = "127.0.0.2", "127.0.0.1", "127.0.0.3"
+CLIENT = "198.51.100.77"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Upstream:
+    """A stand-in for oauth2-proxy + code-server on loopback, recording every request."""
+
+    port: int
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        headers = {k.lower(): v for k, v in request.headers.raw_items()}
+        record = {"path": request.path, **headers}
+        self.seen.append(record)
+        if headers.get("upgrade", "").lower() == "websocket":
+            # code-server's rule: the Origin must name the host the request was sent to
+            host = headers.get("x-forwarded-host") or headers["host"]
+            if urlsplit(headers.get("origin", "")).netloc != host:
+                return conn.respond(HTTPStatus.FORBIDDEN, "origin mismatch\n")
+            return None
+        if request.path == c.HEALTH_PATH:
+            return conn.respond(HTTPStatus.OK, "OK")
+        response = conn.respond(HTTPStatus.OK, json.dumps(record))
+        response.headers["Server"] = "stand-in-upstream"
+        response.headers["X-Content-Type-Options"] = "upstream-value"
+        if request.path == "/own-csp":
+            response.headers["Content-Security-Policy"] = "default-src 'self'"
+        return response
+
+    async def handler(self, ws: ServerConnection) -> None:
+        await ws.send("hello from upstream")
+        async for message in ws:
+            await ws.send(f"upstream got: {message}")
+
+
+@dataclass
+class Live:
+    port: int
+    upstream: Upstream
+    access_log: Path
+    caddy: subprocess.Popen[bytes]
+    xdg: Path
+
+    def get(self, source: str, path: str = "/", headers: dict[str, str] | None = None) -> httpx.Response:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport, trust_env=False, timeout=10) as client:
+            return client.get(f"http://127.0.0.1:{self.port}{path}", headers={"Host": HOST, **(headers or {})})
+
+    def echoed(self, response: httpx.Response) -> dict[str, str]:
+        assert response.status_code == 200, response.text
+        return json.loads(response.text)
+
+
+def start_upstream(upstream: Upstream) -> threading.Event:
+    stop = threading.Event()
+    ready = threading.Event()
+
+    async def main() -> None:
+        async with serve(upstream.handler, "127.0.0.1", upstream.port, process_request=upstream.process_request, server_header=None):
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    assert ready.wait(10), "stand-in upstream did not start"
+    return stop
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"caddy exited: {proc.stderr.read().decode() if proc.stderr else ''}"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("caddy did not start listening")
+
+
+@pytest.fixture(scope="module")
+def live(caddy_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp = tmp_path_factory.mktemp("caddy-live")
+    upstream = Upstream(free_port())
+    stop = start_upstream(upstream)
+    port = free_port()
+    params = c.GatewayParams(
+        hostname=HOST,
+        port=port,
+        listen=(ipaddress.ip_address("127.0.0.1"),),
+        front_proxies=(ipaddress.ip_address(FRONT),),
+        upstream=f"127.0.0.1:{upstream.port}",
+        access_log=str(tmp / "access.log"),
+    )
+    (tmp / "Caddyfile").write_text(c.gateway(params))
+    xdg = tmp / "xdg"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(xdg / "home"), "XDG_DATA_HOME": str(xdg / "data"), "XDG_CONFIG_HOME": str(xdg / "config")}
+    proc = subprocess.Popen([caddy_bin, "run", "--config", str(tmp / "Caddyfile"), "--adapter", "caddyfile"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, proc)
+        yield Live(port, upstream, tmp / "access.log", proc, xdg)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        stop.set()
+
+
+def test_security_headers_are_set_and_override_upstream(live: Live) -> None:
+    r = live.get(FRONT, headers={"X-Forwarded-For": CLIENT})
+    assert r.headers["Strict-Transport-Security"] == c.HSTS
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert r.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert "Server" not in r.headers
+
+
+def test_an_upstream_csp_is_kept_not_replaced(live: Live) -> None:
+    r = live.get(FRONT, "/own-csp", headers={"X-Forwarded-For": CLIENT})
+    assert r.headers.get_list("Content-Security-Policy") == ["default-src 'self'"]
+    assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_client_ip_comes_from_the_trusted_front_proxy(live: Live) -> None:
+    seen = live.echoed(live.get(FRONT, headers={"X-Forwarded-For": CLIENT}))
+    assert seen["x-real-ip"] == CLIENT
+    # a client that sent its own X-Forwarded-For to the front proxy: the rightmost untrusted hop wins
+    seen = live.echoed(live.get(FRONT, headers={"X-Forwarded-For": f"203.0.113.66, {CLIENT}"}))
+    assert seen["x-real-ip"] == CLIENT
+
+
+def test_client_ip_cannot_be_spoofed_by_an_untrusted_peer(live: Live) -> None:
+    spoof = {"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66", "X-Forwarded-Host": "evil.example.net"}
+    seen = live.echoed(live.get(LOCAL, headers=spoof))
+    assert seen["x-real-ip"] == LOCAL
+    assert "203.0.113.66" not in seen["x-forwarded-for"]
+    assert seen["x-forwarded-host"] == HOST
+
+
+def test_host_is_preserved_and_misleading_headers_are_dropped(live: Live) -> None:
+    extra = {"X-Forwarded-For": CLIENT, "X-Forwarded-Uri": "/oauth2/ping", "Forwarded": "host=evil.example.net"}
+    seen = live.echoed(live.get(FRONT, "/some/path?q=1", headers=extra))
+    assert seen["host"] == HOST
+    assert seen["path"] == "/some/path?q=1"
+    assert "x-forwarded-uri" not in seen and "forwarded" not in seen
+
+
+def test_a_direct_client_is_refused_and_logged(live: Live) -> None:
+    before = len(live.upstream.seen)
+    r = live.get(STRANGER, headers={"X-Forwarded-For": CLIENT})
+    assert r.status_code == 403
+    assert len(live.upstream.seen) == before, "a refused request reached the upstream"
+    assert r.headers["Strict-Transport-Security"] == c.HSTS
+
+
+def test_a_foreign_host_is_not_proxied(live: Live) -> None:
+    before = len(live.upstream.seen)
+    r = live.get(FRONT, headers={"Host": "other.example.com", "X-Forwarded-For": CLIENT})
+    assert r.status_code == 421
+    assert len(live.upstream.seen) == before
+
+
+def front_socket(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.bind((FRONT, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_websocket_with_matching_origin_goes_through_both_ways(live: Live) -> None:
+    headers = Headers({"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"})
+    with connect(f"ws://{HOST}/stable-commit?reconnectionToken=t", sock=front_socket(live.port), origin=f"https://{HOST}",
+                 additional_headers=headers, proxy=None, open_timeout=10) as ws:
+        assert ws.recv(timeout=10) == "hello from upstream"
+        ws.send("keystrokes")
+        assert ws.recv(timeout=10) == "upstream got: keystrokes"
+    upgrade = [s for s in live.upstream.seen if s["path"].startswith("/stable-commit")][-1]
+    assert upgrade["host"] == HOST and upgrade["origin"] == f"https://{HOST}" and upgrade["x-real-ip"] == CLIENT
+
+
+def test_websocket_with_foreign_origin_is_refused_by_the_upstream(live: Live) -> None:
+    with pytest.raises(InvalidStatus) as err:
+        connect(f"ws://{HOST}/stable-commit", sock=front_socket(live.port), origin="https://evil.example.net",
+                additional_headers=Headers({"X-Forwarded-For": CLIENT}), proxy=None, open_timeout=10)
+    assert err.value.response.status_code == 403
+
+
+def test_health_check_command_succeeds_and_is_not_logged(live: Live) -> None:
+    params = c.GatewayParams(HOST, live.port, (ipaddress.ip_address("127.0.0.1"),), (ipaddress.ip_address(FRONT),))
+    result = subprocess.run(["busybox", *c.health_check(params)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert any(s["path"] == c.HEALTH_PATH and s["user-agent"] == "Wget" for s in live.upstream.seen)
+
+
+def test_admin_endpoint_is_not_listening_and_gateway_is_the_only_listener(live: Live) -> None:
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", 2019), timeout=2).close()
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    mine = [line.split()[3] for line in out.splitlines() if f"pid={live.caddy.pid}," in line]
+    assert mine == [f"127.0.0.1:{live.port}"]
+
+
+def test_caddy_writes_only_storage_bookkeeping(live: Live) -> None:
+    # Why a read-only root with a small tmpfs at the image's XDG_DATA_HOME is enough: no config
+    # autosave (admin off, persist_config off), no certificates; only the TLS app's storage
+    # housekeeping (instance id, clean stamp, lock dir) is written.
+    live.get(FRONT, headers={"X-Forwarded-For": CLIENT})
+    written = {p.relative_to(live.xdg).as_posix() for p in live.xdg.rglob("*") if p.is_file()}
+    assert written <= {"data/caddy/instance.uuid", "data/caddy/last_clean.json"}, written
+    assert not (live.xdg / "config").exists()
+
+
+def test_access_log_is_json_with_the_real_client_and_the_refusals(live: Live) -> None:
+    live.get(FRONT, "/logged", headers={"X-Forwarded-For": CLIENT})
+    live.get(STRANGER, "/direct")
+    deadline = time.monotonic() + 5
+    while True:
+        entries = [json.loads(line) for line in live.access_log.read_text().splitlines()]
+        paths = {e["request"]["uri"] for e in entries}
+        if {"/logged", "/direct"} <= paths or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    logged = [e for e in entries if e["request"]["uri"] == "/logged"][-1]
+    assert logged["request"]["client_ip"] == CLIENT and logged["request"]["remote_ip"] == FRONT and logged["status"] == 200
+    direct = [e for e in entries if e["request"]["uri"] == "/direct"][-1]
+    assert direct["request"]["client_ip"] == STRANGER and direct["status"] == 403
+    assert not any(e["request"]["uri"] == c.HEALTH_PATH for e in entries)
+
+
+def test_host_fail2ban_filter_bans_direct_clients_from_this_log(live: Live, tmp_path: Path) -> None:
+    # The host layer's jail reads this very log; its filter must match the gateway's 403 lines.
+    from components.host.render import fail2ban
+    from tests.host import sample
+
+    live.get(STRANGER, "/direct-for-fail2ban")
+    live.get(FRONT, "/fine-for-fail2ban", headers={"X-Forwarded-For": CLIENT})
+    deadline = time.monotonic() + 5
+    while "/fine-for-fail2ban" not in live.access_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = tmp_path / "access.log"
+    log.write_text("".join(line + "\n" for line in live.access_log.read_text().splitlines() if "-for-fail2ban" in line))
+    flt = tmp_path / "caddy-gateway-auth.conf"
+    flt.write_text(fail2ban(sample.settings().topology).gateway_filter)
+    result = subprocess.run(["fail2ban-regex", "--print-all-matched", str(log), str(flt)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Lines: 2 lines, 0 ignored, 1 matched, 1 missed" in result.stdout, result.stdout
+    matched = result.stdout.split("|- Matched line(s):", 1)[1]
+    assert STRANGER in matched and "/direct-for-fail2ban" in matched

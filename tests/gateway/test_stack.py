@@ -1,0 +1,276 @@
+"""The gateway's resource graph under Pulumi mocks: containers, mounts, secrets, provider, files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import rpc
+
+from components.gateway import render_caddy, render_oauth2_proxy
+from components.gateway.stack import CONFIG_HASH_LABEL, GatewayStack, GatewayStackArgs, service_ids
+from components.host.vm import connection_args
+from tests.host import mockgraph, sample
+
+CLIENT_SECRET = "entra-client-secret~0123456789abcdefghij"
+COOKIE_RAW = bytes(range(200, 232))
+CLIENT_ID = "0f0f0f0f-1111-2222-3333-444444444444"
+GROUP = "66666666-7777-8888-9999-000000000001"
+ISSUER = "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
+IMAGE_IDS = {"caddy": "sha256:" + "c" * 64, "oauth2-proxy": "sha256:" + "d" * 64}
+
+
+@dataclass
+class Reg:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    secret_inputs: set[str]
+    provider: str
+    dependencies: list[str]
+    urn: str
+
+
+class Mocks(pulumi.runtime.Mocks):
+    """Outputs the real providers would give: ids from `id`, image ids, random bytes."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        outputs = dict(args.inputs)
+        if args.typ == "command:remote:Command":
+            outputs.update(stdout="999\n998\n" if "service-ids" in args.name else "", stderr="")
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            outputs["image_id"] = IMAGE_IDS["caddy" if "caddy" in args.name else "oauth2-proxy"]
+        if args.typ == "random:index/randomBytes:RandomBytes":
+            outputs.update(base64=base64.b64encode(COOKIE_RAW).decode(), hex=COOKIE_RAW.hex())
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+class Recorder(pmocks.MockMonitor):
+    def __init__(self) -> None:
+        super().__init__(Mocks())
+        self.regs: list[Reg] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
+        response = super().RegisterResource(request)
+        raw = rpc.deserialize_properties(request.object, keep_internal=True)
+        inputs, secret = {}, set()
+        for key, value in raw.items():
+            inputs[key], is_secret = mockgraph._unwrap(value)
+            if is_secret:
+                secret.add(key)
+        self.regs.append(Reg(request.type, request.name, inputs, secret, request.provider, list(request.dependencies), response.urn))
+        return response
+
+
+@pytest.fixture(scope="module")
+def graph() -> list[Reg]:
+    settings = sample.settings()
+    monitor = Recorder()
+    pulumi.runtime.set_mocks(monitor.mocks, project=mockgraph.PROJECT, stack="test", preview=False, monitor=monitor)
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        stack = GatewayStack(
+            "gateway",
+            GatewayStackArgs(
+                hostname=settings.hostname,
+                topology=settings.topology,
+                gateway=settings.gateway,
+                connection=connection_args(settings.topology.vm),
+                client_id=pulumi.Output.from_input(CLIENT_ID),
+                issuer_url=pulumi.Output.from_input(ISSUER),
+                group_object_id=pulumi.Output.from_input(GROUP),
+                client_secret=pulumi.Output.secret(CLIENT_SECRET),
+            ),
+        )
+        return pulumi.Output.all(stack.caddy_container_id, stack.oauth2_proxy_container_id, stack.front_site)
+
+    program()
+    return monitor.regs
+
+
+def one(graph: list[Reg], typ: str, name: str) -> Reg:
+    (reg,) = [r for r in graph if r.type == typ and r.name == name]
+    return reg
+
+
+def container(graph: list[Reg], name: str) -> dict[str, Any]:
+    return one(graph, "docker:index/container:Container", f"gateway-{name}").inputs
+
+
+def cookie_secret() -> str:
+    return base64.urlsafe_b64encode(COOKIE_RAW).decode().rstrip("=")
+
+
+def test_component_token_and_children(graph: list[Reg]) -> None:
+    stack = one(graph, "hcs:gateway:Stack", "gateway")
+    children = {r.type for r in graph if r.urn != stack.urn}
+    assert {"docker:index/container:Container", "docker:index/remoteImage:RemoteImage", "pulumi:providers:docker",
+            "random:index/randomBytes:RandomBytes", "command:remote:Command", "hcs:host:Files", "hcs:files:File"} <= children
+
+
+def test_docker_is_reached_over_pinned_ssh_by_an_explicit_provider(graph: list[Reg]) -> None:
+    provider = one(graph, "pulumi:providers:docker", "gateway-docker")
+    assert provider.inputs["host"] == "ssh://deploy@192.0.2.10:22"
+    # provider config reaches the engine JSON-encoded
+    opts = json.loads(provider.inputs["sshOpts"])
+    pairs = dict(o.split("=", 1) for o in opts[1::2])
+    assert opts[0::2] == ["-o"] * len(pairs)
+    assert pairs["StrictHostKeyChecking"] == "yes" and pairs["UserKnownHostsFile"] == "/dev/null"
+    assert pairs["KnownHostsCommand"] == f"/bin/echo 192.0.2.10 {sample.HOST_KEY}"
+    assert pairs["ControlMaster"] == "auto" and pairs["BatchMode"] == "yes"
+    docker_resources = [r for r in graph if r.type.startswith("docker:index/")]
+    assert len(docker_resources) == 4
+    assert all(r.provider.startswith(provider.urn + "::") for r in docker_resources)
+
+
+def test_images_are_the_pinned_references_kept_locally(graph: list[Reg]) -> None:
+    settings = sample.settings()
+    caddy = one(graph, "docker:index/remoteImage:RemoteImage", "gateway-caddy-image").inputs
+    oauth2 = one(graph, "docker:index/remoteImage:RemoteImage", "gateway-oauth2-proxy-image").inputs
+    assert (caddy["name"], caddy["keepLocally"]) == (settings.gateway.caddy_image, True)
+    assert (oauth2["name"], oauth2["keepLocally"]) == (settings.gateway.oauth2_proxy_image, True)
+    # the container takes the image id, not the digest reference (which recreates every deploy)
+    assert container(graph, "caddy-gateway")["image"] == IMAGE_IDS["caddy"]
+    assert container(graph, "oauth2-proxy")["image"] == IMAGE_IDS["oauth2-proxy"]
+
+
+@pytest.mark.parametrize("name", ["caddy-gateway", "oauth2-proxy"])
+def test_both_containers_are_locked_down(graph: list[Reg], name: str) -> None:
+    c = container(graph, name)
+    assert c["user"] == "999:998"
+    assert c["readOnly"] is True
+    assert c["securityOpts"] == ["no-new-privileges:true"]
+    assert c["capabilities"]["drops"] == ["ALL"]
+    assert c["restart"] == "unless-stopped"
+    assert c["networkMode"] == "host" and not c.get("ports")
+    assert c.get("privileged") in (None, False)
+    assert not c.get("envs"), "no environment at all: nothing secret can leak there"
+    assert c["logDriver"] == "local" and c["logOpts"] == {"max-size": "20m", "max-file": "5"}
+    assert [label["label"] for label in c["labels"]] == [CONFIG_HASH_LABEL]
+
+
+def test_caddy_keeps_only_the_capability_its_binary_needs_to_exec(graph: list[Reg]) -> None:
+    assert container(graph, "caddy-gateway")["capabilities"]["adds"] == ["NET_BIND_SERVICE"]
+    assert not container(graph, "oauth2-proxy")["capabilities"].get("adds")
+
+
+def test_mounts(graph: list[Reg]) -> None:
+    caddy = {m["target"]: m for m in container(graph, "caddy-gateway")["mounts"]}
+    assert caddy["/etc/caddy"] == {"type": "bind", "source": "/opt/code-server/docker/caddy", "target": "/etc/caddy", "readOnly": True}
+    log = caddy["/var/log/caddy"]
+    assert (log["source"], log["readOnly"]) == ("/var/log/caddy-gateway", False)
+    assert render_caddy.ACCESS_LOG.startswith("/var/log/caddy/")
+    assert set(container(graph, "caddy-gateway")["tmpfs"]) == {"/data", "/config"}
+    (oauth2,) = container(graph, "oauth2-proxy")["mounts"]
+    assert oauth2 == {"type": "bind", "source": "/opt/code-server/docker/oauth2-proxy", "target": "/etc/oauth2-proxy", "readOnly": True}
+
+
+def test_commands_and_health_checks(graph: list[Reg]) -> None:
+    caddy, oauth2 = container(graph, "caddy-gateway"), container(graph, "oauth2-proxy")
+    assert oauth2["command"] == ["--config=/etc/oauth2-proxy/oauth2-proxy.cfg"]
+    assert caddy["command"] == ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+    assert oauth2["healthcheck"]["tests"] == ["NONE"]
+    check = caddy["healthcheck"]
+    assert check["tests"] == ["CMD", "wget", "-q", "-O", "/dev/null", "--header", "Host: code.example.com", "http://127.0.0.1:8880/oauth2/ping"]
+    assert (check["interval"], check["timeout"], check["retries"]) == ("30s", "5s", 3)
+
+
+def test_no_secret_reaches_any_container_input(graph: list[Reg]) -> None:
+    text = json.dumps([r.inputs for r in graph if r.type.startswith("docker:") or r.type == "pulumi:providers:docker"])
+    for secret in (CLIENT_SECRET, cookie_secret(), base64.b64encode(COOKIE_RAW).decode()):
+        assert secret not in text
+
+
+def files(graph: list[Reg]) -> dict[str, Reg]:
+    return {r.inputs["path"]: r for r in graph if r.type == "hcs:files:File"}
+
+
+def test_every_file_is_recorded_with_owner_mode_and_secrecy(graph: list[Reg]) -> None:
+    recorded = files(graph)
+    base = "/opt/code-server/docker"
+    expected = {f"{base}/caddy/Caddyfile": False, f"{base}/oauth2-proxy/oauth2-proxy.cfg": False,
+                f"{base}/oauth2-proxy/client-secret": True, f"{base}/oauth2-proxy/cookie-secret": True}
+    for path, secret in expected.items():
+        reg = recorded[path]
+        assert (reg.inputs["role"], reg.inputs["owner"], reg.inputs["group"], reg.inputs["mode"]) == ("vm", "codesvc", "codesvc", "0640")
+        assert ("content" in reg.secret_inputs) is secret, path
+    assert recorded[f"{base}/oauth2-proxy/client-secret"].inputs["content"] == CLIENT_SECRET
+    assert recorded[f"{base}/oauth2-proxy/cookie-secret"].inputs["content"] == cookie_secret()
+    front = recorded["/etc/caddy/sites/code.example.com.caddy"]
+    assert front.inputs["role"] == "front-proxy" and "reverse_proxy http://192.0.2.10:8880" in front.inputs["content"]
+
+
+def test_secret_files_decode_as_oauth2_proxy_reads_them(graph: list[Reg]) -> None:
+    content = files(graph)["/opt/code-server/docker/oauth2-proxy/cookie-secret"].inputs["content"]
+    assert render_oauth2_proxy.secret_bytes(content) == COOKIE_RAW
+
+
+def test_config_files_are_the_rendered_ones(graph: list[Reg]) -> None:
+    recorded = files(graph)
+    cfg = tomllib.loads(recorded["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].inputs["content"])
+    assert (cfg["client_id"], cfg["allowed_groups"], cfg["oidc_issuer_url"]) == (CLIENT_ID, [GROUP], ISSUER)
+    caddyfile = recorded["/opt/code-server/docker/caddy/Caddyfile"].inputs["content"]
+    assert "bind 192.0.2.10 127.0.0.1" in caddyfile and "trusted_proxies static 192.0.2.5/32" in caddyfile
+
+
+def test_files_are_installed_with_contents_on_stdin_only(graph: list[Reg]) -> None:
+    install = one(graph, "command:remote:Command", "gateway-files-install")
+    assert "stdin" in install.secret_inputs
+    assert CLIENT_SECRET not in install.inputs["create"] and cookie_secret() not in install.inputs["create"]
+    assert base64.b64encode(CLIENT_SECRET.encode()).decode() in install.inputs["stdin"]
+    for d in ("/opt/code-server/docker/caddy", "/opt/code-server/docker/oauth2-proxy", "/var/log/caddy-gateway"):
+        assert f"hcs_dir {d} codesvc codesvc 0750" in install.inputs["create"]
+
+
+def test_containers_start_after_their_files(graph: list[Reg]) -> None:
+    # depending on the HostFiles component means depending on its install command
+    files_urn = one(graph, "command:remote:Command", "gateway-files-install").urn
+    oauth2 = one(graph, "docker:index/container:Container", "gateway-oauth2-proxy")
+    caddy = one(graph, "docker:index/container:Container", "gateway-caddy-gateway")
+    assert files_urn in oauth2.dependencies and files_urn in caddy.dependencies
+    assert oauth2.urn in caddy.dependencies
+
+
+def test_config_hash_label_changes_with_any_file(graph: list[Reg]) -> None:
+    from components.gateway.stack import content_hash
+
+    cfg = files(graph)["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].inputs["content"]
+    label = container(graph, "oauth2-proxy")["labels"][0]["value"]
+    assert label == content_hash(cfg, CLIENT_SECRET, cookie_secret())
+    assert label != content_hash(cfg, CLIENT_SECRET + "x", cookie_secret())
+
+
+def test_cookie_secret_is_32_random_bytes_with_a_rotation_key(graph: list[Reg]) -> None:
+    rnd = one(graph, "random:index/randomBytes:RandomBytes", "gateway-cookie-secret")
+    assert rnd.inputs["length"] == 32 and rnd.inputs["keepers"] == {"rotation": "1"}
+
+
+@pytest.mark.parametrize("stdout", ["", "0\n0\n", "codesvc\n", "999\n"])
+def test_service_ids_refuses_anything_but_two_non_root_numbers(stdout: str) -> None:
+    with pytest.raises(ValueError, match="uid and gid"):
+        service_ids(stdout)
+
+
+def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Reg], caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
+    recorded = files(graph)
+    gateway = tmp_path / "Caddyfile"
+    gateway.write_text(recorded["/opt/code-server/docker/caddy/Caddyfile"].inputs["content"].replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log")))
+    site = tmp_path / "site.caddy"
+    site.write_text(recorded["/etc/caddy/sites/code.example.com.caddy"].inputs["content"])
+    front = tmp_path / "front"
+    front.write_text(f"{{\n\tadmin off\n\tstorage file_system {tmp_path / 'storage'}\n}}\n\nimport {site}\n")
+    for path in (gateway, front):
+        result = subprocess.run([caddy_bin, "validate", "--config", str(path), "--adapter", "caddyfile"], env=caddy_env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
