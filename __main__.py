@@ -8,12 +8,30 @@ import pulumi
 
 from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
 from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
+from components.gateway.stack import GatewayStack, GatewayStackArgs
+from components.host.vm import DmzHost
 from components.identity import EntraAccess, EntraAccessArgs
 from components.settings import PulumiConfigSource, load
 
 settings = load(PulumiConfigSource(pulumi.get_project()))
 
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname))
+
+host = DmzHost("vm", settings.topology, settings.host)
+gateway = GatewayStack(
+    "gateway",
+    GatewayStackArgs(
+        hostname=settings.hostname,
+        topology=settings.topology,
+        gateway=settings.gateway,
+        connection=host.connection,
+        client_id=identity.client_id,
+        issuer_url=identity.issuer_url,
+        group_object_id=identity.group_object_id,
+        client_secret=identity.client_secret,
+        after=[host],
+    ),
+)
 
 if settings.cloudflare is not None:
     edge = CloudflareEdge(
@@ -40,3 +58,5 @@ pulumi.export("entraClientId", identity.client_id)
 pulumi.export("entraTenantId", identity.tenant_id)
 pulumi.export("entraIssuerUrl", identity.issuer_url)
 pulumi.export("entraGroupObjectId", identity.group_object_id)
+pulumi.export("frontProxySite", gateway.front_site)
+pulumi.export("cookieSecretUrn", gateway.cookie_secret_urn)

@@ -10,42 +10,11 @@ from typing import Any
 
 import yaml
 
-from components.settings import MappingSource, Settings, load
+from tests.support import TEST_SECRETS, dev_settings, dev_values  # noqa: F401 (re-exported for the FortiGate tests)
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROJECT = "hardened-code-server"
-#: Placeholder secrets (not real credentials); the token is unique so a leak can be searched for.
-SECRETS = {
-    "vmSshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder\n-----END OPENSSH PRIVATE KEY-----",
-    "fortigateApiToken": "tok-plan-Wm3Qz8Lr5Xv2Nc7Ks4Pd9Hf6",
-}
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
-def dev_values(**overrides: Any) -> dict[str, str]:
-    """The dev stack's raw config (defaults first), with placeholder secrets and overrides."""
-    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
-    stack = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
-    values = {k: _text(v["default"]) for k, v in project.items() if "default" in v}
-    values.update({k.split(":", 1)[1]: _text(v) for k, v in stack.items()})
-    values.update(SECRETS)
-    for key, value in overrides.items():
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = _text(value)
-    return values
-
-
-def dev_settings(**overrides: Any) -> Settings:
-    return load(MappingSource(dev_values(**overrides), frozenset(SECRETS)))
+SECRETS = TEST_SECRETS
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def test_every_object_passes_the_provider_check_and_fits_the_name_limits(plan_an
 
 def test_existing_sensor_placement_and_optional_egress() -> None:
     settings = dev_settings(fortigateIpsSensor="default", fortigatePolicyPlacement="before:3",
-                            wazuhEnabled=False, zabbixEnabled=False, fortigateNamePrefix="cs1")
+                            wazuhEnabled=False, zabbixEnabled=False, zabbixPsk=None, fortigateNamePrefix="cs1")
     plan = payloads.build(settings.fortigate, settings.topology)
     assert not plan.of_kind("ips-sensor") and plan.ips_sensor == "default"
     policies = plan.of_kind("policy")

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from components.settings import MappingSource, Settings, load
+from tests.support import dev_values
 
 # A syntactically valid key used only as a config value in tests (never to log in anywhere).
 TEST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\ntest-only\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -20,7 +21,6 @@ BASE: dict[str, Any] = {
     "hostname": "code.example.com",
     "edge": "fortigate",
     "entraTenantId": "11111111-2222-3333-4444-555555555555",
-    "entraGroupObjectId": "66666666-7777-8888-9999-000000000001",
     "entraSecretEndDate": "2099-06-30",
     "entraSecretRotation": "1",
     "vmAddress": "192.0.2.10",
@@ -56,7 +56,7 @@ BASE: dict[str, Any] = {
     "emailDomains": '["example.com"]',
     "cookieSecretRotation": "1",
 }
-SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword"})
+SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "fortigateApiToken"})
 
 
 def _project_defaults() -> dict[str, Any]:
@@ -66,7 +66,7 @@ def _project_defaults() -> dict[str, Any]:
 
 
 def settings(**overrides: Any) -> Settings:
-    """Settings from Pulumi.yaml's defaults, then BASE, then `overrides` (None removes a key)."""
-    values = {**_project_defaults(), **BASE, **overrides}
+    """Settings from the dev stack (other layers' keys), then BASE, then `overrides` (None removes a key)."""
+    values = {**dev_values(), **_project_defaults(), **BASE, **overrides}
     values = {k: str(v) for k, v in values.items() if v is not None}
     return load(MappingSource(values, SECRETS & set(values)), today=dt.date(2026, 11, 23))
