@@ -67,4 +67,5 @@ def test_stack_outputs_name_the_url_and_identity_but_no_secret(dev_plan: PlanRes
     assert outputs["url"] == "https://code.example.com"
     assert outputs["entraIssuerUrl"] == "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
     assert outputs["entraTenantId"] == "11111111-2222-3333-4444-555555555555"
-    assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId"}
+    assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId", "frontProxySite", "cookieSecretUrn"}
+    assert "[secret]" not in outputs.values()  # no secret is exported at all
