@@ -1,0 +1,42 @@
+"""Measure the host converge on a fresh real root: first run, second run, SSH sessions per `pulumi up`.
+
+    python scripts/bench_converge.py        # needs root (see tests/realroot); ~30 s
+
+The steps are the `remote.Command`s of the program's mocked resource graph, run over real SSH in
+dependency order, one session each, exactly as pulumi-command runs them. Besides wall times it
+prints how many sessions each kind of `pulumi up` opens: the first (every step), a no-op (none:
+pulumi-command neither reads nor re-runs a command whose inputs are unchanged) and a change of
+one setting (only the steps whose command or stdin hash changed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.host.realhost import host_under_test  # noqa: E402  (needs the repository root on sys.path)
+
+
+def main() -> int:
+    with host_under_test() as host:
+        print("test root ready in " + ", ".join(f"{k} {v:.1f} s" for k, v in host.root.timings.items()))
+        runs = []
+        for label in ("first", "second"):
+            runner = host.root.runner()
+            steps, seconds = host.converge(runner)
+            changes = sum(r.result.stdout.count("changed: ") for r in steps)
+            runs.append(seconds)
+            print(f"{label} converge: {seconds:.2f} s, {runner.sessions} SSH sessions, {changes} changes")
+            for r in steps:
+                print(f"    {r.name:<18} {r.result.seconds:5.2f} s  {r.result.stdout.strip().splitlines()[-1]}")
+        print(f"second / first: {100 * runs[1] / runs[0]:.0f} %")
+        base = {s.name: s for s in host.steps()}
+        changed = {s.name for s in host.steps(gatewayPort="8881") if (s.create, s.stdin) != (base[s.name].create, base[s.name].stdin)}
+        print(f"SSH sessions per pulumi up: first {len(base)}, no-op 0, gatewayPort change {len(changed)} ({', '.join(sorted(changed))})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Converging a real Debian 12 root with the commands of the program's own resource graph.
+
+Shared by the slow tests and `scripts/bench_converge.py`: start a test root (tests/realroot), build
+a small code-server .deb and serve it from the peer namespace, evaluate `DmzHost` under mocks with
+a config pointing at that root, and run its `remote.Command`s over real SSH in dependency order.
+
+The test root has no route to a Debian mirror, so every package a step installs must already be
+in the image: `docker.io` and `restic` are added to the shared recipe here (a separate cached image).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.files import FILE_TYPE
+from components.host.steps import ownership_map
+from components.host.vm import DmzHost
+from components.settings import Settings
+from tests.host import mockgraph, sample
+from tests.realroot import rootfs
+from tests.realroot.machine import RealRoot, RootConfig
+from tests.realroot.runner import SshRunner, Step, StepRun, run_steps
+
+IMAGE_PACKAGES: tuple[str, ...] = tuple(sorted(set(rootfs.PACKAGES) | {"docker.io", "restic"}))
+CS_VERSION = "4.139.1"
+FILE_SERVER = ("192.0.2.1", 8000)
+
+# What the upstream package ships as its unit (its content written here by hand, not fetched).
+CODE_SERVER_UNIT = (
+    "[Unit]\nDescription=code-server\nAfter=network.target\n\n[Service]\nType=exec\n"
+    "ExecStart=/usr/bin/code-server\nRestart=always\nUser=%i\n\n[Install]\nWantedBy=default.target\n"
+)
+
+
+def build_deb(directory: Path, version: str = CS_VERSION, marker: str = "test build") -> tuple[Path, str]:
+    """A minimal `code-server` .deb (a stub binary and the upstream-shaped unit); returns (path, sha256)."""
+    tree = directory / f"pkg-{hashlib.sha256(marker.encode()).hexdigest()[:8]}"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "lib/systemd/system").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text(
+        f"Package: code-server\nVersion: {version}\nArchitecture: amd64\nMaintainer: tests <tests@example.com>\n"
+        f"Description: code-server stand-in for host tests ({marker})\n"
+    )
+    binary = tree / "usr/bin/code-server"
+    binary.write_text(f"#!/bin/sh\necho 'code-server {version} ({marker})'\n")
+    binary.chmod(0o755)
+    (tree / "lib/systemd/system/code-server@.service").write_text(CODE_SERVER_UNIT)
+    deb = directory / f"code-server_{version}_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)], check=True, capture_output=True)
+    return deb, hashlib.sha256(deb.read_bytes()).hexdigest()
+
+
+@dataclass
+class HostUnderTest:
+    """A started root, its file server, and the config that points the program at it."""
+
+    root: RealRoot
+    workdir: Path
+    deb_sha256: str
+    overrides: dict[str, Any]
+
+    def settings(self, **more: Any) -> Settings:
+        return sample.settings(**{**self.overrides, **more})
+
+    def steps(self, **more: Any) -> list[Step]:
+        """The program's remote commands for this root, read from the mocked resource graph."""
+        s = self.settings(**more)
+        regs = mockgraph.evaluate(lambda: DmzHost("vm", s.topology, s.host).ready)
+        return [Step(c.name, c.create, c.stdin, tuple(c.depends_on)) for c in mockgraph.command_steps(regs)]
+
+    def managed_files(self) -> list[str]:
+        """Every path the program manages: recorded files and the ownership map."""
+        s = self.settings()
+        regs = mockgraph.evaluate(lambda: DmzHost("vm", s.topology, s.host).ready)
+        paths = [r.inputs["path"] for r in regs if r.type == FILE_TYPE]
+        return sorted(set(paths) | {row[4] for row in ownership_map(s.topology, s.host)})
+
+    def converge(self, runner: SshRunner, **more: Any) -> tuple[list[StepRun], float]:
+        started = time.monotonic()
+        runs = run_steps(runner, self.steps(**more))
+        return runs, time.monotonic() - started
+
+    def snapshot(self, paths: list[str]) -> dict[str, str]:
+        """sha256, owner, group and mode of each path (directories: metadata only), read as root."""
+        script = 'for p in "$@"; do if [ -f "$p" ]; then s=$(sha256sum "$p" | cut -c1-64); else s=dir; fi; echo "$p $s $(stat -c "%U:%G:%a" "$p")"; done'
+        out = self.root.chroot_run(["/bin/bash", "-c", script, "snap", *paths]).stdout
+        return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()}
+
+
+@contextmanager
+def host_under_test(**overrides: Any) -> Iterator[HostUnderTest]:
+    """A fresh root with the code-server .deb served at http://192.0.2.1:8000/ from the peer side."""
+    image = rootfs.ensure_image(packages=IMAGE_PACKAGES)
+    workdir = Path(tempfile.mkdtemp(prefix="hcs-host-"))
+    served = workdir / "www"
+    served.mkdir()
+    _, sha = build_deb(served)
+    with RealRoot(image, workdir, RootConfig()) as root:
+        server = root.peer_spawn(["python3", "-m", "http.server", "--bind", FILE_SERVER[0], str(FILE_SERVER[1]),
+                                  "--directory", str(served)])
+        deadline = time.monotonic() + 10
+        while root.peer_run(["curl", "-fsS", "-o", "/dev/null", f"http://{FILE_SERVER[0]}:{FILE_SERVER[1]}/"]).returncode:
+            assert server.poll() is None and time.monotonic() < deadline, "file server did not start"
+            time.sleep(0.1)
+        config: dict[str, Any] = {
+            "vmHostKey": root.host_key,
+            "vmSshPrivateKey": root.admin_key.read_text(),
+            "codeServerVersion": CS_VERSION,
+            "codeServerSha256": sha,
+            "codeServerPackageUrl": f"http://{FILE_SERVER[0]}:{FILE_SERVER[1]}/code-server_{{version}}_amd64.deb",
+            # The vendor repositories are unreachable here: their steps are switched off and their
+            # configs are checked as rendered (tests/host/test_render.py).
+            "wazuhEnabled": "false",
+            "zabbixEnabled": "false",
+            "zabbixPsk": None,
+            **overrides,
+        }
+        yield HostUnderTest(root, workdir, sha, config)

@@ -1,0 +1,273 @@
+"""The host renderers, checked by the tools that consume their output (no Pulumi, no VM).
+
+sshd parses and resolves the drop-in (`sshd -t`, `sshd -T`) and a real sshd serving it is audited
+with ssh-audit; fail2ban validates the jail and runs the gateway filter over lines a real Caddy
+wrote; systemd-analyze scores the units offline. Tools missing on the machine fail the test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from components.host import render
+from tests.host import sample
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    """The path of a required tool; a missing tool fails (never skips) the test."""
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin") or (
+        str(VENV_BIN / name) if (VENV_BIN / name).exists() else None
+    )
+    if path is None:
+        pytest.fail(f"{name} is required for this test (see tests/apt-packages/host.txt, requirements-dev.txt)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sshd_config(tmp_path: Path, drop_in: str, port: int) -> Path:
+    """A main config that includes the drop-in first, as Debian's does, plus test-only host key."""
+    (tmp_path / "sshd_config.d").mkdir()
+    (tmp_path / "sshd_config.d/00-hardening.conf").write_text(drop_in)
+    subprocess.run([tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "host_ed25519")], check=True)
+    main = tmp_path / "sshd_config"
+    main.write_text(
+        f"Include {tmp_path}/sshd_config.d/*.conf\n"
+        f"HostKey {tmp_path}/host_ed25519\nPidFile {tmp_path}/sshd.pid\nUsePAM no\n"
+        f"Port {port}\nListenAddress 127.0.0.1\n"
+        # Debian's defaults after the Include: the drop-in must win over them.
+        "PasswordAuthentication yes\nKbdInteractiveAuthentication yes\nX11Forwarding yes\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    return main
+
+
+def test_sshd_dropin_is_valid_and_wins(tmp_path: Path) -> None:
+    s = sample.settings()
+    main = sshd_config(tmp_path, render.sshd_hardening(s.topology), free_port())
+    subprocess.run([tool("sshd"), "-t", "-f", str(main)], check=True)
+    effective = subprocess.run(
+        [tool("sshd"), "-T", "-f", str(main), "-C", "user=deploy,host=admin.example.com,addr=198.51.100.7"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    conf = dict(line.split(" ", 1) for line in effective)
+    assert conf["permitrootlogin"] == "no"
+    assert conf["passwordauthentication"] == "no"
+    assert conf["kbdinteractiveauthentication"] == "no"
+    assert conf["authenticationmethods"] == "publickey"
+    assert conf["allowgroups"] == "sshadmins"
+    assert conf["x11forwarding"] == "no" and conf["allowtcpforwarding"] == "no" and conf["allowagentforwarding"] == "no"
+    assert int(conf["maxauthtries"]) <= 3 and int(conf["logingracetime"]) <= 30
+    assert conf["ciphers"] == ",".join(render.CIPHERS)
+    assert conf["macs"] == ",".join(render.MACS)
+    assert conf["kexalgorithms"] == ",".join(render.KEX)
+
+
+def test_sshd_keeps_the_pinned_host_key_algorithm() -> None:
+    rsa = sample.settings(vmHostKey="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC=")
+    assert "HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256\n" in render.sshd_hardening(rsa.topology)
+
+
+def test_ssh_audit_finds_no_failures(tmp_path: Path) -> None:
+    """A real sshd serving the drop-in, audited by ssh-audit 3.9.0: not one `fail` note."""
+    port = free_port()
+    main = sshd_config(tmp_path, render.sshd_hardening(sample.settings().topology), port)
+    sshd = subprocess.Popen([tool("sshd"), "-D", "-e", "-f", str(main)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "sshd did not start"
+                time.sleep(0.1)
+        audit = subprocess.run([tool("ssh-audit"), "-j", f"127.0.0.1:{port}"], capture_output=True, text=True)
+    finally:
+        sshd.terminate()
+        sshd.wait()
+    assert audit.returncode in (0, 2), audit.stderr  # 2: post-quantum warnings only
+    report = json.loads(audit.stdout)
+    fails = [
+        (section, alg["algorithm"], alg["notes"]["fail"])
+        for section in ("kex", "key", "enc", "mac")
+        for alg in report.get(section, [])
+        if alg.get("notes", {}).get("fail")
+    ]
+    assert fails == []
+
+
+def test_ufw_rules_follow_the_shared_egress_allowlist() -> None:
+    s = sample.settings()
+    rules = render.ufw_rules(s.topology, s.host)
+    assert "ufw allow from 198.51.100.0/24 to any port 22 proto tcp comment 'ssh from management'" in rules
+    assert "ufw allow from 192.0.2.5 to any port 8880 proto tcp comment 'gateway from front proxy'" in rules
+    egress = [r for r in rules if r.startswith("ufw allow out ")]
+    expected = sum(len(e.destinations) for e in s.topology.egress_rules)
+    assert len(egress) == expected and expected >= 7
+    assert "ufw allow out to 192.0.2.21 port 10051 proto tcp comment 'egress zabbix-active'" in egress
+    assert render.ufw_defaults(s.host) == {"incoming": "deny", "outgoing": "deny", "routed": "deny"}
+    open_out = sample.settings(ufwDenyOutgoing="false")
+    assert not [r for r in render.ufw_rules(open_out.topology, open_out.host) if " out " in r]
+    assert render.ufw_defaults(open_out.host)["outgoing"] == "allow"
+
+
+def test_fail2ban_configuration_passes_fail2ban_client(tmp_path: Path) -> None:
+    s = sample.settings()
+    files = render.fail2ban(s.topology)
+    conf = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf)
+    log = tmp_path / "access.log"
+    log.write_text("")
+    (conf / "jail.d/hcs.local").write_text(files.jail.replace(render.GATEWAY_ACCESS_LOG, str(log)))
+    (conf / "filter.d/caddy-gateway-auth.conf").write_text(files.gateway_filter)
+    check = subprocess.run([tool("fail2ban-client"), "-c", str(conf), "-t"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "192.0.2.5" in files.jail  # the front proxy is never banned
+
+
+def caddy_access_log(tmp_path: Path) -> Path:
+    """Run a real Caddy (trusting 127.0.0.1 as front proxy) and return the JSON access log it wrote."""
+    port, admin = free_port(), free_port()
+    log = tmp_path / "caddy-access.log"
+    (tmp_path / "Caddyfile").write_text(
+        f"{{\n admin 127.0.0.1:{admin}\n servers {{\n  trusted_proxies static 127.0.0.1/32\n }}\n}}\n"
+        f"http://127.0.0.1:{port} {{\n log {{\n  output file {log}\n  format json\n }}\n"
+        " respond /deny 401\n respond /forbidden 403\n respond 200\n}\n"
+    )
+    caddy = subprocess.Popen([tool("caddy"), "run", "--config", str(tmp_path / "Caddyfile")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+
+        def get(path: str, headers: dict[str, str]) -> None:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+            try:
+                urllib.request.urlopen(request, timeout=5).read()
+            except urllib.error.HTTPError:
+                pass
+
+        while True:
+            try:
+                get("/", {"X-Forwarded-For": "198.51.100.200"})
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "caddy did not start"
+                time.sleep(0.2)
+        for _ in range(6):
+            get("/deny", {"X-Forwarded-For": "203.0.113.7"})
+            get("/forbidden", {"X-Forwarded-For": "203.0.113.7"})
+        # A client trying to frame someone else: forged keys in a header and the URI.
+        forged = '","client_ip":"203.0.113.99","status":401'
+        for _ in range(6):
+            get("/?x=" + urllib.parse.quote(forged), {"X-Forwarded-For": "198.51.100.50", "X-Evil": forged})
+        time.sleep(0.5)
+    finally:
+        caddy.terminate()
+        caddy.wait()
+    return log
+
+
+def test_gateway_filter_matches_real_caddy_lines_only_by_client_ip(tmp_path: Path) -> None:
+    log = caddy_access_log(tmp_path)
+    lines = log.read_text().splitlines()
+    assert len(lines) >= 19 and all('"client_ip"' in line for line in lines)
+    filt = tmp_path / "caddy-gateway-auth.conf"
+    filt.write_text(render.fail2ban(sample.settings().topology).gateway_filter)
+    result = subprocess.run(
+        [tool("fail2ban-regex"), "--print-all-matched", "--raw", str(log), str(filt)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Failregex: 12 total" in result.stdout
+    assert "203.0.113.99" not in result.stdout.split("Failregex:")[1].split("Ignoreregex:")[0]
+    matched_ips = {line.split("|")[0].strip() for line in result.stdout.splitlines() if "|" in line}
+    assert "198.51.100.50" not in str(matched_ips)
+
+
+def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
+    s = sample.settings()
+    config = render.code_server_config()
+    assert "bind-addr: 127.0.0.1:8080\n" in config and "auth: none\n" in config
+    assert "disable-telemetry: true\n" in config and "disable-update-check: true\n" in config
+    units = tmp_path / "etc/systemd/system"
+    (units / "code-server@.service.d").mkdir(parents=True)
+    # The unit the code-server .deb ships (its content as packaged upstream, written here by hand).
+    (units / "code-server@.service").write_text(
+        "[Unit]\nDescription=code-server\nAfter=network.target\n\n[Service]\nType=exec\n"
+        "ExecStart=/usr/bin/code-server\nRestart=always\nUser=%i\n\n[Install]\nWantedBy=default.target\n"
+    )
+    before = exposure(tmp_path, "code-server@coder.service")
+    drop_in = render.code_server_sandbox(s.host, "coder")
+    assert "MemoryDenyWriteExecute" not in drop_in  # Node's JIT needs W+X pages
+    (units / "code-server@.service.d/10-hcs-sandbox.conf").write_text(drop_in)
+    after = exposure(tmp_path, "code-server@coder.service")
+    assert before >= 9.0 and after <= 4.0, (before, after)
+
+
+def exposure(root: Path, unit: str) -> float:
+    """`systemd-analyze security --offline` score of a unit under `root`."""
+    out = subprocess.run(
+        [tool("systemd-analyze"), "security", "--offline=yes", f"--root={root}", "--no-pager", unit],
+        capture_output=True, text=True,
+    ).stdout
+    line = next(l for l in out.splitlines() if "Overall exposure level" in l)
+    return float(line.split(":")[1].split()[0])
+
+
+def test_backup_units_and_env(tmp_path: Path) -> None:
+    s = sample.settings()
+    b = render.backup(s.topology, s.host)
+    assert "correct horse" not in b.env + b.service + b.timer
+    assert f"RESTIC_PASSWORD_FILE={render.RESTIC_PASSWORD_FILE}\n" in b.env
+    assert "OnCalendar=daily\n" in b.timer
+    units = tmp_path / "etc/systemd/system"
+    units.mkdir(parents=True)
+    (units / "hcs-backup.service").write_text(b.service)
+    (units / "hcs-backup.timer").write_text(b.timer)
+    assert exposure(tmp_path, "hcs-backup.service") <= 3.0
+    calendar = subprocess.run([tool("systemd-analyze"), "calendar", s.host.backup_schedule], capture_output=True, text=True)
+    assert calendar.returncode == 0, calendar.stderr
+
+
+def test_wazuh_config_watches_without_diffing_secrets() -> None:
+    root = ET.fromstring(render.wazuh_agent(sample.settings().topology))
+    assert root.findtext("client/server/address") == "192.0.2.20"
+    dirs = {d.text: d.attrib for d in root.iter("directories")}
+    assert dirs[render.PROXY_STACK_DIR]["report_changes"] == "no"
+    assert dirs["/etc/ssh"]["report_changes"] == "no"
+    assert dirs["/etc/systemd/system"]["check_all"] == "yes"
+    assert [n.text for n in root.iter("nodiff")] == [render.PROXY_ENV_FILE]
+
+
+def test_zabbix_config_is_active_only_with_psk() -> None:
+    s = sample.settings()
+    lines = [l for l in render.zabbix_agent(s.topology, s.host).splitlines() if l and not l.startswith("#")]
+    conf = dict(l.split("=", 1) for l in lines)
+    assert len(conf) == len(lines), "a parameter is set twice"
+    assert conf["ServerActive"] == "192.0.2.21:10051"
+    assert conf["Server"] == conf["ListenIP"] == "127.0.0.1"
+    assert conf["TLSConnect"] == conf["TLSAccept"] == "psk"
+    assert conf["TLSPSKFile"] == render.ZABBIX_PSK_FILE
+    assert "0123456789abcdef" not in render.zabbix_agent(s.topology, s.host)
+
+
+def test_docker_daemon_json() -> None:
+    daemon = json.loads(render.docker_daemon())
+    assert daemon["no-new-privileges"] is True and daemon["log-driver"] == "local"

@@ -1,0 +1,46 @@
+"""Host settings: every bad value is reported by key, secrets only when their agent is on."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.settings import ConfigError, MappingSource, load
+from components.settings.host import DEFAULT_PACKAGE_URL
+from tests.host import sample
+
+
+def problems(**overrides: str | None) -> dict[str, str]:
+    with pytest.raises(ConfigError) as err:
+        sample.settings(**overrides)
+    return {p.key: p.message for p in err.value.problems}
+
+
+def test_defaults_and_url_template() -> None:
+    s = sample.settings()
+    assert s.host.ufw_deny_outgoing is True
+    assert s.host.workspace_volume == "/mnt/cs-workspace-volume"
+    assert s.host.code_server.url == DEFAULT_PACKAGE_URL.replace("{version}", "4.139.1")
+    assert s.host.code_server.url.endswith("/v4.139.1/code-server_4.139.1_amd64.deb")
+
+
+def test_all_problems_at_once() -> None:
+    found = problems(codeServerSha256="abc", codeServerPackageUrl="ftp://x/{ver}", zabbixPsk="short",
+                     backupSchedule="daily; rm -rf /", workspaceVolumePath="/home/coder/data")
+    assert set(found) >= {"codeServerSha256", "codeServerPackageUrl", "zabbixPsk", "backupSchedule", "workspaceVolumePath"}
+    assert "short" not in found["zabbixPsk"]
+
+
+def test_agent_secrets_required_only_when_enabled() -> None:
+    assert "zabbixPsk" in problems(zabbixPsk=None)
+    assert "backupPassword" in problems(backupPassword=None)
+    s = sample.settings(zabbixEnabled="false", zabbixPsk=None, backupEnabled="false", backupPassword=None)
+    assert s.host.zabbix_psk is None and s.host.backup_password is None
+    assert "zabbixPsk" in problems(zabbixEnabled="false")
+
+
+def test_secrets_must_be_stored_encrypted() -> None:
+    values = {k: str(v) for k, v in sample.BASE.items()}
+    with pytest.raises(ConfigError) as err:
+        load(MappingSource(values, frozenset({"vmSshPrivateKey", "zabbixPsk"})))
+    assert [p.key for p in err.value.problems] == ["backupPassword"]
+    assert sample.BASE["backupPassword"] not in str(err.value)
