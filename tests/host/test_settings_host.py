@@ -7,6 +7,7 @@ import pytest
 from components.settings import ConfigError, MappingSource, load
 from components.settings.host import DEFAULT_PACKAGE_URL
 from tests.host import sample
+from tests.support import TEST_SECRETS, dev_source
 
 
 def problems(**overrides: str | None) -> dict[str, str]:
@@ -39,8 +40,8 @@ def test_agent_secrets_required_only_when_enabled() -> None:
 
 
 def test_secrets_must_be_stored_encrypted() -> None:
-    values = {k: str(v) for k, v in sample.BASE.items()}
+    source = dev_source()
     with pytest.raises(ConfigError) as err:
-        load(MappingSource(values, frozenset({"vmSshPrivateKey", "zabbixPsk"})))
+        load(MappingSource(source.values, source.secret_keys - {"backupPassword"}))
     assert [p.key for p in err.value.problems] == ["backupPassword"]
-    assert sample.BASE["backupPassword"] not in str(err.value)
+    assert TEST_SECRETS["backupPassword"] not in str(err.value)
