@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, entra, topology
+from components.settings import checks, cloudflare, entra, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -21,8 +21,10 @@ class Settings:
     """Everything the components need, validated; components never read config themselves."""
 
     hostname: str
+    edge: str
     entra: entra.EntraSettings
     topology: topology.Topology
+    cloudflare: cloudflare.CloudflareSettings | None
 
     @property
     def public_url(self) -> str:
@@ -33,9 +35,17 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     """Build `Settings` from `source` or raise `ConfigError` listing every problem."""
     r = Reader(source)
     hostname = r.string("hostname", checks.fqdn)
+    edge = r.string("edge", checks.one_of("fortigate", "cloudflare"))
     entra_settings = entra.parse(r, hostname, today or dt.date.today())
     topology_settings = topology.parse(r)
+    cloudflare_settings = cloudflare.parse(r, edge)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and entra_settings and topology_settings
-    return Settings(hostname=hostname, entra=entra_settings, topology=topology_settings)
+    assert hostname and edge and entra_settings and topology_settings
+    return Settings(
+        hostname=hostname,
+        edge=edge,
+        entra=entra_settings,
+        topology=topology_settings,
+        cloudflare=cloudflare_settings,
+    )

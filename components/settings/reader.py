@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+import pulumi
+
 T = TypeVar("T")
 
 #: A parser takes the raw (already type-checked) value and returns the typed value, or raises
@@ -30,8 +32,11 @@ class Problem:
         return f"config error: {self.key}: {self.message}"
 
 
-class ConfigError(Exception):
-    """Raised once, before any resource exists, with every problem of the stack config."""
+class ConfigError(pulumi.RunError):
+    """Raised once, before any resource exists, with every problem of the stack config.
+
+    A `RunError`, so the Pulumi CLI prints the problem lines without a Python traceback.
+    """
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)

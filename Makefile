@@ -1,0 +1,45 @@
+# The two commands a new user needs: `make plan` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+# Debian packages the tests need, one list per area (installed with apt when running as root).
+APT_LISTS := $(wildcard tests/apt-packages/*.txt)
+
+.PHONY: plan test test-fast apt clean
+
+$(VENV)/.runtime: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## plan: evaluate the real program offline for STACK (default dev) -> build/plan/
+plan: $(VENV)/.runtime
+	$(PY) scripts/plan.py --stack $(STACK) --out build/plan
+
+## apt: install the Debian packages the tests need (root only; otherwise say what is missing)
+apt:
+	@pkgs="$$(cat $(APT_LISTS) /dev/null | sed 's/#.*//' | xargs -r)"; \
+	[ -n "$$pkgs" ] || exit 0; \
+	missing="$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done | xargs -r)"; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages (run as root or install them): $$missing"; exit 1; fi; \
+	echo "apt-get install $$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+
+## test: install everything the tests need and run the whole suite (slow tests included)
+test: $(VENV)/.dev apt
+	$(PY) -m pytest -c tests/pytest.ini tests
+
+## test-fast: only the fast tests (no real root, no browser)
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -c tests/pytest.ini tests -m "not slow"
+
+clean:
+	rm -rf build $(VENV)

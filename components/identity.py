@@ -1,0 +1,184 @@
+"""Entra ID access: the app registration oauth2-proxy signs users in with, and who may use it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azuread as azuread
+
+from components.settings.entra import EntraSettings, ExistingGroup
+
+#: Microsoft Graph's application ID and the delegated permission (scope) IDs oauth2-proxy needs.
+#: These are fixed, tenant-independent identifiers published by Microsoft.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+GRAPH_SCOPES = {
+    "openid": "37f7f235-527c-4136-accd-4a02d197296e",
+    "email": "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0",
+    "profile": "14dad69e-099b-42c9-810b-d002981feec1",
+    "offline_access": "7427e0e9-2fba-42fe-b0c0-848c9e6a8182",
+    "User.Read": "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
+}
+#: The "default access" app role: assigning a principal to it grants sign-in, nothing more.
+DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class EntraAppArgs:
+    """One OIDC client: its display name, its only redirect URI, who may use it, its secret's life."""
+
+    display_name: str
+    redirect_uri: str
+    group_object_id: pulumi.Input[str]
+    secret_end_date: dt.date
+    secret_rotation: str
+
+
+class EntraApp(pulumi.ComponentResource):
+    """One app registration that only one group may sign in to (token `hcs:identity:EntraApp`).
+
+    Builds: a single-tenant app registration with exactly one redirect URI and no implicit grant;
+    its service principal with *app role assignment required*; the group's assignment to the
+    default access role; a client secret with a fixed end date and an explicit rotation label.
+
+    Why: with assignment required, Entra itself refuses every account outside the group before
+    any relying party sees a token, so a mistake in the relying party's own group check is not
+    enough to get in. MFA and conditional access then apply to a deliberately small set of people.
+    The groups claim is limited to groups assigned to the app (`ApplicationGroup`) so tokens stay
+    small and never hit the 200-group overage that would hide the group from oauth2-proxy.
+
+    Outputs: `client_id`, `client_secret` (secret).
+    """
+
+    client_id: pulumi.Output[str]
+    client_secret: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EntraAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hcs:identity:EntraApp", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        deployer = azuread.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        app = azuread.Application(
+            f"{name}-app",
+            display_name=args.display_name,
+            sign_in_audience="AzureADMyOrg",
+            owners=[deployer.object_id],
+            web=azuread.ApplicationWebArgs(
+                redirect_uris=[args.redirect_uri],
+                implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
+                    access_token_issuance_enabled=False,
+                    id_token_issuance_enabled=False,
+                ),
+            ),
+            group_membership_claims=["ApplicationGroup"],
+            optional_claims=azuread.ApplicationOptionalClaimsArgs(
+                id_tokens=[azuread.ApplicationOptionalClaimsIdTokenArgs(name="email", essential=True)],
+                access_tokens=[azuread.ApplicationOptionalClaimsAccessTokenArgs(name="email", essential=True)],
+            ),
+            required_resource_accesses=[
+                azuread.ApplicationRequiredResourceAccessArgs(
+                    resource_app_id=GRAPH_APP_ID,
+                    resource_accesses=[
+                        azuread.ApplicationRequiredResourceAccessResourceAccessArgs(id=scope_id, type="Scope")
+                        for scope_id in GRAPH_SCOPES.values()
+                    ],
+                )
+            ],
+            opts=child,
+        )
+        principal = azuread.ServicePrincipal(
+            f"{name}-sp",
+            client_id=app.client_id,
+            app_role_assignment_required=True,
+            owners=[deployer.object_id],
+            opts=child,
+        )
+        azuread.AppRoleAssignment(
+            f"{name}-assignment",
+            app_role_id=DEFAULT_ACCESS_ROLE,
+            principal_object_id=args.group_object_id,
+            resource_object_id=principal.object_id,
+            opts=child,
+        )
+        password = azuread.ApplicationPassword(
+            f"{name}-secret",
+            application_id=app.id,
+            display_name=args.display_name,
+            # A fixed end date: a date computed from "now" would replace the secret on every run.
+            end_date=f"{args.secret_end_date.isoformat()}T00:00:00Z",
+            rotate_when_changed={"rotation": args.secret_rotation},
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["value"]),
+        )
+        self.client_id = app.client_id
+        self.client_secret = pulumi.Output.secret(password.value)
+        self.register_outputs({"clientId": self.client_id, "clientSecret": self.client_secret})
+
+
+@dataclass(frozen=True)
+class EntraAccessArgs:
+    """Inputs of `EntraAccess`: the validated Entra settings and the public host name."""
+
+    entra: EntraSettings
+    hostname: str
+
+
+class EntraAccess(pulumi.ComponentResource):
+    """The Entra ID side of the identity layer (token `hcs:identity:EntraAccess`).
+
+    Builds: the access group (a security group created here with its members, or an existing
+    one read by object ID, whose lifecycle then stays with its owners) and oauth2-proxy's
+    `EntraApp`, whose only redirect URI is `https://<hostname>/oauth2/callback`. Other relying
+    parties (the Cloudflare Access edge) get their own `EntraApp` for the same group.
+
+    Outputs: `client_id`, `tenant_id`, `issuer_url`, `group_object_id`, `client_secret` (secret).
+    """
+
+    client_id: pulumi.Output[str]
+    tenant_id: pulumi.Output[str]
+    issuer_url: pulumi.Output[str]
+    group_object_id: pulumi.Output[str]
+    client_secret: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EntraAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hcs:identity:EntraAccess", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        entra = args.entra
+        if isinstance(entra.group, ExistingGroup):
+            group = azuread.Group.get(f"{name}-group", f"/groups/{entra.group.object_id}", opts=child)
+        else:
+            deployer = azuread.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+            group = azuread.Group(
+                f"{name}-group",
+                display_name=entra.group.display_name,
+                security_enabled=True,
+                mail_enabled=False,
+                prevent_duplicate_names=True,
+                members=list(entra.group.member_object_ids),
+                owners=[deployer.object_id],
+                opts=child,
+            )
+        app = EntraApp(
+            f"{name}-oauth2-proxy",
+            EntraAppArgs(
+                display_name=entra.app_display_name,
+                redirect_uri=f"https://{args.hostname}/oauth2/callback",
+                group_object_id=group.object_id,
+                secret_end_date=entra.secret_end_date,
+                secret_rotation=entra.secret_rotation,
+            ),
+            opts=child,
+        )
+        self.client_id = app.client_id
+        self.client_secret = app.client_secret
+        self.tenant_id = pulumi.Output.from_input(entra.tenant_id)
+        self.issuer_url = pulumi.Output.from_input(f"https://login.microsoftonline.com/{entra.tenant_id}/v2.0")
+        self.group_object_id = group.object_id
+        self.register_outputs(
+            {
+                "clientId": self.client_id,
+                "tenantId": self.tenant_id,
+                "issuerUrl": self.issuer_url,
+                "groupObjectId": self.group_object_id,
+                "clientSecret": self.client_secret,
+            }
+        )

@@ -1,0 +1,269 @@
+"""Run the real Pulumi program offline under Pulumi's mock runtime and capture what it registers.
+
+This is the one harness behind `make plan` and the whole-program tests: it loads a stack the way
+the CLI would (project defaults + `Pulumi.<stack>.yaml`), runs `__main__.py` with
+`pulumi.runtime.set_mocks`, and records every registration as the engine would receive it
+(type token, name, parent, inputs in the provider's own property names, dependencies), with
+secret values masked. No CLI, credentials or network are involved.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import runpy
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as runtime_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SECRET = "[secret]"
+
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's config as the engine hands it to the program (all values as strings)."""
+
+    project: str
+    stack: str
+    values: dict[str, str]
+    secret_keys: frozenset[str]
+    placeholders: tuple[str, ...] = ()
+
+    def with_values(self, **changes: Any) -> StackConfig:
+        """A copy with keys changed (None removes a key); lists are JSON-encoded like the CLI does."""
+        values = dict(self.values)
+        for key, value in changes.items():
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = _engine_value(value)
+        return StackConfig(self.project, self.stack, values, self.secret_keys, self.placeholders)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One resource registration as the engine saw it."""
+
+    urn: str
+    id: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    dependencies: tuple[str, ...]
+    read_id: str | None = None
+
+
+@dataclass
+class PlanResult:
+    """What one program run registered, and its stack outputs (secrets masked)."""
+
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Registered:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+
+def _engine_value(value: Any) -> str:
+    """Encode a YAML config value the way the CLI passes it to a program."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def placeholder_secret(key: str) -> str:
+    """A clearly marked stand-in for an unset secret that still has the shape its check expects."""
+    digest = hashlib.sha256(f"hcs-plan-placeholder:{key}".encode()).hexdigest()
+    if key.endswith("PrivateKey"):
+        return f"-----BEGIN OPENSSH PRIVATE KEY-----\nPLACEHOLDER{digest}\n-----END OPENSSH PRIVATE KEY-----\n"
+    return digest
+
+
+def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfig:
+    """Merge Pulumi.yaml defaults with Pulumi.<stack>.yaml, as `pulumi up` would.
+
+    Secrets can't be decrypted without the CLI, so every declared secret the stack file does
+    not hold in plain form gets a marked placeholder (listed in `placeholders`).
+    """
+    project_file = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    project = project_file["name"]
+    declared: dict[str, dict[str, Any]] = project_file.get("config") or {}
+    stack_path = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_path.exists():
+        raise FileNotFoundError(f"no stack file {stack_path.name} in {project_dir}")
+    stack_values = (yaml.safe_load(stack_path.read_text()) or {}).get("config") or {}
+
+    values = {k: _engine_value(d["default"]) for k, d in declared.items() if "default" in d}
+    secret_keys = {k for k, d in declared.items() if d.get("secret")}
+    for full_key, value in stack_values.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != project:
+            continue
+        if isinstance(value, dict) and "secure" in value:
+            secret_keys.add(key)
+            continue  # encrypted: stands in below
+        values[key] = _engine_value(value)
+    placeholders = tuple(sorted(k for k in secret_keys if k not in values))
+    for key in placeholders:
+        values[key] = placeholder_secret(key)
+    return StackConfig(project, stack, values, frozenset(secret_keys), placeholders)
+
+
+def _guid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "hcs:" + ":".join(parts)))
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Answers the engine's questions with deterministic, plausible values per resource type."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        t, name = args.typ, args.name
+        if t == "azuread:index/application:Application":
+            object_id = _guid(t, name)
+            state.update(clientId=_guid(t, name, "client"), objectId=object_id)
+            return f"/applications/{object_id}", state
+        if t == "azuread:index/servicePrincipal:ServicePrincipal":
+            object_id = _guid(t, name)
+            state.update(objectId=object_id)
+            return object_id, state
+        if t == "azuread:index/group:Group":
+            object_id = args.resource_id.rsplit("/", 1)[-1] if args.resource_id else _guid(t, name)
+            state.update(objectId=object_id, securityEnabled=True)
+            return f"/groups/{object_id}", state
+        if t == "azuread:index/applicationPassword:ApplicationPassword":
+            state.update(keyId=_guid(t, name), value=f"mock-secret-{_guid(t, name, 'value')}")
+            return _guid(t, name, "id"), state
+        if t == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.sha256(f"mock:{name}".encode()).digest()[: int(state.get("length", 32))]
+            state.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
+            return _guid(t, name), state
+        if t == "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared":
+            return _guid(t, name), state
+        if t == "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication":
+            state.update(aud=hashlib.sha256(f"aud:{name}".encode()).hexdigest())
+            return _guid(t, name), state
+        if t.startswith("cloudflare:index/zeroTrustAccess"):
+            return _guid(t, name), state
+        if t == "random:index/randomPassword:RandomPassword":
+            state.update(result=f"mock-password-{_guid(t, name)}")
+            return _guid(t, name), state
+        return args.resource_id or f"{name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "azuread:index/getClientConfig:getClientConfig":
+            return {"clientId": _guid("deployer-client"), "objectId": _guid("deployer"), "tenantId": self.tenant_id}
+        if args.token == "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
+            return {"token": f"mock-secret-tunnel-token-{_guid(str(args.args.get('tunnelId')))}"}
+        return {}
+
+
+def _mask(value: Any) -> Any:
+    """Replace every secret with SECRET and resource references with their URN."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return value.get("urn")
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also keeping each request's parent, dependencies and raw inputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine does not qualify a top-level resource's type with the stack's type.
+        if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
+    def _record(self, request: Any, urn: str, id_: str, read_id: str | None) -> None:
+        inputs = json_format.MessageToDict(request.properties if read_id else request.object)
+        parent = request.parent or None
+        if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
+            parent = None
+        deps = () if read_id else tuple(request.dependencies)
+        custom = True if read_id else bool(request.custom)
+        self.registered.append(
+            Registered(urn, id_, request.type, request.name, parent, custom, _mask(inputs), deps, read_id)
+        )
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(request, response.urn, response.id, None)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self._record(request, response.urn, request.id, request.id)
+        return response
+
+
+async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        resolved[key] = SECRET if await output.is_secret() else await output.future()
+    return resolved
+
+
+def run_program(config: StackConfig, project_dir: Path = PROJECT_DIR) -> PlanResult:
+    """Evaluate `__main__.py` for `config` under mocks; raises what the program raises."""
+    monitor = RecordingMonitor(PlanMocks(config.values.get("entraTenantId", _guid("tenant"))))
+    runtime_settings.ROOT.set(None)  # a fresh root stack for every run in this process
+    pulumi.runtime.set_mocks(monitor.mocks, project=config.project, stack=config.stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {f"{config.project}:{k}": v for k, v in config.values.items()},
+        [f"{config.project}:{k}" for k in config.secret_keys if k in config.values],
+    )
+    result = PlanResult()
+
+    @pulumi.runtime.test
+    def evaluate() -> Any:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        root = runtime_settings.get_root_resource()
+        outputs = dict(root.outputs) if root is not None else {}
+
+        async def collect() -> None:
+            result.outputs.update(await _resolve_outputs(outputs))
+
+        return collect()
+
+    evaluate()
+    result.resources.extend(monitor.registered)
+    return result

@@ -1,0 +1,19 @@
+"""Shared fixtures: the example stack's config and one offline run of the whole program."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
+
+
+@pytest.fixture(scope="session")
+def dev_config() -> StackConfig:
+    """Pulumi.dev.yaml merged with the project defaults, placeholders for unset secrets."""
+    return load_stack_config("dev")
+
+
+@pytest.fixture(scope="session")
+def dev_plan(dev_config: StackConfig) -> PlanResult:
+    """The real `__main__.py` evaluated once for the dev stack under Pulumi's mock runtime."""
+    return run_program(dev_config)

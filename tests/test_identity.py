@@ -1,0 +1,70 @@
+"""The Entra access graph, as the real program registers it for the dev stack (mock runtime)."""
+
+from __future__ import annotations
+
+from components.identity import DEFAULT_ACCESS_ROLE, GRAPH_APP_ID, GRAPH_SCOPES
+from scripts.offline import PlanResult, StackConfig, run_program
+
+APP = "azuread:index/application:Application"
+SP = "azuread:index/servicePrincipal:ServicePrincipal"
+GROUP = "azuread:index/group:Group"
+ASSIGNMENT = "azuread:index/appRoleAssignment:AppRoleAssignment"
+PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"
+
+
+def test_service_principal_requires_assignment(dev_plan: PlanResult) -> None:
+    assert dev_plan.one(SP).inputs["appRoleAssignmentRequired"] is True
+
+
+def test_single_tenant_app_with_exactly_one_https_redirect_and_no_implicit_grant(dev_plan: PlanResult) -> None:
+    app = dev_plan.one(APP).inputs
+    assert app["signInAudience"] == "AzureADMyOrg"
+    assert app["web"]["redirectUris"] == ["https://code.example.com/oauth2/callback"]
+    assert app["web"]["implicitGrant"] == {"accessTokenIssuanceEnabled": False, "idTokenIssuanceEnabled": False}
+    assert "publicClient" not in app and "spa" not in app
+
+
+def test_app_asks_for_the_claims_and_scopes_oauth2_proxy_needs(dev_plan: PlanResult) -> None:
+    app = dev_plan.one(APP).inputs
+    assert app["groupMembershipClaims"] == ["ApplicationGroup"]
+    assert {c["name"] for c in app["optionalClaims"]["idTokens"]} == {"email"}
+    (graph,) = app["requiredResourceAccesses"]
+    assert graph["resourceAppId"] == GRAPH_APP_ID
+    assert {a["id"] for a in graph["resourceAccesses"]} == set(GRAPH_SCOPES.values())
+    assert {a["type"] for a in graph["resourceAccesses"]} == {"Scope"}  # delegated only, no app roles
+
+
+def test_created_group_is_a_security_group_assigned_to_the_service_principal(dev_plan: PlanResult) -> None:
+    group = dev_plan.one(GROUP)
+    assert group.read_id is None
+    assert group.inputs["securityEnabled"] is True and group.inputs["mailEnabled"] is False
+    assert group.inputs["members"] == ["66666666-7777-8888-9999-000000000001", "66666666-7777-8888-9999-000000000002"]
+    assignment = dev_plan.one(ASSIGNMENT)
+    assert assignment.inputs["appRoleId"] == DEFAULT_ACCESS_ROLE
+    assert set(assignment.dependencies) == {group.urn, dev_plan.one(SP).urn}
+
+
+def test_existing_group_is_read_not_managed(dev_config: StackConfig) -> None:
+    existing = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    plan = run_program(dev_config.with_values(entraGroupName=None, entraGroupMembers=None, entraGroupObjectId=existing))
+    group = plan.one(GROUP)
+    assert group.read_id == f"/groups/{existing}"
+    assert plan.one(ASSIGNMENT).inputs["principalObjectId"] == existing
+    assert plan.outputs["entraGroupObjectId"] == existing
+
+
+def test_client_secret_has_a_fixed_end_date_and_a_rotation_knob(dev_config: StackConfig, dev_plan: PlanResult) -> None:
+    password = dev_plan.one(PASSWORD)
+    assert password.inputs["endDate"] == "2028-06-30T00:00:00Z"
+    assert password.inputs["rotateWhenChanged"] == {"rotation": "1"}
+    assert password.dependencies == (dev_plan.one(APP).urn,)
+    rotated = run_program(dev_config.with_values(entraSecretRotation="2027-q1"))
+    assert rotated.one(PASSWORD).inputs["rotateWhenChanged"] == {"rotation": "2027-q1"}
+
+
+def test_stack_outputs_name_the_url_and_identity_but_no_secret(dev_plan: PlanResult) -> None:
+    outputs = dev_plan.outputs
+    assert outputs["url"] == "https://code.example.com"
+    assert outputs["entraIssuerUrl"] == "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
+    assert outputs["entraTenantId"] == "11111111-2222-3333-4444-555555555555"
+    assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId"}

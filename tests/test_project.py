@@ -1,0 +1,41 @@
+"""The project's declarations agree with the code: Pulumi.yaml keys, settings reads, README."""
+
+from __future__ import annotations
+
+import yaml
+
+from components.settings import MappingSource, load
+from scripts import config_reference
+from scripts.offline import PROJECT_DIR, StackConfig
+
+from tests.support import KEY, TODAY
+
+
+class _Recording(MappingSource):
+    """A source that remembers every key the settings layer asks about."""
+
+    asked: set[str]
+
+    def raw(self, key: str) -> str | None:
+        self.asked.add(key)
+        return super().raw(key)
+
+
+def test_settings_read_exactly_the_keys_pulumi_yaml_declares(dev_config: StackConfig) -> None:
+    declared = set(yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"])
+    source = _Recording(dev_config.with_values(vmSshPrivateKey=KEY).values, dev_config.secret_keys)
+    object.__setattr__(source, "asked", set())
+    load(source, today=TODAY)
+    assert source.asked == declared
+
+
+def test_every_declared_key_has_a_type_and_a_description() -> None:
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    for key, decl in declared.items():
+        assert decl.get("type") in ("string", "integer", "boolean", "array"), key
+        assert len(decl.get("description", "")) > 20, key
+
+
+def test_readme_config_reference_is_current() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text()
+    assert config_reference.reference() in readme, "run: python scripts/config_reference.py --update-readme"

@@ -1,0 +1,107 @@
+"""The settings layer rejects every malformed stack config with the key named and no traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.settings import ConfigError, MappingSource, load
+from scripts.offline import StackConfig
+from tests.support import KEY, TODAY
+
+
+
+def _source(config: StackConfig, changes: dict[str, Any], secret_keys: set[str] | None = None) -> MappingSource:
+    changed = config.with_values(**{"vmSshPrivateKey": KEY, **changes})
+    keys = config.secret_keys if secret_keys is None else frozenset(secret_keys)
+    return MappingSource(changed.values, frozenset(keys))
+
+
+def test_dev_stack_is_valid(dev_config: StackConfig) -> None:
+    settings = load(_source(dev_config, {}), today=TODAY)
+    assert settings.public_url == "https://code.example.com"
+    assert settings.entra.group.member_object_ids  # the dev stack creates its group
+    assert [r.name for r in settings.topology.egress_rules][:2] == ["dns-udp", "dns-tcp"]
+
+
+# (id, changes, key named in the error, fragment of what is expected)
+MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
+    ("hostname-missing", {"hostname": None}, "hostname", "is required"),
+    ("hostname-single-label", {"hostname": "code"}, "hostname", "fully qualified host name"),
+    ("hostname-url", {"hostname": "https://code.example.com"}, "hostname", "fully qualified host name"),
+    ("hostname-ip", {"hostname": "192.0.2.1"}, "hostname", "not an IP address"),
+    ("tenant-not-guid", {"entraTenantId": "contoso"}, "entraTenantId", "expected a GUID"),
+    ("group-both", {"entraGroupObjectId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}, "entraGroupObjectId", "exactly one"),
+    ("group-neither", {"entraGroupName": None, "entraGroupMembers": None}, "entraGroupObjectId", "exactly one"),
+    ("members-empty", {"entraGroupMembers": []}, "entraGroupMembers", "non-empty list"),
+    ("member-not-guid", {"entraGroupMembers": ["66666666-7777-8888-9999-000000000001", "alice@example.com"]}, "entraGroupMembers[1]", "expected a GUID"),
+    ("member-duplicate", {"entraGroupMembers": ["66666666-7777-8888-9999-000000000001"] * 2}, "entraGroupMembers", "no duplicate"),
+    ("members-with-existing-group", {"entraGroupName": None, "entraGroupObjectId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}, "entraGroupMembers", "only applies with entraGroupName"),
+    ("secret-end-date-format", {"entraSecretEndDate": "next year"}, "entraSecretEndDate", "YYYY-MM-DD"),
+    ("secret-end-date-past", {"entraSecretEndDate": "2020-01-01"}, "entraSecretEndDate", "after today"),
+    ("rotation-empty", {"entraSecretRotation": " "}, "entraSecretRotation", "non-empty label"),
+    ("vm-address-bad", {"vmAddress": "192.0.2.300"}, "vmAddress", "expected an IP address"),
+    ("vm-address-v6", {"vmAddress": "2001:db8::10"}, "vmAddress", "IPv4"),
+    ("ssh-port-text", {"vmSshPort": "ssh"}, "vmSshPort", "expected an integer"),
+    ("ssh-port-range", {"vmSshPort": 70000}, "vmSshPort", "from 1 to 65535"),
+    ("admin-user-spaces", {"vmAdminUser": "Deploy User"}, "vmAdminUser", "Linux account name"),
+    ("admin-user-root", {"vmAdminUser": "root"}, "vmAdminUser", "not root"),
+    ("host-key-bare", {"vmHostKey": "AAAAC3NzaC1lZDI1NTE5"}, "vmHostKey", "public host key"),
+    ("private-key-shape", {"vmSshPrivateKey": "hunter2-not-a-key"}, "vmSshPrivateKey", "SSH private key"),
+    ("private-key-missing", {"vmSshPrivateKey": None}, "vmSshPrivateKey", "--secret"),
+    ("same-account-twice", {"ideUser": "codesvc"}, "ideUser", "three different accounts"),
+    ("front-proxy-empty", {"frontProxyAddresses": []}, "frontProxyAddresses", "non-empty"),
+    ("front-proxy-not-list", {"frontProxyAddresses": "192.0.2.5"}, "frontProxyAddresses", "list of strings"),
+    ("front-proxy-is-vm", {"frontProxyAddresses": ["192.0.2.10"]}, "frontProxyAddresses", "not the VM's own"),
+    ("mgmt-host-bits", {"managementSubnets": ["198.51.100.7/24"]}, "managementSubnets[0]", "no host bits"),
+    ("gateway-port-code-server", {"gatewayPort": 8080}, "gatewayPort", "other than 8080"),
+    ("gateway-port-privileged", {"gatewayPort": 443}, "gatewayPort", "from 1024"),
+    ("dns-name-not-ip", {"dnsServers": ["dns.example.com"]}, "dnsServers[0]", "IP address"),
+    ("bool-word", {"wazuhEnabled": "yes"}, "wazuhEnabled", "true or false"),
+    ("wazuh-manager-missing", {"wazuhManagerAddress": None}, "wazuhManagerAddress", "required when wazuhEnabled"),
+    ("backup-repo-path", {"backupRepository": "/srv/backup"}, "backupRepository", "restic repository"),
+    ("backup-port-missing", {"backupRepositoryPort": None}, "backupRepositoryPort", "required when backupEnabled"),
+    ("apt-proxy-name", {"aptProxyAddress": "proxy"}, "aptProxyAddress", "IP address"),
+    ("typo-key", {"vmAdress": "192.0.2.10"}, "vmAdress", "typo"),
+]
+
+
+@pytest.mark.parametrize(("changes", "key", "expected"), [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_malformed_config_is_rejected_with_its_key(dev_config: StackConfig, changes: dict[str, Any], key: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(_source(dev_config, changes), today=TODAY)
+    lines = str(caught.value).splitlines()
+    assert any(line.startswith(f"config error: {key}: ") and expected in line for line in lines), lines
+
+
+def test_catalogue_is_large_enough() -> None:
+    assert len(MALFORMED) >= 25
+
+
+def test_secret_value_is_never_echoed(dev_config: StackConfig) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(_source(dev_config, {"vmSshPrivateKey": "hunter2-not-a-key"}), today=TODAY)
+    assert "hunter2" not in str(caught.value)
+    assert "value not shown" in str(caught.value)
+
+
+def test_secret_stored_in_plain_text_is_refused(dev_config: StackConfig) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(_source(dev_config, {}, secret_keys=set()), today=TODAY)
+    assert "config error: vmSshPrivateKey: must be stored encrypted" in str(caught.value)
+    assert "BEGIN OPENSSH" not in str(caught.value)
+
+
+def test_plain_setting_stored_as_secret_is_refused(dev_config: StackConfig) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(_source(dev_config, {}, secret_keys={"vmSshPrivateKey", "hostname"}), today=TODAY)
+    assert "config error: hostname: is stored as a secret" in str(caught.value)
+
+
+def test_every_problem_is_reported_at_once(dev_config: StackConfig) -> None:
+    changes = {"hostname": "x", "entraTenantId": "y", "vmSshPort": 0, "dnsServers": [], "unknownKey": "z"}
+    with pytest.raises(ConfigError) as caught:
+        load(_source(dev_config, changes), today=TODAY)
+    named = {p.key for p in caught.value.problems}
+    assert {"hostname", "entraTenantId", "vmSshPort", "dnsServers", "unknownKey"} <= named
