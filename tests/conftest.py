@@ -1,10 +1,13 @@
-"""Shared fixtures: the example stack's config and one offline run of the whole program."""
+"""Shared fixtures: the example stack's config, one offline run of the whole program, and the
+real-root fixtures (see tests/realroot/fixtures.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
+
+pytest_plugins = ["tests.realroot.fixtures"]
 
 
 @pytest.fixture(scope="session")

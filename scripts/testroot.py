@@ -1,0 +1,45 @@
+"""Build or refresh the cached Debian 12 test root (run once before `make test`; needs root).
+
+    python scripts/testroot.py            # build if missing, print the image path
+    python scripts/testroot.py --refresh  # rebuild (e.g. to pick up Debian security updates)
+    python scripts/testroot.py --prune    # also delete images the current recipe no longer uses
+
+The cache lives in ${HCS_CACHE_DIR:-/var/cache/hardened-code-server}; see tests/realroot/rootfs.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.realroot import rootfs  # noqa: E402  (needs the repository root on sys.path)
+from tests.realroot.prereq import RealRootError  # noqa: E402
+
+
+def main() -> int:
+    """Parse arguments, ensure the image, report where it is and how big."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--refresh", action="store_true", help="rebuild even if the image exists")
+    parser.add_argument("--prune", action="store_true", help="delete images of older recipes")
+    args = parser.parse_args()
+    started = time.monotonic()
+    try:
+        image = rootfs.ensure_image(refresh=args.refresh, progress=lambda line: print(line, flush=True))
+    except RealRootError as error:
+        print(f"testroot: {error}", file=sys.stderr)
+        return 1
+    if args.prune:
+        for old in rootfs.stale_images():
+            print(f"removing stale image {old}")
+            old.unlink()
+    size = image.stat().st_size / 1e6
+    print(f"test root image: {image} ({size:.0f} MB, ready in {time.monotonic() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
