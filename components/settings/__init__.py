@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, cloudflare, entra, topology
+from components.settings import checks, cloudflare, entra, gateway, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -25,6 +25,7 @@ class Settings:
     entra: entra.EntraSettings
     topology: topology.Topology
     cloudflare: cloudflare.CloudflareSettings | None
+    gateway: gateway.GatewaySettings
 
     @property
     def public_url(self) -> str:
@@ -39,13 +40,15 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     entra_settings = entra.parse(r, hostname, today or dt.date.today())
     topology_settings = topology.parse(r)
     cloudflare_settings = cloudflare.parse(r, edge)
+    gateway_settings = gateway.parse(r)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and edge and entra_settings and topology_settings
+    assert hostname and edge and entra_settings and topology_settings and gateway_settings
     return Settings(
         hostname=hostname,
         edge=edge,
         entra=entra_settings,
         topology=topology_settings,
         cloudflare=cloudflare_settings,
+        gateway=gateway_settings,
     )

@@ -1,0 +1,265 @@
+"""oauth2-proxy's config file for Entra ID in front of code-server (pure: no Pulumi, no I/O).
+
+The file is oauth2-proxy's `--config` format (TOML, the "legacy" options, which v7.15.x loads
+with unknown keys treated as fatal). Secrets never appear in it: the client secret and the
+cookie secret are separate files named by `client_secret_file` / `cookie_secret_file`, so the
+config can be shown in plans and diffs, and nothing secret reaches the container's environment
+or command line.
+
+`options()` builds the settings, `check_options()` refuses the combinations that open the door
+(a non-loopback listener, any domain without a group, skipped issuer or TLS verification,
+anonymous routes, a `SameSite` that breaks the callback or invites CSRF, secrets inline) and
+`render()` does both and serialises. `check_options()` runs on every render, so a later edit
+that weakens the output fails the deployment instead of shipping.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import ipaddress
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import tomli_w
+
+#: Where the container sees its files (the host directory is mounted read-only here).
+CONFIG_DIR = "/etc/oauth2-proxy"
+CONFIG_FILE = f"{CONFIG_DIR}/oauth2-proxy.cfg"
+CLIENT_SECRET_FILE = f"{CONFIG_DIR}/client-secret"
+COOKIE_SECRET_FILE = f"{CONFIG_DIR}/cookie-secret"
+
+LISTEN_ADDRESS = "127.0.0.1:4180"
+UPSTREAM = "http://127.0.0.1:8080"
+#: The local Caddy gateway shares the host network namespace, so it connects from loopback.
+GATEWAY_ADDRESSES = ("127.0.0.1",)
+#: `__Host-` makes the browser refuse the cookie unless Secure, Path=/ and without Domain:
+#: no sibling host under the wildcard certificate can set or shadow the session.
+COOKIE_NAME = "__Host-oauth2_proxy"
+#: Health endpoints under the proxy prefix, so they never shadow a code-server path.
+PING_PATH = "/oauth2/ping"
+READY_PATH = "/oauth2/ready"
+SCOPE = "openid email profile offline_access"
+#: Entra ID access tokens live 60-90 minutes; the session must refresh before the shortest.
+ENTRA_TOKEN_LIFETIME = dt.timedelta(hours=1)
+COOKIE_SECRET_BYTES = 32
+
+_ISSUER = re.compile(r"^https://login\.microsoftonline\.com/(?P<tenant>[0-9a-fA-F-]{36})/v2\.0$")
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_INSECURE_KEYS = (
+    "insecure_oidc_skip_issuer_verification",
+    "insecure_oidc_allow_unverified_email",
+    "insecure_oidc_skip_nonce",
+    "ssl_insecure_skip_verify",
+    "ssl_upstream_insecure_skip_verify",
+    "skip_oidc_discovery",
+    "skip_jwt_bearer_tokens",
+)
+_INLINE_SECRETS = ("client_secret", "cookie_secret")
+
+
+class UnsafeConfig(ValueError):
+    """The oauth2-proxy options would weaken the authentication layer; lists every reason."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = tuple(reasons)
+        super().__init__("unsafe oauth2-proxy config: " + "; ".join(reasons))
+
+
+@dataclass(frozen=True)
+class OAuth2ProxyParams:
+    """The deployment-specific inputs: who the IdP is, who may enter, how long sessions live."""
+
+    hostname: str
+    issuer_url: str
+    client_id: str
+    allowed_group: str
+    email_domains: tuple[str, ...]
+    cookie_expire: dt.timedelta
+    cookie_refresh: dt.timedelta
+
+
+def go_duration(value: dt.timedelta) -> str:
+    """A positive whole-second timedelta in Go's `time.ParseDuration` syntax (`1h30m`)."""
+    seconds = int(value.total_seconds())
+    if seconds <= 0 or seconds != value.total_seconds():
+        raise ValueError(f"expected a positive whole number of seconds, got {value}")
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n)
+
+
+def parse_go_duration(text: str) -> dt.timedelta:
+    """The inverse of `go_duration` for the h/m/s subset it writes."""
+    match = _DURATION.match(text)
+    if not text or not match:
+        raise ValueError(f"expected a duration such as 12h or 1h30m, got {text!r}")
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    return dt.timedelta(hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The AES key oauth2-proxy derives from a cookie secret (the rule of v7.15.x).
+
+    Unpadded URL-safe base64 that decodes to 16, 24 or 32 bytes is used decoded (Go's decoder
+    skips CR/LF); anything else is used as raw bytes. So a standard-base64 secret containing
+    `+` or `/` silently becomes a 44-byte key, which oauth2-proxy rejects at start.
+    """
+    text = secret.rstrip("=").replace("\r", "").replace("\n", "")
+    if text and set(text) <= _URLSAFE and len(text) % 4 != 1:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        if len(decoded) in (16, 24, 32):
+            return decoded
+    return secret.encode()
+
+
+def cookie_secret(random_base64: str) -> str:
+    """The cookie-secret file's content from `RandomBytes(length=32).base64` (standard base64).
+
+    Re-encoded as URL-safe base64 without padding or newline, the form oauth2-proxy decodes.
+    """
+    try:
+        raw = base64.b64decode(random_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("cookie secret: expected standard base64 from RandomBytes.base64") from None
+    if len(raw) != COOKIE_SECRET_BYTES:
+        raise ValueError(f"cookie secret: expected {COOKIE_SECRET_BYTES} random bytes, got {len(raw)}")
+    secret = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert len(secret_bytes(secret)) == COOKIE_SECRET_BYTES
+    return secret
+
+
+def options(p: OAuth2ProxyParams) -> dict[str, Any]:
+    """The oauth2-proxy options for `p`, keyed by their config-file names."""
+    return {
+        "provider": "entra-id",
+        "oidc_issuer_url": p.issuer_url,
+        "client_id": p.client_id,
+        "client_secret_file": CLIENT_SECRET_FILE,
+        "code_challenge_method": "S256",
+        "scope": SCOPE,
+        "allowed_groups": [p.allowed_group],
+        "email_domains": list(p.email_domains),
+        "redirect_url": f"https://{p.hostname}/oauth2/callback",
+        "skip_provider_button": True,
+        "http_address": LISTEN_ADDRESS,
+        "upstreams": [UPSTREAM],
+        "pass_host_header": True,
+        "proxy_websockets": True,
+        "pass_basic_auth": False,
+        "pass_access_token": False,
+        "reverse_proxy": True,
+        "trusted_proxy_ips": list(GATEWAY_ADDRESSES),
+        "real_client_ip_header": "X-Real-IP",
+        "cookie_name": COOKIE_NAME,
+        "cookie_secret_file": COOKIE_SECRET_FILE,
+        "cookie_secure": True,
+        "cookie_httponly": True,
+        "cookie_samesite": "lax",
+        "cookie_path": "/",
+        "cookie_expire": go_duration(p.cookie_expire),
+        "cookie_refresh": go_duration(p.cookie_refresh),
+        "session_store_type": "cookie",
+        "ping_path": PING_PATH,
+        "ready_path": READY_PATH,
+        "silence_ping_logging": True,
+        "show_debug_on_error": False,
+    }
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_networks(values: Any) -> bool:
+    try:
+        return bool(values) and all(ipaddress.ip_network(v, strict=False).subnet_of(ipaddress.ip_network("127.0.0.0/8")) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def _guid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def check_options(opts: Mapping[str, Any]) -> None:
+    """Raise `UnsafeConfig` naming every option that would weaken authentication."""
+    reasons: list[str] = []
+
+    def need(ok: bool, reason: str) -> None:
+        if not ok:
+            reasons.append(reason)
+
+    need(opts.get("provider") == "entra-id", "provider must be entra-id")
+    issuer = _ISSUER.match(str(opts.get("oidc_issuer_url", "")))
+    need(issuer is not None and _guid(issuer["tenant"]), "oidc_issuer_url must be https://login.microsoftonline.com/<tenant GUID>/v2.0 (single tenant)")
+    need(bool(opts.get("client_id")), "client_id is required")
+    for key in _INLINE_SECRETS:
+        need(key not in opts, f"{key} must not be inline: use {key}_file so the config holds no secret")
+    need(opts.get("client_secret_file") == CLIENT_SECRET_FILE, f"client_secret_file must be {CLIENT_SECRET_FILE}")
+    need(opts.get("cookie_secret_file") == COOKIE_SECRET_FILE, f"cookie_secret_file must be {COOKIE_SECRET_FILE}")
+    for key in _INSECURE_KEYS:
+        need(opts.get(key) is not True, f"{key} must not be enabled")
+    for key in ("skip_auth_regex", "skip_auth_routes", "api_routes", "trusted_ips"):
+        need(not opts.get(key), f"{key} must be empty: no route or address may skip authentication")
+
+    host, _, port = str(opts.get("http_address", "")).rpartition(":")
+    need(_loopback(host) and port.isdigit(), "http_address must be a loopback address such as 127.0.0.1:4180, never 0.0.0.0 or all interfaces")
+    need(not opts.get("https_address") and not opts.get("tls_cert_file"), "oauth2-proxy must not open a TLS listener (TLS ends at the front proxy)")
+    upstreams = opts.get("upstreams") or []
+    need(bool(upstreams) and all(urlsplit(u).scheme == "http" and _loopback(urlsplit(u).hostname or "") for u in upstreams),
+         "upstreams must be loopback URLs (code-server listens on 127.0.0.1 only)")
+    if opts.get("reverse_proxy"):
+        need(_loopback_networks(opts.get("trusted_proxy_ips")),
+             "trusted_proxy_ips must list only the loopback gateway with reverse_proxy (empty trusts every client's X-Forwarded-*)")
+
+    groups = opts.get("allowed_groups") or []
+    need(all(_guid(g) for g in groups), "allowed_groups must be Entra group object IDs (GUIDs: the groups claim carries IDs)")
+    domains = opts.get("email_domains") or []
+    need(bool(domains), "email_domains is required")
+    need(not ("*" in domains and not groups), "email_domains = * needs allowed_groups, or every account of every tenant gets in")
+
+    scope = str(opts.get("scope", "")).split()
+    need("openid" in scope and "offline_access" in scope, "scope must include openid and offline_access (refresh tokens)")
+    need(opts.get("code_challenge_method") == "S256", "code_challenge_method must be S256 (PKCE)")
+    redirect = urlsplit(str(opts.get("redirect_url", "")))
+    need(redirect.scheme == "https" and bool(redirect.hostname) and redirect.path == "/oauth2/callback",
+         "redirect_url must be https://<hostname>/oauth2/callback")
+
+    need(str(opts.get("cookie_name", "")).startswith("__Host-"), "cookie_name must start with __Host- (host-only, Secure, Path=/)")
+    need(not opts.get("cookie_domains") and opts.get("cookie_path", "/") == "/", "a __Host- cookie takes no cookie_domains and cookie_path /")
+    need(opts.get("cookie_secure") is True, "cookie_secure must be true")
+    need(opts.get("cookie_httponly") is True, "cookie_httponly must be true")
+    need(opts.get("cookie_samesite") == "lax",
+         "cookie_samesite must be lax (strict drops the cookie on the Entra callback: 403; none allows cross-site requests)")
+    try:
+        expire = parse_go_duration(str(opts.get("cookie_expire", "")))
+        refresh = parse_go_duration(str(opts.get("cookie_refresh", "")))
+    except ValueError as err:
+        reasons.append(f"cookie_expire/cookie_refresh: {err}")
+    else:
+        need(dt.timedelta(0) < refresh < expire, "cookie_refresh must be set and shorter than cookie_expire")
+        need(refresh < ENTRA_TOKEN_LIFETIME, "cookie_refresh must be shorter than Entra ID's 1h token lifetime")
+    if reasons:
+        raise UnsafeConfig(reasons)
+
+
+def render(p: OAuth2ProxyParams) -> str:
+    """The config file text for `p`, checked by `check_options` first."""
+    opts = options(p)
+    check_options(opts)
+    header = "# oauth2-proxy config, generated by hardened-code-server; secrets are in separate files.\n"
+    return header + tomli_w.dumps(opts)
