@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, cloudflare, entra, gateway, topology
+from components.settings import checks, cloudflare, entra, gateway, host, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -26,6 +26,7 @@ class Settings:
     topology: topology.Topology
     cloudflare: cloudflare.CloudflareSettings | None
     gateway: gateway.GatewaySettings
+    host: host.HostSettings
 
     @property
     def public_url(self) -> str:
@@ -41,9 +42,10 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     topology_settings = topology.parse(r)
     cloudflare_settings = cloudflare.parse(r, edge)
     gateway_settings = gateway.parse(r)
+    host_settings = host.parse(r, topology_settings)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and edge and entra_settings and topology_settings and gateway_settings
+    assert hostname and edge and entra_settings and topology_settings and gateway_settings and host_settings
     return Settings(
         hostname=hostname,
         edge=edge,
@@ -51,4 +53,5 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
         topology=topology_settings,
         cloudflare=cloudflare_settings,
         gateway=gateway_settings,
+        host=host_settings,
     )

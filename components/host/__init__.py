@@ -1,0 +1,1 @@
+"""The DMZ host: its SSH connection, setup steps, file installer and pure renderers."""

@@ -1,0 +1,421 @@
+"""Pure renderers for the DMZ host: settings in, file text out (no Pulumi, no I/O).
+
+Each function returns the exact bytes a host file receives, so tests can feed them to the tool
+that consumes them (`sshd -t`, `ufw`, `fail2ban-client -t`, `systemd-analyze`) without a deploy.
+The comments inside the rendered files say *why* a setting is there, for whoever reads the host.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from components.settings.host import HostSettings
+from components.settings.topology import Topology
+
+HEADER = "# Managed by hardened-code-server (Pulumi); local edits are overwritten.\n"
+
+#: Where things live on the VM; the gateway component installs into PROXY_STACK_DIR.
+PROXY_STACK_DIR = "/opt/code-server/docker"
+PROXY_ENV_FILE = f"{PROXY_STACK_DIR}/.env"
+GATEWAY_LOG_DIR = "/var/log/caddy-gateway"
+GATEWAY_ACCESS_LOG = f"{GATEWAY_LOG_DIR}/access.log"
+CODE_SERVER_PORT = 8080
+RESTIC_ENV_FILE = "/etc/restic/hcs-backup.env"
+RESTIC_PASSWORD_FILE = "/etc/restic/hcs-backup.password"
+ZABBIX_PSK_FILE = "/etc/zabbix/hcs.psk"
+
+# OpenSSH 9.2 names only: sshd -t rejects algorithms it does not know. No NIST curves, no SHA-1,
+# no CBC, no encrypt-and-MAC: the set ssh-audit reports without a single `fail`.
+KEX = ("sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org")
+CIPHERS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com")
+MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
+_HOST_KEY_ALGORITHMS = {
+    "ssh-ed25519": ("ssh-ed25519",),
+    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
+    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
+    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
+    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256"),
+    "rsa-sha2-256": ("rsa-sha2-512", "rsa-sha2-256"),
+    "rsa-sha2-512": ("rsa-sha2-512", "rsa-sha2-256"),
+}
+
+
+def sshd_hardening(topology: Topology) -> str:
+    """`/etc/ssh/sshd_config.d/00-hardening.conf`: read first, so each value here wins."""
+    pinned = topology.vm.host_key.split()[0]
+    host_key_algs = ["ssh-ed25519"] + [a for a in _HOST_KEY_ALGORITHMS[pinned] if a != "ssh-ed25519"]
+    lines = [
+        HEADER.rstrip("\n"),
+        "# Keys only: no passwords, no keyboard-interactive, no root, no host-based trust.",
+        "PermitRootLogin no",
+        "PubkeyAuthentication yes",
+        "AuthenticationMethods publickey",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitEmptyPasswords no",
+        "HostbasedAuthentication no",
+        "IgnoreRhosts yes",
+        "RequiredRSASize 3072",
+        f"# Only members of {topology.accounts.admin_group} may log in (the IDE and service accounts never).",
+        f"AllowGroups {topology.accounts.admin_group}",
+        "# Short handshake window and few tries: brute force gets little per connection.",
+        "LoginGraceTime 20",
+        "MaxAuthTries 3",
+        "MaxSessions 4",
+        "MaxStartups 10:30:60",
+        "# No forwarding of any kind: SSH is for administration, not a tunnel into the DMZ.",
+        "AllowAgentForwarding no",
+        "AllowTcpForwarding no",
+        "AllowStreamLocalForwarding no",
+        "GatewayPorts no",
+        "PermitTunnel no",
+        "X11Forwarding no",
+        "PermitUserEnvironment no",
+        "ClientAliveInterval 300",
+        "ClientAliveCountMax 2",
+        "# VERBOSE logs the key fingerprint of every login (audit trail, fail2ban).",
+        "LogLevel VERBOSE",
+        f"# The pinned host key's algorithm ({pinned}) stays offered, or Pulumi could not connect.",
+        "HostKeyAlgorithms " + ",".join(host_key_algs),
+        "KexAlgorithms " + ",".join(KEX),
+        "Ciphers " + ",".join(CIPHERS),
+        "MACs " + ",".join(MACS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
+    """The UFW user rules in the exact form `ufw show added` prints them, one per line.
+
+    Rendering ufw's own canonical form lets the firewall step compare desired and actual rules
+    line by line and add/delete only the difference (never a reset that opens a window).
+    """
+    ssh = topology.vm.ssh_port
+    rules = [
+        f"ufw allow from {net} to any port {ssh} proto tcp comment 'ssh from management'"
+        for net in topology.management_subnets
+    ]
+    rules += [
+        f"ufw allow from {addr} to any port {topology.gateway_port} proto tcp comment 'gateway from front proxy'"
+        for addr in topology.front_proxy_addresses
+    ]
+    if host.ufw_deny_outgoing:
+        for rule in topology.egress_rules:
+            rules += [
+                f"ufw allow out to {dest} port {rule.port} proto {rule.protocol} comment 'egress {rule.name}'"
+                for dest in rule.destinations
+            ]
+    return rules
+
+
+def ufw_defaults(host: HostSettings) -> dict[str, str]:
+    """Default policies: nothing in, nothing routed, and out only by the allowlist (if enabled)."""
+    return {"incoming": "deny", "outgoing": "deny" if host.ufw_deny_outgoing else "allow", "routed": "deny"}
+
+
+def unattended_upgrades() -> str:
+    """`/etc/apt/apt.conf.d/20auto-upgrades`: daily list refresh and unattended security upgrades."""
+    return (
+        "// Managed by hardened-code-server (Pulumi); local edits are overwritten.\n"
+        'APT::Periodic::Update-Package-Lists "1";\n'
+        'APT::Periodic::Unattended-Upgrade "1";\n'
+        'APT::Periodic::AutocleanInterval "7";\n'
+    )
+
+
+def apt_proxy(topology: Topology) -> str | None:
+    """`/etc/apt/apt.conf.d/01hcs-proxy`: with a locked egress, apt reaches mirrors via the proxy."""
+    if topology.apt_proxy is None:
+        return None
+    address, port = topology.apt_proxy
+    return (
+        "// Managed by hardened-code-server (Pulumi): the only route to package mirrors.\n"
+        f'Acquire::http::Proxy "http://{address}:{port}";\n'
+    )
+
+
+def docker_daemon() -> str:
+    """`/etc/docker/daemon.json`: no privilege gain in containers, bounded local logs, live restore."""
+    config = {
+        "no-new-privileges": True,
+        "live-restore": True,
+        "log-driver": "local",
+        "log-opts": {"max-size": "20m", "max-file": "5"},
+        "icc": False,
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class Fail2banFiles:
+    """The jail file and the gateway filter fail2ban reads."""
+
+    jail: str
+    gateway_filter: str
+
+
+def fail2ban(topology: Topology) -> Fail2banFiles:
+    """`jail.d/hcs.local` (sshd + gateway jails) and `filter.d/caddy-gateway-auth.conf`.
+
+    sshd reads the journal (Debian 12 has no auth.log). The gateway jail reads Caddy's JSON access
+    log and counts 401/403 by `client_ip`, which Caddy only takes from the front proxy's
+    X-Forwarded-For because the proxy is its only trusted proxy. The front proxy is never banned
+    (that would lock everyone out), so when Caddy has no client address the jail does nothing.
+    """
+    ignore = " ".join(["127.0.0.1/8", "::1"] + [str(a) for a in topology.front_proxy_addresses])
+    jail = f"""{HEADER}[DEFAULT]
+bantime = 1h
+findtime = 10m
+maxretry = 5
+bantime.increment = true
+banaction = iptables-multiport
+ignoreip = {ignore}
+
+[sshd]
+enabled = true
+backend = systemd
+mode = aggressive
+port = {topology.vm.ssh_port}
+maxretry = 3
+
+[caddy-gateway-auth]
+# Repeated 401/403 at the gateway (failed or forbidden sign-ins reaching oauth2-proxy).
+enabled = true
+backend = polling
+filter = caddy-gateway-auth
+logpath = {GATEWAY_ACCESS_LOG}
+port = {topology.gateway_port}
+maxretry = 10
+"""
+    gateway_filter = f"""{HEADER}# Caddy's JSON access log: the real client is request.client_ip (set from the trusted front
+# proxy's X-Forwarded-For). Fields are matched in Caddy's fixed order; header values are JSON
+# strings whose quotes are escaped, so a client cannot forge these keys.
+[Definition]
+failregex = ^\\{{.*"request":\\{{"remote_ip":"[^"]*","remote_port":"[^"]*","client_ip":"<ADDR>".*\\}},.*"status":(?:401|403)[,}}]
+ignoreregex =
+datepattern = "ts":{{EPOCH}}
+"""
+    return Fail2banFiles(jail=jail, gateway_filter=gateway_filter)
+
+
+def code_server_config() -> str:
+    """`~/.config/code-server/config.yaml` of the IDE user: loopback only, no own auth, no phoning home.
+
+    `auth: none` is safe only because code-server listens on 127.0.0.1 and oauth2-proxy in front
+    is the one that authenticates; it never faces a network.
+    """
+    return (
+        HEADER
+        + f"bind-addr: 127.0.0.1:{CODE_SERVER_PORT}\n"
+        + "auth: none\n"
+        + "cert: false\n"
+        + "disable-telemetry: true\n"
+        + "disable-update-check: true\n"
+    )
+
+
+def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
+    """Drop-in for `code-server@.service`: a systemd sandbox the integrated terminal survives.
+
+    Kept out: `MemoryDenyWriteExecute` (Node's JIT needs W+X pages), `PrivateUsers` and
+    `ProcSubset=pid` (tools in the terminal read /proc and the user's groups). The file system is
+    read-only except the IDE user's home, the workspace volume and a private /tmp.
+    """
+    return f"""{HEADER}[Service]
+UMask=0077
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+PrivateTmp=yes
+PrivateDevices=yes
+DevicePolicy=closed
+ProtectSystem=strict
+ProtectHome=read-only
+ReadWritePaths=/home/{ide_user} {host.workspace_volume}
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+LockPersonality=yes
+KeyringMode=private
+RemoveIPC=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+"""
+
+
+@dataclass(frozen=True)
+class BackupFiles:
+    """restic's unit pair and its 0600 environment file (which holds no secret itself)."""
+
+    service: str
+    timer: str
+    env: str
+
+
+def backup(topology: Topology, host: HostSettings) -> BackupFiles:
+    """restic service/timer backing up the IDE workspace and the data volume.
+
+    The password lives in its own 0600 file (`RESTIC_PASSWORD_FILE`), never in the environment of
+    the unit or on a command line. Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
+    """
+    ide = topology.accounts.ide_user
+    paths = f"/home/{ide}/workspace {host.workspace_volume}"
+    service = f"""{HEADER}[Unit]
+Description=restic backup of the code-server workspace
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+EnvironmentFile={RESTIC_ENV_FILE}
+ExecStartPre=/bin/sh -c 'restic cat config >/dev/null 2>&1 || restic init'
+ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server {paths}
+ExecStart=/usr/bin/restic forget --tag hardened-code-server --keep-daily 7 --keep-weekly 5 --keep-monthly 6 --prune
+CacheDirectory=restic
+Nice=10
+IOSchedulingClass=idle
+UMask=0077
+NoNewPrivileges=yes
+CapabilityBoundingSet=CAP_DAC_READ_SEARCH
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectSystem=strict
+ProtectHome=read-only
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+"""
+    timer = f"""{HEADER}[Unit]
+Description=Run the restic backup of the code-server workspace
+
+[Timer]
+OnCalendar={host.backup_schedule}
+RandomizedDelaySec=15m
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+    assert topology.backup.repository is not None
+    env = (
+        HEADER
+        + f"RESTIC_REPOSITORY={topology.backup.repository}\n"
+        + f"RESTIC_PASSWORD_FILE={RESTIC_PASSWORD_FILE}\n"
+        + "RESTIC_CACHE_DIR=/var/cache/restic\n"
+    )
+    return BackupFiles(service=service, timer=timer, env=env)
+
+
+def wazuh_agent(topology: Topology) -> str:
+    """`/var/ossec/etc/ossec.conf`: enrol with the manager and watch what an intruder would touch.
+
+    File integrity monitoring covers the proxy stack, `/etc/ssh` and the systemd units. Diffs
+    (`report_changes`) would copy file content to the manager, so they are off wherever secrets
+    live: the proxy stack (its `.env`, secrets), `/etc/ssh` (host private keys); `nodiff` pins the
+    `.env` as a second guard.
+    """
+    assert topology.wazuh.address is not None
+    manager = escape(str(topology.wazuh.address))
+
+    def watch(path: str, diff: bool) -> str:
+        return (
+            f'    <directories check_all="yes" realtime="yes" report_changes="{"yes" if diff else "no"}">'
+            f"{escape(path)}</directories>"
+        )
+
+    watched = "\n".join(
+        [
+            watch(PROXY_STACK_DIR, False),
+            watch("/etc/ssh", False),
+            watch("/etc/systemd/system", True),
+            watch("/lib/systemd/system", True),
+            watch("/etc/fail2ban", True),
+            watch("/etc/ufw", True),
+            watch("/etc/sudoers.d", False),
+        ]
+    )
+    return f"""<!-- Managed by hardened-code-server (Pulumi); local edits are overwritten. -->
+<ossec_config>
+  <client>
+    <server>
+      <address>{manager}</address>
+      <port>1514</port>
+      <protocol>tcp</protocol>
+    </server>
+    <enrollment>
+      <enabled>yes</enabled>
+      <manager_address>{manager}</manager_address>
+      <port>1515</port>
+    </enrollment>
+  </client>
+  <syscheck>
+    <disabled>no</disabled>
+    <frequency>43200</frequency>
+    <scan_on_start>yes</scan_on_start>
+{watched}
+    <nodiff>{escape(PROXY_ENV_FILE)}</nodiff>
+  </syscheck>
+  <localfile>
+    <log_format>journald</log_format>
+    <location>journald</location>
+  </localfile>
+  <localfile>
+    <log_format>json</log_format>
+    <location>{escape(GATEWAY_ACCESS_LOG)}</location>
+  </localfile>
+</ossec_config>
+"""
+
+
+def zabbix_agent(topology: Topology, host: HostSettings) -> str:
+    """`/etc/zabbix/zabbix_agent2.conf` (replaces the package's): active checks, TLS with a PSK.
+
+    Passive checks are confined to loopback (`Server`/`ListenIP` 127.0.0.1) and the firewall has no
+    inbound rule for 10050, so the agent only ever connects out to the server.
+    """
+    assert topology.zabbix.address is not None
+    return (
+        HEADER
+        + "PidFile=/run/zabbix/zabbix_agent2.pid\n"
+        + "LogType=system\n"
+        + "Server=127.0.0.1\n"
+        + "ListenIP=127.0.0.1\n"
+        + f"ServerActive={topology.zabbix.address}:10051\n"
+        + "HostnameItem=system.hostname\n"
+        + "TLSConnect=psk\n"
+        + "TLSAccept=psk\n"
+        + f"TLSPSKIdentity={host.zabbix_psk_identity}\n"
+        + f"TLSPSKFile={ZABBIX_PSK_FILE}\n"
+        + "ControlSocket=/run/zabbix/agent.sock\n"
+        + "Include=/etc/zabbix/zabbix_agent2.d/plugins.d/*.conf\n"
+    )
+
+
+def ufw_rules_text(rules: Sequence[str]) -> str:
+    """The rule list as the firewall step's parameter (one `ufw …` line each)."""
+    return "".join(rule + "\n" for rule in rules)

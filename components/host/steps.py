@@ -1,0 +1,200 @@
+"""The DMZ host's setup as data: which script runs with which parameters and files, in what order.
+
+One `Step` per concern (packages, accounts, ownership map, sshd, upgrades, fail2ban, Docker,
+code-server, backup, Wazuh, Zabbix, firewall). Building the list registers nothing, so tests and
+the benchmark can read it; `DmzHost` turns each step into one `remote.Command`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from components.files import HostFile
+from components.host import render
+from components.settings.host import HostSettings
+from components.settings.topology import Topology
+
+#: Debian packages of every host (restic only with backups).
+BASE_PACKAGES = (
+    "ca-certificates",
+    "curl",
+    "docker.io",
+    "fail2ban",
+    "iptables",
+    "python3-systemd",
+    "ufw",
+    "unattended-upgrades",
+)
+WAZUH_REPO = ("wazuh", "https://packages.wazuh.com/key/GPG-KEY-WAZUH", "https://packages.wazuh.com/4.x/apt/ stable main")
+ZABBIX_REPO = ("zabbix", "https://repo.zabbix.com/zabbix-official-repo.key", "https://repo.zabbix.com/zabbix/7.0/debian bookworm main")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One concern: `scripts/host/<script>.sh` with `env` (plain) and `files` (stdin), after `after`."""
+
+    name: str
+    script: str
+    env: dict[str, str] = field(default_factory=dict)
+    files: tuple[HostFile, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def _vm(path: str, content: object, owner: str = "root", group: str = "root", mode: str = "0644", secret: bool = False) -> HostFile:
+    return HostFile(role="vm", path=path, content=content, owner=owner, group=group, mode=mode, secret=secret)
+
+
+def _proxy(topology: Topology) -> dict[str, str]:
+    if topology.apt_proxy is None:
+        return {}
+    address, port = topology.apt_proxy
+    return {"HCS_PROXY": f"http://{address}:{port}"}
+
+
+def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str, str, str, str]]:
+    """(kind, mode, owner, group, path) of the design's ownership map, plus the gateway log."""
+    svc, ide = topology.accounts.service_user, topology.accounts.ide_user
+    return [
+        ("dir", "0755", "root", "root", "/opt/code-server"),
+        ("dir", "0750", svc, svc, render.PROXY_STACK_DIR),
+        ("file", "0640", svc, svc, render.PROXY_ENV_FILE),
+        ("dir", "0750", ide, ide, f"/home/{ide}"),
+        ("dir", "0700", ide, ide, f"/home/{ide}/workspace"),
+        ("dir", "0700", ide, ide, host.workspace_volume),
+        ("dir", "0750", svc, svc, render.GATEWAY_LOG_DIR),
+        ("file", "0640", svc, svc, render.GATEWAY_ACCESS_LOG),
+    ]
+
+
+def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
+    """Every step of the host setup, in an order that respects `after`."""
+    accounts = topology.accounts
+    packages = BASE_PACKAGES + (("restic",) if topology.backup.enabled else ())
+    proxy_conf = render.apt_proxy(topology)
+    steps = [
+        Step(
+            "packages",
+            "packages",
+            {"HCS_PACKAGES": " ".join(sorted(packages))},
+            (_vm("/etc/apt/apt.conf.d/01hcs-proxy", proxy_conf),) if proxy_conf else (),
+        ),
+        Step(
+            "accounts",
+            "accounts",
+            {
+                "HCS_SERVICE_USER": accounts.service_user,
+                "HCS_IDE_USER": accounts.ide_user,
+                "HCS_ADMIN_GROUP": accounts.admin_group,
+                "HCS_ADMIN_USER": topology.vm.admin_user,
+            },
+            after=("packages",),
+        ),
+        Step(
+            "layout",
+            "layout",
+            {"HCS_PATHS": "".join(" ".join(row) + "\n" for row in ownership_map(topology, host))},
+            after=("accounts",),
+        ),
+        Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology)),), after=("accounts",)),
+        Step("upgrades", "upgrades", files=(_vm("/etc/apt/apt.conf.d/20auto-upgrades", render.unattended_upgrades()),), after=("packages",)),
+    ]
+    f2b = render.fail2ban(topology)
+    steps.append(
+        Step(
+            "fail2ban",
+            "fail2ban",
+            files=(
+                _vm("/etc/fail2ban/jail.d/hcs.local", f2b.jail),
+                _vm("/etc/fail2ban/filter.d/caddy-gateway-auth.conf", f2b.gateway_filter),
+            ),
+            after=("layout",),
+        )
+    )
+    steps.append(Step("docker", "docker", files=(_vm("/etc/docker/daemon.json", render.docker_daemon()),), after=("accounts",)))
+    ide = accounts.ide_user
+    steps.append(
+        Step(
+            "code-server",
+            "code-server",
+            {
+                "HCS_CS_VERSION": host.code_server.version,
+                "HCS_CS_SHA256": host.code_server.sha256,
+                "HCS_CS_URL": host.code_server.url,
+                "HCS_IDE_USER": ide,
+                **_proxy(topology),
+            },
+            (
+                _vm(f"/home/{ide}/.config/code-server/config.yaml", render.code_server_config(), ide, ide, "0600"),
+                _vm("/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf", render.code_server_sandbox(host, ide)),
+            ),
+            after=("layout",),
+        )
+    )
+    agents: list[str] = []
+    if topology.backup.enabled:
+        b = render.backup(topology, host)
+        steps.append(
+            Step(
+                "backup",
+                "backup",
+                files=(
+                    _vm(render.RESTIC_ENV_FILE, b.env, mode="0600"),
+                    _vm(render.RESTIC_PASSWORD_FILE, host.backup_password, mode="0600", secret=True),
+                    _vm("/etc/systemd/system/hcs-backup.service", b.service),
+                    _vm("/etc/systemd/system/hcs-backup.timer", b.timer),
+                ),
+                after=("layout",),
+            )
+        )
+        agents.append("backup")
+    if topology.wazuh.enabled:
+        steps.append(_vendor_step("wazuh", WAZUH_REPO, "wazuh-agent", "wazuh-agent.service", topology,
+                                  {"HCS_AGENT_ENV": f"WAZUH_MANAGER={topology.wazuh.address}"},
+                                  (_vm("/var/ossec/etc/ossec.conf", render.wazuh_agent(topology), "root", "wazuh", "0640"),)))
+        agents.append("wazuh")
+    if topology.zabbix.enabled:
+        steps.append(_vendor_step("zabbix", ZABBIX_REPO, "zabbix-agent2", "zabbix-agent2.service", topology, {},
+                                  (_vm("/etc/zabbix/zabbix_agent2.conf", render.zabbix_agent(topology, host)),
+                                   _vm(render.ZABBIX_PSK_FILE, host.zabbix_psk, "zabbix", "zabbix", "0400", secret=True))))
+        agents.append("zabbix")
+    steps.append(
+        Step(
+            "firewall",
+            "firewall",
+            {
+                "HCS_UFW_RULES": render.ufw_rules_text(render.ufw_rules(topology, host)),
+                "HCS_UFW_DEFAULTS": " ".join(f"{k}={v}" for k, v in render.ufw_defaults(host).items()),
+            },
+            # Last: every download (packages, code-server, vendor repositories) happens before the
+            # egress allowlist closes the host.
+            after=tuple(s.name for s in steps),
+        )
+    )
+    return steps
+
+
+def _vendor_step(
+    name: str,
+    repo: tuple[str, str, str],
+    package: str,
+    unit: str,
+    topology: Topology,
+    env: dict[str, str],
+    files: tuple[HostFile, ...],
+) -> Step:
+    repo_name, key_url, line = repo
+    return Step(
+        name,
+        "vendor-agent",
+        {
+            "HCS_REPO_NAME": repo_name,
+            "HCS_REPO_KEY_URL": key_url,
+            "HCS_REPO_LINE": line,
+            "HCS_AGENT_PACKAGE": package,
+            "HCS_AGENT_UNIT": unit,
+            **env,
+            **_proxy(topology),
+        },
+        files,
+        after=("layout",),
+    )

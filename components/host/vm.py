@@ -1,0 +1,65 @@
+"""The DMZ VM as a component: a pinned SSH connection and the host setup steps run over it."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_command import remote
+
+from components.host.install import run_step, script_text
+from components.host.steps import host_steps
+from components.settings.host import HostSettings
+from components.settings.topology import Topology, VmSettings
+
+
+def connection_args(vm: VmSettings) -> remote.ConnectionArgs:
+    """SSH to the VM as its admin, pinned to the configured host key.
+
+    pulumi-command 1.2.1 turns `host_key` into Go's `ssh.FixedHostKey` and restricts the offered
+    host key algorithms to that key's type, so a server presenting any other key fails the
+    handshake ("ssh: host key mismatch") and nothing runs. Without `host_key` it would accept any
+    key (`InsecureIgnoreHostKey`); the settings make `vmHostKey` mandatory for that reason.
+    """
+    return remote.ConnectionArgs(
+        host=str(vm.address),
+        port=vm.ssh_port,
+        user=vm.admin_user,
+        private_key=vm.private_key,
+        host_key=vm.host_key,
+        dial_error_limit=3,
+        per_dial_timeout=15,
+    )
+
+
+class DmzHost(pulumi.ComponentResource):
+    """The hardened DMZ VM (token `hcs:host:DmzHost`); other layers depend on it.
+
+    Children: one `remote.Command` per concern (see `components.host.steps`) and a `FileRecord`
+    for every file the VM receives. Outputs: `address`, `connection` (for `HostFiles` of other
+    layers), `ready` (the firewall step's stdout, known once the whole host is converged).
+
+    Why: SSH is pinned to the configured host key, so a swapped or intercepted VM gets no command
+    and no secret; steps run with `sudo -n` and take secrets only on stdin; the firewall closes
+    the host last, after every download, with the same egress allowlist as the FortiGate.
+    """
+
+    address: pulumi.Output[str]
+    ready: pulumi.Output[str]
+
+    def __init__(self, name: str, topology: Topology, host: HostSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hcs:host:DmzHost", name, None, opts)
+        self.connection = connection_args(topology.vm)
+        commands: dict[str, remote.Command] = {}
+        for step in host_steps(topology, host):
+            commands[step.name] = run_step(
+                self,
+                f"{name}-{step.name}",
+                step.name,
+                script_text(step.script),
+                step.env,
+                step.files,
+                self.connection,
+                [commands[a] for a in step.after],
+            )
+        self.address = pulumi.Output.from_input(str(topology.vm.address))
+        self.ready = commands["firewall"].stdout
+        self.register_outputs({"address": self.address, "ready": self.ready})

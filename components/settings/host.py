@@ -1,0 +1,112 @@
+"""DMZ host settings: the pinned code-server package, the host firewall's egress stance, and the
+secrets of the optional agents (Zabbix PSK, restic password).
+
+Who the accounts are and where the neighbours live is `topology`; this layer only holds what the
+host setup needs on top. code-server releases ship no checksum file, so the package is pinned by
+version *and* SHA-256 here and the install refuses anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from components.settings import checks
+from components.settings.reader import Reader
+from components.settings.topology import Topology
+
+DEFAULT_PACKAGE_URL = "https://github.com/coder/code-server/releases/download/v{version}/code-server_{version}_amd64.deb"
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/{}%+-]*$")
+_PSK = re.compile(r"^[0-9a-f]{32,512}$")
+_IDENTITY = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_CALENDAR = re.compile(r"^[A-Za-z0-9*:,./~ -]{1,64}$")
+
+
+@dataclass(frozen=True)
+class CodeServerPackage:
+    """The one code-server .deb the host may install: its version, its digest, where it comes from."""
+
+    version: str
+    sha256: str
+    url: str
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What the host setup needs beyond `Topology`; secrets are secret Outputs (or None when unused)."""
+
+    code_server: CodeServerPackage
+    ufw_deny_outgoing: bool
+    workspace_volume: str
+    zabbix_psk: Any  # pulumi.Output[str] | None
+    zabbix_psk_identity: str
+    backup_password: Any  # pulumi.Output[str] | None
+    backup_schedule: str
+
+
+def _package_url(value: str) -> str:
+    if not _URL.match(value) or value.endswith("/"):
+        raise ValueError("expected an http(s) URL of the .deb, e.g. " + DEFAULT_PACKAGE_URL)
+    if set(re.findall(r"{([^}]*)}", value)) - {"version"}:
+        raise ValueError("expected {version} as the only placeholder")
+    return value
+
+
+def _absolute_dir(value: str) -> str:
+    parts = value.split("/")
+    if not value.startswith("/") or value == "/" or value.endswith("/") or ".." in parts or "" in parts[1:]:
+        raise ValueError("expected an absolute directory path such as /mnt/cs-workspace-volume")
+    if not re.match(r"^[A-Za-z0-9._/-]+$", value):
+        raise ValueError("expected a path of letters, digits, '.', '_', '-' and '/' only")
+    return value
+
+
+def _zabbix_psk(value: str) -> None:
+    if not _PSK.match(value.strip()):
+        raise ValueError("expected a pre-shared key of 32 to 512 lower-case hex digits (openssl rand -hex 32)")
+
+
+def _identity(value: str) -> str:
+    if not _IDENTITY.match(value):
+        raise ValueError("expected 1-128 characters of letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _calendar(value: str) -> str:
+    if not _CALENDAR.match(value.strip()):
+        raise ValueError("expected a systemd OnCalendar expression such as daily or *-*-* 02:30:00")
+    return value.strip()
+
+
+def parse(r: Reader, topology: Topology | None) -> HostSettings | None:
+    """Read the host keys; the agents' secrets are required only when their agent is enabled."""
+    start = len(r.problems)
+    version = r.string("codeServerVersion", checks.version)
+    sha256 = r.string("codeServerSha256", checks.sha256_hex)
+    url = r.string("codeServerPackageUrl", _package_url, default=DEFAULT_PACKAGE_URL)
+    deny_out = r.boolean("ufwDenyOutgoing", default=True)
+    volume = r.string("workspaceVolumePath", _absolute_dir, default="/mnt/cs-workspace-volume")
+    if volume is not None and (volume.startswith("/home/") or volume.startswith("/opt/code-server")):
+        r.problem("workspaceVolumePath", "expected a path outside /home and /opt/code-server (it is mounted separately)")
+    zabbix_on = bool(topology and topology.zabbix.enabled)
+    backup_on = bool(topology and topology.backup.enabled)
+    psk = r.secret("zabbixPsk", _zabbix_psk, required=zabbix_on)
+    identity = r.string("zabbixPskIdentity", _identity, default="code-server-vm")
+    password = r.secret("backupPassword", checks.min_length(16), required=backup_on)
+    schedule = r.string("backupSchedule", _calendar, default="daily")
+    if topology is not None and not zabbix_on and r.is_set("zabbixPsk"):
+        r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
+    if topology is not None and not backup_on and r.is_set("backupPassword"):
+        r.problem("backupPassword", "only applies when backupEnabled is true; unset it")
+    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule):
+        return None
+    return HostSettings(
+        code_server=CodeServerPackage(version, sha256, url.replace("{version}", version)),
+        ufw_deny_outgoing=deny_out,
+        workspace_volume=volume,
+        zabbix_psk=psk if zabbix_on else None,
+        zabbix_psk_identity=identity,
+        backup_password=password if backup_on else None,
+        backup_schedule=schedule,
+    )

@@ -1,0 +1,40 @@
+# accounts: the design's split of duties.
+# HCS_SERVICE_USER: system account for the proxy stack (no login shell, no home, no sudo, docker only)
+# HCS_IDE_USER: interactive IDE account (home, bash, no sudo, no extra groups)
+# HCS_ADMIN_GROUP / HCS_ADMIN_USER: the only group sshd admits, and the admin Pulumi logs in as.
+# The root password is locked: root is reachable only through sudo of an admin.
+svc=$HCS_SERVICE_USER ide=$HCS_IDE_USER admins=$HCS_ADMIN_GROUP admin=$HCS_ADMIN_USER
+
+for group in "$admins" docker; do
+    if ! getent group "$group" >/dev/null; then groupadd --system "$group"; hcs_changed "group $group created"; fi
+done
+if ! id -nG "$admin" | tr ' ' '\n' | grep -qx "$admins"; then
+    usermod -aG "$admins" "$admin"; hcs_changed "$admin added to $admins"
+fi
+
+if ! getent passwd "$svc" >/dev/null; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$svc"
+    hcs_changed "service account $svc created"
+fi
+if [ "$(getent passwd "$svc" | cut -d: -f7)" != /usr/sbin/nologin ]; then
+    usermod --shell /usr/sbin/nologin "$svc"; hcs_changed "$svc shell set to nologin"
+fi
+if [ "$(id -nG "$svc")" != "$svc docker" ]; then
+    usermod -G docker "$svc"; hcs_changed "$svc groups set to docker only"
+fi
+
+if ! getent passwd "$ide" >/dev/null; then
+    useradd --user-group --create-home --shell /bin/bash "$ide"
+    hcs_changed "IDE account $ide created"
+fi
+if [ "$(id -nG "$ide")" != "$ide" ]; then
+    usermod -G "" "$ide"; hcs_changed "$ide supplementary groups removed"
+fi
+
+# Neither account may hold a password or any sudo rule.
+for user in "$svc" "$ide"; do
+    if [ "$(passwd -S "$user" | cut -d' ' -f2)" != L ]; then passwd -q -l "$user" >/dev/null; hcs_changed "$user password locked"; fi
+    if sudo -n -l -U "$user" 2>/dev/null | grep -q '^    '; then hcs_fail "$user has sudo rules; remove them from /etc/sudoers(.d)"; fi
+done
+if [ "$(passwd -S root | cut -d' ' -f2)" != L ]; then passwd -q -l root >/dev/null; hcs_changed "root password locked"; fi
+hcs_done

@@ -1,0 +1,28 @@
+# firewall: UFW to exactly the rendered rules. HCS_UFW_RULES holds them in the form
+# `ufw show added` prints, so only the difference is deleted/added (never a reset that would
+# leave the host open for a moment); HCS_UFW_DEFAULTS: "incoming=deny outgoing=… routed=deny".
+current=$(ufw show added | grep '^ufw ' || true)
+while IFS= read -r rule; do
+    [ -n "$rule" ] || continue
+    if ! grep -qxF -- "$rule" <<<"$HCS_UFW_RULES"; then
+        eval "ufw delete ${rule#ufw }" >/dev/null; hcs_changed "removed: $rule"
+    fi
+done <<<"$current"
+while IFS= read -r rule; do
+    [ -n "$rule" ] || continue
+    if ! grep -qxF -- "$rule" <<<"$current"; then
+        eval "$rule" >/dev/null; hcs_changed "added: $rule"
+    fi
+done <<<"$HCS_UFW_RULES"
+declare -A policy=([incoming]=DEFAULT_INPUT_POLICY [outgoing]=DEFAULT_OUTPUT_POLICY [routed]=DEFAULT_FORWARD_POLICY)
+for setting in $HCS_UFW_DEFAULTS; do
+    direction=${setting%=*} want=${setting#*=}
+    have=$(sed -n "s/^${policy[$direction]}=\"\(.*\)\"/\1/p" /etc/default/ufw)
+    if [ "$have" != "$( [ "$want" = deny ] && echo DROP || echo ACCEPT)" ]; then
+        ufw default "$want" "$direction" >/dev/null; hcs_changed "default $want $direction"
+    fi
+done
+if ! ufw status | grep -qx 'Status: active'; then
+    ufw --force enable >/dev/null; hcs_changed "ufw enabled"
+fi
+hcs_done

@@ -1,0 +1,17 @@
+# layout: the ownership map of the design (and the gateway's log directory for fail2ban).
+# HCS_PATHS: lines "KIND MODE OWNER GROUP PATH" with KIND dir or file; a missing file is created
+# empty so its mode holds before the gateway writes it, and never truncated afterwards.
+while read -r kind mode owner group path; do
+    [ -n "$path" ] || continue
+    case $kind in
+        dir) hcs_dir "$path" "$owner" "$group" "$mode" ;;
+        file)
+            if [ ! -e "$path" ]; then
+                install -o "$owner" -g "$group" -m "$mode" /dev/null "$path"; hcs_changed "$path created empty ($owner:$group $mode)"
+            else
+                hcs_meta "$path" "$owner" "$group" "$mode"
+            fi ;;
+        *) hcs_fail "unknown kind $kind for $path" ;;
+    esac
+done <<<"$HCS_PATHS"
+hcs_done
