@@ -380,7 +380,8 @@ class LiveChain:
         return [
             *CHROMIUM_ARGS,
             f"--host-resolver-rules=MAP {self.plan.hostname} {self.plan.front_ip}",
-            f"--ignore-certificate-errors-spki-list={spki_sha256(self.ca_cert)}",
+            # The server presents leaf + intermediate; pinning the local CA's keys trusts exactly it.
+            f"--ignore-certificate-errors-spki-list={spki_sha256(self.ca_cert)},{spki_sha256(self.ca_cert.with_name('intermediate.crt'))}",
         ]
 
     def gateway_log_entries(self) -> list[dict]:  # type: ignore[type-arg]
@@ -404,7 +405,7 @@ class CodeServerInstallInRoot:
 
 
 def user_settings() -> str:
-    """The test user's VS Code preferences: a quiet screen (no chat panel, no welcome page)."""
+    """The test user's VS Code preferences: a quiet screen (no chat panel, no welcome page), DOM terminal."""
     return json.dumps(
         {
             "chat.disableAIFeatures": True,
@@ -415,6 +416,8 @@ def user_settings() -> str:
             "telemetry.telemetryLevel": "off",
             "update.mode": "none",
             "extensions.autoCheckUpdates": False,
+            # DOM renderer: the terminal's text is in the page, where the test can wait for the prompt.
+            "terminal.integrated.gpuAcceleration": "off",
         },
         indent=2,
     ) + "\n"

@@ -108,9 +108,16 @@ def probe_http(args: argparse.Namespace) -> dict[str, Any]:
     return {"ok": True, "status": response.status_code, "headers": dict(response.headers), "body": response.text[:4000]}
 
 
+class _NoRedirects(connect):
+    """A WebSocket client that reports a redirect as the answer it is, instead of following it."""
+
+    def process_redirect(self, exc: Exception) -> Exception:
+        return exc
+
+
 async def _ws_open(target: _Target, args: argparse.Namespace):  # type: ignore[no-untyped-def]
     sock = target.socket(args.timeout)
-    return connect(
+    return _NoRedirects(
         target.url.replace("https://", "wss://").replace("http://", "ws://"),
         sock=sock,
         ssl=target.ssl,
