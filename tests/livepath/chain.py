@@ -30,11 +30,9 @@ What is the product's and what is the test's:
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import ipaddress
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -53,7 +51,6 @@ from scripts.code_server_cache import CodeServerInstall
 from scripts.offline import load_stack_config
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.netns import NetworkPlan
-from tests.realroot.prereq import RealRootError
 from tests.realroot.runner import SshRunner
 
 HERE = Path(__file__).resolve().parent
