@@ -216,7 +216,7 @@ def test_websocket_tunnel_keeps_upstream_decisions_and_frames(loop: _Loop, ws_ch
                 pass
         assert refused.value.response.status_code == 403  # the upstream's Origin check, passed through
 
-    asyncio.run(scenario())
+    loop.run(scenario())  # on the fixture's loop: asyncio.run would unset the main thread's loop for later tests
     # Without a session the upgrade request is answered by the stand-in itself (the websockets
     # client would follow the redirect, so the handshake is sent by hand).
     upgrade = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "origin": ORIGIN}
