@@ -1,0 +1,251 @@
+"""The live path, end to end: a real browser and real clients through the whole chain.
+
+One chain per module (see `chain.py` for what is the product's and what is the test's). The
+browser and the probes sit on the front proxy's side of the namespace pair, reach
+`https://<hostname>` through the front Caddy's TLS, and are checked the way a user would see it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, sync_playwright
+
+from components.host import render
+from tests.livepath.chain import CADDY_ADMIN_PORT, CODE_SERVER_PORT, STANDIN_PORT, LiveChain
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "build" / "livepath" / "ide.png"
+FOREIGN_ORIGIN = "https://evil.example"
+# What code-server serves (checked to exist on loopback below), none of which may leak.
+CODE_SERVER_PATHS = (
+    "/",
+    "/healthz",
+    "/login",
+    "/manifest.json",
+    "/_static/src/browser/media/favicon.ico",
+    "/stable-{commit}/static/out/vs/code/browser/workbench/workbench.js",
+    # With `auth: none` this reads any file the IDE user can: the reason nothing may pass unsigned.
+    "/vscode-remote-resource?path=/etc/passwd&tkn=x",
+    "/proxy/9/",
+    "/absproxy/9/",
+)
+# The only paths answered without a session: oauth2-proxy's own (sign-in flow and health).
+PUBLIC_PATHS = {
+    "/oauth2/ping": (200, "liveness of oauth2-proxy, used by the gateway's health check"),
+    "/oauth2/ready": (200, "readiness of oauth2-proxy"),
+    "/oauth2/start?rd=%2F": (302, "starts the Entra ID sign-in"),
+    "/oauth2/sign_in": (302, "starts the Entra ID sign-in (skip_provider_button)"),
+    "/oauth2/callback?code=x&state=y": (403, "the sign-in callback; refuses what it did not start"),
+    "/oauth2/auth": (401, "session check; 401 without one"),
+    "/oauth2/userinfo": (401, "identity of the session; 401 without one"),
+    "/oauth2/sign_out": (302, "clears the session cookie"),
+}
+
+
+def ws_url(chain: LiveChain, base: str | None = None) -> str:
+    return f"{base or chain.plan.public_url}/stable-{chain.code_server.commit}?reconnectionToken={uuid.uuid4()}&reconnection=false&skipWebSocketFrames=false"
+
+
+def _is_sign_in_start(chain: LiveChain, location: str) -> bool:
+    parts = urlsplit(location)
+    query = parse_qs(parts.query)
+    tenant = chain.settings.entra.tenant_id
+    return (
+        (parts.scheme, parts.hostname, parts.path) == ("https", "login.microsoftonline.com", f"/{tenant}/oauth2/v2.0/authorize")
+        and query.get("redirect_uri") == [f"{chain.plan.public_url}/oauth2/callback"]
+    )
+
+
+def test_code_server_paths_exist_on_loopback(live_chain: LiveChain) -> None:
+    """The paths below are real: code-server answers them directly (so their refusal means something)."""
+    answered = {}
+    for path in CODE_SERVER_PATHS:
+        url = f"http://127.0.0.1:{CODE_SERVER_PORT}{path.format(commit=live_chain.code_server.commit)}"
+        answered[path] = live_chain.probe("http", url, side="vm").get("status", 0)
+    assert answered["/healthz"] == 200 and answered["/"] == 302
+    assert answered["/stable-{commit}/static/out/vs/code/browser/workbench/workbench.js"] == 200
+    assert all(status != 0 for status in answered.values()), answered
+    leak = live_chain.probe("http", f"http://127.0.0.1:{CODE_SERVER_PORT}/vscode-remote-resource?path=/etc/passwd&tkn=x", side="vm")
+    assert leak["body"].startswith("root:x:0:0:")
+
+
+def test_without_session_nothing_of_code_server_is_served(live_chain: LiveChain) -> None:
+    for path in CODE_SERVER_PATHS:
+        url = live_chain.plan.public_url + path.format(commit=live_chain.code_server.commit)
+        page = live_chain.probe("http", url)
+        assert page["status"] == 302 and _is_sign_in_start(live_chain, page["headers"]["location"]), (path, page)
+        assert page["body"] == ""
+        api = live_chain.probe("http", url, "--header", "Accept: application/json")
+        assert api["status"] == 401, (path, api)
+    # Nor the IDE's WebSocket: the upgrade is answered by the sign-in redirect, not code-server.
+    anonymous = live_chain.probe("ws", ws_url(live_chain), "--origin", live_chain.plan.public_url)
+    assert anonymous["status"] == 302
+
+
+def test_only_oauth2_proxy_paths_are_public(live_chain: LiveChain) -> None:
+    for path, (status, _why) in PUBLIC_PATHS.items():
+        answer = live_chain.probe("http", live_chain.plan.public_url + path)
+        assert answer["status"] == status, (path, answer)
+        if status == 302 and path != "/oauth2/sign_out":
+            assert _is_sign_in_start(live_chain, answer["headers"]["location"])
+        assert "code-server" not in answer["body"].lower() and "vscode" not in answer["body"].lower()
+
+
+def test_websocket_upgrades_with_own_origin_and_code_server_refuses_foreign(live_chain: LiveChain) -> None:
+    chain = live_chain
+    good = chain.probe("ws", ws_url(chain), "--origin", chain.plan.public_url, "--cookie", chain.cookie)
+    assert good["status"] == 101 and good["pong_ms"] > 0
+    foreign = chain.probe("ws", ws_url(chain), "--origin", FOREIGN_ORIGIN, "--cookie", chain.cookie)
+    assert foreign["status"] == 403
+    # The 403 is code-server's own Origin check (the same request straight to it is refused too),
+    # and code-server accepts its own origin: so Host and X-Forwarded-Host reached it intact.
+    local = f"http://127.0.0.1:{CODE_SERVER_PORT}"
+    assert chain.probe("ws", ws_url(chain, local), "--origin", FOREIGN_ORIGIN, side="vm")["status"] == 403
+    assert chain.probe("ws", ws_url(chain, local), "--origin", local, side="vm")["status"] == 101
+    upgrades = [e for e in chain.gateway_log_entries() if e["request"]["uri"].startswith("/stable-") and e["status"] in (101, 403)]
+    assert upgrades, "the gateway logged no WebSocket request"
+    for entry in upgrades:
+        request = entry["request"]
+        assert request["host"] == chain.plan.hostname
+        assert request["headers"]["X-Forwarded-Host"] == [chain.plan.hostname]
+        assert request["headers"]["X-Forwarded-Proto"] == ["https"]
+        assert request["remote_ip"] == chain.plan.front_ip
+
+
+def test_browser_signs_in_opens_the_ide_and_its_terminal_runs_as_the_ide_user(live_chain: LiveChain) -> None:
+    chain = live_chain
+    marker = Path(chain.root.path) / chain.plan.workspace.lstrip("/") / "whoami.txt"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chain.chromium_wrapper()), args=chain.chromium_args())
+        try:
+            # Without a session: redirected straight to the Entra sign-in. Entra is not reachable
+            # from the namespace (no DNS, no route), so the navigation ends there, by design.
+            anonymous = browser.new_context()
+            requests: list[str] = []
+            responses: list[tuple[int, str]] = []
+            anonymous.on("request", lambda r: requests.append(r.url))
+            anonymous.on("response", lambda r: responses.append((r.status, r.url)))
+            page = anonymous.new_page()
+            with pytest.raises(PlaywrightError, match="ERR_NAME_NOT_RESOLVED"):
+                page.goto(chain.plan.public_url + "/")
+            assert requests[0] == chain.plan.public_url + "/" and _is_sign_in_start(chain, requests[1]), requests
+            assert responses == [(302, chain.plan.public_url + "/")], responses
+            anonymous.close()
+
+            # With a session: the workbench, its WebSocket, a terminal.
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            context.add_cookies([{"name": chain.cookie_name, "value": chain.session_cookie_value, "url": chain.plan.public_url,
+                                  "secure": True, "httpOnly": True, "sameSite": "Lax"}])
+            page = context.new_page()
+            sockets: list[str] = []
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            page.goto(chain.plan.public_url + "/")
+            page.wait_for_selector(".monaco-workbench", timeout=60_000)
+            assert any(re.match(rf"wss://{re.escape(chain.plan.hostname)}/stable-{chain.code_server.commit}\?", url) for url in sockets), sockets
+            try:
+                _run_in_terminal(page, f"id -un > {marker.name}.tmp; id >> {marker.name}.tmp; mv {marker.name}.tmp {marker.name}")
+                _wait_for(marker)
+            finally:
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOT))
+            context.close()
+        finally:
+            browser.close()
+    name, ids = marker.read_text().splitlines()[:2]
+    assert name == chain.plan.ide_user and name not in ("root", chain.plan.service_user)
+    assert "uid=0(" not in ids and f"({chain.plan.service_user})" not in ids
+    assert marker.stat().st_uid == _uid(chain, chain.plan.ide_user) != 0
+
+
+def _run_in_terminal(page: Page, command: str) -> None:
+    page.keyboard.press("Control+Backquote")
+    page.wait_for_selector(".xterm", timeout=30_000)
+    # Type only once the shell has printed its prompt (keys typed earlier are echoed twice).
+    page.wait_for_function("() => /[$#] *$/m.test(document.querySelector('.xterm-rows')?.innerText || '')", timeout=30_000)
+    page.click(".xterm")
+    page.keyboard.type(command)
+    page.keyboard.press("Enter")
+
+
+def _wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= 2:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the terminal command did not write {path} within {timeout:.0f} s")
+
+
+def _uid(chain: LiveChain, user: str) -> int:
+    return int(chain.root.chroot_run(["id", "-u", user]).stdout)
+
+
+def test_internal_services_answer_on_loopback_only(live_chain: LiveChain) -> None:
+    chain = live_chain
+    for source in (chain.plan.outsider_ip, chain.plan.front_ip):
+        for port in (CODE_SERVER_PORT, STANDIN_PORT, CADDY_ADMIN_PORT):
+            answer = chain.probe("http", f"http://{chain.plan.vm_ip}:{port}/", source=source)
+            assert not answer["ok"] and "ConnectError" in answer["error"], (source, port, answer)
+    # On the VM itself they are up, on loopback; the gateway has no admin endpoint at all.
+    assert chain.probe("http", f"http://127.0.0.1:{CODE_SERVER_PORT}/healthz", side="vm")["status"] == 200
+    assert chain.probe("http", f"http://127.0.0.1:{STANDIN_PORT}/oauth2/ping", side="vm")["status"] == 200
+    assert not chain.probe("http", f"http://127.0.0.1:{CADDY_ADMIN_PORT}/config/", side="vm")["ok"]
+    listeners = chain.root.chroot_run(["ss", "-Hltn"]).stdout.split("\n")
+    exposed = sorted({line.split()[3] for line in listeners if line.strip() and not line.split()[3].startswith(("127.0.0.1:", "[::1]:"))})
+    assert exposed == sorted({f"{chain.plan.vm_ip}:{chain.plan.gateway_port}", "0.0.0.0:22", "[::]:22"}), exposed
+
+
+def test_ide_user_cannot_read_the_proxy_stack_or_write_outside_home_and_workspace(live_chain: LiveChain) -> None:
+    chain = live_chain
+    ide = chain.plan.ide_user
+    for argv in (
+        ["ls", render.PROXY_STACK_DIR],
+        ["cat", render.PROXY_ENV_FILE],
+        ["cat", f"{render.PROXY_STACK_DIR}/Caddyfile"],
+        ["cat", f"{render.PROXY_STACK_DIR}/oauth2-proxy/oauth2-proxy.cfg"],
+        ["cat", render.GATEWAY_ACCESS_LOG],
+    ):
+        denied = chain.root.chroot_run(argv, user=ide, check=False)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, argv
+    find = chain.root.chroot_run(
+        ["find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", "-o", "-path", "/dev", ")", "-prune", "-o", "!", "-type", "l", "-writable", "-print"],
+        user=ide, check=False, timeout=600,
+    )
+    home, volume = f"/home/{ide}", chain.settings.host.workspace_volume
+    # World-writable sticky temp dirs exist on any Debian; in production code-server's unit has
+    # PrivateTmp and ProtectSystem=strict with ReadWritePaths = home + workspace volume.
+    sticky_temp = {"/tmp", "/var/tmp", "/run/lock"}
+    outside = [p for p in find.stdout.splitlines() if not (p == home or p.startswith(home + "/") or p == volume or p.startswith(volume + "/"))]
+    outside = [p for p in outside if p not in sticky_temp and not any(p.startswith(t + "/") and _owned_by(chain, p, ide) for t in sticky_temp)]
+    assert outside == [], outside
+
+
+def _owned_by(chain: LiveChain, path: str, user: str) -> bool:
+    return (chain.root.path / path.lstrip("/")).stat().st_uid == _uid(chain, user)
+
+
+def test_spoofed_x_forwarded_for_does_not_change_the_logged_client(live_chain: LiveChain) -> None:
+    chain = live_chain
+    spoofed = "203.0.113.66"
+    # A direct client (not the trusted front proxy) with a forged header: refused and logged as itself.
+    direct = chain.probe("http", f"http://{chain.plan.vm_ip}:{chain.plan.gateway_port}/", "--header", f"Host: {chain.plan.hostname}",
+                         "--header", f"X-Forwarded-For: {spoofed}", source=chain.plan.outsider_ip)
+    assert direct["status"] == 403
+    # A browser-side client sending the header through the front proxy: the front replaces it.
+    chain.probe("http", f"{chain.plan.public_url}/oauth2/ping?xff-test", "--header", f"X-Forwarded-For: {spoofed}")
+    time.sleep(0.5)  # Caddy writes its access log asynchronously
+    entries = chain.gateway_log_entries()
+    direct_entry = [e for e in entries if e["request"]["remote_ip"] == chain.plan.outsider_ip][-1]
+    assert direct_entry["request"]["client_ip"] == chain.plan.outsider_ip and direct_entry["status"] == 403
+    fronted = [e for e in entries if e["request"]["uri"] == "/oauth2/ping?xff-test"][-1]
+    assert fronted["request"]["remote_ip"] == chain.plan.front_ip
+    assert fronted["request"]["client_ip"] != spoofed and fronted["request"]["client_ip"] in chain.root.config.network.peer_ips
