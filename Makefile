@@ -7,7 +7,7 @@ STACK ?= dev
 # Debian packages the tests need, one list per area (installed with apt when running as root).
 APT_LISTS := $(wildcard tests/apt-packages/*.txt)
 
-.PHONY: plan test test-fast apt clean
+.PHONY: plan test test-fast apt caches clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
@@ -33,8 +33,14 @@ apt:
 	echo "apt-get install $$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 
+## caches: build (once) the cached Debian test root and the pinned code-server, with progress.
+## They live outside the clone in $${HCS_CACHE_DIR:-/var/cache/hardened-code-server}.
+caches: $(VENV)/.dev apt
+	$(PY) scripts/testroot.py
+	$(PY) scripts/code_server_cache.py
+
 ## test: install everything the tests need and run the whole suite (slow tests included)
-test: $(VENV)/.dev apt
+test: $(VENV)/.dev apt caches
 	$(PY) -m pytest -c tests/pytest.ini tests
 
 ## test-fast: only the fast tests (no real root, no browser)

@@ -5,7 +5,7 @@ a small code-server .deb and serve it from the peer namespace, evaluate `DmzHost
 a config pointing at that root, and run its `remote.Command`s over real SSH in dependency order.
 
 The test root has no route to a Debian mirror, so every package a step installs must already be
-in the image: `docker.io` and `restic` are added to the shared recipe here (a separate cached image).
+in the image: the shared recipe (tests/realroot/rootfs.py) includes `docker.io` and `restic` for that.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from tests.realroot import rootfs
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.runner import SshRunner, Step, StepRun, run_steps
 
-IMAGE_PACKAGES: tuple[str, ...] = tuple(sorted(set(rootfs.PACKAGES) | {"docker.io", "restic"}))
 CS_VERSION = "4.139.1"
 FILE_SERVER = ("192.0.2.1", 8000)
 
@@ -99,7 +98,7 @@ class HostUnderTest:
 @contextmanager
 def host_under_test(**overrides: Any) -> Iterator[HostUnderTest]:
     """A fresh root with the code-server .deb served at http://192.0.2.1:8000/ from the peer side."""
-    image = rootfs.ensure_image(packages=IMAGE_PACKAGES)
+    image = rootfs.ensure_image()
     workdir = Path(tempfile.mkdtemp(prefix="hcs-host-"))
     served = workdir / "www"
     served.mkdir()

@@ -41,6 +41,7 @@ SUITE = "bookworm"
 PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "curl",
+    "docker.io",
     "fail2ban",
     "iproute2",
     "iptables",
@@ -49,6 +50,7 @@ PACKAGES: tuple[str, ...] = (
     "passwd",
     "procps",
     "python3-systemd",
+    "restic",
     "sudo",
     "systemd",
     "ufw",
