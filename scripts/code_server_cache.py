@@ -105,7 +105,7 @@ def _read_install(root: Path) -> CodeServerInstall:
 def _build(tmp: Path, version: str) -> dict[str, str]:
     npm = shutil.which("npm")
     if npm is None:
-        raise CacheError("npm is not installed (Debian package `npm`, see tests/apt-packages/livepath.txt)")
+        raise CacheError("npm is not on PATH: install Node.js with npm (Debian: apt-get install npm)")
     env = dict(os.environ)
     # A user ~/.npmrc may set `nodedir` (e.g. to Debian's Node 20 headers); the environment wins.
     env.update({"npm_config_fund": "false", "npm_config_audit": "false", "npm_config_update_notifier": "false"})

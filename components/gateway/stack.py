@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,13 +64,12 @@ def content_hash(*parts: str) -> str:
 
 
 def caddy_params(hostname: str, topology: Topology) -> caddy.GatewayParams:
-    """The production gateway: bound to the VM's own address and loopback only."""
-    loopback = ipaddress.ip_address("127.0.0.1")
+    """The production gateway: bound to loopback, and to the VM's own address only for the front proxy."""
     return caddy.GatewayParams(
         hostname=hostname,
         port=topology.gateway_port,
-        listen=(topology.vm.address, loopback),
-        front_proxies=topology.front_proxy_addresses,
+        listen=topology.gateway_listen,
+        front_proxies=topology.trusted_proxies,
     )
 
 

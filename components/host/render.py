@@ -100,7 +100,7 @@ def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
     ]
     rules += [
         f"ufw allow from {addr} to any port {topology.gateway_port} proto tcp comment 'gateway from front proxy'"
-        for addr in topology.front_proxy_addresses
+        for addr in topology.gateway_peers
     ]
     if host.ufw_deny_outgoing:
         for rule in topology.egress_rules:
@@ -165,7 +165,7 @@ def fail2ban(topology: Topology) -> Fail2banFiles:
     X-Forwarded-For because the proxy is its only trusted proxy. The front proxy is never banned
     (that would lock everyone out), so when Caddy has no client address the jail does nothing.
     """
-    ignore = " ".join(["127.0.0.1/8", "::1"] + [str(a) for a in topology.front_proxy_addresses])
+    ignore = " ".join(["127.0.0.1/8", "::1"] + [str(a) for a in topology.gateway_peers])
     jail = f"""{HEADER}[DEFAULT]
 bantime = 1h
 findtime = 10m

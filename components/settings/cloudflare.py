@@ -1,4 +1,4 @@
-"""Cloudflare edge settings: the account, zone and Access team, the connector image and its egress.
+"""Cloudflare edge settings: the account, zone and Access team, and the connector image.
 
 They are validated whenever they are set, so one stack file can carry both edges and switch
 with `edge` alone; they are required only when `edge` is `cloudflare`.
@@ -7,7 +7,6 @@ with `edge` alone; they are required only when `edge` is `cloudflare`.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -32,7 +31,6 @@ class CloudflareSettings:
     team_name: str
     session_duration: dt.timedelta
     cloudflared_image: str
-    tunnel_egress: tuple[ipaddress.IPv4Network, ...]
 
     @property
     def session_duration_text(self) -> str:
@@ -69,13 +67,6 @@ def _session(value: str) -> dt.timedelta:
     return length
 
 
-def _ipv4_network(value: str) -> ipaddress.IPv4Network:
-    network = checks.ip_network(value)
-    if not isinstance(network, ipaddress.IPv4Network):
-        raise ValueError("expected an IPv4 network in CIDR form")
-    return network
-
-
 def parse(r: Reader, edge: str | None) -> CloudflareSettings | None:
     """Read the `cloudflare*` keys; a missing one is a problem only when `edge` is cloudflare."""
     start = len(r.problems)
@@ -87,7 +78,6 @@ def parse(r: Reader, edge: str | None) -> CloudflareSettings | None:
         "team_name": r.string("cloudflareTeamName", _team, **unless_required),
         "session_duration": r.string("cloudflareAccessSessionDuration", _session),
         "cloudflared_image": r.string("cloudflaredImage", _cloudflared_image, **unless_required),
-        "tunnel_egress": r.strings("cloudflareTunnelEgress", _ipv4_network, non_empty=True),
     }
     if not required or len(r.problems) > start:
         return None

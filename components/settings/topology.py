@@ -15,7 +15,11 @@ from components.settings import checks
 from components.settings.reader import Reader
 
 IPv4 = ipaddress.IPv4Address
+IPv4Net = ipaddress.IPv4Network
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+#: Cloudflare's tunnel edge port (cloudflared dials it over QUIC/UDP, falling back to TCP).
+CLOUDFLARE_TUNNEL_PORT = 7844
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,21 @@ class EgressRule:
     """One allowed outbound flow from the VM: the firewall and UFW both render these."""
 
     name: str
-    destinations: tuple[IPv4, ...]
+    destinations: tuple[IPv4 | IPv4Net, ...]
     protocol: Literal["tcp", "udp"]
     port: int
 
 
 @dataclass(frozen=True)
 class Topology:
-    """The VM, its neighbours, and what may flow in and out."""
+    """The VM, its neighbours, and what may flow in and out, for the chosen edge.
 
+    With the FortiGate edge the central Caddy (`front_proxy_addresses`) is the only peer of the
+    gateway port; with the Cloudflare edge, cloudflared runs on the VM and reaches the gateway
+    on loopback, so nothing on the network may reach that port at all.
+    """
+
+    edge: str
     vm: VmSettings
     accounts: Accounts
     front_proxy_addresses: tuple[IPv4, ...]
@@ -81,6 +91,24 @@ class Topology:
     wazuh: MonitoringTarget
     zabbix: MonitoringTarget
     backup: Backup
+    entra_egress: tuple[IPv4Net, ...]
+    registry_egress: tuple[IPv4Net, ...]
+    tunnel_egress: tuple[IPv4Net, ...]
+
+    @property
+    def gateway_peers(self) -> tuple[IPv4, ...]:
+        """Who may open connections to the gateway port over the network (UFW, FortiGate)."""
+        return self.front_proxy_addresses if self.edge == "fortigate" else ()
+
+    @property
+    def trusted_proxies(self) -> tuple[IPv4, ...]:
+        """Whose X-Forwarded-For the gateway believes: the front proxy, or the local cloudflared."""
+        return self.front_proxy_addresses if self.edge == "fortigate" else (LOOPBACK,)
+
+    @property
+    def gateway_listen(self) -> tuple[IPv4, ...]:
+        """Addresses the gateway binds: the VM's own only when a network peer must reach it."""
+        return (self.vm.address, LOOPBACK) if self.gateway_peers else (LOOPBACK,)
 
     @property
     def egress_rules(self) -> tuple[EgressRule, ...]:
@@ -101,6 +129,13 @@ class Topology:
         if self.zabbix.enabled and self.zabbix.address:
             # Zabbix agent 2 runs in active mode only, so no inbound port is ever opened for it.
             rules.append(EgressRule("zabbix-active", (self.zabbix.address,), "tcp", 10051))
+        # oauth2-proxy discovers the issuer and redeems/refreshes tokens at login.microsoftonline.com.
+        rules.append(EgressRule("entra-login", self.entra_egress, "tcp", 443))
+        if self.registry_egress:
+            rules.append(EgressRule("registry", self.registry_egress, "tcp", 443))
+        if self.edge == "cloudflare":
+            rules.append(EgressRule("cf-tunnel-udp", self.tunnel_egress, "udp", CLOUDFLARE_TUNNEL_PORT))
+            rules.append(EgressRule("cf-tunnel-tcp", self.tunnel_egress, "tcp", CLOUDFLARE_TUNNEL_PORT))
         return tuple(rules)
 
 
@@ -139,8 +174,21 @@ def _apt_proxy(r: Reader) -> tuple[IPv4, int] | None:
     return (address, port) if address is not None and port is not None else None
 
 
-def parse(r: Reader) -> Topology | None:
-    """Read the VM, account, neighbour and egress keys; None if any of them is wrong."""
+def _ipv4_network(value: str) -> IPv4Net:
+    network = checks.ip_network(value)
+    if not isinstance(network, IPv4Net):
+        raise ValueError("expected an IPv4 network in CIDR form")
+    if network.prefixlen == 0:
+        raise ValueError("expected a bounded network, not 0.0.0.0/0 (that is no allowlist)")
+    return network
+
+
+def parse(r: Reader, edge: str | None) -> Topology | None:
+    """Read the VM, account, neighbour and egress keys; None if any of them is wrong.
+
+    `frontProxyAddresses` is required with the FortiGate edge and validated whenever set, so one
+    stack file can switch edges with `edge` alone; likewise `cloudflareTunnelEgress`.
+    """
     start = len(r.problems)
     vm_address = r.string("vmAddress", checks.ipv4_address)
     ssh_port = r.integer("vmSshPort", lo=1, hi=65535)
@@ -153,7 +201,8 @@ def parse(r: Reader) -> Topology | None:
     names = [n for n in (service_user, ide_user, admin_user) if n]
     if len(set(names)) != len(names):
         r.problem("ideUser", "expected serviceUser, ideUser and vmAdminUser to be three different accounts")
-    front = r.strings("frontProxyAddresses", checks.ipv4_address, non_empty=True)
+    front = r.strings("frontProxyAddresses", checks.ipv4_address, non_empty=True,
+                      **({} if edge == "fortigate" else {"default": []}))
     mgmt = r.strings("managementSubnets", checks.ip_network, non_empty=True)
     gateway_port = r.integer("gatewayPort", lo=1024, hi=65535)
     if gateway_port in (8080, 4180):
@@ -164,11 +213,15 @@ def parse(r: Reader) -> Topology | None:
     wazuh = _monitoring(r, "wazuhEnabled", "wazuhManagerAddress")
     zabbix = _monitoring(r, "zabbixEnabled", "zabbixServerAddress")
     backup = _backup(r)
+    entra_egress = r.strings("entraEgress", _ipv4_network, non_empty=True)
+    registry_egress = r.strings("registryEgress", _ipv4_network)
+    tunnel_egress = r.strings("cloudflareTunnelEgress", _ipv4_network, non_empty=True)
     if vm_address is not None and front and vm_address in front:
         r.problem("frontProxyAddresses", "expected the central proxy's address, not the VM's own")
     if len(r.problems) > start:
         return None
     return Topology(
+        edge=edge,
         vm=VmSettings(vm_address, ssh_port, admin_user, host_key, private_key),
         accounts=Accounts(service_user, ide_user, admin_group),
         front_proxy_addresses=front,
@@ -180,4 +233,7 @@ def parse(r: Reader) -> Topology | None:
         wazuh=wazuh,
         zabbix=zabbix,
         backup=backup,
+        entra_egress=entra_egress,
+        registry_egress=registry_egress,
+        tunnel_egress=tunnel_egress,
     )

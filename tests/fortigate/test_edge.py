@@ -37,7 +37,7 @@ def test_graph_types_and_device_field_names(registered: tuple[list[Registered], 
         assert r.type.startswith(PREFIX), r.type
         kinds[r.type[len(PREFIX):]] = kinds.get(r.type[len(PREFIX):], 0) + 1
     settings = dev_settings()
-    assert kinds == {"FirewallAddress": 8, "FirewallAddressGroup": 2, "FirewallServiceCustom": 10, "IpsSensor": 1,
+    assert kinds == {"FirewallAddress": 12, "FirewallAddressGroup": 2, "FirewallServiceCustom": 10, "IpsSensor": 1,
                      "FirewallVip": 1, "FirewallPolicy": len(settings.topology.egress_rules) + 4}
     by_name = {r.inputs["name"]: r for r in resources[1:]}
     vip = by_name["hcs-vip-https"].inputs["payload"]

@@ -44,7 +44,7 @@ def test_egress_is_exactly_the_shared_allowlist_then_a_logged_deny(plan_and_sett
     assert len(egress) == len(rules) + 1
     for policy, rule in zip(egress, rules):
         assert policy.payload["action"] == "accept"
-        assert _resolve(plan, policy.payload["dstaddr"]) == {ipaddress.IPv4Network(f"{d}/32") for d in rule.destinations}
+        assert _resolve(plan, policy.payload["dstaddr"]) == {ipaddress.IPv4Network(str(d)) for d in rule.destinations}
         assert _ports(plan, policy.payload["service"]) == {(rule.protocol, rule.port)}
     deny = egress[-1]
     assert plan.of_kind("policy")[-1] == deny
