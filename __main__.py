@@ -8,7 +8,7 @@ import pulumi
 
 from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
 from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
-from components.gateway.stack import GatewayStack, GatewayStackArgs
+from components.gateway.stack import GatewayStack, GatewayStackArgs, TunnelConnector
 from components.host.vm import DmzHost
 from components.identity import EntraAccess, EntraAccessArgs
 from components.settings import PulumiConfigSource, load
@@ -18,21 +18,8 @@ settings = load(PulumiConfigSource(pulumi.get_project()))
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname))
 
 host = DmzHost("vm", settings.topology, settings.host)
-gateway = GatewayStack(
-    "gateway",
-    GatewayStackArgs(
-        hostname=settings.hostname,
-        topology=settings.topology,
-        gateway=settings.gateway,
-        connection=host.connection,
-        client_id=identity.client_id,
-        issuer_url=identity.issuer_url,
-        group_object_id=identity.group_object_id,
-        client_secret=identity.client_secret,
-        after=[host],
-    ),
-)
 
+tunnel = None
 if settings.cloudflare is not None:
     edge = CloudflareEdge(
         "cloudflare",
@@ -46,8 +33,25 @@ if settings.cloudflare is not None:
             secret_rotation=settings.entra.secret_rotation,
         ),
     )
+    tunnel = TunnelConnector(image=settings.cloudflare.cloudflared_image, token=edge.tunnel_token)
     pulumi.export("cloudflareTunnelId", edge.tunnel_id)
     pulumi.export("cloudflareAccessAud", edge.access_aud)
+
+gateway = GatewayStack(
+    "gateway",
+    GatewayStackArgs(
+        hostname=settings.hostname,
+        topology=settings.topology,
+        gateway=settings.gateway,
+        connection=host.connection,
+        client_id=identity.client_id,
+        issuer_url=identity.issuer_url,
+        group_object_id=identity.group_object_id,
+        client_secret=identity.client_secret,
+        after=[host],
+        tunnel=tunnel,
+    ),
+)
 
 if settings.fortigate is not None:
     FortigateEdge("fortigate", FortigateEdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
@@ -58,5 +62,5 @@ pulumi.export("entraClientId", identity.client_id)
 pulumi.export("entraTenantId", identity.tenant_id)
 pulumi.export("entraIssuerUrl", identity.issuer_url)
 pulumi.export("entraGroupObjectId", identity.group_object_id)
-pulumi.export("frontProxySite", gateway.front_site)
+pulumi.export("frontProxySite", gateway.front_site)  # None with the Cloudflare edge (no central Caddy)
 pulumi.export("cookieSecretUrn", gateway.cookie_secret_urn)

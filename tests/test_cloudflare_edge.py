@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.settings import ConfigError, MappingSource, load
-from scripts.offline import PlanResult, StackConfig, run_program
-from tests.support import KEY, TODAY
+from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, run_program
+from tests.support import KEY, TODAY, dev_settings
 
 CF = "cloudflare:index/"
 
@@ -91,3 +95,57 @@ def test_cloudflare_settings_are_validated(dev_config: StackConfig, changes: dic
     with pytest.raises(ConfigError) as caught:
         load(MappingSource(config.values, config.secret_keys), today=TODAY)
     assert any(p.key == key and expected in p.message for p in caught.value.problems), caught.value.problems
+
+
+def test_cloudflared_runs_pinned_unprivileged_with_its_token_only_in_a_file(cf_plan: PlanResult, dev_config: StackConfig) -> None:
+    image = next(r for r in cf_plan.of_type("docker:index/remoteImage:RemoteImage") if r.name == "gateway-cloudflared-image")
+    assert image.inputs["name"] == dev_config.values["cloudflaredImage"] and "@sha256:" in image.inputs["name"]
+    container = next(r for r in cf_plan.of_type("docker:index/container:Container") if r.name == "gateway-cloudflared")
+    c = container.inputs
+    assert c["command"] == ["tunnel", "--no-autoupdate", "--metrics", "127.0.0.1:20241", "run", "--token-file", "/etc/cloudflared/token"]
+    assert "envs" not in c and c["user"] != "0:0" and not c["user"].startswith("0:")
+    assert c["readOnly"] is True and c["capabilities"] == {"drops": ["ALL"]}
+    assert c["securityOpts"] == ["no-new-privileges:true"] and c["networkMode"] == "host" and "ports" not in c
+    assert c["mounts"] == [{"readOnly": True, "source": "/opt/code-server/docker/cloudflared", "target": "/etc/cloudflared", "type": "bind"}]
+    token = next(r for r in cf_plan.of_type("hcs:files:File") if r.inputs["path"] == "/opt/code-server/docker/cloudflared/token")
+    assert token.inputs["content"] == "[secret]" and token.inputs["mode"] == "0640" and token.inputs["owner"] == "codesvc"
+
+
+def test_no_inbound_web_path_exists_anywhere_with_the_cloudflare_edge(cf_plan: PlanResult, dev_plan: PlanResult) -> None:
+    cf_names = {r.name for r in cf_plan.resources}
+    fg_names = {r.name for r in dev_plan.resources}
+    # FortiGate: the inbound objects exist with the FortiGate edge and not with Cloudflare.
+    inbound = {"fortigate-hcs-vip-https", "fortigate-hcs-in-https", "fortigate-hcs-proxy-to-vm", "fortigate-hcs-ips"}
+    assert inbound <= fg_names and not inbound & cf_names
+    # UFW: no rule lets anything reach the gateway port from the network.
+    firewall = next(r for r in cf_plan.of_type("command:remote:Command") if r.name == "vm-firewall")
+    assert "port 8880" not in firewall.inputs["create"] and "ufw allow from 198.51.100.0/24 to any port 22" in firewall.inputs["create"]
+    # The gateway listens on loopback only and trusts only the local connector.
+    caddyfile = next(r for r in cf_plan.of_type("hcs:files:File") if r.inputs["path"].endswith("/Caddyfile")).inputs["content"]
+    assert "bind 127.0.0.1\n" in caddyfile and "192.0.2.10" not in caddyfile
+    assert "trusted_proxies static 127.0.0.1/32\n" in caddyfile
+    # No site block for a central Caddy, and no container publishes a port.
+    assert not [r for r in cf_plan.of_type("hcs:files:File") if r.inputs["role"] == "front-proxy"]
+    assert cf_plan.outputs["frontProxySite"] is None
+    assert not [r for r in cf_plan.of_type("docker:index/container:Container") if "ports" in r.inputs]
+
+
+def test_egress_adds_only_the_tunnel_port() -> None:
+    fortigate = {r.name: r for r in dev_settings().topology.egress_rules}
+    cloudflare = {r.name: r for r in dev_settings(edge="cloudflare").topology.egress_rules}
+    added = set(cloudflare) - set(fortigate)
+    assert added == {"cf-tunnel-udp", "cf-tunnel-tcp"} and not set(fortigate) - set(cloudflare)
+    assert {(cloudflare[n].protocol, cloudflare[n].port) for n in added} == {("udp", 7844), ("tcp", 7844)}
+    assert {str(d) for d in cloudflare["cf-tunnel-tcp"].destinations} == {"198.41.192.0/24", "198.41.200.0/24"}
+
+
+def test_the_tunnel_token_never_appears_in_the_plan(cf_plan: PlanResult) -> None:
+    text = json.dumps([r.inputs for r in cf_plan.resources]) + json.dumps(cf_plan.outputs)
+    assert "mock-secret-tunnel-token" not in text
+
+
+def test_make_plan_works_for_the_cloudflare_example_stack(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "plan.py"), "--stack", "cloudflare", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "hcs:cloudflare:Edge  cloudflare" in done.stdout and "docker:index/container:Container  gateway-cloudflared" in done.stdout

@@ -38,8 +38,8 @@ class EdgePlan:
     """All objects in creation order (references before referrers; policies in their order)."""
 
     objects: tuple[CmdbSpec, ...]
-    ips_sensor: str
-    vip: str
+    ips_sensor: str | None  # None without an inbound path (Cloudflare edge)
+    vip: str | None
 
     def of_kind(self, kind: str) -> tuple[CmdbSpec, ...]:
         return tuple(o for o in self.objects if o.kind == kind)
@@ -79,9 +79,10 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
     vm = f"{p}-vm"
     addresses[_subnet(topo.vm.address)] = vm
     objects.append(CmdbSpec("address", vm, {"subnet": _subnet(topo.vm.address), "comment": "code-server VM; " + comment}))
-    front = [address("front-proxy", a) for a in topo.front_proxy_addresses]
     front_group = f"{p}-front-proxy"
-    objects.append(CmdbSpec("addrgrp", front_group, {"member": _members(*front), "comment": comment}, depends_on=tuple(front)))
+    if fg.inbound:
+        front = [address("front-proxy", a) for a in topo.gateway_peers]
+        objects.append(CmdbSpec("addrgrp", front_group, {"member": _members(*front), "comment": comment}, depends_on=tuple(front)))
     mgmt = [address("mgmt", n) for n in topo.management_subnets]
     mgmt_group = f"{p}-mgmt"
     objects.append(CmdbSpec("addrgrp", mgmt_group, {"member": _members(*mgmt), "comment": comment}, depends_on=tuple(mgmt)))
@@ -98,12 +99,14 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
             objects.append(CmdbSpec("service", name, {f"{protocol}-portrange": str(port), "comment": comment}))
         return services[(protocol, port)]
 
-    https = service("tcp", HTTPS_PORT)
-    gateway = service("tcp", topo.gateway_port)
+    https = service("tcp", HTTPS_PORT) if fg.inbound else None
+    gateway = service("tcp", topo.gateway_port) if fg.inbound else None
     ssh = service("tcp", topo.vm.ssh_port)
     egress_svc = {rule.name: service(rule.protocol, rule.port) for rule in egress}
 
-    if fg.ips_sensor is None:
+    if not fg.inbound:
+        sensor = None
+    elif fg.ips_sensor is None:
         sensor = f"{p}-ips"
         objects.append(CmdbSpec("ips-sensor", sensor, {
             "comment": "server-side exploits against the code-server edge; " + comment,
@@ -116,25 +119,26 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
     else:
         sensor = fg.ips_sensor
 
-    vip = f"{p}-vip-https"
-    objects.append(CmdbSpec("vip", vip, {
-        "comment": "public HTTPS to the front proxy; " + comment,
-        "type": "static-nat",
-        "extip": str(fg.public_ip),
-        "extintf": fg.wan_interface,
-        "mappedip": [{"range": str(topo.front_proxy_addresses[0])}],
-        "portforward": "enable",
-        "protocol": "tcp",
-        "extport": str(HTTPS_PORT),
-        "mappedport": str(HTTPS_PORT),
-    }))
+    vip = f"{p}-vip-https" if fg.inbound else None
+    if vip is not None:
+        objects.append(CmdbSpec("vip", vip, {
+            "comment": "public HTTPS to the front proxy; " + comment,
+            "type": "static-nat",
+            "extip": str(fg.public_ip),
+            "extintf": fg.wan_interface,
+            "mappedip": [{"range": str(topo.front_proxy_addresses[0])}],
+            "portforward": "enable",
+            "protocol": "tcp",
+            "extport": str(HTTPS_PORT),
+            "mappedport": str(HTTPS_PORT),
+        }))
 
     def policy(**fields: Any) -> dict[str, Any]:
         base = {"action": "accept", "schedule": "always", "logtraffic": "all", "status": "enable",
                 "nat": "disable", "comments": comment}
         return {**base, **fields}
 
-    policies: list[tuple[str, dict[str, Any]]] = [
+    inbound: list[tuple[str, dict[str, Any]]] = [
         (f"{p}-in-https", policy(
             srcintf=_members(fg.wan_interface), dstintf=_members(fg.dmz_interface),
             srcaddr=_members("all"), dstaddr=_members(vip), service=_members(https),
@@ -145,6 +149,9 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
             srcintf=_members("any"), dstintf=_members(fg.dmz_interface),
             srcaddr=_members(front_group), dstaddr=_members(vm), service=_members(gateway),
         )),
+    ] if fg.inbound else []
+    policies: list[tuple[str, dict[str, Any]]] = [
+        *inbound,
         (f"{p}-mgmt-ssh", policy(
             srcintf=_members("any"), dstintf=_members(fg.dmz_interface),
             srcaddr=_members(mgmt_group), dstaddr=_members(vm), service=_members(ssh),

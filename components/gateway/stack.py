@@ -23,6 +23,9 @@ from components.settings.topology import Topology
 
 CADDY_DIR = f"{PROXY_STACK_DIR}/caddy"
 OAUTH2_PROXY_DIR = f"{PROXY_STACK_DIR}/oauth2-proxy"
+CLOUDFLARED_DIR = f"{PROXY_STACK_DIR}/cloudflared"
+#: cloudflared's metrics/readiness server, on loopback only (never the VM's address).
+CLOUDFLARED_METRICS = "127.0.0.1:20241"
 #: Mode of every file of the stack, secrets included: the design's 640 for the service account
 #: (its group has no other member), inside 750 directories.
 FILE_MODE = "0640"
@@ -34,6 +37,14 @@ LOG_OPTS = {"max-size": "20m", "max-file": "5"}
 #: An admin's `docker stop` during an incident sticks; anything else restarts.
 RESTART = "unless-stopped"
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
+
+
+@dataclass(frozen=True)
+class TunnelConnector:
+    """The Cloudflare edge's connector: a pinned cloudflared image and the tunnel token (secret)."""
+
+    image: str
+    token: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class GatewayStackArgs:
     group_object_id: pulumi.Input[str]
     client_secret: pulumi.Input[str]
     after: Sequence[pulumi.Resource] = ()
+    tunnel: TunnelConnector | None = None
 
 
 def content_hash(*parts: str) -> str:
@@ -91,9 +103,13 @@ class GatewayStack(pulumi.ComponentResource):
     Children: a `RandomBytes` cookie secret; a `remote.Command` reading the service account's
     uid/gid; `HostFiles` writing the Caddyfile, the oauth2-proxy config and its two secret files
     under /opt/code-server/docker (service account, 0640 in 0750 dirs, contents on stdin);
-    a `FileRecord` of the central Caddy's site block (recorded, not installed); a Docker
-    provider over pinned `ssh://`; two digest-pinned `RemoteImage`s; two `Container`s.
-    Outputs: `front_site` (the site block for the central Caddy), `caddy_container_id`,
+    a `FileRecord` of the central Caddy's site block (recorded, not installed; FortiGate edge
+    only); a Docker provider over pinned `ssh://`; two digest-pinned `RemoteImage`s; two
+    `Container`s. With the Cloudflare edge (`tunnel`), also the tunnel token as a secret file
+    and a third container, cloudflared, which dials out to Cloudflare and reaches the gateway
+    on loopback: it reads its token from that file (`--token-file`), never from its command
+    line or environment, and serves metrics on 127.0.0.1 only.
+    Outputs: `front_site` (the site block for the central Caddy, or None), `caddy_container_id`,
     `oauth2_proxy_container_id`, `cookie_secret_urn` (`pulumi up --replace <urn>` rotates it).
 
     Why: both containers run as the service account with a read-only root, every capability
@@ -139,23 +155,32 @@ class GatewayStack(pulumi.ComponentResource):
         )
         caddyfile = caddy.gateway(gateway_params)
 
+        tunnel_token = pulumi.Output.secret(args.tunnel.token) if args.tunnel else None
+        stack_files = [
+            _file(f"{CADDY_DIR}/Caddyfile", caddyfile, svc),
+            _file(f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg", oauth2_config, svc),
+            _file(f"{OAUTH2_PROXY_DIR}/client-secret", client_secret, svc, secret=True),
+            _file(f"{OAUTH2_PROXY_DIR}/cookie-secret", cookie_secret, svc, secret=True),
+        ]
+        directories = [PROXY_STACK_DIR, CADDY_DIR, OAUTH2_PROXY_DIR, GATEWAY_LOG_DIR]
+        if tunnel_token is not None:
+            stack_files.append(_file(f"{CLOUDFLARED_DIR}/token", tunnel_token, svc, secret=True))
+            directories.append(CLOUDFLARED_DIR)
         files = HostFiles(
             f"{name}-files",
             HostFilesArgs(
                 connection=args.connection,
-                files=[
-                    _file(f"{CADDY_DIR}/Caddyfile", caddyfile, svc),
-                    _file(f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg", oauth2_config, svc),
-                    _file(f"{OAUTH2_PROXY_DIR}/client-secret", client_secret, svc, secret=True),
-                    _file(f"{OAUTH2_PROXY_DIR}/cookie-secret", cookie_secret, svc, secret=True),
-                ],
-                before="".join(f"hcs_dir {d} {svc} {svc} {DIR_MODE}\n" for d in (PROXY_STACK_DIR, CADDY_DIR, OAUTH2_PROXY_DIR, GATEWAY_LOG_DIR)),
+                files=stack_files,
+                before="".join(f"hcs_dir {d} {svc} {svc} {DIR_MODE}\n" for d in directories),
             ),
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
-        front_site = caddy.front_site(args.hostname, topo.vm.address, topo.gateway_port)
-        record_files(self, [HostFile(role="front-proxy", path=f"/etc/caddy/sites/{args.hostname}.caddy", content=front_site)])
-        self.front_site = pulumi.Output.from_input(front_site)
+        if topo.gateway_peers:
+            front_site = caddy.front_site(args.hostname, topo.vm.address, topo.gateway_port)
+            record_files(self, [HostFile(role="front-proxy", path=f"/etc/caddy/sites/{args.hostname}.caddy", content=front_site)])
+            self.front_site = pulumi.Output.from_input(front_site)
+        else:
+            self.front_site = pulumi.Output.from_input(None)
 
         ids = remote.Command(
             f"{name}-service-ids",
@@ -230,6 +255,30 @@ class GatewayStack(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files, oauth2_proxy])),
         )
+
+        if args.tunnel is not None and tunnel_token is not None:
+            cloudflared_image = docker.RemoteImage(f"{name}-cloudflared-image", name=args.tunnel.image, keep_locally=True,
+                                                   opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=after)))
+            docker.Container(
+                f"{name}-cloudflared",
+                name="cloudflared",
+                image=cloudflared_image.image_id,
+                command=["tunnel", "--no-autoupdate", "--metrics", CLOUDFLARED_METRICS,
+                         "run", "--token-file", "/etc/cloudflared/token"],
+                user=user,
+                network_mode="host",
+                read_only=True,
+                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+                security_opts=[NO_NEW_PRIVILEGES],
+                restart=RESTART,
+                mounts=[docker.ContainerMountArgs(type="bind", source=CLOUDFLARED_DIR, target="/etc/cloudflared", read_only=True)],
+                labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=tunnel_token.apply(content_hash))],
+                log_driver=LOG_DRIVER,
+                log_opts=LOG_OPTS,
+                # distroless image: nothing inside can probe; the tunnel's health shows at Cloudflare
+                healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+                opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files, gateway])),
+            )
 
         self.caddy_container_id = gateway.id
         self.oauth2_proxy_container_id = oauth2_proxy.id

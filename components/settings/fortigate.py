@@ -33,13 +33,19 @@ _PLACEMENT = re.compile(r"^(top|(before|after):[1-9][0-9]{0,9})$")
 
 @dataclass(frozen=True)
 class FortigateSettings:
-    """What the FortiGate edge needs; `ips_sensor` None means the stack manages its own sensor."""
+    """What the FortiGate edge needs; `ips_sensor` None means the stack manages its own sensor.
 
+    `inbound` is True with the FortiGate edge (VIP, inbound HTTPS, front proxy → VM); with the
+    Cloudflare edge a FortiGate in front of the DMZ still gets the VM's egress allowlist and SSH
+    policy, but no inbound web path, so `wan_interface` and `public_ip` are then None.
+    """
+
+    inbound: bool
     url: str
     vdom: str
-    wan_interface: str
+    wan_interface: str | None
     dmz_interface: str
-    public_ip: ipaddress.IPv4Address
+    public_ip: ipaddress.IPv4Address | None
     ips_sensor: str | None
     ssl_profile: str
     ca_bundle: str | None
@@ -78,18 +84,24 @@ def _ca_bundle(value: str) -> str:
 
 
 def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
-    """Read the `fortigate*` keys; None unless `edge` is fortigate and every key is good."""
+    """Read the `fortigate*` keys; validated whenever set.
+
+    The FortiGate is managed with the FortiGate edge (everything required), and with the
+    Cloudflare edge when `fortigateUrl` is set (egress and SSH only: no WAN side needed).
+    """
     start = len(r.problems)
-    required = edge == "fortigate"
+    inbound = edge == "fortigate"
+    required = inbound or (edge == "cloudflare" and r.is_set("fortigateUrl"))
     unless_required: dict[str, None] = {} if required else {"default": None}
+    unless_inbound: dict[str, None] = {} if inbound else {"default": None}
     url = r.string("fortigateUrl", _url, **unless_required)
     vdom = r.string("fortigateVdom", _matching(_VDOM, "a VDOM name (letters, digits, _ or -, at most 31)"), default="root")
     interface = _matching(_INTERFACE, "a FortiGate interface or zone name such as wan1 or port2")
-    wan = r.string("fortigateWanInterface", interface, **unless_required)
+    wan = r.string("fortigateWanInterface", interface, **unless_inbound)
     dmz = r.string("fortigateDmzInterface", interface, **unless_required)
     if wan is not None and wan == dmz:
         r.problem("fortigateDmzInterface", "expected an interface other than fortigateWanInterface")
-    public_ip = r.string("fortigatePublicIp", checks.ipv4_address, **unless_required)
+    public_ip = r.string("fortigatePublicIp", checks.ipv4_address, **unless_inbound)
     if public_ip is not None and public_ip.is_private and not any(public_ip in n for n in _DOCUMENTATION):
         r.problem("fortigatePublicIp", f"expected the public IPv4 address the VIP answers on, got private {public_ip}")
     profile = _matching(_PROFILE, "the name of an existing profile (at most 35 characters)")
@@ -115,11 +127,12 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
     if not required or len(r.problems) > start:
         return None
     return FortigateSettings(
+        inbound=inbound,
         url=url,
         vdom=vdom,
-        wan_interface=wan,
+        wan_interface=wan if inbound else None,
         dmz_interface=dmz,
-        public_ip=public_ip,
+        public_ip=public_ip if inbound else None,
         ips_sensor=ips_sensor,
         ssl_profile=ssl_profile,
         ca_bundle=ca_bundle,

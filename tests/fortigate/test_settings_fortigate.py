@@ -30,11 +30,19 @@ def test_required_only_with_edge_fortigate_but_validated_whenever_set() -> None:
     unset = {k: None for k in ("fortigateUrl", "fortigateWanInterface", "fortigateDmzInterface",
                                "fortigatePublicIp", "fortigateApiToken")}
     assert dev_settings(edge="cloudflare", **unset).fortigate is None
-    assert dev_settings(edge="cloudflare").fortigate is None  # set, valid, unused
     assert "https://<host>" in problems(edge="cloudflare", fortigateUrl="http://192.0.2.1")["fortigateUrl"]
     found = problems(**unset)
     assert set(found) == set(unset) and "is required" in found["fortigateUrl"]
     assert "pulumi config set --secret fortigateApiToken" in found["fortigateApiToken"]
+
+
+def test_with_the_cloudflare_edge_a_configured_fortigate_gets_no_inbound_path() -> None:
+    fg = dev_settings(edge="cloudflare").fortigate
+    assert fg is not None and not fg.inbound
+    assert fg.wan_interface is None and fg.public_ip is None
+    # the WAN side is not needed without a VIP; the device and its token still are
+    assert dev_settings(edge="cloudflare", fortigateWanInterface=None, fortigatePublicIp=None).fortigate is not None
+    assert set(problems(edge="cloudflare", fortigateApiToken=None)) == {"fortigateApiToken"}
 
 
 def test_every_bad_key_is_reported_at_once(tmp_path: Path) -> None:
