@@ -7,7 +7,7 @@ STACK ?= dev
 # Debian packages the tests need, one list per area (installed with apt when running as root).
 APT_LISTS := $(wildcard tests/apt-packages/*.txt)
 
-.PHONY: plan test test-fast apt caches clean
+.PHONY: plan test test-fast apt caches readme bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
@@ -46,6 +46,16 @@ test: $(VENV)/.dev apt caches
 ## test-fast: only the fast tests (no real root, no browser)
 test-fast: $(VENV)/.dev
 	$(PY) -m pytest -c tests/pytest.ini tests -m "not slow"
+
+## readme: regenerate README.md's config reference and example posture
+readme: $(VENV)/.runtime
+	$(PY) scripts/readme.py
+
+## bench: the measurements quoted in README.md (FortiOS requests, converge times, IDE latency)
+bench: $(VENV)/.dev apt caches
+	$(PY) scripts/bench_fortios.py
+	$(PY) scripts/bench_converge.py
+	$(PY) scripts/bench_livepath.py
 
 clean:
 	rm -rf build $(VENV)

@@ -171,6 +171,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             return _guid(t, name), state
         if t.startswith("cloudflare:index/zeroTrustAccess"):
             return _guid(t, name), state
+        if t == "docker:index/remoteImage:RemoteImage":
+            # the engine reports the local image ID; the digest-pinned name stays the reference
+            state.update(imageId="sha256:" + hashlib.sha256(str(state["name"]).encode()).hexdigest(), repoDigest=state["name"])
+            return _guid(t, name), state
         if t == "command:remote:Command" and str(state.get("create", "")).startswith("id -u "):
             # the gateway's lookup of the service account's uid/gid (`id -u X && id -g X`)
             state.update(stdout="999\n999\n", stderr="")

@@ -2,8 +2,8 @@
 
     python scripts/plan.py --stack dev [--out build/plan]
 
-Prints the resource tree and writes `resources.json`, `outputs.json` and `files/<role>/<path>`
-(every file the program would put on a machine). Secrets, including the marked placeholders
+Prints the resource tree and the layered posture, and writes `resources.json`, `outputs.json`,
+`posture.md` and `files/<role>/<path>` (every file the program would put on a machine). Secrets, including the marked placeholders
 used for secrets the stack file does not hold, appear only as "[secret]". A bad stack config
 exits with status 2 and one `config error: <key>: <what is expected>` line per problem.
 """
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.files import FILE_TYPE  # noqa: E402
 from components.settings import ConfigError  # noqa: E402
+from scripts import posture  # noqa: E402
 from scripts.offline import PROJECT_DIR, PlanResult, Registered, load_stack_config, run_program  # noqa: E402
 
 
@@ -87,13 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Stack {config.project}/{config.stack}: {len(result.resources)} resources\n")
     print(render_tree(result.resources))
     files = write_plan(result, args.out)
+    edge = config.values["edge"]
+    rows = posture.posture(result, edge)
+    (args.out / "posture.md").write_text(posture.markdown(rows, config.stack, edge))
+    print(f"\nPosture (edge: {edge}):\n{posture.terminal(rows)}")
     print(f"\nOutputs: {json.dumps(result.outputs, sort_keys=True)}")
     if config.placeholders:
         print(
             "\nNOTE: secrets not set in the stack file were replaced by marked placeholders "
             f"(shown as [secret]): {', '.join(config.placeholders)}"
         )
-    print(f"\nWrote {args.out}/resources.json, outputs.json and {len(files)} file(s) under files/")
+    print(f"\nWrote {args.out}/resources.json, outputs.json, posture.md and {len(files)} file(s) under files/")
     return 0
 
 

@@ -1,0 +1,273 @@
+"""The security invariants of hardened-code-server as pure checks over registered resources.
+
+Each rule looks at resources as the engine sees them (type token, name, inputs in the provider's
+own property names) and returns the violations it finds, each saying how to fix it. The same
+rules run in the CrossGuard policy pack (`__main__.py` beside this file, for `pulumi preview
+--policy-pack scripts/policy`) and offline against `make plan`'s resource list, so a change that
+breaks an invariant fails before anyone deploys it. No Pulumi import: plain data in, text out.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FORTIOS = "pulumi-python:dynamic/fortios:"
+FILE = "hcs:files:File"
+_PINNED = re.compile(r"@sha256:[0-9a-f]{64}$")
+_IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: The only container allowed to publish a port beyond loopback (it is the VM's one listener).
+GATEWAY_CONTAINER = "caddy-gateway"
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-hardening.conf"
+
+
+@dataclass(frozen=True)
+class Res:
+    """One resource: its type token, logical name and inputs (secrets already opaque)."""
+
+    type: str
+    name: str
+    props: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A mandatory invariant: `check` gets resources and returns violations.
+
+    `stack` rules need the whole stack (cross-references, "exists", order) and run as stack
+    validations; the others judge each resource alone, so the engine can stop a bad resource
+    before it is created.
+    """
+
+    name: str
+    description: str
+    check: Callable[[Sequence[Res]], list[str]]
+    stack: bool = False
+
+
+def _of(resources: Iterable[Res], type_token: str) -> list[Res]:
+    return [r for r in resources if r.type == type_token]
+
+
+def _known_text(value: Any) -> str | None:
+    """Plain text if the value is known and not secret (unknowns/secrets can't be judged)."""
+    return value if isinstance(value, str) else None
+
+
+def _files(resources: Iterable[Res], suffix: str) -> list[tuple[str, str]]:
+    return [
+        (r.props["path"], text)
+        for r in _of(resources, FILE)
+        if str(r.props.get("path", "")).endswith(suffix) and (text := _known_text(r.props.get("content"))) is not None
+    ]
+
+
+# --- identity ---------------------------------------------------------------------------
+
+
+def service_principals_require_assignment(resources: Sequence[Res]) -> list[str]:
+    return [
+        f"{r.name}: appRoleAssignmentRequired must be true, or every account in the tenant may sign in; "
+        "set app_role_assignment_required=True (components.identity.EntraApp does)"
+        for r in _of(resources, "azuread:index/servicePrincipal:ServicePrincipal")
+        if r.props.get("appRoleAssignmentRequired") is not True
+    ]
+
+
+def apps_have_one_https_redirect(resources: Sequence[Res]) -> list[str]:
+    found = []
+    for r in _of(resources, "azuread:index/application:Application"):
+        web = r.props.get("web") or {}
+        uris = list(web.get("redirectUris") or [])
+        if len(uris) != 1 or not str(uris[0]).startswith("https://"):
+            found.append(f"{r.name}: expected exactly one https:// redirect URI, got {uris}; one relying party per app")
+        for other in ("spa", "publicClient"):
+            if (r.props.get(other) or {}).get("redirectUris"):
+                found.append(f"{r.name}: {other} redirect URIs allow token flows outside oauth2-proxy; remove them")
+        grant = web.get("implicitGrant") or {}
+        if grant.get("accessTokenIssuanceEnabled") or grant.get("idTokenIssuanceEnabled"):
+            found.append(f"{r.name}: implicit grant must be off (tokens in URLs); use the authorization code flow")
+    return found
+
+
+# --- containers -------------------------------------------------------------------------
+
+
+def images_pinned_by_digest(resources: Sequence[Res]) -> list[str]:
+    found = [
+        f"{r.name}: image {r.props.get('name')!r} is not pinned; use repo:tag@sha256:<digest>"
+        for r in _of(resources, "docker:index/remoteImage:RemoteImage")
+        if not _PINNED.search(str(r.props.get("name", "")))
+    ]
+    for r in _of(resources, "docker:index/container:Container"):
+        image = r.props.get("image")
+        if isinstance(image, str) and not (_IMAGE_ID.match(image) or _PINNED.search(image)):
+            found.append(f"{r.name}: container image {image!r} is neither an image ID nor pinned by digest")
+    return found
+
+
+def containers_hardened(resources: Sequence[Res]) -> list[str]:
+    found = []
+    for r in _of(resources, "docker:index/container:Container"):
+        p, name = r.props, r.props.get("name", r.name)
+        if p.get("privileged"):
+            found.append(f"{name}: privileged containers own the host; remove privileged")
+        if "no-new-privileges:true" not in (p.get("securityOpts") or []):
+            found.append(f"{name}: add security_opts=['no-new-privileges:true'] so nothing inside can gain privileges")
+        for port in p.get("ports") or []:
+            if port.get("ip", "0.0.0.0") not in ("127.0.0.1", "::1") and name != GATEWAY_CONTAINER:
+                found.append(f"{name}: publishes port {port.get('external')} beyond loopback; bind it to 127.0.0.1")
+    return found
+
+
+# --- application config files -------------------------------------------------------------
+
+
+def apps_bound_to_loopback(resources: Sequence[Res]) -> list[str]:
+    found = []
+    for path, text in _files(resources, "/code-server/config.yaml"):
+        if not re.search(r"(?m)^bind-addr:\s*127\.0\.0\.1:\d+\s*$", text):
+            found.append(f"{path}: code-server must bind 127.0.0.1 (bind-addr: 127.0.0.1:8080); it has no auth of its own")
+        if not re.search(r"(?m)^auth:\s*none\s*$", text):
+            found.append(f"{path}: expected auth: none behind oauth2-proxy (a shared password would be a second, weak gate)")
+    for path, text in _files(resources, "/oauth2-proxy.cfg"):
+        cfg = tomllib.loads(text)
+        if not str(cfg.get("http_address", "")).startswith("127.0.0.1:"):
+            found.append(f"{path}: oauth2-proxy must listen on 127.0.0.1 only (http_address), got {cfg.get('http_address')!r}")
+    return found
+
+
+def oauth2_proxy_cookie_safe(resources: Sequence[Res]) -> list[str]:
+    found = []
+    for path, text in _files(resources, "/oauth2-proxy.cfg"):
+        cfg = tomllib.loads(text)
+        if cfg.get("cookie_secure") is not True:
+            found.append(f"{path}: cookie_secure must be true (the session cookie must never travel over HTTP)")
+        if str(cfg.get("cookie_samesite", "")).lower() in ("", "none"):
+            found.append(f"{path}: cookie_samesite must be lax (none sends the session cross-site; strict breaks the callback)")
+        if cfg.get("cookie_httponly") is False:
+            found.append(f"{path}: cookie_httponly must not be false (scripts must not read the session)")
+    return found
+
+
+def sshd_forbids_passwords_and_root(resources: Sequence[Res]) -> list[str]:
+    drop_ins = _files(resources, SSHD_DROP_IN)
+    if not [r for r in _of(resources, FILE) if r.props.get("path") == SSHD_DROP_IN]:
+        return [f"no {SSHD_DROP_IN} is installed: the VM would keep Debian's SSH defaults"]
+    found = []
+    for path, text in drop_ins:
+        settings = {
+            line.split(None, 1)[0].lower(): line.split(None, 1)[1].strip().lower()
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#") and len(line.split(None, 1)) == 2
+        }
+        for key, want in (("passwordauthentication", "no"), ("permitrootlogin", "no"), ("kbdinteractiveauthentication", "no")):
+            if settings.get(key) != want:
+                found.append(f"{path}: {key} must be {want} (keys only, no root)")
+    return found
+
+
+# --- FortiGate ----------------------------------------------------------------------------
+
+
+def _names(members: Any) -> list[str]:
+    return [m.get("name") for m in members or [] if isinstance(m, Mapping)]
+
+
+def _chain(policies: list[Res]) -> list[Res]:
+    """The stack's policies in device order, following each `placement: after:<name>` link."""
+    by_name = {p.props.get("name"): p for p in policies}
+    after = {str(p.props.get("placement", ""))[len("after:"):]: p for p in policies if str(p.props.get("placement", "")).startswith("after:")}
+    heads = [p for p in policies if str(p.props.get("placement", "")).partition(":")[2] not in by_name]
+    ordered: list[Res] = []
+    for head in heads:
+        node: Res | None = head
+        while node is not None and node not in ordered:
+            ordered.append(node)
+            node = after.get(node.props.get("name"))
+    return ordered + [p for p in policies if p not in ordered]
+
+
+def fortigate_inbound_protected(resources: Sequence[Res]) -> list[str]:
+    vips = {r.props.get("name") for r in _of(resources, FORTIOS + "FirewallVip")}
+    services = {r.props.get("name"): r.props.get("payload") or {} for r in _of(resources, FORTIOS + "FirewallServiceCustom")}
+    found = []
+    for r in _of(resources, FORTIOS + "FirewallPolicy"):
+        payload = r.props.get("payload") or {}
+        if not set(_names(payload.get("dstaddr"))) & vips or payload.get("action", "accept") != "accept":
+            continue
+        if not payload.get("ips-sensor") or payload.get("utm-status") != "enable":
+            found.append(f"{r.name}: the inbound policy to the VIP must inspect with an IPS sensor (utm-status enable, ips-sensor)")
+        if payload.get("logtraffic") != "all":
+            found.append(f"{r.name}: the inbound policy must log all traffic (logtraffic all)")
+        for service in _names(payload.get("service")):
+            spec = services.get(service)
+            if spec is None or spec.get("tcp-portrange") != "443" or spec.get("udp-portrange") or spec.get("sctp-portrange"):
+                found.append(f"{r.name}: inbound service {service} is not HTTPS only (TCP 443)")
+    return found
+
+
+def vm_egress_ends_in_logged_deny(resources: Sequence[Res]) -> list[str]:
+    policies = _of(resources, FORTIOS + "FirewallPolicy")
+    if not policies:
+        return []
+    vips = {r.props.get("name") for r in _of(resources, FORTIOS + "FirewallVip")}
+    # The VM is what inbound/management policies lead to (not a VIP), and egress leaves from it.
+    vm = {n for p in policies if (p.props.get("payload") or {}).get("action", "accept") == "accept"
+          for n in _names((p.props.get("payload") or {}).get("dstaddr")) if n not in vips and n != "all"}
+    egress = [p for p in _chain(policies) if set(_names((p.props.get("payload") or {}).get("srcaddr"))) <= vm
+              and _names((p.props.get("payload") or {}).get("srcaddr"))]
+    if not egress:
+        return ["no FortiGate policy governs traffic from the VM: add its egress allowlist and a logged deny"]
+    found = []
+    for p in egress:
+        payload = p.props.get("payload") or {}
+        if payload.get("action", "accept") == "accept" and ("all" in _names(payload.get("dstaddr")) or "ALL" in _names(payload.get("service"))):
+            found.append(f"{p.name}: allows the VM out to any destination or on any service; list each allowed destination and port")
+    last = egress[-1].props.get("payload") or {}
+    if not (last.get("action") == "deny" and _names(last.get("dstaddr")) == ["all"] and _names(last.get("service")) == ["ALL"]
+            and last.get("logtraffic") == "all"):
+        found.append(f"{egress[-1].name}: the VM's egress must end in a deny of everything with logtraffic all")
+    return found
+
+
+def tunnel_enforces_access(resources: Sequence[Res]) -> list[str]:
+    found = []
+    for r in _of(resources, "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"):
+        ingresses = ((r.props.get("config") or {}).get("ingresses")) or []
+        for ingress in ingresses:
+            if ingress.get("hostname") and not (((ingress.get("originRequest") or {}).get("access") or {}).get("required")):
+                found.append(f"{r.name}: ingress for {ingress['hostname']} must require Access at the connector (originRequest.access.required)")
+        if not ingresses or ingresses[-1].get("service") != "http_status:404":
+            found.append(f"{r.name}: the tunnel's last ingress rule must be http_status:404")
+    return found
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("sp-requires-assignment", "Entra service principals require assignment (only the group may sign in).",
+         service_principals_require_assignment),
+    Rule("app-single-https-redirect", "Entra apps have exactly one HTTPS redirect URI and no implicit grant.",
+         apps_have_one_https_redirect),
+    Rule("images-pinned-by-digest", "Every container image is pinned by digest.", images_pinned_by_digest),
+    Rule("containers-hardened", "No container is privileged, lacks no-new-privileges, or publishes beyond loopback "
+         "(the gateway excepted).", containers_hardened),
+    Rule("apps-on-loopback", "code-server and oauth2-proxy listen on 127.0.0.1 only.", apps_bound_to_loopback),
+    Rule("oauth2-proxy-cookie", "oauth2-proxy's session cookie is Secure, HttpOnly and not SameSite=None.",
+         oauth2_proxy_cookie_safe),
+    Rule("sshd-keys-only", "The SSH drop-in forbids passwords, keyboard-interactive and root.",
+         sshd_forbids_passwords_and_root, stack=True),
+    Rule("fortigate-inbound", "The FortiGate inbound policy to the VIP is HTTPS only, IPS-inspected and logged.",
+         fortigate_inbound_protected, stack=True),
+    Rule("fortigate-vm-egress", "The VM's FortiGate egress lists each destination and ends in a logged deny.",
+         vm_egress_ends_in_logged_deny, stack=True),
+    Rule("tunnel-access-required", "A Cloudflare tunnel enforces Access at the connector and ends in 404.",
+         tunnel_enforces_access),
+)
+
+
+def evaluate(resources: Sequence[Res], rules: Sequence[Rule] = RULES) -> dict[str, list[str]]:
+    """Every rule's violations (an empty list means it passes)."""
+    return {rule.name: rule.check(resources) for rule in rules}

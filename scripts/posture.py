@@ -1,0 +1,156 @@
+"""The layered posture of a stack: for each control of the design, the resources that implement it
+and whether this stack has it on, off, or not applicable (e.g. FortiGate inbound with the
+Cloudflare edge). Read from the offline plan, so it reports what would really be deployed.
+
+`make plan` prints it and writes `build/plan/posture.md`; a switched-off control is shown loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from scripts.offline import PlanResult, Registered
+from scripts.policy.rules import Res, evaluate
+
+Select = Callable[[PlanResult], list[Registered]]
+
+
+@dataclass(frozen=True)
+class Control:
+    """One row of the design's layered table."""
+
+    layer: str
+    control: str
+    stops: str
+    select: Select
+    edges: tuple[str, ...] = ("fortigate", "cloudflare")
+    #: how to switch it on when it is off (a config key), shown with the OFF status
+    switch: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    layer: str
+    control: str
+    stops: str
+    status: str  # "on" | "OFF" | "n/a"
+    resources: tuple[str, ...]
+    note: str
+
+
+def _named(*names: str) -> Select:
+    return lambda plan: [r for r in plan.resources if r.name in names]
+
+
+def _typed(type_token: str, *, name_prefix: str = "") -> Select:
+    return lambda plan: [r for r in plan.of_type(type_token) if r.name.startswith(name_prefix)]
+
+
+def _file(suffix: str) -> Select:
+    return lambda plan: [r for r in plan.of_type("hcs:files:File") if str(r.inputs.get("path", "")).endswith(suffix)]
+
+
+def _both(*selects: Select) -> Select:
+    """All parts must be present for the control to count as on."""
+
+    def select(plan: PlanResult) -> list[Registered]:
+        parts = [s(plan) for s in selects]
+        return [r for part in parts for r in part] if all(parts) else []
+
+    return select
+
+
+def _ufw_out_deny(plan: PlanResult) -> list[Registered]:
+    return [r for r in _named("vm-firewall")(plan) if "outgoing=deny" in str(r.inputs.get("create", ""))]
+
+
+_FORTIOS = "pulumi-python:dynamic/fortios:"
+
+CONTROLS: tuple[Control, ...] = (
+    Control("Network edge", "FortiGate VIP: only TCP 443 forwarded, to the front proxy", "direct access to anything but 443",
+            _both(_typed(_FORTIOS + "FirewallVip"), _named("fortigate-hcs-in-https")), edges=("fortigate",)),
+    Control("Network edge", "IPS sensor on the inbound policy, all traffic logged", "known exploit signatures",
+            _both(_named("fortigate-hcs-in-https"), _typed(_FORTIOS + "IpsSensor")), edges=("fortigate",)),
+    Control("Network edge", "FortiGate egress allowlist from the VM, ending in a logged deny", "exfiltration, second stages, C2",
+            _both(_named("fortigate-hcs-out-deny"), _typed(_FORTIOS + "FirewallPolicy", name_prefix="fortigate-hcs-out-")),
+            switch="fortigateUrl (with edge cloudflare: manages egress and SSH only)"),
+    Control("Network edge", "Cloudflare Tunnel: outbound only, no inbound port", "scanning and direct access",
+            _typed("cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared"), edges=("cloudflare",)),
+    Control("Network edge", "Cloudflare Access on every request, enforced at the connector", "unauthenticated requests at the edge",
+            _both(_typed("cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"),
+                  _typed("cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig")), edges=("cloudflare",)),
+    Control("Transport", "Central Caddy (wildcard TLS) → local gateway site block", "plaintext traffic",
+            _file(".caddy"), edges=("fortigate",)),
+    Control("Transport", "Local Caddy gateway: trusted proxies only, security headers, JSON access log", "direct app exposure, spoofed client IPs",
+            _both(_file("/caddy/Caddyfile"), _named("gateway-caddy-gateway"))),
+    Control("Identity", "oauth2-proxy with Entra ID (PKCE, one group, files-only secrets)", "unauthenticated users",
+            _both(_file("/oauth2-proxy.cfg"), _named("gateway-oauth2-proxy"))),
+    Control("Identity", "Entra app requires assignment; one security group assigned", "everyone else in the tenant",
+            _both(_typed("azuread:index/servicePrincipal:ServicePrincipal"), _typed("azuread:index/appRoleAssignment:AppRoleAssignment"))),
+    Control("Identity", "Client secret with a fixed end date and a rotation label", "secrets that never expire",
+            _typed("azuread:index/applicationPassword:ApplicationPassword")),
+    Control("Host", "Split accounts: no-login service account, IDE user without sudo", "lateral movement, secret theft",
+            _named("vm-accounts")),
+    Control("Host", "Exact ownership map of the proxy stack, home, workspace, data volume", "the IDE user reading proxy secrets",
+            _named("vm-layout")),
+    Control("Host", "SSH keys only, no root, AllowGroups, modern crypto; root locked", "password brute force",
+            _both(_file("/sshd_config.d/00-hardening.conf"), _named("vm-sshd"))),
+    Control("Host", "UFW default deny in; SSH from management only; gateway only from the front proxy", "reaching anything else on the VM",
+            _named("vm-firewall")),
+    Control("Host", "UFW default deny out, same allowlist as the firewall", "egress if the edge firewall fails",
+            _ufw_out_deny, switch="ufwDenyOutgoing"),
+    Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
+    Control("Host", "code-server on 127.0.0.1, own auth off, sandboxed unit", "bypassing the proxy chain",
+            _both(_file("/code-server/config.yaml"), _file("10-hcs-sandbox.conf"))),
+    Control("Host", "Containers read-only, all capabilities dropped, no-new-privileges, pinned digests", "container breakout, silent image changes",
+            _typed("docker:index/container:Container")),
+    Control("Detection", "fail2ban: sshd jail and gateway 401/403 jail", "brute force", _named("vm-fail2ban")),
+    Control("Detection", "Wazuh file-integrity monitoring (proxy stack, /etc/ssh, units)", "silent tampering",
+            _named("vm-wazuh"), switch="wazuhEnabled"),
+    Control("Detection", "Zabbix agent 2 (active, PSK)", "unnoticed outages", _named("vm-zabbix"), switch="zabbixEnabled"),
+    Control("Detection", "restic backups (service + timer)", "data loss", _named("vm-backup"), switch="backupEnabled"),
+)
+
+
+def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS) -> list[Row]:
+    """Every control's status for this stack, plus the policy pack's verdict as a last row."""
+    rows = []
+    for c in controls:
+        found = c.select(plan)
+        if edge not in c.edges:
+            status, note = "n/a", f"not part of the {edge} edge"
+        elif found:
+            status, note = "on", ""
+        else:
+            status, note = "OFF", f"switched off: {c.switch}" if c.switch else "missing from the plan"
+        rows.append(Row(c.layer, c.control, c.stops, status, tuple(r.name for r in found), note))
+    verdict = evaluate([Res(r.type, r.name, r.inputs) for r in plan.resources])
+    failing = sorted(name for name, found in verdict.items() if found)
+    rows.append(Row("Guardrails", f"Policy pack: {len(verdict) - len(failing)}/{len(verdict)} mandatory policies pass",
+                    "any single misconfiguration above", "OFF" if failing else "on", (),
+                    "failing: " + ", ".join(failing) if failing else ""))
+    return rows
+
+
+def markdown(rows: Sequence[Row], stack: str, edge: str) -> str:
+    """The table as Markdown; OFF rows in bold so they can't be missed."""
+    lines = [f"Posture of stack `{stack}` (edge: {edge})", "",
+             "| layer | control | stops | status | resources |", "|---|---|---|---|---|"]
+    for r in rows:
+        status = "**OFF**" if r.status == "OFF" else r.status
+        resources = ", ".join(f"`{n}`" for n in r.resources[:4]) + (f" (+{len(r.resources) - 4})" if len(r.resources) > 4 else "")
+        detail = f"{resources} {r.note}".strip()
+        lines.append(f"| {r.layer} | {r.control} | {r.stops} | {status} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def terminal(rows: Sequence[Row]) -> str:
+    """A compact text view for `make plan`; OFF rows are flagged and repeated at the end."""
+    width = max(len(r.control) for r in rows)
+    lines = [f"  {r.layer:<12} {r.control:<{width}}  {'OFF  <--' if r.status == 'OFF' else r.status}" for r in rows]
+    off = [r for r in rows if r.status == "OFF"]
+    if off:
+        lines.append("")
+        lines += [f"WARNING: control OFF: {r.layer}: {r.control} ({r.note})" for r in off]
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""Every policy with a passing and a failing resource, taken from the real program's plan.
+
+The passing case is the resource exactly as the program registers it (dev or Cloudflare stack);
+the failing case is that resource with the one property the rule guards changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from scripts.offline import PlanResult, StackConfig, run_program
+from scripts.policy.rules import RULES, Res, evaluate
+
+RULE_NAMES = {rule.name for rule in RULES}
+
+
+def _resources(plan: PlanResult) -> list[Res]:
+    return [Res(r.type, r.name, r.inputs) for r in plan.resources]
+
+
+@pytest.fixture(scope="module")
+def dev_resources(dev_plan: PlanResult) -> list[Res]:
+    return _resources(dev_plan)
+
+
+@pytest.fixture(scope="module")
+def cf_resources(dev_config: StackConfig) -> list[Res]:
+    return _resources(run_program(dev_config.with_values(edge="cloudflare")))
+
+
+def _mutate(resources: list[Res], pick: Callable[[Res], bool], change: Callable[[dict[str, Any]], None]) -> list[Res]:
+    out, hit = [], False
+    for r in resources:
+        if pick(r) and not hit:
+            props = copy.deepcopy(dict(r.props))
+            change(props)
+            r, hit = Res(r.type, r.name, props), True
+        out.append(r)
+    assert hit, "nothing to mutate"
+    return out
+
+
+def _set_path(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(props: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = props
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+def _edit_file(suffix: str, old: str, new: str) -> tuple[Callable[[Res], bool], Callable[[dict[str, Any]], None]]:
+    def pick(r: Res) -> bool:
+        return r.type == "hcs:files:File" and str(r.props["path"]).endswith(suffix)
+
+    def change(props: dict[str, Any]) -> None:
+        assert old in props["content"], f"{old!r} not in {suffix}"
+        props["content"] = props["content"].replace(old, new)
+
+    return pick, change
+
+
+def _named(name: str) -> Callable[[Res], bool]:
+    return lambda r: r.name == name
+
+
+# (rule, stack, pick, change) — each must make exactly that rule fail
+FAILURES: list[tuple[str, str, Callable[[Res], bool], Callable[[dict[str, Any]], None]]] = [
+    ("sp-requires-assignment", "dev", _named("entra-oauth2-proxy-sp"), _set_path("appRoleAssignmentRequired", False)),
+    ("app-single-https-redirect", "dev", _named("entra-oauth2-proxy-app"),
+     _set_path("web.redirectUris", ["https://code.example.com/oauth2/callback", "http://localhost/cb"])),
+    ("app-single-https-redirect", "dev", _named("entra-oauth2-proxy-app"), _set_path("web.implicitGrant.idTokenIssuanceEnabled", True)),
+    ("images-pinned-by-digest", "dev", _named("gateway-caddy-image"), _set_path("name", "docker.io/library/caddy:2")),
+    ("containers-hardened", "dev", _named("gateway-oauth2-proxy"), _set_path("securityOpts", [])),
+    ("containers-hardened", "dev", _named("gateway-oauth2-proxy"), _set_path("privileged", True)),
+    ("containers-hardened", "dev", _named("gateway-oauth2-proxy"), _set_path("ports", [{"internal": 4180, "external": 4180}])),
+    ("apps-on-loopback", "dev", *_edit_file("code-server/config.yaml", "bind-addr: 127.0.0.1:8080", "bind-addr: 0.0.0.0:8080")),
+    ("apps-on-loopback", "dev", *_edit_file("oauth2-proxy.cfg", 'http_address = "127.0.0.1:4180"', 'http_address = "0.0.0.0:4180"')),
+    ("oauth2-proxy-cookie", "dev", *_edit_file("oauth2-proxy.cfg", "cookie_secure = true", "cookie_secure = false")),
+    ("oauth2-proxy-cookie", "dev", *_edit_file("oauth2-proxy.cfg", 'cookie_samesite = "lax"', 'cookie_samesite = "none"')),
+    ("sshd-keys-only", "dev", *_edit_file("00-hardening.conf", "PasswordAuthentication no", "PasswordAuthentication yes")),
+    ("sshd-keys-only", "dev", *_edit_file("00-hardening.conf", "PermitRootLogin no", "PermitRootLogin prohibit-password")),
+    ("fortigate-inbound", "dev", _named("fortigate-hcs-in-https"), _set_path("payload.utm-status", "disable")),
+    ("fortigate-inbound", "dev", _named("fortigate-hcs-in-https"), _set_path("payload.logtraffic", "utm")),
+    ("fortigate-inbound", "dev", _named("fortigate-hcs-in-https"), _set_path("payload.service", [{"name": "hcs-tcp-22"}])),
+    ("fortigate-vm-egress", "dev", _named("fortigate-hcs-out-deny"), _set_path("payload.logtraffic", "disable")),
+    ("fortigate-vm-egress", "dev", _named("fortigate-hcs-out-deny"), _set_path("payload.action", "accept")),
+    ("fortigate-vm-egress", "dev", _named("fortigate-hcs-out-ntp"), _set_path("payload.service", [{"name": "ALL"}])),
+    ("fortigate-vm-egress", "dev", _named("fortigate-hcs-out-backup"), _set_path("payload.dstaddr", [{"name": "all"}])),
+    ("tunnel-access-required", "cloudflare", _named("cloudflare-tunnel-config"),
+     _set_path("config.ingresses", [{"hostname": "code.example.com", "service": "http://127.0.0.1:8880"}, {"service": "http_status:404"}])),
+    ("tunnel-access-required", "cloudflare", _named("cloudflare-tunnel-config"),
+     lambda props: props["config"]["ingresses"].pop()),
+]
+
+
+@pytest.mark.parametrize("stack", ["dev", "cloudflare"])
+def test_the_program_passes_every_policy(stack: str, dev_resources: list[Res], cf_resources: list[Res]) -> None:
+    resources = dev_resources if stack == "dev" else cf_resources
+    assert evaluate(resources) == {name: [] for name in RULE_NAMES}
+
+
+@pytest.mark.parametrize(("rule", "stack", "pick", "change"), FAILURES, ids=[f"{f[0]}-{i}" for i, f in enumerate(FAILURES)])
+def test_each_policy_catches_its_violation(rule: str, stack: str, pick: Any, change: Any,
+                                           dev_resources: list[Res], cf_resources: list[Res]) -> None:
+    resources = _mutate(dev_resources if stack == "dev" else cf_resources, pick, change)
+    failing = {name: found for name, found in evaluate(resources).items() if found}
+    assert set(failing) == {rule}, failing
+    assert all(len(message) > 30 for message in failing[rule])  # says what to do, not just "bad"
+
+
+def test_every_policy_has_a_failing_case() -> None:
+    assert {f[0] for f in FAILURES} == RULE_NAMES
+
+
+def test_a_missing_ssh_drop_in_fails(dev_resources: list[Res]) -> None:
+    without = [r for r in dev_resources if r.props.get("path") != "/etc/ssh/sshd_config.d/00-hardening.conf"]
+    assert evaluate(without)["sshd-keys-only"]
+
+
+def test_secret_or_unknown_contents_are_not_judged() -> None:
+    record = Res("hcs:files:File", "vm:/opt/x/oauth2-proxy.cfg", {"path": "/opt/x/oauth2-proxy.cfg", "content": None})
+    assert evaluate([record])["oauth2-proxy-cookie"] == []

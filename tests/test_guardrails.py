@@ -1,0 +1,85 @@
+"""The posture report and the CI workflows (issue: guardrails)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import posture
+from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, run_program
+from tests.support import TEST_SECRETS
+
+WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
+
+
+def _status(rows: list[posture.Row]) -> dict[str, str]:
+    return {row.control: row.status for row in rows}
+
+
+def test_dev_stack_has_every_control_on_or_not_applicable(dev_plan: PlanResult) -> None:
+    rows = posture.posture(dev_plan, "fortigate")
+    assert {r.status for r in rows} == {"on", "n/a"}
+    assert {r.control for r in rows if r.status == "n/a"} == {
+        "Cloudflare Tunnel: outbound only, no inbound port",
+        "Cloudflare Access on every request, enforced at the connector",
+    }
+    assert rows[-1].control == "Policy pack: 10/10 mandatory policies pass"
+    assert all(r.resources for r in rows[:-1] if r.status == "on")
+
+
+def test_cloudflare_edge_marks_the_fortigate_inbound_path_not_applicable(dev_config: StackConfig) -> None:
+    rows = posture.posture(run_program(dev_config.with_values(edge="cloudflare")), "cloudflare")
+    status = _status(rows)
+    assert status["FortiGate VIP: only TCP 443 forwarded, to the front proxy"] == "n/a"
+    assert status["Central Caddy (wildcard TLS) → local gateway site block"] == "n/a"
+    assert status["Cloudflare Access on every request, enforced at the connector"] == "on"
+    assert "OFF" not in status.values()
+
+
+def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None:
+    plan = run_program(dev_config.with_values(wazuhEnabled=False, ufwDenyOutgoing=False, **TEST_SECRETS))
+    rows = posture.posture(plan, "fortigate")
+    off = {r.control: r.note for r in rows if r.status == "OFF"}
+    assert off == {
+        "Wazuh file-integrity monitoring (proxy stack, /etc/ssh, units)": "switched off: wazuhEnabled",
+        "UFW default deny out, same allowlist as the firewall": "switched off: ufwDenyOutgoing",
+    }
+    text = posture.terminal(rows)
+    assert "OFF  <--" in text and "WARNING: control OFF: Detection: Wazuh" in text
+    assert "| **OFF** |" in posture.markdown(rows, "dev", "fortigate")
+
+
+def test_make_plan_writes_the_posture(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "plan.py"), "--stack", "dev", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Posture (edge: fortigate):" in done.stdout and "Policy pack: 10/10" in done.stdout
+    assert (tmp_path / "posture.md").read_text().startswith("Posture of stack `dev` (edge: fortigate)")
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])
+def test_workflows_parse_and_pin_every_action_to_a_commit(workflow: Path) -> None:
+    document = yaml.safe_load(workflow.read_text())
+    assert document["jobs"] and document["permissions"]
+    uses = [step["uses"] for job in document["jobs"].values() for step in job["steps"] if "uses" in step]
+    assert uses, "every workflow checks the code out"
+    for action in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), f"{action} is not pinned to a full commit SHA"
+
+
+def test_the_workflows_cover_tests_preview_deploy_and_drift() -> None:
+    docs = {w.stem: yaml.safe_load(w.read_text()) for w in WORKFLOWS}
+    steps = {name: [s for job in d["jobs"].values() for s in job["steps"]] for name, d in docs.items()}
+    assert any(s.get("run") == "make test" for s in steps["test"])
+    pulumi = {name: next(s["with"] for s in st if "pulumi/actions" in s.get("uses", "")) for name, st in steps.items() if name != "test"}
+    assert pulumi["preview"]["command"] == "preview" and pulumi["preview"]["policyPacks"] == "scripts/policy"
+    assert pulumi["preview"]["comment-on-pr"] is True
+    assert pulumi["deploy"]["command"] == "up" and pulumi["deploy"]["policyPacks"] == "scripts/policy"
+    assert docs["deploy"]["jobs"]["up"]["environment"] == "${{ matrix.stack }}"
+    assert pulumi["drift"] == {"command": "preview", "stack-name": "${{ matrix.stack }}", "refresh": True, "expect-no-changes": True}
+    assert "schedule" in docs["drift"][True]  # YAML 1.1 reads the key `on` as True
