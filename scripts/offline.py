@@ -14,6 +14,7 @@ import hashlib
 import json
 import runpy
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,12 @@ class StackConfig:
 
 @dataclass(frozen=True)
 class Registered:
-    """One resource registration as the engine saw it."""
+    """One resource registration as the engine saw it.
+
+    `inputs` has every secret replaced by SECRET (what plans and reviews may show); `values` holds
+    the same inputs with secrets unwrapped (what a test runs, e.g. a command's secret stdin), and
+    `secret_inputs` names the top-level inputs that are or contain a secret.
+    """
 
     urn: str
     id: str
@@ -66,6 +72,11 @@ class Registered:
     inputs: dict[str, Any]
     dependencies: tuple[str, ...]
     read_id: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    secret_inputs: frozenset[str] = frozenset()
+    provider: str = ""
+    delete_before_replace: bool = False
+    additional_secret_outputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -206,6 +217,22 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def _unwrap(value: Any) -> tuple[Any, bool]:
+    """The value with secrets unwrapped, and whether it held any secret."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return _unwrap(value.get("value"))[0], True
+        if sig == _RESOURCE_SIG:
+            return value.get("urn"), False
+        pairs = {k: _unwrap(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_unwrap(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The mock monitor, also keeping each request's parent, dependencies and raw inputs."""
 
@@ -226,8 +253,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             parent = None
         deps = () if read_id else tuple(request.dependencies)
         custom = True if read_id else bool(request.custom)
+        unwrapped = {k: _unwrap(v) for k, v in inputs.items()}
         self.registered.append(
-            Registered(urn, id_, request.type, request.name, parent, custom, _mask(inputs), deps, read_id)
+            Registered(
+                urn, id_, request.type, request.name, parent, custom, _mask(inputs), deps, read_id,
+                values={k: v for k, (v, _) in unwrapped.items()},
+                secret_inputs=frozenset(k for k, (_, secret) in unwrapped.items() if secret),
+                provider=request.provider,
+                delete_before_replace=False if read_id else bool(request.deleteBeforeReplace),
+                additional_secret_outputs=() if read_id else tuple(request.additionalSecretOutputs),
+            )
         )
 
     def RegisterResource(self, request: Any) -> Any:
@@ -250,28 +285,54 @@ async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def run_program(config: StackConfig, project_dir: Path = PROJECT_DIR) -> PlanResult:
-    """Evaluate `__main__.py` for `config` under mocks; raises what the program raises."""
-    monitor = RecordingMonitor(PlanMocks(config.values.get("entraTenantId", _guid("tenant"))))
+def record(
+    build: Callable[[], Any],
+    *,
+    mocks: pulumi.runtime.Mocks | None = None,
+    project: str = "hardened-code-server",
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
+) -> PlanResult:
+    """Run `build()` under Pulumi's mock runtime and record what it registers.
+
+    `build` may register any resources (a whole program, or one component in a test) and may
+    return an Output to wait for; the stack's exports become `outputs`. `config` and
+    `secret_keys` are fully qualified (`<project>:<key>`), as the engine passes them.
+    """
+    monitor = RecordingMonitor(mocks or PlanMocks(_guid("tenant")))
     runtime_settings.ROOT.set(None)  # a fresh root stack for every run in this process
-    pulumi.runtime.set_mocks(monitor.mocks, project=config.project, stack=config.stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(
-        {f"{config.project}:{k}": v for k, v in config.values.items()},
-        [f"{config.project}:{k}" for k in config.secret_keys if k in config.values],
-    )
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
     result = PlanResult()
 
     @pulumi.runtime.test
     def evaluate() -> Any:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-        root = runtime_settings.get_root_resource()
-        outputs = dict(root.outputs) if root is not None else {}
+        built = build()
 
         async def collect() -> None:
-            result.outputs.update(await _resolve_outputs(outputs))
+            await pulumi.Output.from_input(built).future()
+            root = runtime_settings.get_root_resource()
+            result.outputs.update(await _resolve_outputs(dict(root.outputs) if root is not None else {}))
 
         return collect()
 
     evaluate()
     result.resources.extend(monitor.registered)
     return result
+
+
+def run_program(config: StackConfig, project_dir: Path = PROJECT_DIR) -> PlanResult:
+    """Evaluate `__main__.py` for `config` under mocks; raises what the program raises."""
+
+    def program() -> None:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+
+    return record(
+        program,
+        mocks=PlanMocks(config.values.get("entraTenantId", _guid("tenant"))),
+        project=config.project,
+        stack=config.stack,
+        config={f"{config.project}:{k}": v for k, v in config.values.items()},
+        secret_keys=[f"{config.project}:{k}" for k in config.secret_keys if k in config.values],
+    )

@@ -49,7 +49,7 @@ def write_plan(result: PlanResult, out: Path) -> list[Path]:
         shutil.rmtree(out)
     (out / "files").mkdir(parents=True)
     resources = [
-        {k: v for k, v in dataclasses.asdict(r).items() if k not in ("custom", "read_id", "id")}
+        {k: v for k, v in dataclasses.asdict(r).items() if k in ("urn", "type", "name", "parent", "inputs", "dependencies")}
         | ({"readId": r.read_id} if r.read_id else {})
         for r in result.resources
     ]

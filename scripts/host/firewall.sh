@@ -23,6 +23,15 @@ for setting in $HCS_UFW_DEFAULTS; do
     fi
 done
 if ! ufw status | grep -qx 'Status: active'; then
-    ufw --force enable >/dev/null; hcs_changed "ufw enabled"
+    # Where nothing has used connection tracking yet (a host without Docker running, a fresh
+    # network namespace), the SSH session running this step is untracked: after `ufw enable`
+    # its replies would be NEW rather than ESTABLISHED, default-deny outgoing would drop them,
+    # and the step would hang. A conntrack rule makes the kernel pick the session up; the line
+    # printed next and the client's ACK confirm it before the policies apply.
+    iptables -w -I OUTPUT 1 -m conntrack --ctstate ESTABLISHED -j ACCEPT
+    hcs_changed "ufw enabled"
+    sleep 1
+    ufw --force enable >/dev/null
+    iptables -w -D OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT
 fi
 hcs_done

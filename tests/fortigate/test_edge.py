@@ -54,8 +54,8 @@ def test_the_token_is_not_an_input_anywhere(registered: tuple[list[Registered], 
     for r in resources[1:]:
         plain = {k: v for k, v in r.inputs.items() if k != "__provider"}
         assert TOKEN not in json.dumps(plain)
-        assert TOKEN.encode() not in base64.b64decode(_provider_blob(r.inputs))
-        assert b"fortigateApiToken" in base64.b64decode(_provider_blob(r.inputs))  # the key's name only
+        assert TOKEN.encode() not in base64.b64decode(_provider_blob(r.values))
+        assert b"fortigateApiToken" in base64.b64decode(_provider_blob(r.values))  # the key's name only
 
 
 @pytest.mark.slow
@@ -73,7 +73,7 @@ def test_the_registered_graph_deploys_refreshes_and_destroys(
     with ProviderHost() as host:
         host.configure({"hardened-code-server:fortigateApiToken": TOKEN}, secret_keys=("hardened-code-server:fortigateApiToken",))
         for name in order:
-            inputs = {k: v for k, v in by_name[name].inputs.items() if k != "__provider"}
+            inputs = {k: v for k, v in by_name[name].values.items() if k != "__provider"}
             inputs.update(url=emulator.url, ca_bundle=str(certificate[0]))
             checked = host.check(inputs)
             assert checked.failures == [], name

@@ -6,18 +6,16 @@ import base64
 import json
 import subprocess
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks as pmocks
-from pulumi.runtime import rpc
 
 from components.gateway import render_caddy, render_oauth2_proxy
 from components.gateway.stack import CONFIG_HASH_LABEL, GatewayStack, GatewayStackArgs, service_ids
 from components.host.vm import connection_args
+from scripts.offline import Registered, record
 from tests.host import mockgraph, sample
 
 CLIENT_SECRET = "entra-client-secret~0123456789abcdefghij"
@@ -26,17 +24,6 @@ CLIENT_ID = "0f0f0f0f-1111-2222-3333-444444444444"
 GROUP = "66666666-7777-8888-9999-000000000001"
 ISSUER = "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
 IMAGE_IDS = {"caddy": "sha256:" + "c" * 64, "oauth2-proxy": "sha256:" + "d" * 64}
-
-
-@dataclass
-class Reg:
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    secret_inputs: set[str]
-    provider: str
-    dependencies: list[str]
-    urn: str
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -56,30 +43,10 @@ class Mocks(pulumi.runtime.Mocks):
         return {}, None
 
 
-class Recorder(pmocks.MockMonitor):
-    def __init__(self) -> None:
-        super().__init__(Mocks())
-        self.regs: list[Reg] = []
-
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
-        response = super().RegisterResource(request)
-        raw = rpc.deserialize_properties(request.object, keep_internal=True)
-        inputs, secret = {}, set()
-        for key, value in raw.items():
-            inputs[key], is_secret = mockgraph._unwrap(value)
-            if is_secret:
-                secret.add(key)
-        self.regs.append(Reg(request.type, request.name, inputs, secret, request.provider, list(request.dependencies), response.urn))
-        return response
-
-
 @pytest.fixture(scope="module")
-def graph() -> list[Reg]:
+def graph() -> list[Registered]:
     settings = sample.settings()
-    monitor = Recorder()
-    pulumi.runtime.set_mocks(monitor.mocks, project=mockgraph.PROJECT, stack="test", preview=False, monitor=monitor)
 
-    @pulumi.runtime.test
     def program() -> Any:
         stack = GatewayStack(
             "gateway",
@@ -96,35 +63,34 @@ def graph() -> list[Reg]:
         )
         return pulumi.Output.all(stack.caddy_container_id, stack.oauth2_proxy_container_id, stack.front_site)
 
-    program()
-    return monitor.regs
+    return record(program, mocks=Mocks(), project=mockgraph.PROJECT).resources
 
 
-def one(graph: list[Reg], typ: str, name: str) -> Reg:
+def one(graph: list[Registered], typ: str, name: str) -> Registered:
     (reg,) = [r for r in graph if r.type == typ and r.name == name]
     return reg
 
 
-def container(graph: list[Reg], name: str) -> dict[str, Any]:
-    return one(graph, "docker:index/container:Container", f"gateway-{name}").inputs
+def container(graph: list[Registered], name: str) -> dict[str, Any]:
+    return one(graph, "docker:index/container:Container", f"gateway-{name}").values
 
 
 def cookie_secret() -> str:
     return base64.urlsafe_b64encode(COOKIE_RAW).decode().rstrip("=")
 
 
-def test_component_token_and_children(graph: list[Reg]) -> None:
+def test_component_token_and_children(graph: list[Registered]) -> None:
     stack = one(graph, "hcs:gateway:Stack", "gateway")
     children = {r.type for r in graph if r.urn != stack.urn}
     assert {"docker:index/container:Container", "docker:index/remoteImage:RemoteImage", "pulumi:providers:docker",
             "random:index/randomBytes:RandomBytes", "command:remote:Command", "hcs:host:Files", "hcs:files:File"} <= children
 
 
-def test_docker_is_reached_over_pinned_ssh_by_an_explicit_provider(graph: list[Reg]) -> None:
+def test_docker_is_reached_over_pinned_ssh_by_an_explicit_provider(graph: list[Registered]) -> None:
     provider = one(graph, "pulumi:providers:docker", "gateway-docker")
-    assert provider.inputs["host"] == "ssh://deploy@192.0.2.10:22"
+    assert provider.values["host"] == "ssh://deploy@192.0.2.10:22"
     # provider config reaches the engine JSON-encoded
-    opts = json.loads(provider.inputs["sshOpts"])
+    opts = json.loads(provider.values["sshOpts"])
     pairs = dict(o.split("=", 1) for o in opts[1::2])
     assert opts[0::2] == ["-o"] * len(pairs)
     assert pairs["StrictHostKeyChecking"] == "yes" and pairs["UserKnownHostsFile"] == "/dev/null"
@@ -135,10 +101,10 @@ def test_docker_is_reached_over_pinned_ssh_by_an_explicit_provider(graph: list[R
     assert all(r.provider.startswith(provider.urn + "::") for r in docker_resources)
 
 
-def test_images_are_the_pinned_references_kept_locally(graph: list[Reg]) -> None:
+def test_images_are_the_pinned_references_kept_locally(graph: list[Registered]) -> None:
     settings = sample.settings()
-    caddy = one(graph, "docker:index/remoteImage:RemoteImage", "gateway-caddy-image").inputs
-    oauth2 = one(graph, "docker:index/remoteImage:RemoteImage", "gateway-oauth2-proxy-image").inputs
+    caddy = one(graph, "docker:index/remoteImage:RemoteImage", "gateway-caddy-image").values
+    oauth2 = one(graph, "docker:index/remoteImage:RemoteImage", "gateway-oauth2-proxy-image").values
     assert (caddy["name"], caddy["keepLocally"]) == (settings.gateway.caddy_image, True)
     assert (oauth2["name"], oauth2["keepLocally"]) == (settings.gateway.oauth2_proxy_image, True)
     # the container takes the image id, not the digest reference (which recreates every deploy)
@@ -147,7 +113,7 @@ def test_images_are_the_pinned_references_kept_locally(graph: list[Reg]) -> None
 
 
 @pytest.mark.parametrize("name", ["caddy-gateway", "oauth2-proxy"])
-def test_both_containers_are_locked_down(graph: list[Reg], name: str) -> None:
+def test_both_containers_are_locked_down(graph: list[Registered], name: str) -> None:
     c = container(graph, name)
     assert c["user"] == "999:998"
     assert c["readOnly"] is True
@@ -161,12 +127,12 @@ def test_both_containers_are_locked_down(graph: list[Reg], name: str) -> None:
     assert [label["label"] for label in c["labels"]] == [CONFIG_HASH_LABEL]
 
 
-def test_caddy_keeps_only_the_capability_its_binary_needs_to_exec(graph: list[Reg]) -> None:
+def test_caddy_keeps_only_the_capability_its_binary_needs_to_exec(graph: list[Registered]) -> None:
     assert container(graph, "caddy-gateway")["capabilities"]["adds"] == ["NET_BIND_SERVICE"]
     assert not container(graph, "oauth2-proxy")["capabilities"].get("adds")
 
 
-def test_mounts(graph: list[Reg]) -> None:
+def test_mounts(graph: list[Registered]) -> None:
     caddy = {m["target"]: m for m in container(graph, "caddy-gateway")["mounts"]}
     assert caddy["/etc/caddy"] == {"type": "bind", "source": "/opt/code-server/docker/caddy", "target": "/etc/caddy", "readOnly": True}
     log = caddy["/var/log/caddy"]
@@ -177,7 +143,7 @@ def test_mounts(graph: list[Reg]) -> None:
     assert oauth2 == {"type": "bind", "source": "/opt/code-server/docker/oauth2-proxy", "target": "/etc/oauth2-proxy", "readOnly": True}
 
 
-def test_commands_and_health_checks(graph: list[Reg]) -> None:
+def test_commands_and_health_checks(graph: list[Registered]) -> None:
     caddy, oauth2 = container(graph, "caddy-gateway"), container(graph, "oauth2-proxy")
     assert oauth2["command"] == ["--config=/etc/oauth2-proxy/oauth2-proxy.cfg"]
     assert caddy["command"] == ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
@@ -187,54 +153,54 @@ def test_commands_and_health_checks(graph: list[Reg]) -> None:
     assert (check["interval"], check["timeout"], check["retries"]) == ("30s", "5s", 3)
 
 
-def test_no_secret_reaches_any_container_input(graph: list[Reg]) -> None:
-    text = json.dumps([r.inputs for r in graph if r.type.startswith("docker:") or r.type == "pulumi:providers:docker"])
+def test_no_secret_reaches_any_container_input(graph: list[Registered]) -> None:
+    text = json.dumps([r.values for r in graph if r.type.startswith("docker:") or r.type == "pulumi:providers:docker"])
     for secret in (CLIENT_SECRET, cookie_secret(), base64.b64encode(COOKIE_RAW).decode()):
         assert secret not in text
 
 
-def files(graph: list[Reg]) -> dict[str, Reg]:
-    return {r.inputs["path"]: r for r in graph if r.type == "hcs:files:File"}
+def files(graph: list[Registered]) -> dict[str, Registered]:
+    return {r.values["path"]: r for r in graph if r.type == "hcs:files:File"}
 
 
-def test_every_file_is_recorded_with_owner_mode_and_secrecy(graph: list[Reg]) -> None:
+def test_every_file_is_recorded_with_owner_mode_and_secrecy(graph: list[Registered]) -> None:
     recorded = files(graph)
     base = "/opt/code-server/docker"
     expected = {f"{base}/caddy/Caddyfile": False, f"{base}/oauth2-proxy/oauth2-proxy.cfg": False,
                 f"{base}/oauth2-proxy/client-secret": True, f"{base}/oauth2-proxy/cookie-secret": True}
     for path, secret in expected.items():
         reg = recorded[path]
-        assert (reg.inputs["role"], reg.inputs["owner"], reg.inputs["group"], reg.inputs["mode"]) == ("vm", "codesvc", "codesvc", "0640")
+        assert (reg.values["role"], reg.values["owner"], reg.values["group"], reg.values["mode"]) == ("vm", "codesvc", "codesvc", "0640")
         assert ("content" in reg.secret_inputs) is secret, path
-    assert recorded[f"{base}/oauth2-proxy/client-secret"].inputs["content"] == CLIENT_SECRET
-    assert recorded[f"{base}/oauth2-proxy/cookie-secret"].inputs["content"] == cookie_secret()
+    assert recorded[f"{base}/oauth2-proxy/client-secret"].values["content"] == CLIENT_SECRET
+    assert recorded[f"{base}/oauth2-proxy/cookie-secret"].values["content"] == cookie_secret()
     front = recorded["/etc/caddy/sites/code.example.com.caddy"]
-    assert front.inputs["role"] == "front-proxy" and "reverse_proxy http://192.0.2.10:8880" in front.inputs["content"]
+    assert front.values["role"] == "front-proxy" and "reverse_proxy http://192.0.2.10:8880" in front.values["content"]
 
 
-def test_secret_files_decode_as_oauth2_proxy_reads_them(graph: list[Reg]) -> None:
-    content = files(graph)["/opt/code-server/docker/oauth2-proxy/cookie-secret"].inputs["content"]
+def test_secret_files_decode_as_oauth2_proxy_reads_them(graph: list[Registered]) -> None:
+    content = files(graph)["/opt/code-server/docker/oauth2-proxy/cookie-secret"].values["content"]
     assert render_oauth2_proxy.secret_bytes(content) == COOKIE_RAW
 
 
-def test_config_files_are_the_rendered_ones(graph: list[Reg]) -> None:
+def test_config_files_are_the_rendered_ones(graph: list[Registered]) -> None:
     recorded = files(graph)
-    cfg = tomllib.loads(recorded["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].inputs["content"])
+    cfg = tomllib.loads(recorded["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].values["content"])
     assert (cfg["client_id"], cfg["allowed_groups"], cfg["oidc_issuer_url"]) == (CLIENT_ID, [GROUP], ISSUER)
-    caddyfile = recorded["/opt/code-server/docker/caddy/Caddyfile"].inputs["content"]
+    caddyfile = recorded["/opt/code-server/docker/caddy/Caddyfile"].values["content"]
     assert "bind 192.0.2.10 127.0.0.1" in caddyfile and "trusted_proxies static 192.0.2.5/32" in caddyfile
 
 
-def test_files_are_installed_with_contents_on_stdin_only(graph: list[Reg]) -> None:
+def test_files_are_installed_with_contents_on_stdin_only(graph: list[Registered]) -> None:
     install = one(graph, "command:remote:Command", "gateway-files-install")
     assert "stdin" in install.secret_inputs
-    assert CLIENT_SECRET not in install.inputs["create"] and cookie_secret() not in install.inputs["create"]
-    assert base64.b64encode(CLIENT_SECRET.encode()).decode() in install.inputs["stdin"]
+    assert CLIENT_SECRET not in install.values["create"] and cookie_secret() not in install.values["create"]
+    assert base64.b64encode(CLIENT_SECRET.encode()).decode() in install.values["stdin"]
     for d in ("/opt/code-server/docker/caddy", "/opt/code-server/docker/oauth2-proxy", "/var/log/caddy-gateway"):
-        assert f"hcs_dir {d} codesvc codesvc 0750" in install.inputs["create"]
+        assert f"hcs_dir {d} codesvc codesvc 0750" in install.values["create"]
 
 
-def test_containers_start_after_their_files(graph: list[Reg]) -> None:
+def test_containers_start_after_their_files(graph: list[Registered]) -> None:
     # depending on the HostFiles component means depending on its install command
     files_urn = one(graph, "command:remote:Command", "gateway-files-install").urn
     oauth2 = one(graph, "docker:index/container:Container", "gateway-oauth2-proxy")
@@ -243,18 +209,18 @@ def test_containers_start_after_their_files(graph: list[Reg]) -> None:
     assert oauth2.urn in caddy.dependencies
 
 
-def test_config_hash_label_changes_with_any_file(graph: list[Reg]) -> None:
+def test_config_hash_label_changes_with_any_file(graph: list[Registered]) -> None:
     from components.gateway.stack import content_hash
 
-    cfg = files(graph)["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].inputs["content"]
+    cfg = files(graph)["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].values["content"]
     label = container(graph, "oauth2-proxy")["labels"][0]["value"]
     assert label == content_hash(cfg, CLIENT_SECRET, cookie_secret())
     assert label != content_hash(cfg, CLIENT_SECRET + "x", cookie_secret())
 
 
-def test_cookie_secret_is_32_random_bytes_with_a_rotation_key(graph: list[Reg]) -> None:
+def test_cookie_secret_is_32_random_bytes_with_a_rotation_key(graph: list[Registered]) -> None:
     rnd = one(graph, "random:index/randomBytes:RandomBytes", "gateway-cookie-secret")
-    assert rnd.inputs["length"] == 32 and rnd.inputs["keepers"] == {"rotation": "1"}
+    assert rnd.values["length"] == 32 and rnd.values["keepers"] == {"rotation": "1"}
 
 
 @pytest.mark.parametrize("stdout", ["", "0\n0\n", "codesvc\n", "999\n"])
@@ -263,12 +229,12 @@ def test_service_ids_refuses_anything_but_two_non_root_numbers(stdout: str) -> N
         service_ids(stdout)
 
 
-def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Reg], caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
+def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Registered], caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
     recorded = files(graph)
     gateway = tmp_path / "Caddyfile"
-    gateway.write_text(recorded["/opt/code-server/docker/caddy/Caddyfile"].inputs["content"].replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log")))
+    gateway.write_text(recorded["/opt/code-server/docker/caddy/Caddyfile"].values["content"].replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log")))
     site = tmp_path / "site.caddy"
-    site.write_text(recorded["/etc/caddy/sites/code.example.com.caddy"].inputs["content"])
+    site.write_text(recorded["/etc/caddy/sites/code.example.com.caddy"].values["content"])
     front = tmp_path / "front"
     front.write_text(f"{{\n\tadmin off\n\tstorage file_system {tmp_path / 'storage'}\n}}\n\nimport {site}\n")
     for path in (gateway, front):

@@ -80,7 +80,7 @@ class HostUnderTest:
         """Every path the program manages: recorded files and the ownership map."""
         s = self.settings()
         regs = mockgraph.evaluate(lambda: DmzHost("vm", s.topology, s.host).ready)
-        paths = [r.inputs["path"] for r in regs if r.type == FILE_TYPE]
+        paths = [r.values["path"] for r in regs if r.type == FILE_TYPE]
         return sorted(set(paths) | {row[4] for row in ownership_map(s.topology, s.host)})
 
     def converge(self, runner: SshRunner, **more: Any) -> tuple[list[StepRun], float]:

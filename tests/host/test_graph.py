@@ -24,7 +24,7 @@ def commands(regs: list[mockgraph.Registration]) -> dict[str, mockgraph.Registra
 
 def test_connection_pins_the_host_key_and_keeps_the_key_secret() -> None:
     for reg in commands(graph()).values():
-        conn = reg.inputs["connection"]
+        conn = reg.values["connection"]
         assert conn["hostKey"] == sample.HOST_KEY
         assert conn["host"] == "192.0.2.10" and conn["user"] == "deploy"
         assert "connection" in reg.secret_inputs  # the private key makes it secret
@@ -33,26 +33,26 @@ def test_connection_pins_the_host_key_and_keeps_the_key_secret() -> None:
 def test_secrets_travel_only_on_stdin() -> None:
     cmds = commands(graph())
     for name, reg in cmds.items():
-        assert not any(v in reg.inputs["create"] for v in SECRET_VALUES), name
-        assert reg.inputs["create"].startswith("sudo -n /usr/bin/env ")
-        assert reg.delete_before_replace and len(reg.inputs["triggers"]) == 1
+        assert not any(v in reg.values["create"] for v in SECRET_VALUES), name
+        assert reg.values["create"].startswith("sudo -n /usr/bin/env ")
+        assert reg.delete_before_replace and len(reg.values["triggers"]) == 1
     for name in ("vm-zabbix", "vm-backup"):
         assert "stdin" in cmds[name].secret_inputs and "triggers" in cmds[name].secret_inputs
         assert {"stdout", "stderr"} <= set(cmds[name].additional_secret_outputs)
-        assert cmds[name].inputs["logging"] == "none"
-    assert "stdin" not in cmds["vm-sshd"].secret_inputs and cmds["vm-sshd"].inputs["logging"] != "none"
+        assert cmds[name].values["logging"] == "none"
+    assert "stdin" not in cmds["vm-sshd"].secret_inputs and cmds["vm-sshd"].values["logging"] != "none"
 
 
 def test_every_file_is_recorded_and_secret_ones_stay_secret() -> None:
     regs = graph()
-    files = {r.inputs["path"]: r for r in regs if r.type == FILE_TYPE}
+    files = {r.values["path"]: r for r in regs if r.type == FILE_TYPE}
     assert {"/etc/ssh/sshd_config.d/00-hardening.conf", "/etc/fail2ban/jail.d/hcs.local",
             "/home/coder/.config/code-server/config.yaml", "/etc/restic/hcs-backup.password",
             "/etc/zabbix/hcs.psk", "/var/ossec/etc/ossec.conf"} <= set(files)
-    assert all(r.inputs["role"] == "vm" for r in files.values())
+    assert all(r.values["role"] == "vm" for r in files.values())
     assert "content" in files["/etc/zabbix/hcs.psk"].secret_inputs
     assert "content" in files["/etc/restic/hcs-backup.password"].secret_inputs
-    assert files["/etc/restic/hcs-backup.password"].inputs["mode"] == "0600"
+    assert files["/etc/restic/hcs-backup.password"].values["mode"] == "0600"
     assert "content" not in files["/etc/fail2ban/jail.d/hcs.local"].secret_inputs
 
 
@@ -68,11 +68,11 @@ def test_switches_remove_agent_steps() -> None:
                  zabbixPsk=None, backupPassword=None)
     names = set(commands(regs))
     assert not names & {"vm-wazuh", "vm-zabbix", "vm-backup"}
-    assert "restic" not in commands(regs)["vm-packages"].inputs["create"]
+    assert "restic" not in commands(regs)["vm-packages"].values["create"]
 
 
 def test_a_parameter_change_changes_only_its_step() -> None:
-    before = {n: r.inputs["triggers"] for n, r in commands(graph()).items()}
-    after = {n: r.inputs["triggers"] for n, r in commands(graph(gatewayPort="8881")).items()}
+    before = {n: r.values["triggers"] for n, r in commands(graph()).items()}
+    after = {n: r.values["triggers"] for n, r in commands(graph(gatewayPort="8881")).items()}
     changed = {n for n in before if before[n] != after[n]}
     assert changed == {"vm-fail2ban", "vm-firewall"}
