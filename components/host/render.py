@@ -201,6 +201,22 @@ datepattern = "ts":{{EPOCH}}
     return Fail2banFiles(jail=jail, gateway_filter=gateway_filter)
 
 
+#: systemd sandbox lines both shipped services share: no kernel tunables, modules, logs, cgroups,
+#: clock or hostname; /proc shows only the unit's own processes; no set-uid, namespaces or realtime.
+_KERNEL_AND_PRIVILEGE_LOCKDOWN = """\
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+"""
+
+
 def code_server_config() -> str:
     """`~/.config/code-server/config.yaml` of the IDE user: loopback only, no own auth, no phoning home.
 
@@ -235,17 +251,7 @@ DevicePolicy=closed
 ProtectSystem=strict
 ProtectHome=read-only
 ReadWritePaths=/home/{ide_user} {host.workspace_volume}
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-RestrictSUIDSGID=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-LockPersonality=yes
+{_KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
 KeyringMode=private
 RemoveIPC=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
@@ -293,17 +299,7 @@ PrivateTmp=yes
 PrivateDevices=yes
 ProtectSystem=strict
 ProtectHome=read-only
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-RestrictSUIDSGID=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-LockPersonality=yes
+{_KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
 MemoryDenyWriteExecute=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 SystemCallArchitectures=native
