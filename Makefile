@@ -41,10 +41,12 @@ caches: $(VENV)/.dev apt
 
 ## test: install everything the tests need and run the whole suite (slow tests included)
 test: $(VENV)/.dev apt caches
+	$(VENV)/bin/ruff check --select F,E9 __main__.py components scripts tests
 	$(PY) -m pytest -c tests/pytest.ini tests
 
 ## test-fast: only the fast tests (no real root, no browser)
 test-fast: $(VENV)/.dev
+	$(VENV)/bin/ruff check --select F,E9 __main__.py components scripts tests
 	$(PY) -m pytest -c tests/pytest.ini tests -m "not slow"
 
 ## readme: regenerate README.md's config reference and example posture

@@ -39,6 +39,25 @@ RESTART = "unless-stopped"
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 
 
+def hardened(**settings: Any) -> dict[str, Any]:
+    """Container arguments every container of the stack gets, plus its own `settings`.
+
+    Host network (UFW, not Docker's NAT which bypasses it, guards the ports), a read-only root,
+    every capability dropped, `no-new-privileges`, the restart policy and explicit log options.
+    One place, so a new container cannot forget one of them.
+    """
+    return {
+        "network_mode": "host",
+        "read_only": True,
+        "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        "security_opts": [NO_NEW_PRIVILEGES],
+        "restart": RESTART,
+        "log_driver": LOG_DRIVER,
+        "log_opts": LOG_OPTS,
+        **settings,
+    }
+
+
 @dataclass(frozen=True)
 class TunnelConnector:
     """The Cloudflare edge's connector: a pinned cloudflared image and the tunnel token (secret)."""
@@ -209,49 +228,40 @@ class GatewayStack(pulumi.ComponentResource):
         oauth2_hash = pulumi.Output.all(oauth2_config, client_secret, cookie_secret).apply(lambda v: content_hash(*v))
         oauth2_proxy = docker.Container(
             f"{name}-oauth2-proxy",
-            name="oauth2-proxy",
-            image=oauth2_image.image_id,
-            command=[f"--config={oauth2.CONFIG_FILE}"],
-            user=user,
-            network_mode="host",
-            read_only=True,
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-            security_opts=[NO_NEW_PRIVILEGES],
-            restart=RESTART,
-            mounts=[docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_DIR, target=oauth2.CONFIG_DIR, read_only=True)],
-            labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=oauth2_hash)],
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            # distroless image: nothing inside can probe; the gateway's check covers oauth2-proxy
-            healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+            **hardened(
+                name="oauth2-proxy",
+                image=oauth2_image.image_id,
+                command=[f"--config={oauth2.CONFIG_FILE}"],
+                user=user,
+                mounts=[docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_DIR, target=oauth2.CONFIG_DIR, read_only=True)],
+                labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=oauth2_hash)],
+                # distroless image: nothing inside can probe; the gateway's check covers oauth2-proxy
+                healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+            ),
             opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files])),
         )
         gateway = docker.Container(
             f"{name}-caddy-gateway",
-            name="caddy-gateway",
-            image=caddy_image.image_id,
-            command=["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
-            user=user,
-            network_mode="host",
-            read_only=True,
-            # The image's caddy binary carries the file capability cap_net_bind_service=+ep, and
-            # exec fails (EPERM) when that capability is outside the bounding set, even for a
-            # port >= 1024 (caddyserver/caddy-docker#396). Keeping it in the bounding set grants
-            # nothing here: a non-root user under no-new-privileges gains no file capability.
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["NET_BIND_SERVICE"]),
-            security_opts=[NO_NEW_PRIVILEGES],
-            restart=RESTART,
-            mounts=[
-                docker.ContainerMountArgs(type="bind", source=CADDY_DIR, target="/etc/caddy", read_only=True),
-                docker.ContainerMountArgs(type="bind", source=GATEWAY_LOG_DIR, target=caddy.ACCESS_LOG.rsplit("/", 1)[0], read_only=False),
-            ],
-            # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
-            tmpfs={"/data": "rw,noexec,nosuid,nodev,size=16m", "/config": "rw,noexec,nosuid,nodev,size=1m"},
-            labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=content_hash(caddyfile))],
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", *caddy.health_check(gateway_params)], interval="30s", timeout="5s", retries=3, start_period="10s"
+            **hardened(
+                name="caddy-gateway",
+                image=caddy_image.image_id,
+                command=["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"],
+                user=user,
+                # The image's caddy binary carries the file capability cap_net_bind_service=+ep, and
+                # exec fails (EPERM) when that capability is outside the bounding set, even for a
+                # port >= 1024 (caddyserver/caddy-docker#396). Keeping it in the bounding set grants
+                # nothing here: a non-root user under no-new-privileges gains no file capability.
+                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["NET_BIND_SERVICE"]),
+                mounts=[
+                    docker.ContainerMountArgs(type="bind", source=CADDY_DIR, target="/etc/caddy", read_only=True),
+                    docker.ContainerMountArgs(type="bind", source=GATEWAY_LOG_DIR, target=caddy.ACCESS_LOG.rsplit("/", 1)[0], read_only=False),
+                ],
+                # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
+                tmpfs={"/data": "rw,noexec,nosuid,nodev,size=16m", "/config": "rw,noexec,nosuid,nodev,size=1m"},
+                labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=content_hash(caddyfile))],
+                healthcheck=docker.ContainerHealthcheckArgs(
+                    tests=["CMD", *caddy.health_check(gateway_params)], interval="30s", timeout="5s", retries=3, start_period="10s"
+                ),
             ),
             opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files, oauth2_proxy])),
         )
@@ -261,22 +271,17 @@ class GatewayStack(pulumi.ComponentResource):
                                                    opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=after)))
             docker.Container(
                 f"{name}-cloudflared",
-                name="cloudflared",
-                image=cloudflared_image.image_id,
-                command=["tunnel", "--no-autoupdate", "--metrics", CLOUDFLARED_METRICS,
-                         "run", "--token-file", "/etc/cloudflared/token"],
-                user=user,
-                network_mode="host",
-                read_only=True,
-                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-                security_opts=[NO_NEW_PRIVILEGES],
-                restart=RESTART,
-                mounts=[docker.ContainerMountArgs(type="bind", source=CLOUDFLARED_DIR, target="/etc/cloudflared", read_only=True)],
-                labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=tunnel_token.apply(content_hash))],
-                log_driver=LOG_DRIVER,
-                log_opts=LOG_OPTS,
-                # distroless image: nothing inside can probe; the tunnel's health shows at Cloudflare
-                healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+                **hardened(
+                    name="cloudflared",
+                    image=cloudflared_image.image_id,
+                    command=["tunnel", "--no-autoupdate", "--metrics", CLOUDFLARED_METRICS,
+                             "run", "--token-file", "/etc/cloudflared/token"],
+                    user=user,
+                    mounts=[docker.ContainerMountArgs(type="bind", source=CLOUDFLARED_DIR, target="/etc/cloudflared", read_only=True)],
+                    labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=tunnel_token.apply(content_hash))],
+                    # distroless image: nothing inside can probe; the tunnel's health shows at Cloudflare
+                    healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+                ),
                 opts=pulumi.ResourceOptions.merge(on_vm, pulumi.ResourceOptions(depends_on=[files, gateway])),
             )
 

@@ -144,6 +144,18 @@ def ssh_host_key(value: str) -> str:
     return key
 
 
+def matching(pattern: str, what: str) -> Callable[[str], str]:
+    """A parser accepting a whole-string match of `pattern` (surrounding blanks dropped)."""
+    compiled = re.compile(pattern)
+
+    def parse(value: str) -> str:
+        if not compiled.fullmatch(value.strip()):
+            raise ValueError(f"expected {what}")
+        return value.strip()
+
+    return parse
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     """A parser accepting exactly one of `choices`."""
 

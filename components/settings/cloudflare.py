@@ -7,14 +7,11 @@ with `edge` alone; they are required only when `edge` is `cloudflare`.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from components.settings import checks
 from components.settings.reader import Reader
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_TEAM = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 #: `cloudflared tunnel run --token-file` exists since 2025.4.0; older images would need the
 #: token on the command line or in the environment, which this project never does.
 MIN_CLOUDFLARED = (2025, 4, 0)
@@ -39,16 +36,8 @@ class CloudflareSettings:
         return f"{minutes // 60}h{minutes % 60}m"
 
 
-def _hex32(value: str) -> str:
-    if not _HEX32.match(value.strip()):
-        raise ValueError("expected a Cloudflare ID of 32 lower-case hex characters")
-    return value.strip()
-
-
-def _team(value: str) -> str:
-    if not _TEAM.match(value.strip()):
-        raise ValueError("expected the Zero Trust team name (the <team> of <team>.cloudflareaccess.com)")
-    return value.strip()
+_hex32 = checks.matching(r"[0-9a-f]{32}", "a Cloudflare ID of 32 lower-case hex characters")
+_team = checks.matching(r"(?!-)[a-z0-9-]{1,63}(?<!-)", "the Zero Trust team name (the <team> of <team>.cloudflareaccess.com)")
 
 
 def _cloudflared_image(value: str) -> str:

@@ -9,7 +9,6 @@ stack's config to it); here it is checked for presence and shape only, never ech
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,15 +19,15 @@ from components.settings.reader import Reader
 #: The secret config key the FortiOS provider reads the API token from.
 API_TOKEN_KEY = "fortigateApiToken"
 
-_VDOM = re.compile(r"^[A-Za-z0-9_-]{1,31}$")
-_INTERFACE = re.compile(r"^[A-Za-z0-9_.:-]{1,35}$")
-_PROFILE = re.compile(r"^[A-Za-z0-9_. -]{1,35}$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+_VDOM = r"^[A-Za-z0-9_-]{1,31}$"
+_INTERFACE = r"^[A-Za-z0-9_.:-]{1,35}$"
+_PROFILE = r"^[A-Za-z0-9_. -]{1,35}$"
+_PREFIX = r"^[a-z][a-z0-9-]{0,11}$"
 #: RFC 5737 documentation ranges: "private" to ipaddress, but what example stacks use.
 _DOCUMENTATION = tuple(
     ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
 )
-_PLACEMENT = re.compile(r"^(top|(before|after):[1-9][0-9]{0,9})$")
+_PLACEMENT = r"^(top|(before|after):[1-9][0-9]{0,9})$"
 
 
 @dataclass(frozen=True)
@@ -67,15 +66,6 @@ def _url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
-def _matching(pattern: re.Pattern[str], what: str):
-    def parse(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"expected {what}")
-        return value
-
-    return parse
-
-
 def _ca_bundle(value: str) -> str:
     path = Path(value).expanduser()
     if not path.is_file():
@@ -95,8 +85,8 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
     unless_required: dict[str, None] = {} if required else {"default": None}
     unless_inbound: dict[str, None] = {} if inbound else {"default": None}
     url = r.string("fortigateUrl", _url, **unless_required)
-    vdom = r.string("fortigateVdom", _matching(_VDOM, "a VDOM name (letters, digits, _ or -, at most 31)"), default="root")
-    interface = _matching(_INTERFACE, "a FortiGate interface or zone name such as wan1 or port2")
+    vdom = r.string("fortigateVdom", checks.matching(_VDOM, "a VDOM name (letters, digits, _ or -, at most 31)"), default="root")
+    interface = checks.matching(_INTERFACE, "a FortiGate interface or zone name such as wan1 or port2")
     wan = r.string("fortigateWanInterface", interface, **unless_inbound)
     dmz = r.string("fortigateDmzInterface", interface, **unless_required)
     if wan is not None and wan == dmz:
@@ -104,7 +94,7 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
     public_ip = r.string("fortigatePublicIp", checks.ipv4_address, **unless_inbound)
     if public_ip is not None and public_ip.is_private and not any(public_ip in n for n in _DOCUMENTATION):
         r.problem("fortigatePublicIp", f"expected the public IPv4 address the VIP answers on, got private {public_ip}")
-    profile = _matching(_PROFILE, "the name of an existing profile (at most 35 characters)")
+    profile = checks.matching(_PROFILE, "the name of an existing profile (at most 35 characters)")
     ips_sensor = r.string("fortigateIpsSensor", profile, default=None)
     ssl_profile = r.string("fortigateSslProfile", profile, default="certificate-inspection")
     ca_bundle = r.string("fortigateCaBundle", _ca_bundle, default=None)
@@ -113,12 +103,12 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
         r.problem("fortigateInsecure", "set either fortigateCaBundle (verify with a private CA) or fortigateInsecure, not both")
     placement = r.string(
         "fortigatePolicyPlacement",
-        _matching(_PLACEMENT, "top, before:<policy id> or after:<policy id>"),
+        checks.matching(_PLACEMENT, "top, before:<policy id> or after:<policy id>"),
         default="top",
     )
     prefix = r.string(
         "fortigateNamePrefix",
-        _matching(_PREFIX, "a lower-case prefix of at most 12 letters, digits or - (names must fit 35 characters)"),
+        checks.matching(_PREFIX, "a lower-case prefix of at most 12 letters, digits or - (names must fit 35 characters)"),
         default="hcs",
     )
     adopt = r.strings("fortigateAdopt", default=[])

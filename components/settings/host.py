@@ -19,8 +19,6 @@ from components.settings.topology import Topology
 DEFAULT_PACKAGE_URL = "https://github.com/coder/code-server/releases/download/v{version}/code-server_{version}_amd64.deb"
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/{}%+-]*$")
 _PSK = re.compile(r"^[0-9a-f]{32,512}$")
-_IDENTITY = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_CALENDAR = re.compile(r"^[A-Za-z0-9*:,./~ -]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -67,16 +65,8 @@ def _zabbix_psk(value: str) -> None:
         raise ValueError("expected a pre-shared key of 32 to 512 lower-case hex digits (openssl rand -hex 32)")
 
 
-def _identity(value: str) -> str:
-    if not _IDENTITY.match(value):
-        raise ValueError("expected 1-128 characters of letters, digits, '.', '_' or '-'")
-    return value
-
-
-def _calendar(value: str) -> str:
-    if not _CALENDAR.match(value.strip()):
-        raise ValueError("expected a systemd OnCalendar expression such as daily or *-*-* 02:30:00")
-    return value.strip()
+_identity = checks.matching(r"[A-Za-z0-9._-]{1,128}", "1-128 characters of letters, digits, '.', '_' or '-'")
+_calendar = checks.matching(r"[A-Za-z0-9*:,./~ -]{1,64}", "a systemd OnCalendar expression such as daily or *-*-* 02:30:00")
 
 
 def parse(r: Reader, topology: Topology | None) -> HostSettings | None:
