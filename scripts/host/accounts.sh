@@ -1,16 +1,21 @@
 # accounts: the design's split of duties.
 # HCS_SERVICE_USER: system account for the proxy stack (no login shell, no home, no sudo, docker only)
 # HCS_IDE_USER: interactive IDE account (home, bash, no sudo, no extra groups)
-# HCS_ADMIN_GROUP / HCS_ADMIN_USER: the only group sshd admits, and the admin Pulumi logs in as.
+# HCS_ADMIN_GROUP / HCS_ADMIN_USER: the only group sshd admits, and the admin Pulumi logs in as
+# (also in docker, for the Docker provider's SSH transport).
 # The root password is locked: root is reachable only through sudo of an admin.
 svc=$HCS_SERVICE_USER ide=$HCS_IDE_USER admins=$HCS_ADMIN_GROUP admin=$HCS_ADMIN_USER
 
 for group in "$admins" docker; do
     if ! getent group "$group" >/dev/null; then groupadd --system "$group"; hcs_changed "group $group created"; fi
 done
-if ! id -nG "$admin" | tr ' ' '\n' | grep -qx "$admins"; then
-    usermod -aG "$admins" "$admin"; hcs_changed "$admin added to $admins"
-fi
+# The admin also joins docker: Pulumi's Docker provider runs `docker system dial-stdio` over SSH
+# as this user and cannot use sudo. It grants nothing new: the admin has passwordless sudo already.
+for group in "$admins" docker; do
+    if ! id -nG "$admin" | tr ' ' '\n' | grep -qx "$group"; then
+        usermod -aG "$group" "$admin"; hcs_changed "$admin added to $group"
+    fi
+done
 
 if ! getent passwd "$svc" >/dev/null; then
     useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$svc"

@@ -96,6 +96,7 @@ def test_accounts(host: HostUnderTest, converged: dict) -> None:
     assert ide[5] == "/home/coder" and ide[6] == "/bin/bash"
     assert sh(host, "id -nG coder").split() == ["coder"]
     assert "deploy" in sh(host, "getent group sshadmins")
+    assert {"sshadmins", "docker"} <= set(sh(host, "id -nG deploy").split())  # Docker provider over SSH
     for user in ("codesvc", "coder"):
         assert "not allowed" in sh(host, f"sudo -l -U {user}")
     assert sh(host, "passwd -S root").split()[1] == "L"
