@@ -37,8 +37,15 @@ def test_graph_types_and_device_field_names(registered: tuple[list[Registered], 
         assert r.type.startswith(PREFIX), r.type
         kinds[r.type[len(PREFIX):]] = kinds.get(r.type[len(PREFIX):], 0) + 1
     settings = dev_settings()
-    assert kinds == {"FirewallAddress": 12, "FirewallAddressGroup": 2, "FirewallServiceCustom": 10, "IpsSensor": 1,
-                     "FirewallVip": 1, "FirewallPolicy": len(settings.topology.egress_rules) + 4}
+    # one typed resource per planned object; one address per distinct destination of the allowlist
+    topo = settings.topology
+    destinations = {str(d) for rule in topo.egress_rules for d in rule.destinations}
+    ports = {(rule.protocol, rule.port) for rule in topo.egress_rules} | {("tcp", 443), ("tcp", topo.gateway_port), ("tcp", 22)}
+    assert kinds == {
+        "FirewallAddress": 1 + len(topo.front_proxy_addresses) + len(topo.management_subnets) + len(destinations),
+        "FirewallAddressGroup": 2, "FirewallServiceCustom": len(ports), "IpsSensor": 1,
+        "FirewallVip": 1, "FirewallPolicy": len(topo.egress_rules) + 4,
+    }
     by_name = {r.inputs["name"]: r for r in resources[1:]}
     vip = by_name["hcs-vip-https"].inputs["payload"]
     assert {"extintf", "extip", "mappedip", "extport", "mappedport", "portforward"} <= vip.keys()
