@@ -3,7 +3,9 @@
     python scripts/bench_converge.py        # needs root (see tests/realroot); ~30 s
 
 The steps are the `remote.Command`s of the program's mocked resource graph, run over real SSH in
-dependency order, one session each, exactly as pulumi-command runs them. Besides wall times it
+dependency order, one session each, exactly as pulumi-command runs them. The root starts without
+the packages a fresh VM lacks (Docker, fail2ban, UFW, restic, …), so the first converge installs
+them from Debian through the VM's apt proxy, its only way out. Besides wall times it
 prints how many sessions each kind of `pulumi up` opens: the first (every step), a no-op (none:
 pulumi-command neither reads nor re-runs a command whose inputs are unchanged) and a change of
 one setting (only the steps whose command or stdin hash changed).
@@ -28,7 +30,9 @@ def main() -> int:
             steps, seconds = host.converge(runner)
             changes = sum(r.result.stdout.count("changed: ") for r in steps)
             runs.append(seconds)
-            print(f"{label} converge: {seconds:.2f} s, {runner.sessions} SSH sessions, {changes} changes")
+            fetched = host.apt_proxy.bytes
+            print(f"{label} converge: {seconds:.2f} s, {runner.sessions} SSH sessions, {changes} changes, "
+                  f"{fetched / 1e6:.1f} MB through the apt proxy so far ({sum(host.apt_proxy.requests.values())} requests)")
             for r in steps:
                 print(f"    {r.name:<18} {r.result.seconds:5.2f} s  {r.result.stdout.strip().splitlines()[-1]}")
         print(f"second / first: {100 * runs[1] / runs[0]:.0f} %")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,11 +27,19 @@ from components.host.vm import DmzHost
 from components.settings import Settings
 from tests.host import mockgraph, sample
 from tests.realroot import rootfs
+from tests.realroot.aptproxy import AptProxy, Stats
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.runner import SshRunner, Step, StepRun, run_steps
 
+#: Run inside the peer namespace to put the apt proxy on the test network.
+BRIDGE = Path(__file__).resolve().parents[1] / "realroot" / "bridge.py"
 CS_VERSION = "4.139.1"
 FILE_SERVER = ("192.0.2.1", 8000)
+#: The VM's apt proxy (`aptProxyAddress`), the only way from the root to a Debian mirror.
+APT_PROXY = ("192.0.2.1", 3142)
+#: The packages step's packages that the image ships but a fresh VM would not have: removed from
+#: each fresh root, so the first converge really installs them, through the apt proxy.
+REINSTALLED = ("docker.io", "fail2ban", "python3-systemd", "restic", "ufw", "unattended-upgrades")
 
 # What the upstream package ships as its unit (its content written here by hand, not fetched).
 CODE_SERVER_UNIT = (
@@ -66,6 +75,7 @@ class HostUnderTest:
     workdir: Path
     deb_sha256: str
     overrides: dict[str, Any]
+    apt_proxy: Stats
 
     def settings(self, **more: Any) -> Settings:
         return sample.settings(**{**self.overrides, **more})
@@ -97,19 +107,23 @@ class HostUnderTest:
 
 @contextmanager
 def host_under_test(**overrides: Any) -> Iterator[HostUnderTest]:
-    """A fresh root with the code-server .deb served at http://192.0.2.1:8000/ from the peer side."""
+    """A fresh root whose only way out is its apt proxy (192.0.2.1:3142 on the peer side): Debian's
+    mirror and the test's code-server .deb (http://192.0.2.1:8000/) are reached through it."""
     image = rootfs.ensure_image()
     workdir = Path(tempfile.mkdtemp(prefix="hcs-host-"))
     served = workdir / "www"
     served.mkdir()
     _, sha = build_deb(served)
-    with RealRoot(image, workdir, RootConfig()) as root:
-        server = root.peer_spawn(["python3", "-m", "http.server", "--bind", FILE_SERVER[0], str(FILE_SERVER[1]),
-                                  "--directory", str(served)])
+    # The package site is reached the way a locked-down VM reaches an internal mirror: only through
+    # its apt proxy (the code-server step downloads via `aptProxyAddress` when one is set).
+    local = {f"{FILE_SERVER[0]}:{FILE_SERVER[1]}": served}
+    with RealRoot(image, workdir, RootConfig()) as root, AptProxy(workdir / "apt-proxy.sock", [rootfs.debian_mirror()], local) as proxy:
+        bridge = root.peer_spawn([sys.executable, str(BRIDGE), APT_PROXY[0], str(APT_PROXY[1]), str(proxy.socket_path)])
         deadline = time.monotonic() + 10
-        while root.peer_run(["curl", "-fsS", "-o", "/dev/null", f"http://{FILE_SERVER[0]}:{FILE_SERVER[1]}/"]).returncode:
-            assert server.poll() is None and time.monotonic() < deadline, "file server did not start"
+        while root.peer_run(["curl", "-sS", "-o", "/dev/null", f"http://{APT_PROXY[0]}:{APT_PROXY[1]}/"]).returncode:
+            assert bridge.poll() is None and time.monotonic() < deadline, "apt proxy bridge did not start"
             time.sleep(0.1)
+        root.chroot_run(["apt-get", "purge", "-y", "-q", "--auto-remove", *REINSTALLED], env={"DEBIAN_FRONTEND": "noninteractive"})
         config: dict[str, Any] = {
             "vmHostKey": root.host_key,
             "vmSshPrivateKey": root.admin_key.read_text(),
@@ -118,9 +132,11 @@ def host_under_test(**overrides: Any) -> Iterator[HostUnderTest]:
             "codeServerPackageUrl": f"http://{FILE_SERVER[0]}:{FILE_SERVER[1]}/code-server_{{version}}_amd64.deb",
             # The vendor repositories are unreachable here: their steps are switched off and their
             # configs are checked as rendered (tests/host/test_render.py).
+            "aptProxyAddress": APT_PROXY[0],
+            "aptProxyPort": str(APT_PROXY[1]),
             "wazuhEnabled": "false",
             "zabbixEnabled": "false",
             "zabbixPsk": None,
             **overrides,
         }
-        yield HostUnderTest(root, workdir, sha, config)
+        yield HostUnderTest(root, workdir, sha, config, proxy.stats)

@@ -1,0 +1,124 @@
+"""An apt proxy for the test root, standing in for the one a locked-down DMZ VM reaches.
+
+The test root's namespaces have no route out, like the VM behind its egress allowlist. The
+host's `aptProxyAddress` is the only way to a Debian mirror; here that proxy is a small HTTP
+forward proxy serving apt's absolute-URI GETs from this machine's own Debian mirror(s), and
+nothing else, plus the test's own package site (`local_sites`, served from a directory), the way an
+apt-cacher-ng passes an internal mirror through. It listens on a Unix socket in the host's network
+namespace; `bridge.py` exposes that socket on the peer side of the test network (e.g.
+192.0.2.1:3142), where the VM can reach it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socketserver
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+@dataclass
+class Stats:
+    """What the proxy served: requests by status, and bytes sent to the VM."""
+
+    requests: dict[int, int] = field(default_factory=dict)
+    bytes: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: int, size: int) -> None:
+        with self.lock:
+            self.requests[status] = self.requests.get(status, 0) + 1
+            self.bytes += size
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allowed_hosts: frozenset[str]
+    local_sites: dict[str, Path]
+    client: httpx.Client
+    stats: Stats
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+        pass  # counted in Stats; apt's own output shows what was fetched
+
+    def _refuse(self, status: int, reason: str) -> None:
+        body = reason.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.stats.add(status, len(body))
+
+    def _local(self, root: Path, path: str, head: bool) -> None:
+        target = (root / path.lstrip("/")).resolve()
+        if not target.is_file() or root.resolve() not in target.parents:
+            return self._refuse(404, "not found")
+        body = target.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+        self.server.stats.add(200, 0 if head else len(body))
+
+    def _forward(self, head: bool) -> None:
+        url = urlsplit(self.path)
+        if url.scheme == "http" and url.netloc in self.server.local_sites:
+            return self._local(self.server.local_sites[url.netloc], url.path, head)
+        if url.scheme != "http" or url.hostname not in self.server.allowed_hosts:
+            return self._refuse(403, f"only {sorted(self.server.allowed_hosts)} over http are proxied")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
+        with self.server.client.stream("HEAD" if head else "GET", self.path, headers=headers) as upstream:
+            self.send_response(upstream.status_code)
+            for key, value in upstream.headers.items():
+                if key.lower() not in _HOP_BY_HOP | {"content-encoding"}:
+                    self.send_header(key, value)
+            self.end_headers()
+            sent = 0
+            if not head:
+                for chunk in upstream.iter_raw():
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+            self.server.stats.add(upstream.status_code, sent)
+
+    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+        self._forward(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802 (stdlib name)
+        self._forward(head=True)
+
+
+class AptProxy:
+    """The proxy on `socket_path`, forwarding only to `mirror_urls`' hosts and serving `local_sites`
+    (`"host:port"` → directory); use as a context manager."""
+
+    def __init__(self, socket_path: Path, mirror_urls: list[str], local_sites: dict[str, Path] | None = None) -> None:
+        self.socket_path = socket_path
+        self.stats = Stats()
+        self._server = _Server(str(socket_path), _Handler)
+        self._server.allowed_hosts = frozenset(h for u in mirror_urls if (h := urlsplit(u).hostname))
+        self._server.local_sites = dict(local_sites or {})
+        self._server.client = httpx.Client(timeout=httpx.Timeout(60.0), follow_redirects=False)
+        self._server.stats = self.stats
+        self._thread = threading.Thread(target=self._server.serve_forever, name="apt-proxy", daemon=True)
+
+    def __enter__(self) -> AptProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.client.close()
+        self.socket_path.unlink(missing_ok=True)
