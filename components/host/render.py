@@ -7,6 +7,8 @@ The comments inside the rendered files say *why* a setting is there, for whoever
 
 from __future__ import annotations
 
+import ipaddress
+
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,6 +89,12 @@ def sshd_hardening(topology: Topology) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ufw_address(destination: ipaddress.IPv4Address | ipaddress.IPv4Network) -> str:
+    """ufw's own spelling: a single host without `/32` (as `ufw show added` prints it)."""
+    network = ipaddress.ip_network(destination)
+    return str(network.network_address) if network.num_addresses == 1 else str(network)
+
+
 def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
     """The UFW user rules in the exact form `ufw show added` prints them, one per line.
 
@@ -105,7 +113,7 @@ def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
     if host.ufw_deny_outgoing:
         for rule in topology.egress_rules:
             rules += [
-                f"ufw allow out to {dest} port {rule.port} proto {rule.protocol} comment 'egress {rule.name}'"
+                f"ufw allow out to {_ufw_address(dest)} port {rule.port} proto {rule.protocol} comment 'egress {rule.name}'"
                 for dest in rule.destinations
             ]
     return rules
