@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
-import yaml
 
 from components.settings import MappingSource, Settings, load
 from tests.support import dev_values
@@ -55,18 +52,14 @@ BASE: dict[str, Any] = {
     "cookieRefresh": "30m",
     "emailDomains": '["example.com"]',
     "cookieSecretRotation": "1",
+    "backupSchedule": "daily",
 }
 SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "fortigateApiToken"})
 
 
-def _project_defaults() -> dict[str, Any]:
-    """Pulumi.yaml's declared defaults, which the engine applies to every stack."""
-    declared = yaml.safe_load((Path(__file__).resolve().parents[2] / "Pulumi.yaml").read_text())["config"]
-    return {k: d["default"] if isinstance(d["default"], str) else json.dumps(d["default"]) for k, d in declared.items() if "default" in d}
-
-
 def settings(**overrides: Any) -> Settings:
-    """Settings from the dev stack (other layers' keys), then BASE, then `overrides` (None removes a key)."""
-    values = {**dev_values(), **_project_defaults(), **BASE, **overrides}
+    """Settings from the dev stack (project defaults under its values), then BASE, then `overrides`
+    (None removes a key)."""
+    values = {**dev_values(), **BASE, **overrides}
     values = {k: str(v) for k, v in values.items() if v is not None}
     return load(MappingSource(values, SECRETS & set(values)), today=dt.date(2026, 11, 23))
