@@ -203,34 +203,31 @@ class PlanMocks(pulumi.runtime.Mocks):
         return {}
 
 
-def _mask(value: Any) -> Any:
-    """Replace every secret with SECRET and resource references with their URN."""
+def _walk(value: Any, secret: Callable[[Any], Any]) -> tuple[Any, bool]:
+    """Resolve the wire markers in `value`: a resource reference becomes its URN and each secret
+    becomes `secret(<its unwrapped value>)`; also say whether any secret was found."""
     if isinstance(value, dict):
         sig = value.get(_SIG)
         if sig == _SECRET_SIG:
-            return SECRET
+            return secret(_walk(value.get("value"), secret)[0]), True
         if sig == _RESOURCE_SIG:
-            return value.get("urn")
-        return {k: _mask(v) for k, v in value.items()}
+            return value.get("urn"), False
+        pairs = {k: _walk(v, secret) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
     if isinstance(value, list):
-        return [_mask(v) for v in value]
-    return value
+        items = [_walk(v, secret) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def _mask(value: Any) -> Any:
+    """`value` with every secret replaced by SECRET (what plans and reviews may show)."""
+    return _walk(value, lambda _: SECRET)[0]
 
 
 def _unwrap(value: Any) -> tuple[Any, bool]:
-    """The value with secrets unwrapped, and whether it held any secret."""
-    if isinstance(value, dict):
-        sig = value.get(_SIG)
-        if sig == _SECRET_SIG:
-            return _unwrap(value.get("value"))[0], True
-        if sig == _RESOURCE_SIG:
-            return value.get("urn"), False
-        pairs = {k: _unwrap(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
-    if isinstance(value, list):
-        items = [_unwrap(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+    """`value` with secrets unwrapped, and whether it held any secret."""
+    return _walk(value, lambda inner: inner)
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
