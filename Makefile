@@ -33,11 +33,12 @@ apt:
 	echo "apt-get install $$missing"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
 
-## caches: build (once) the cached Debian test root and the pinned code-server, with progress.
+## caches: build (once) the cached Debian test root, the pinned code-server and the Go programs, with progress.
 ## They live outside the clone in $${HCS_CACHE_DIR:-/var/cache/hardened-code-server}.
 caches: $(VENV)/.dev apt
 	$(PY) scripts/testroot.py
 	$(PY) scripts/code_server_cache.py
+	$(PY) scripts/go_cache.py
 
 ## test: install everything the tests need and run the whole suite (slow tests included)
 test: $(VENV)/.dev apt caches

