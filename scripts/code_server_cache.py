@@ -31,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `scripts.offline` importable
     sys.path.insert(0, str(REPO_ROOT))
-from scripts.buildcache import COMPLETE_MARKER, CacheError, cache_dir, cached_build, progress  # noqa: E402
+from scripts.buildcache import COMPLETE_MARKER, CacheError, cached_build, progress  # noqa: E402
 
 VERSION_KEY = "codeServerVersion"
 # The Node major version code-server requires (its postinstall refuses any other).

@@ -56,6 +56,8 @@ TOOLS: dict[str, GoTool] = {
         GoTool("oauth2-proxy", "github.com/oauth2-proxy/oauth2-proxy/v7", "v7.15.6"),
         # The OCI distribution registry: the demo's stand-in for `registryEgress`, real digests.
         GoTool("registry", "github.com/distribution/distribution/v3/cmd/registry", "v3.1.2"),
+        # Builds and pushes the demo's images from plain tarballs, without a Docker daemon.
+        GoTool("crane", "github.com/google/go-containerregistry/cmd/crane", "v0.22.1"),
     )
 }
 

@@ -230,6 +230,11 @@ def _unwrap(value: Any) -> tuple[Any, bool]:
     return _walk(value, lambda inner: inner)
 
 
+def plain(value: Any) -> Any:
+    """`value` as a provider receives it: secrets unwrapped, resource references as URNs."""
+    return _unwrap(value)[0]
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The mock monitor, also keeping each request's parent, dependencies and raw inputs."""
 
@@ -319,15 +324,15 @@ def record(
     return result
 
 
-def run_program(config: StackConfig, project_dir: Path = PROJECT_DIR) -> PlanResult:
-    """Evaluate `__main__.py` for `config` under mocks; raises what the program raises."""
+def run_program(config: StackConfig, project_dir: Path = PROJECT_DIR, mocks: pulumi.runtime.Mocks | None = None) -> PlanResult:
+    """Evaluate `__main__.py` for `config` under mocks (default: the plan's); raises what the program raises."""
 
     def program() -> None:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
 
     return record(
         program,
-        mocks=PlanMocks(config.values.get("entraTenantId", _guid("tenant"))),
+        mocks=mocks or PlanMocks(config.values.get("entraTenantId", _guid("tenant"))),
         project=config.project,
         stack=config.stack,
         config={f"{config.project}:{k}": v for k, v in config.values.items()},

@@ -112,6 +112,13 @@ def service_ids(stdout: str) -> str:
     return f"{lines[0]}:{lines[1]}"
 
 
+def caddy_tmpfs(user: str) -> dict[str, str]:
+    """Caddy's two scratch directories, private to the container and owned by `uid:gid`."""
+    uid, gid = user.split(":")
+    owner = f"uid={uid},gid={gid},mode=0700"
+    return {"/data": f"rw,noexec,nosuid,nodev,size=16m,{owner}", "/config": f"rw,noexec,nosuid,nodev,size=1m,{owner}"}
+
+
 def _file(path: str, content: Any, owner: str, secret: bool = False) -> HostFile:
     return HostFile(role="vm", path=path, content=content, owner=owner, group=owner, mode=FILE_MODE, secret=secret)
 
@@ -257,7 +264,8 @@ class GatewayStack(pulumi.ComponentResource):
                     docker.ContainerMountArgs(type="bind", source=GATEWAY_LOG_DIR, target=caddy.ACCESS_LOG.rsplit("/", 1)[0], read_only=False),
                 ],
                 # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
-                tmpfs={"/data": "rw,noexec,nosuid,nodev,size=16m", "/config": "rw,noexec,nosuid,nodev,size=1m"},
+                # Owned by the service account: a tmpfs is root's 0755 otherwise, and Caddy could not write.
+                tmpfs=user.apply(caddy_tmpfs),
                 labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=content_hash(caddyfile))],
                 healthcheck=docker.ContainerHealthcheckArgs(
                     tests=["CMD", *caddy.health_check(gateway_params)], interval="30s", timeout="5s", retries=3, start_period="10s"

@@ -146,13 +146,22 @@ def apt_proxy(topology: Topology) -> str | None:
 
 
 def docker_daemon() -> str:
-    """`/etc/docker/daemon.json`: no privilege gain in containers, bounded local logs, live restore."""
+    """`/etc/docker/daemon.json`: no privilege gain in containers, bounded local logs, live restore.
+
+    Every container of the stack uses the host network, so Docker gets no bridge, no IP forwarding
+    and no hand in netfilter: UFW's rules are the only ones (Docker's NAT rules would bypass them),
+    and a DMZ VM never routes. (`icc: false` would need iptables, and with no bridge there is no
+    inter-container network for it to close.)
+    """
     config = {
+        "bridge": "none",
+        "ip-forward": False,
+        "iptables": False,
+        "ip6tables": False,
         "no-new-privileges": True,
         "live-restore": True,
         "log-driver": "local",
         "log-opts": {"max-size": "20m", "max-file": "5"},
-        "icc": False,
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 

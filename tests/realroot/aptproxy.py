@@ -122,3 +122,28 @@ class AptProxy:
         self._server.server_close()
         self._server.client.close()
         self.socket_path.unlink(missing_ok=True)
+
+
+def main() -> None:
+    """Run the proxy as its own process until SIGTERM (the demo keeps it beyond the process that made it).
+
+    python -m tests.realroot.aptproxy SOCKET --mirror URL [--mirror URL] [--site HOST:PORT=DIR ...]
+    """
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
+    parser.add_argument("socket", type=Path)
+    parser.add_argument("--mirror", action="append", default=[], required=True)
+    parser.add_argument("--site", action="append", default=[], help="HOST:PORT=DIR served as a local package site")
+    args = parser.parse_args()
+    sites = {site.split("=", 1)[0]: Path(site.split("=", 1)[1]) for site in args.site}
+    args.socket.unlink(missing_ok=True)
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the server thread starts, so it inherits the mask
+    with AptProxy(args.socket, args.mirror, sites):
+        signal.sigwait(stop)
+
+
+if __name__ == "__main__":
+    main()

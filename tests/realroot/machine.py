@@ -383,19 +383,31 @@ class RealRoot:
         raise RealRootError(f"no user {user!r} in the root's /etc/passwd")
 
     def _provision(self) -> None:
-        cfg = self.config
-        self.admin_key.unlink(missing_ok=True)
-        Path(f"{self.admin_key}.pub").unlink(missing_ok=True)
-        run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"realroot-{cfg.admin_user}",
-                     "-f", str(self.admin_key)], "generating the admin key")
-        user, group = shlex.quote(cfg.admin_user), shlex.quote(cfg.admin_group or "")
-        sudoers = f"/etc/sudoers.d/90-realroot-{cfg.admin_user}"
-        script = f"""set -eu
+        make_admin_key(self.admin_key, self.config.admin_user)
+        self.chroot_run(["/bin/sh", "-c", provision_script(self.config)], input=Path(f"{self.admin_key}.pub").read_text())
+        self.host_key = read_host_key(self.path)
+        self.known_hosts.write_text(self.known_hosts_line() + "\n")
+
+
+def make_admin_key(path: Path, admin_user: str) -> None:
+    """A fresh per-run ed25519 key pair for the admin (`path`, `path.pub`)."""
+    path.unlink(missing_ok=True)
+    Path(f"{path}.pub").unlink(missing_ok=True)
+    run_checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"realroot-{admin_user}", "-f", str(path)],
+                "generating the admin key")
+
+
+def provision_script(cfg: RootConfig) -> str:
+    """Shell run as root inside a fresh root (the admin's public key on stdin): hostname, hosts,
+    resolv.conf, host keys, the admin user with that key and passwordless sudo."""
+    user, group = shlex.quote(cfg.admin_user), shlex.quote(cfg.admin_group or "")
+    sudoers = f"/etc/sudoers.d/90-realroot-{cfg.admin_user}"
+    return f"""set -eu
 echo {shlex.quote(cfg.hostname)} > /etc/hostname
 printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\t%s\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' \
   {shlex.quote(cfg.hostname)} > /etc/hosts
 printf '# test root: the peer gateway; nothing answers DNS there, so lookups fail fast\nnameserver %s\n' \
-  {self.config.network.peer_ips[0]} > /etc/resolv.conf
+  {cfg.network.peer_ips[0]} > /etc/resolv.conf
 ssh-keygen -A
 {f"groupadd {group}" if cfg.admin_group else ":"}
 useradd --create-home --home-dir /home/{user} --shell /bin/bash {f"--groups {group}" if cfg.admin_group else ""} {user}
@@ -408,10 +420,12 @@ echo '{cfg.admin_user} ALL=(ALL:ALL) NOPASSWD: ALL' > {sudoers}
 chmod 440 {sudoers}
 visudo -cq -f {sudoers}
 """
-        self.chroot_run(["/bin/sh", "-c", script], input=Path(f"{self.admin_key}.pub").read_text())
-        key = (self.path / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
-        self.host_key = f"{key[0]} {key[1]}"
-        self.known_hosts.write_text(self.known_hosts_line() + "\n")
+
+
+def read_host_key(root: Path) -> str:
+    """The root's ed25519 host key as `ssh-ed25519 AAAA…` (what known_hosts and `vmHostKey` pin)."""
+    key = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+    return f"{key[0]} {key[1]}"
 
 
 def _die_with_parent() -> None:

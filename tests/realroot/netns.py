@@ -65,9 +65,10 @@ def ns_exec(namespace: str, argv: Sequence[str]) -> list[str]:
 class NamespacePair:
     """The VM and peer namespaces of one test root; `close()` kills their processes and deletes them."""
 
-    def __init__(self, plan: NetworkPlan) -> None:
+    def __init__(self, plan: NetworkPlan, tag: str | None = None) -> None:
+        """`tag` names a pair that outlives this process (the demo's); by default the name embeds our pid."""
         self.plan = plan
-        tag = f"hcs{os.getpid()}n{next(_counter)}"
+        tag = tag or f"hcs{os.getpid()}n{next(_counter)}"
         self.vm = f"{tag}v"
         self.peer = f"{tag}p"
         # Created directly inside the namespaces, so the names need not be unique on the host.
@@ -95,6 +96,11 @@ class NamespacePair:
         ]
         for ns, argv in steps:
             run_checked(ns_exec(ns, argv), f"{' '.join(argv)} in {ns}")
+        return self
+
+    def adopt(self) -> NamespacePair:
+        """Take over an existing pair of this tag (made by an earlier process), so `close()` deletes it."""
+        self._created = [ns for ns in (self.vm, self.peer) if ns in existing_namespaces()]
         return self
 
     def close(self) -> None:

@@ -1,0 +1,272 @@
+"""`make demo`: the whole stack on this machine, left running; `make demo-down` removes all of it.
+
+`up()` (idempotent: a second call converges the running demo again):
+1. caches: the Debian test root, the code-server `.deb` (from the npm build), the Go programs;
+2. the VM: the test root booted with systemd in its own network namespace (`BootedVM`), without
+   the packages a fresh VM lacks; the demo CA is trusted by its Docker for the registry (the one
+   file the demo puts on the VM itself: in production the registry's certificate is the operator's);
+3. the test network's services in the peer namespace: the apt proxy (Debian's mirror and the
+   package site with the `.deb`), the OCI registry with the two gateway images pushed by digest;
+4. the program: the real `__main__.py` evaluated for the demo stack (the example stack with the
+   demo's addresses, host key, package digest and image digests), every remote command run over
+   SSH and every container created in the VM's Docker (`live.LiveMocks`);
+5. the central Caddy in front, serving the site block the program rendered;
+6. `build/demo/demo.json`: the URL, how to reach the VM, the namespaces, the test users.
+
+The demo's state (pids, namespaces, the VM) lives in `${HCS_DEMO_DIR:-/var/lib/hardened-code-server-demo}`,
+outside the clone: the VM's root, its admin key and the CA's keys never go into `build/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import docker
+
+from scripts import go_cache
+from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
+from tests.demo import codeserver_deb, images, network
+from tests.demo.live import Applied, LiveMocks
+from tests.demo.pki import DemoCA
+from tests.host.realhost import BRIDGE, REINSTALLED
+from tests.realroot import rootfs
+from tests.realroot.booted import BootedVM, load_state, save_state
+from tests.realroot.netns import NamespacePair
+from tests.realroot.prereq import RealRootError
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+BUILD = REPOSITORY / "build" / "demo"
+DEFAULT_TAG = "hcsdemo"
+#: The VM's Docker API version (Debian 12's docker.io 20.10): fixed, so the client never probes at creation.
+DOCKER_API = "1.41"
+Progress = Callable[[str], None]
+
+
+def demo_dir(tag: str) -> Path:
+    return Path(os.environ.get("HCS_DEMO_DIR") or "/var/lib/hardened-code-server-demo") / tag
+
+
+@dataclass
+class DemoState:
+    """What `down()` and a second `up()` need: the VM and the host processes the demo started."""
+
+    tag: str
+    workdir: str
+    processes: dict[str, int] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0
+
+    @property
+    def path(self) -> Path:
+        return Path(self.workdir) / "demo-state.json"
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, workdir: Path) -> DemoState | None:
+        path = workdir / "demo-state.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+@dataclass
+class Demo:
+    """A running demo: its VM, state and the result of the last converge."""
+
+    vm: BootedVM
+    state: DemoState
+    config: StackConfig
+    plan: PlanResult
+    applied: Applied
+    timings: dict[str, float]
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.state.workdir)
+
+    def docker(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{self.vm.docker_socket}", version=DOCKER_API)
+
+
+def _spawn_detached(argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
+    """A process that outlives us (its own session), output to `log`; returns its pid."""
+    with log.open("ab") as sink:
+        popen = subprocess.Popen(argv, cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                 start_new_session=True, env={**os.environ, **(env or {})})
+    return popen.pid
+
+
+def _wait(what: str, check: Callable[[], bool], log: Path | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log and log.exists() else ""
+            raise RealRootError(f"{what} did not come up in {timeout:.0f} s\n{tail}")
+        time.sleep(0.2)
+
+
+def _https_up(vm: BootedVM, url: str, ca: Path) -> bool:
+    return vm.peer_run(["curl", "-s", "-o", "/dev/null", "--cacert", str(ca), "--max-time", "2", url]).returncode == 0
+
+
+def _start_services(vm: BootedVM, state: DemoState, ca: DemoCA, deb: codeserver_deb.CodeServerDeb, progress: Progress) -> None:
+    work = Path(state.workdir)
+    site = work / "package-site"
+    site.mkdir(exist_ok=True)
+    target = site / deb.path.name
+    if not target.exists():
+        os.link(deb.path, target) if deb.path.stat().st_dev == site.stat().st_dev else shutil.copy2(deb.path, target)
+    progress("starting the apt proxy (Debian's mirror and the package site only)")
+    socket_path = work / "apt-proxy.sock"
+    state.processes["apt-proxy"] = _spawn_detached(
+        [sys.executable, "-m", "tests.realroot.aptproxy", str(socket_path), "--mirror", rootfs.debian_mirror(),
+         "--site", f"{network.PACKAGE_SITE}={site}"], work / "apt-proxy.log")
+    _wait("the apt proxy", socket_path.exists, work / "apt-proxy.log")
+    address, port = network.APT_PROXY
+    state.processes["apt-proxy-bridge"] = _spawn_detached(
+        vm.peer_argv([sys.executable, str(BRIDGE), address, str(port), str(socket_path)]), work / "apt-bridge.log")
+    _wait("the apt proxy bridge",
+          lambda: vm.peer_run(["curl", "-s", "-o", "/dev/null", f"http://{address}:{port}/"]).returncode == 0,
+          work / "apt-bridge.log")
+
+    progress("starting the registry (distribution, from its Go module)")
+    cert = ca.issue("registry", ips=(network.REGISTRY,))
+    config = work / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {work / 'registry'}\nhttp:\n  addr: {network.REGISTRY}:443\n"
+        f"  tls:\n    certificate: {cert.cert}\n    key: {cert.key}\n"
+    )
+    state.processes["registry"] = _spawn_detached(
+        vm.peer_argv([str(go_cache.ensure("registry")), "serve", str(config)]), work / "registry.log",
+        env={"OTEL_TRACES_EXPORTER": "none"})
+    _wait("the registry", lambda: _https_up(vm, f"https://{network.REGISTRY}/v2/", ca.cert), work / "registry.log")
+
+
+def _push_images(vm: BootedVM, ca: DemoCA, config: StackConfig, work: Path, progress: Progress) -> dict[str, str]:
+    caddy_version = config.values["caddyImage"].split(":", 1)[1].split("-", 1)[0].split("@", 1)[0]
+    pushed = {}
+    for key, spec in (("caddyImage", images.caddy_image(caddy_version)), ("oauth2ProxyImage", images.oauth2_proxy_image())):
+        progress(f"pushing {spec.repository}:{spec.tag} to the registry")
+        pushed[key] = images.push(spec, network.REGISTRY, work, {"SSL_CERT_FILE": str(ca.cert)}, vm.peer_argv([]))
+    return pushed
+
+
+def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str]) -> StackConfig:
+    """The example stack, pointed at the demo: its VM, package, images and identity provider."""
+    return load_stack_config("dev").with_values(
+        vmHostKey=vm.host_key,
+        vmSshPrivateKey=vm.admin_key.read_text(),
+        codeServerVersion=deb.version,
+        codeServerSha256=deb.sha256,
+        codeServerPackageUrl=f"http://{network.PACKAGE_SITE}/code-server_{{version}}_amd64.deb",
+        aptProxyAddress=network.APT_PROXY[0],
+        aptProxyPort=str(network.APT_PROXY[1]),
+        entraEgress=[f"{network.IDENTITY}/32"],
+        # The vendor repositories (Wazuh, Zabbix) are unreachable here: their configs are checked as
+        # rendered (tests/host/test_render.py), their installs are not run.
+        wazuhEnabled="false",
+        zabbixEnabled="false",
+        zabbixPsk=None,
+        **pushed,
+    )
+
+
+def _trust_registry(ca: DemoCA) -> Callable[[Path], None]:
+    def install(root: Path) -> None:
+        directory = root / "etc/docker/certs.d" / network.REGISTRY
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ca.cert, directory / "ca.crt")
+    return install
+
+
+def converge(vm: BootedVM, config: StackConfig, progress: Progress) -> tuple[PlanResult, Applied]:
+    """Evaluate the program for `config` and apply it to the VM (see `live.LiveMocks`)."""
+    engine = docker.DockerClient(base_url=f"unix://{vm.docker_socket}", version=DOCKER_API)
+    mocks = LiveMocks(config.values["entraTenantId"], vm.runner(), engine, on_progress=progress)
+    plan = run_program(config, mocks=mocks)
+    return plan, mocks.applied
+
+
+def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
+    """Bring the demo up, or converge the running one again (see the module docstring)."""
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    work = demo_dir(tag)
+    image = rootfs.ensure_image(progress=progress)
+    deb = codeserver_deb.ensure()
+    for tool in go_cache.TOOLS:
+        go_cache.ensure(tool)
+    timings["caches"] = time.monotonic() - started
+    ca = DemoCA(work / "pki")
+    state = DemoState.load(work)
+    vm: BootedVM | None = None
+    if state is not None:
+        try:
+            vm = BootedVM.attach(image, load_state(work / "vm-state.json"))
+            progress(f"attached to the running demo VM (systemd pid {vm.init_pid})")
+        except (RealRootError, FileNotFoundError) as error:
+            progress(f"the previous demo is gone ({error}); removing its leftovers")
+            down(tag, progress)
+            state, vm = None, None
+    if vm is None or state is None:
+        work.mkdir(parents=True, exist_ok=True)
+        ca = DemoCA(work / "pki")
+        state = DemoState(tag=tag, workdir=str(work), started=time.time())
+        vm = BootedVM(image, work / "vm", network.root_config(), tag=tag, purge=REINSTALLED)
+        mark = time.monotonic()
+        vm.start(progress=progress, before_boot=_trust_registry(ca))
+        timings["boot"] = time.monotonic() - mark
+        save_state(vm, work / "vm-state.json")
+        state.save()
+        _start_services(vm, state, ca, deb, progress)
+        state.images = _push_images(vm, ca, load_stack_config("dev"), work, progress)
+        state.save()
+    config = demo_config(vm, deb, state.images)
+    progress("converging: the program's remote commands over SSH, its containers in the VM's Docker")
+    mark = time.monotonic()
+    plan, applied = converge(vm, config, progress)
+    timings["converge"] = time.monotonic() - mark
+    timings["total"] = time.monotonic() - started
+    progress(f"converged: {applied.total} change(s), {applied.ssh_sessions} SSH session(s), {timings['converge']:.1f} s")
+    return Demo(vm, state, config, plan, applied, timings)
+
+
+def down(tag: str = DEFAULT_TAG, progress: Progress = print) -> list[str]:
+    """Stop and remove everything `up()` made for `tag`; return what was removed."""
+    work = demo_dir(tag)
+    removed: list[str] = []
+    state = DemoState.load(work)
+    for name, pid in (state.processes if state else {}).items():
+        try:
+            os.kill(pid, signal.SIGTERM)
+            removed.append(f"process {name} ({pid})")
+        except ProcessLookupError:
+            pass
+    vm_state = work / "vm-state.json"
+    if vm_state.exists():
+        saved = load_state(vm_state)
+        try:
+            vm = BootedVM.attach(rootfs.image_path(), saved)
+            vm.close()
+            removed.append(f"VM (systemd pid {saved.init_pid})")
+        except RealRootError:
+            pass
+    pair = NamespacePair(network.root_config().network, tag).adopt()
+    removed += [f"network namespace {ns}" for ns in pair._created]
+    pair.close()
+    if work.exists():
+        shutil.rmtree(work)
+        removed.append(str(work))
+    for line in removed:
+        progress(f"removed {line}")
+    return removed

@@ -1,0 +1,49 @@
+"""The demo's test network: who lives at which address, and the stack values that point there.
+
+One peer namespace plays every neighbour of the VM, each at the address the example stack
+(`Pulumi.dev.yaml`) gives it, so the VM's UFW rules, the FortiGate objects and the gateway's
+trusted proxies are exactly the ones the example stack renders:
+
+    VM            192.0.2.10     booted with systemd; sshd, Docker, the gateway, code-server
+    gateway       192.0.2.1      the VM's default route (FortiGate's inside address)
+    front proxy   192.0.2.5      the central Caddy (:443), the only peer of the gateway
+    admin         198.51.100.7   an SSH client in the management subnet
+    apt proxy     192.0.2.40     :3142, Debian's mirror and the package site, nothing else
+    registry      192.0.2.41     :443, the OCI registry the VM pulls the gateway images from
+    identity      192.0.2.60     :443, the Entra stand-in (`entraEgress` points here)
+    DNS / NTP     192.0.2.53 / 192.0.2.123, Wazuh 192.0.2.20, Zabbix 192.0.2.21, backup 192.0.2.30
+    outsiders     192.0.2.99 (on the DMZ, not allowlisted), 203.0.113.50 (an internet client)
+"""
+
+from __future__ import annotations
+
+from tests.realroot.machine import RootConfig
+from tests.realroot.netns import NetworkPlan
+
+VM = "192.0.2.10"
+GATEWAY = "192.0.2.1"
+FRONT_PROXY = "192.0.2.5"
+ADMIN = "198.51.100.7"
+APT_PROXY = ("192.0.2.40", 3142)
+#: The package site, reached only through the apt proxy (as an internal mirror would be).
+PACKAGE_SITE = "192.0.2.40:8000"
+REGISTRY = "192.0.2.41"
+IDENTITY = "192.0.2.60"
+DNS = "192.0.2.53"
+NTP = "192.0.2.123"
+WAZUH = "192.0.2.20"
+ZABBIX = "192.0.2.21"
+BACKUP = ("192.0.2.30", 8000)
+DMZ_OUTSIDER = "192.0.2.99"
+INTERNET_CLIENT = "203.0.113.50"
+
+PEERS = (FRONT_PROXY, ADMIN, APT_PROXY[0], REGISTRY, IDENTITY, DNS, NTP, WAZUH, ZABBIX, BACKUP[0], DMZ_OUTSIDER,
+         INTERNET_CLIENT)
+
+
+def root_config() -> RootConfig:
+    """The VM's network: every neighbour above owned by the peer namespace."""
+    prefix = {ADMIN: 24, INTERNET_CLIENT: 24}
+    plan = NetworkPlan(vm_address=f"{VM}/24", gateway_address=f"{GATEWAY}/24",
+                       peer_addresses=tuple(f"{a}/{prefix.get(a, 24)}" for a in PEERS))
+    return RootConfig(network=plan, client_address=ADMIN)

@@ -1,0 +1,345 @@
+"""A test VM booted with systemd: the cached Debian 12 root under `systemd-nspawn -b`.
+
+Where `machine.RealRoot` runs the root without an init (units verified, never started), this boots
+it the way a cloud VM boots: systemd is PID 1, reaches `multi-user.target`, and starts sshd,
+Docker, fail2ban and the product's units for real. Its network is the test network of
+`netns.NamespacePair` (nspawn joins the VM namespace made beforehand), so the VM's netfilter (UFW)
+is its own and every neighbour lives in the peer namespace.
+
+Before boot, on the unpacked copy: the image's `policy-rc.d` is removed (a real VM starts the
+services its packages install), the admin user, host keys and resolv.conf are provisioned as
+for `RealRoot`. The copy lives on disk under `workdir/root` (Docker's images and the code-server
+package do not fit a small tmpfs).
+
+Test-machine settings, not production ones: Docker inside nspawn needs `--capability=all`, a
+writable `/sys/fs/cgroup` and the `@keyring bpf` system calls (facts.md). They widen what the VM's
+root may do to this machine; the VM is still in its own pid, mount, network, uts and ipc
+namespaces.
+
+A `BootedVM` can be detached (`make demo` leaves it running) and attached again from its state
+(`BootedVM.attach`), so a later process can converge it again or tear it down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tests.realroot import rootfs
+from tests.realroot.machine import ROOT_PATH, RootConfig, make_admin_key, provision_script, read_host_key
+from tests.realroot.netns import NamespacePair, NetworkPlan, ns_exec
+from tests.realroot.prereq import RealRootError, require, run_checked
+from tests.realroot.runner import SshRunner, SshTarget
+
+#: nspawn options that let the VM's own dockerd run containers (see the module docstring).
+DOCKER_IN_NSPAWN = ("--capability=all", "--bind=/sys/fs/cgroup", "--system-call-filter=@keyring bpf")
+BOOT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class BootState:
+    """What a later process needs to attach to a running VM."""
+
+    tag: str
+    workdir: str
+    nspawn_pid: int
+    init_pid: int
+    host_key: str
+    config: dict[str, object]
+
+
+class BootedVM:
+    """A Debian 12 VM booted by systemd in the namespaces of `tag`; `start()`, then `close()`."""
+
+    def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None, *, tag: str | None = None,
+                 purge: Sequence[str] = ()) -> None:
+        """`purge`: packages of the image that a fresh VM lacks, removed before boot (the product installs them)."""
+        self.image = image
+        self.purge = tuple(purge)
+        self.workdir = workdir
+        self.config = config or RootConfig()
+        self.namespaces = NamespacePair(self.config.network, tag)
+        self.admin_key = workdir / "admin_ed25519"
+        self.known_hosts = workdir / "known_hosts"
+        self.host_key = ""
+        self.timings: dict[str, float] = {}
+        self._nspawn_pid = 0
+        self._init_pid = 0
+        self._peer_processes: list[subprocess.Popen[bytes]] = []
+
+    # --- identity ---------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The VM's root directory as the host sees it."""
+        return self.workdir / "root"
+
+    @property
+    def live_root(self) -> Path:
+        """The VM's root as its own processes see it (with /run, /tmp and the other mounts of its boot)."""
+        return Path(f"/proc/{self._init_pid}/root")
+
+    @property
+    def docker_socket(self) -> Path:
+        """The VM's Docker socket, reachable from the host without a network path."""
+        return self.live_root / "run/docker.sock"
+
+    @property
+    def init_pid(self) -> int:
+        return self._init_pid
+
+    @property
+    def address(self) -> str:
+        return self.config.network.vm_ip
+
+    @property
+    def port(self) -> int:
+        return self.config.ssh_port
+
+    @property
+    def admin_user(self) -> str:
+        return self.config.admin_user
+
+    @property
+    def vm_namespace(self) -> str:
+        return self.namespaces.vm
+
+    @property
+    def peer_namespace(self) -> str:
+        return self.namespaces.peer
+
+    def known_hosts_line(self) -> str:
+        host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return f"{host} {self.host_key}"
+
+    def state(self) -> BootState:
+        config = asdict(self.config)
+        return BootState(self.namespaces.vm[:-1], str(self.workdir), self._nspawn_pid, self._init_pid, self.host_key, config)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, *, progress: Callable[[str], None] = lambda _m: None,
+              before_boot: Callable[[Path], None] = lambda _root: None) -> BootedVM:
+        """Unpack, provision, `before_boot(root dir)`, boot; return once systemd is up and sshd answers."""
+        require(("ip", "nsenter", "tar", "zstd", "ssh", "ssh-keygen", "systemd-nspawn"))
+        try:
+            self._timed("namespaces", self.namespaces.create)
+            progress("unpacking the VM's root")
+            self._timed("unpack", lambda: rootfs.extract(self.image, self.path))
+            self._timed("provision", self._provision)
+            before_boot(self.path)
+            progress("booting it with systemd (systemd-nspawn -b)")
+            self._timed("boot", self._boot)
+            progress(f"booted in {self.timings['boot']:.1f} s: systemd is PID 1 (host pid {self._init_pid})")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @classmethod
+    def attach(cls, image: Path, state: BootState) -> BootedVM:
+        """The running VM of `state` (made by another process); raises if it is gone."""
+        cfg = dict(state.config)
+        network = NetworkPlan(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(cfg.pop("network")).items()})  # type: ignore[arg-type]
+        vm = cls(image, Path(state.workdir), RootConfig(network=network, **cfg), tag=state.tag)  # type: ignore[arg-type]
+        vm.namespaces.adopt()
+        vm.host_key, vm._nspawn_pid, vm._init_pid = state.host_key, state.nspawn_pid, state.init_pid
+        if not vm.running():
+            raise RealRootError(f"the VM of {state.workdir} is not running (nspawn pid {state.nspawn_pid} gone)")
+        return vm
+
+    def running(self) -> bool:
+        """True while the VM's systemd is alive."""
+        try:
+            return Path(f"/proc/{self._init_pid}/comm").read_text().strip() == "systemd"
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        """Power the VM off (SIGKILL to nspawn's tree if it hangs), delete namespaces and the copy."""
+        if self._nspawn_pid:
+            try:
+                os.kill(self._nspawn_pid, signal.SIGTERM)  # nspawn forwards it: systemd powers off
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 30
+            while _alive(self._nspawn_pid) and time.monotonic() < deadline:
+                _reap(self._nspawn_pid)
+                time.sleep(0.2)
+            if _alive(self._nspawn_pid):
+                for pid in (self._init_pid, self._nspawn_pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                _reap(self._nspawn_pid)
+            self._nspawn_pid = self._init_pid = 0
+        for popen in self._peer_processes:
+            if popen.poll() is None:
+                popen.kill()
+                popen.wait()
+        self._peer_processes.clear()
+        self.namespaces.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # --- inside the VM --------------------------------------------------------------------------
+
+    def chroot_argv(self, argv: Sequence[str], *, user: str | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+        """The host argv that runs `argv` inside the VM (all its namespaces, clean env), as root or `user`."""
+        if not self._init_pid:
+            raise RealRootError("the VM is not started")
+        home = "/root" if user is None else f"/home/{user}"
+        environment = {"PATH": ROOT_PATH, "HOME": home, "USER": user or "root", "LOGNAME": user or "root",
+                       "LANG": "C.UTF-8", **(env or {})}
+        inner = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in environment.items()), *argv]
+        if user is not None:
+            inner = ["/usr/bin/setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *inner]
+        return ["nsenter", f"--target={self._init_pid}", "--all", "--root", "--wd=/", "--", *inner]
+
+    def chroot_run(self, argv: Sequence[str], *, user: str | None = None, input: str | None = None,
+                   env: Mapping[str, str] | None = None, check: bool = True,
+                   timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the VM without SSH (for setup and assertions); text output."""
+        proc = subprocess.run(self.chroot_argv(argv, user=user, env=env), input=input, text=True,
+                              capture_output=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise RealRootError(f"in the VM, {' '.join(argv)!r} exited {proc.returncode}:\n{proc.stderr.strip()}")
+        return proc
+
+    def systemctl(self, *args: str) -> str:
+        """`systemctl ARGS` inside the VM; its stdout, whatever the exit code (is-active answers by text)."""
+        return self.chroot_run(["systemctl", *args], check=False).stdout.strip()
+
+    def journal(self, unit: str, *, since: float | None = None) -> str:
+        """The unit's journal (message text only), optionally since a host timestamp."""
+        argv = ["journalctl", "--no-pager", "-o", "cat", "-u", unit]
+        if since is not None:
+            argv += [f"--since=@{int(since)}"]
+        return self.chroot_run(argv, check=False).stdout
+
+    def sshd_log(self) -> str:
+        """sshd's journal: accepted and refused logins."""
+        return self.journal("ssh.service")
+
+    def peer_argv(self, argv: Sequence[str]) -> list[str]:
+        return ns_exec(self.peer_namespace, argv)
+
+    def peer_run(self, argv: Sequence[str], *, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.peer_argv(argv), input=input, text=True, capture_output=True, timeout=timeout, check=False)
+
+    def peer_spawn(self, argv: Sequence[str], *, log: Path | None = None, detach: bool = False) -> subprocess.Popen[bytes]:
+        """A long-running host program in the peer namespace (killed by `close()` unless detached)."""
+        log = log or self.workdir / f"peer-{len(self._peer_processes)}.log"
+        with log.open("ab") as sink:
+            popen = subprocess.Popen(self.peer_argv(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                     start_new_session=detach)
+        if not detach:
+            self._peer_processes.append(popen)
+        return popen
+
+    def runner(self, *, source_address: str | None = None, user: str | None = None,
+               identity_file: Path | None = None, known_hosts_file: Path | None = None) -> SshRunner:
+        """A new SSH runner (own session counter) from the peer namespace to the VM."""
+        return SshRunner(SshTarget(
+            address=self.address, port=self.port, user=user or self.admin_user,
+            identity_file=identity_file or self.admin_key, known_hosts_file=known_hosts_file or self.known_hosts,
+            netns=self.peer_namespace, source_address=source_address or self.config.client_address,
+        ))
+
+    def wait_for_unit(self, unit: str, *, timeout: float = 60) -> None:
+        """Wait until `unit` is active; raise with its status when it fails or times out."""
+        deadline = time.monotonic() + timeout
+        while (state := self.systemctl("is-active", unit)) != "active":
+            if state == "failed" or time.monotonic() > deadline:
+                raise RealRootError(f"{unit} is {state!r} in the VM:\n{self.systemctl('status', '--no-pager', unit)}")
+            time.sleep(0.2)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _timed(self, what: str, action: Callable[[], object]) -> None:
+        started = time.monotonic()
+        action()
+        self.timings[what] = time.monotonic() - started
+
+    def _provision(self) -> None:
+        if self.purge:
+            run_checked(["chroot", str(self.path), "apt-get", "purge", "-y", "-q", "--auto-remove", *self.purge],
+                        "removing the packages a fresh VM lacks", timeout=300)
+        (self.path / "usr/sbin/policy-rc.d").unlink(missing_ok=True)  # a real VM starts what it installs
+        make_admin_key(self.admin_key, self.config.admin_user)
+        run_checked(["chroot", str(self.path), "/bin/sh", "-c", provision_script(self.config)],
+                    "provisioning the VM", input=Path(f"{self.admin_key}.pub").read_bytes())
+        self.host_key = read_host_key(self.path)
+        self.known_hosts.write_text(self.known_hosts_line() + "\n")
+
+    def _boot(self) -> None:
+        argv = ["systemd-nspawn", "--quiet", "--boot", f"--directory={self.path}", "--keep-unit", "--register=no",
+                f"--network-namespace-path=/run/netns/{self.vm_namespace}", f"--hostname={self.config.hostname}",
+                f"--machine={self.vm_namespace}", "--resolv-conf=off", "--timezone=off", *DOCKER_IN_NSPAWN]
+        with (self.workdir / "console.log").open("ab") as console:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self._nspawn_pid = popen.pid
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while not (pid := _systemd_below(popen.pid)):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise RealRootError(f"nspawn exited {popen.returncode} before systemd started:\n{self._console_tail()}")
+            time.sleep(0.1)
+        self._init_pid = pid
+        while (state := self.systemctl("is-system-running")) not in ("running", "degraded"):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                raise RealRootError(f"the VM did not finish booting ({state!r}) in {BOOT_TIMEOUT:.0f} s:\n{self._console_tail()}")
+            time.sleep(0.2)
+        if state == "degraded":
+            failed = self.systemctl("list-units", "--state=failed", "--no-legend", "--plain")
+            raise RealRootError(f"the VM booted degraded; failed units:\n{failed}")
+        self.wait_for_unit("ssh.service")
+
+    def _console_tail(self) -> str:
+        return "\n".join((self.workdir / "console.log").read_text(errors="replace").splitlines()[-30:])
+
+
+def _systemd_below(pid: int) -> int:
+    """The host pid of the first `systemd` process among `pid`'s descendants (0 if none yet)."""
+    queue = [pid]
+    while queue:
+        current = queue.pop(0)
+        try:
+            if current != pid and Path(f"/proc/{current}/comm").read_text().strip() == "systemd":
+                return current
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        queue.extend(int(c) for c in children)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def save_state(vm: BootedVM, path: Path) -> None:
+    """Write what `BootedVM.attach` needs."""
+    path.write_text(json.dumps(asdict(vm.state()), indent=2) + "\n")
+
+
+def load_state(path: Path) -> BootState:
+    return BootState(**json.loads(path.read_text()))
