@@ -7,7 +7,7 @@ STACK ?= dev
 # Debian packages the tests need, one list per area (installed with apt when running as root).
 APT_LISTS := $(wildcard tests/apt-packages/*.txt)
 
-.PHONY: plan test test-fast apt caches readme bench clean
+.PHONY: plan test test-fast apt caches demo demo-down readme bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
@@ -39,6 +39,14 @@ caches: $(VENV)/.dev apt
 	$(PY) scripts/testroot.py
 	$(PY) scripts/code_server_cache.py
 	$(PY) scripts/go_cache.py
+
+## demo: the whole stack running on this machine (booted VM, containers, front proxy); prints how to use it
+demo: $(VENV)/.dev apt caches
+	$(PY) scripts/demo.py up
+
+## demo-down: remove everything `make demo` made (processes, VM, namespaces, its directory)
+demo-down: $(VENV)/.dev
+	$(PY) scripts/demo.py down
 
 ## test: install everything the tests need and run the whole suite (slow tests included)
 test: $(VENV)/.dev apt caches

@@ -19,6 +19,8 @@ outside the clone: the VM's root, its admin key and the CA's keys never go into 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -63,6 +65,7 @@ class DemoState:
     workdir: str
     processes: dict[str, int] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    users: list[dict[str, str]] = field(default_factory=list)
     started: float = 0.0
 
     @property
@@ -152,6 +155,52 @@ def _start_services(vm: BootedVM, state: DemoState, ca: DemoCA, deb: codeserver_
     _wait("the registry", lambda: _https_up(vm, f"https://{network.REGISTRY}/v2/", ca.cert), work / "registry.log")
 
 
+def _front_is_default_source(vm: BootedVM) -> None:
+    """Connections from the peer side to the VM leave from the front proxy's address, as a real
+    central Caddy's do (the peer namespace owns many addresses of the DMZ; clients bind explicitly)."""
+    proc = vm.peer_run(["ip", "route", "replace", "192.0.2.0/24", "dev", "eth0", "proto", "kernel",
+                        "scope", "link", "src", network.FRONT_PROXY])
+    if proc.returncode != 0:
+        raise RealRootError(f"making the front proxy the peer's source address failed: {proc.stderr}")
+
+
+def front_ca(work: Path) -> Path:
+    """The central Caddy's local CA root (what a browser must trust for the demo's public URL)."""
+    return work / "front-caddy/data/caddy/pki/authorities/local/root.crt"
+
+
+def _start_front(vm: BootedVM, state: DemoState, site_block: str, hostname: str, progress: Progress) -> None:
+    """The central Caddy: the site block the program rendered, imported as production does, TLS from its local CA."""
+    work = Path(state.workdir)
+    front = work / "front-caddy"
+    for sub in ("data", "config"):
+        (front / sub).mkdir(parents=True, exist_ok=True)
+    site = front / f"{hostname}.caddy"
+    if site.exists() and site.read_text() == site_block and "front-caddy" in state.processes \
+            and Path(f"/proc/{state.processes['front-caddy']}").exists():
+        return
+    site.write_text(site_block)
+    caddyfile = front / "Caddyfile"
+    caddyfile.write_text("{\n\tadmin off\n\tpersist_config off\n\tlocal_certs\n\tskip_install_trust\n"
+                         f"\tdefault_bind {network.FRONT_PROXY}\n}}\n\nimport {site}\n")
+    if "front-caddy" in state.processes:
+        _stop(state.processes.pop("front-caddy"))
+    progress(f"starting the central Caddy on {network.FRONT_PROXY}:443 with the rendered site block")
+    log = work / "front-caddy.log"
+    state.processes["front-caddy"] = _spawn_detached(
+        vm.peer_argv([str(Path(sys.executable).parent / "caddy"), "run", "--adapter", "caddyfile", "--config", str(caddyfile)]),
+        log, env={"XDG_DATA_HOME": str(front / "data"), "XDG_CONFIG_HOME": str(front / "config")})
+    state.save()
+    _wait("the central Caddy's local CA", front_ca(work).exists, log)
+
+
+def _stop(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
 def _push_images(vm: BootedVM, ca: DemoCA, config: StackConfig, work: Path, progress: Progress) -> dict[str, str]:
     caddy_version = config.values["caddyImage"].split(":", 1)[1].split("-", 1)[0].split("@", 1)[0]
     pushed = {}
@@ -228,6 +277,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
         timings["boot"] = time.monotonic() - mark
         save_state(vm, work / "vm-state.json")
         state.save()
+        _front_is_default_source(vm)
         _start_services(vm, state, ca, deb, progress)
         state.images = _push_images(vm, ca, load_stack_config("dev"), work, progress)
         state.save()
@@ -236,6 +286,9 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     mark = time.monotonic()
     plan, applied = converge(vm, config, progress)
     timings["converge"] = time.monotonic() - mark
+    site = plan.outputs.get("frontProxySite")
+    if site:
+        _start_front(vm, state, site, config.values["hostname"], progress)
     timings["total"] = time.monotonic() - started
     progress(f"converged: {applied.total} change(s), {applied.ssh_sessions} SSH session(s), {timings['converge']:.1f} s")
     return Demo(vm, state, config, plan, applied, timings)
@@ -247,11 +300,9 @@ def down(tag: str = DEFAULT_TAG, progress: Progress = print) -> list[str]:
     removed: list[str] = []
     state = DemoState.load(work)
     for name, pid in (state.processes if state else {}).items():
-        try:
-            os.kill(pid, signal.SIGTERM)
+        if Path(f"/proc/{pid}").exists():
+            _stop(pid)
             removed.append(f"process {name} ({pid})")
-        except ProcessLookupError:
-            pass
     vm_state = work / "vm-state.json"
     if vm_state.exists():
         saved = load_state(vm_state)
@@ -270,3 +321,54 @@ def down(tag: str = DEFAULT_TAG, progress: Progress = print) -> list[str]:
     for line in removed:
         progress(f"removed {line}")
     return removed
+
+
+def describe(running: Demo) -> dict[str, Any]:
+    """What a person needs to use the demo (`build/demo/demo.json`)."""
+    vm, config, work = running.vm, running.config, running.workdir
+    hostname = config.values["hostname"]
+    ca = front_ca(work)
+    browser = (f"ip netns exec {vm.peer_namespace} chromium --no-sandbox --user-data-dir=$(mktemp -d) "
+               f"--host-resolver-rules='MAP {hostname} {network.FRONT_PROXY}' "
+               f"--ignore-certificate-errors-spki-list={_spki(ca)},{_spki(ca.with_name('intermediate.crt'))} "
+               f"https://{hostname}/")
+    ssh = (f"ip netns exec {vm.peer_namespace} ssh -b {network.ADMIN} -i {vm.admin_key} "
+           f"-o UserKnownHostsFile={vm.known_hosts} -o StrictHostKeyChecking=yes {vm.admin_user}@{vm.address}")
+    return {
+        "url": f"https://{hostname}/",
+        "open_with": browser,
+        "front_proxy": {"address": network.FRONT_PROXY, "ca_certificate": str(ca)},
+        "vm": {"address": vm.address, "ssh_port": vm.port, "admin_user": vm.admin_user, "key": str(vm.admin_key),
+               "host_key": vm.host_key, "known_hosts": str(vm.known_hosts), "ssh": ssh, "systemd_pid": vm.init_pid},
+        "namespaces": {"vm": vm.vm_namespace, "peer": vm.peer_namespace},
+        "services": {"apt_proxy": ":".join(map(str, network.APT_PROXY)), "registry": network.REGISTRY,
+                     "identity_provider": network.IDENTITY, "images": running.state.images},
+        "users": running.state.users,
+        "converge": {"changes": running.applied.total, "ssh_sessions": running.applied.ssh_sessions,
+                     "steps": running.applied.lines},
+        "timings_s": {k: round(v, 1) for k, v in running.timings.items()},
+        "workdir": str(work),
+    }
+
+
+def summary(info: dict[str, Any]) -> str:
+    """The lines `make demo` prints."""
+    lines = [
+        "", f"The demo is up: {info['url']}",
+        f"  open it:   {info['open_with']}",
+        f"  the VM:    {info['vm']['ssh']}",
+        f"  host key:  {info['vm']['host_key']}",
+        f"  namespaces: {info['namespaces']['vm']} (VM), {info['namespaces']['peer']} (its network)",
+    ]
+    lines += [f"  user:      {u['username']} / {u['password']}  ({u['note']})" for u in info["users"]]
+    lines.append(f"  converge:  {info['converge']['changes']} change(s), {info['converge']['ssh_sessions']} SSH session(s); "
+                 f"timings {info['timings_s']}")
+    lines.append("  stop it:   make demo-down")
+    return "\n".join(lines)
+
+
+def _spki(pem: Path) -> str:
+    """Base64 SHA-256 of a certificate's public key (Chromium's SPKI pin form)."""
+    der = subprocess.run(["openssl", "x509", "-in", str(pem), "-pubkey", "-noout"], capture_output=True, text=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=der.encode(), capture_output=True, check=True).stdout
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""`make demo` / `make demo-down`: the whole hardened stack on this machine (see tests/demo/demo.py).
+
+    python scripts/demo.py up      # bring it up, or converge the running demo again; writes build/demo/demo.json
+    python scripts/demo.py down    # remove everything it made (processes, VM, namespaces, its directory)
+
+Needs root (network namespaces, systemd-nspawn) and the caches `make caches` builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.demo import demo  # noqa: E402  (needs the repository root on sys.path)
+from tests.realroot.prereq import RealRootError  # noqa: E402
+
+
+def _progress(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--tag", default=demo.DEFAULT_TAG, help="names the demo's namespaces and directory")
+    args = parser.parse_args()
+    try:
+        if args.action == "down":
+            removed = demo.down(args.tag, _progress)
+            demo.BUILD.joinpath("demo.json").unlink(missing_ok=True)
+            _progress(f"demo {args.tag} is gone ({len(removed)} things removed)" if removed else f"no demo {args.tag} was running")
+            return 0
+        running = demo.up(args.tag, _progress)
+    except (RealRootError, RuntimeError) as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 1
+    info = demo.describe(running)
+    demo.BUILD.mkdir(parents=True, exist_ok=True)
+    target = demo.BUILD / "demo.json"
+    target.write_text(json.dumps(info, indent=2) + "\n")
+    print(demo.summary(info))
+    print(f"(all of this is in {target.relative_to(demo.REPOSITORY)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""One demo for the whole session: the booted VM with the program applied, torn down at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.demo import demo
+
+
+@pytest.fixture(scope="session")
+def running_demo() -> Iterator[demo.Demo]:
+    """`make demo`'s own `up()`, under a tag of this test run (a person's `make demo` is left alone)."""
+    tag = f"hcst{os.getpid()}"
+    try:
+        yield demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True))
+    finally:
+        demo.down(tag, progress=lambda _line: None)
