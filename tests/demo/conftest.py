@@ -12,9 +12,15 @@ from tests.demo import demo
 
 @pytest.fixture(scope="session")
 def running_demo() -> Iterator[demo.Demo]:
-    """`make demo`'s own `up()`, under a tag of this test run (a person's `make demo` is left alone)."""
+    """`make demo`'s own `up()`, under a tag of this test run (a person's `make demo` is left alone).
+
+    Teardown is `make demo-down`'s `down()`, and then nothing of the demo may be left: a leftover
+    fails the session (processes, namespaces, mounts, its directory).
+    """
     tag = f"hcst{os.getpid()}"
     try:
         yield demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True))
     finally:
         demo.down(tag, progress=lambda _line: None)
+        left = demo.leftovers(tag)
+        assert not left, f"demo-down left behind: {left}"

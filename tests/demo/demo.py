@@ -42,7 +42,7 @@ from tests.demo.pki import DemoCA
 from tests.host.realhost import BRIDGE, REINSTALLED
 from tests.realroot import rootfs
 from tests.realroot.booted import BootedVM, load_state, save_state
-from tests.realroot.netns import NamespacePair
+from tests.realroot.netns import NamespacePair, existing_namespaces
 from tests.realroot.prereq import RealRootError
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -372,3 +372,21 @@ def _spki(pem: Path) -> str:
     der = subprocess.run(["openssl", "x509", "-in", str(pem), "-pubkey", "-noout"], capture_output=True, text=True, check=True).stdout
     spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=der.encode(), capture_output=True, check=True).stdout
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def leftovers(tag: str) -> list[str]:
+    """Anything of demo `tag` still on this machine: namespaces, processes, mounts, its directory."""
+    work = demo_dir(tag)
+    found = [f"network namespace {ns}" for ns in existing_namespaces() if ns in (f"{tag}v", f"{tag}p")]
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(work) in cmdline or f"/run/netns/{tag}v" in cmdline:
+                found.append(f"process {proc.name}: {cmdline[:120]}")
+    found += [f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(work) in line]
+    if work.exists():
+        found.append(f"directory {work}")
+    return found
