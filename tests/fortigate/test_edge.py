@@ -50,7 +50,7 @@ def test_graph_types_and_device_field_names(registered: tuple[list[Registered], 
     vip = by_name["hcs-vip-https"].inputs["payload"]
     assert {"extintf", "extip", "mappedip", "extport", "mappedport", "portforward"} <= vip.keys()
     inbound = by_name["hcs-in-https"].inputs
-    assert {"srcintf", "dstintf", "ips-sensor", "utm-status", "logtraffic", "ssl-ssl-profile"} <= inbound["payload"].keys()
+    assert {"srcintf", "dstintf", "ips-sensor", "utm-status", "logtraffic", "ssl-ssh-profile"} <= inbound["payload"].keys()
     assert inbound["placement"] == "top" and inbound["path"] == "firewall/policy"
     assert outputs["vip_name"] == "hcs-vip-https" and outputs["ips_sensor"] == "hcs-ips"
     assert list(outputs["policy_ids"]) == [p.name for p in payloads.build(settings.fortigate, settings.topology).of_kind("policy")]
