@@ -75,6 +75,7 @@ class FortigateEdge(pulumi.ComponentResource):
         )
         created: dict[str, CmdbObject] = {}
         policies: list[FirewallPolicy] = []
+        block = (tuple(spec.name for spec in plan.of_kind("policy")), fg.placement)
         for spec in plan.objects:
             deps = [created[d] for d in spec.depends_on if d in created]
             opts_child = pulumi.ResourceOptions(parent=self, depends_on=deps)
@@ -82,7 +83,7 @@ class FortigateEdge(pulumi.ComponentResource):
             if spec.kind == "policy":
                 resource: CmdbObject = FirewallPolicy(
                     f"{name}-{spec.name}", connection, spec.name, spec.payload,
-                    placement=spec.placement or "top", adopt=adopt, opts=opts_child,
+                    placement=spec.placement or "top", block=block, adopt=adopt, opts=opts_child,
                 )
                 policies.append(resource)
             else:

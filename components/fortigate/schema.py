@@ -225,14 +225,14 @@ def members(value: Any) -> list[dict[str, str]]:
     return [{"name": n} for n in sorted(names)]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Numbers as the program wrote them: gRPC turns every number into a float."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -297,7 +297,7 @@ def shape(spec: dict[str, Any], value: Any, where: str, nested: bool = False) ->
 
 def _field(tbl: Table, key: str, value: Any) -> Any:
     """Normalise one field's value (the program's or the device's) to its comparable form."""
-    value = _plain(value)
+    value = plain(value)
     if is_unknown(value):
         return value
     if key in tbl.member_fields:
@@ -347,7 +347,7 @@ def normalise(tbl: Table, key: str, value: Any) -> Any:
     """The comparable form of `value` for field `key` of `tbl` (raises ValueError if invalid)."""
     special = _SPECIAL.get((tbl.path, key))
     if special is not None and not is_unknown(value):
-        value = special(_plain(value))
+        value = special(plain(value))
         shape(tbl.fields[key], value, key)
         return value
     return _field(tbl, key, value)
@@ -388,7 +388,7 @@ def _project(desired: Any, live: Any) -> Any:
             return live
         return [{k: _project(next(d[k] for d in desired if k in d), item.get(k)) for k in keys if k in item}
                 if isinstance(item, dict) else item for item in live]
-    return _plain(live)
+    return plain(live)
 
 
 def managed_view(tbl: Table, desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,13 @@ def grpc_error(action: Any) -> str:
     return caught.value.details()
 
 
+def configured_host() -> ProviderHost:
+    """Another provider process, configured like the `host` fixture's (a later pulumi command)."""
+    started = ProviderHost()
+    started.configure({TOKEN_KEY: TOKEN}, secret_keys=(TOKEN_KEY,))
+    return started
+
+
 @pytest.fixture
 def ca(certificate: tuple[Path, Path]) -> Path:
     return certificate[0]
@@ -149,9 +156,11 @@ def test_policy_gets_its_id_from_the_device_and_keeps_its_place(host: ProviderHo
     assert reads == 1 and refreshed["placement"] == "after:hcs-first"
     assert not host.diff(second_id, refreshed, second_in).some
 
-    # Someone drags our policy below theirs: refresh sees it, the next update moves it back.
+    # Someone drags our policy below theirs: the next refresh (a new provider process, as every
+    # pulumi command is) sees it, the next update moves it back.
     emulator.move("root", int(second_id), "after", existing)
-    _, drifted = host.read(second_id, refreshed)
+    with configured_host() as later:
+        _, drifted = later.read(second_id, refreshed)
     assert drifted["placement"] == f"after:{existing}"
     assert host.diff(second_id, drifted, second_in).some
     restored, updates = measured(emulator, lambda: host.update(second_id, drifted, second_in))
@@ -256,9 +265,9 @@ def test_token_is_a_secret_end_to_end(emulator: FortiOSEmulator, ca: Path) -> No
         assert TOKEN not in host.provider
         id_, state, _ = deploy(host, address(emulator, ca))
         seen.append(repr(state))
-        seen.append(repr(host.read(id_, state)))
         emulator.inject("drop", times=4)
         seen.append(grpc_error(lambda: host.read(id_, state)))
+        seen.append(repr(host.read(id_, state)))
         emulator.inject("status", status=500, method="POST")
         seen.append(grpc_error(lambda: host.create(host.check(address(emulator, ca, name="other")).inputs)))
         seen.append(grpc_error(lambda: host.create(host.check(address(emulator, ca)).inputs)))
@@ -300,7 +309,7 @@ def test_permission_errors_are_typed(emulator: FortiOSEmulator, ca: Path, token:
 
 
 def test_lockout_is_reported_and_not_retried(emulator: FortiOSEmulator, ca: Path) -> None:
-    emulator.failed_logins = emulator.lockout_after
+    emulator.lock_out()
     with ProviderHost() as host:
         host.configure({TOKEN_KEY: TOKEN}, secret_keys=(TOKEN_KEY,))
         emulator.reset_counts()
