@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from tests.fortigate.conftest import OTHER_VDOM_TOKEN, READ_ONLY_TOKEN, TOKEN, cmdb_props
-from tests.fortigate.emulator import FortiOSEmulator
+from tests.fortigate.emulator import FortiOSEmulator, TokenScope
 from tests.fortigate.host import PROJECT, TOKEN_KEY, ProviderHost
 
 pytestmark = pytest.mark.slow
@@ -340,3 +340,43 @@ def test_faults_idempotent_calls_retry_creates_do_not(host: ProviderHost, emulat
     emulator.inject("drop-after", method="DELETE")
     _, count = measured(emulator, lambda: host.delete(id_, state))
     assert count == 2 and emulator.find("root", "firewall/address", id_) is None
+
+
+def test_check_refuses_a_field_fortios_does_not_have_and_a_bad_value(host: ProviderHost, emulator: FortiOSEmulator, ca: Path) -> None:
+    emulator.reset_counts()
+    failures = dict(host.check(policy(emulator, ca, "hcs-in-https", "top", **{"ssl-ssl-profile": "certificate-inspection",
+                                                                               "action": "allow"})).failures)
+    assert failures["payload.ssl-ssl-profile"] == (
+        "firewall policy: FortiOS 7.4 has no field 'ssl-ssl-profile'; did you mean 'ssl-ssh-profile'?")
+    assert failures["payload.action"] == "firewall policy field action: expected one of accept, deny, ipsec, got 'allow'"
+    sensor = cmdb_props(emulator, ca, "ips/sensor", "hcs-ips", {"entries": [{"id": 1, "severity": "high urgent"}]})
+    assert "entries[0].severity: expected space-separated words from info low medium high critical, got 'high urgent'" in (
+        dict(host.check(sensor).failures)["payload.entries"])
+    assert sum(emulator.requests.values()) == 0  # refused before any request
+
+
+@pytest.mark.parametrize("unique_names", [False, True], ids=["device-accepts-duplicates", "device-refuses-duplicates"])
+def test_a_duplicate_policy_name_is_refused_and_nothing_is_created(
+    host: ProviderHost, certificate: tuple[Path, Path], ca: Path, unique_names: bool
+) -> None:
+    device = FortiOSEmulator(*certificate, {TOKEN: TokenScope()}, unique_policy_names=unique_names).start()
+    try:
+        theirs = device.seed_policy("root", "hcs-out-dns")
+        before = device.table("root", "firewall/policy")
+        details = grpc_error(lambda: host.create(host.check(policy(device, ca, "hcs-out-dns", "top")).inputs))
+        assert "firewall policy 'hcs-out-dns' in vdom root" in details and "already exists" in details
+        assert "fortigateAdopt" in details
+        assert device.table("root", "firewall/policy") == before  # theirs untouched, no second one
+
+        id_, _, _ = deploy(host, {**policy(device, ca, "hcs-out-dns", "top"), "adopt": True})
+        assert id_ == str(theirs) and len(device.table("root", "firewall/policy")) == 1
+    finally:
+        device.stop()
+
+
+def test_a_failed_create_names_the_object(host: ProviderHost, emulator: FortiOSEmulator, ca: Path) -> None:
+    group = cmdb_props(emulator, ca, "firewall/addrgrp", "hcs-mgmt", {"member": ["no-such-address"]})
+    assert "POST firewall/addrgrp hcs-mgmt (vdom root)" in grpc_error(lambda: host.create(host.check(group).inputs))
+    emulator.inject("status", method="POST", status=503)
+    details = grpc_error(lambda: host.create(host.check(address(emulator, ca)).inputs))
+    assert "POST firewall/address hcs-vm (vdom root): HTTP 503" in details
