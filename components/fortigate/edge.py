@@ -47,6 +47,9 @@ class FortigateEdge(pulumi.ComponentResource):
     WAN → DMZ HTTPS to the VIP with UTM and IPS on, front proxy → VM gateway port, management
     subnets → VM SSH, the VM's egress allowlist, and a logged deny of all other VM egress.
 
+    Every policy also carries the whole block (its names in order and its placement), so the first
+    policy whose create or update sees the block out of order repairs all of it in one pass.
+
     Outputs: `vip_name`, `policy_ids` (policy name → device policy ID, in evaluation order), `ips_sensor`.
 
     Why: only 443 reaches the DMZ, and only via the VIP, so nothing else on the VM is exposed;
