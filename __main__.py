@@ -6,7 +6,6 @@ resource exists), components build each layer.
 
 import pulumi
 
-from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
 from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
 from components.gateway.stack import GatewayStack, GatewayStackArgs, TunnelConnector
 from components.host.vm import DmzHost
@@ -21,6 +20,9 @@ host = DmzHost("vm", settings.topology, settings.host)
 
 tunnel = None
 if settings.cloudflare is not None:
+    # Imported only for this edge: pulumi_cloudflare alone takes 2-3 s to import.
+    from components.cloudflare.edge import CloudflareEdge, CloudflareEdgeArgs
+
     edge = CloudflareEdge(
         "cloudflare",
         CloudflareEdgeArgs(

@@ -53,10 +53,12 @@ class FortiOSError(Exception):
         vdom: str = "",
         http_status: int | None = None,
         error_code: int | None = None,
+        name: str | None = None,
     ) -> None:
         self.method, self.path, self.mkey, self.vdom = method, path, mkey, vdom
         self.http_status, self.error_code = http_status, error_code
-        target = f"{path}/{mkey}" if mkey is not None else path
+        # A POST has no key in its URL yet: name the object it was creating instead.
+        target = f"{path}/{mkey}" if mkey is not None else f"{path} {name}" if name else path
         where = f"{method} {target} (vdom {vdom})" if method else target
         super().__init__(f"FortiOS {where}: {message}" if where else message)
 
@@ -206,8 +208,9 @@ class FortiOSClient:
 
     def create(self, path: str, payload: dict[str, Any], *, vdom: str) -> str:
         """POST one object; returns its mkey as the device reports it (a policy's new ID)."""
-        body = self._request("POST", path, None, vdom=vdom, json=payload)
-        mkey = body.get("mkey", payload.get("name"))
+        name = payload.get("name")
+        body = self._request("POST", path, None, vdom=vdom, json=payload, name=str(name) if name else None)
+        mkey = body.get("mkey", name)
         if mkey is None:
             raise ServerError("the device did not report the new object's key", method="POST", path=path, vdom=vdom)
         return str(mkey)
@@ -263,6 +266,7 @@ class FortiOSClient:
         vdom: str,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> dict[str, Any]:
         key = None if mkey is None else str(mkey)
         if method == "DELETE":
@@ -270,7 +274,7 @@ class FortiOSClient:
         url = self._url(path, key)
         query = {"vdom": schema.vdom(vdom), **(params or {})}
         attempts = 1 + (self._retries if method in _IDEMPOTENT else 0)
-        context = {"method": method, "path": path, "mkey": key, "vdom": vdom}
+        context = {"method": method, "path": path, "mkey": key, "vdom": vdom, "name": name}
         for attempt in range(attempts):
             last = attempt + 1 == attempts
             self.requests += 1

@@ -47,6 +47,9 @@ class FortigateEdge(pulumi.ComponentResource):
     WAN → DMZ HTTPS to the VIP with UTM and IPS on, front proxy → VM gateway port, management
     subnets → VM SSH, the VM's egress allowlist, and a logged deny of all other VM egress.
 
+    Every policy also carries the whole block (its names in order and its placement), so the first
+    policy whose create or update sees the block out of order repairs all of it in one pass.
+
     Outputs: `vip_name`, `policy_ids` (policy name → device policy ID, in evaluation order), `ips_sensor`.
 
     Why: only 443 reaches the DMZ, and only via the VIP, so nothing else on the VM is exposed;
@@ -75,6 +78,7 @@ class FortigateEdge(pulumi.ComponentResource):
         )
         created: dict[str, CmdbObject] = {}
         policies: list[FirewallPolicy] = []
+        block = (tuple(spec.name for spec in plan.of_kind("policy")), fg.placement)
         for spec in plan.objects:
             deps = [created[d] for d in spec.depends_on if d in created]
             opts_child = pulumi.ResourceOptions(parent=self, depends_on=deps)
@@ -82,7 +86,7 @@ class FortigateEdge(pulumi.ComponentResource):
             if spec.kind == "policy":
                 resource: CmdbObject = FirewallPolicy(
                     f"{name}-{spec.name}", connection, spec.name, spec.payload,
-                    placement=spec.placement or "top", adopt=adopt, opts=opts_child,
+                    placement=spec.placement or "top", block=block, adopt=adopt, opts=opts_child,
                 )
                 policies.append(resource)
             else:

@@ -143,7 +143,7 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
             srcintf=_members(fg.wan_interface), dstintf=_members(fg.dmz_interface),
             srcaddr=_members("all"), dstaddr=_members(vip), service=_members(https),
             **{"utm-status": "enable", "inspection-mode": "flow", "ips-sensor": sensor,
-               "ssl-ssl-profile": fg.ssl_profile},
+               "ssl-ssh-profile": fg.ssl_profile},
         )),
         (f"{p}-proxy-to-vm", policy(
             srcintf=_members("any"), dstintf=_members(fg.dmz_interface),

@@ -100,7 +100,9 @@ class IpsSensor(CmdbObject, module="fortios", name="IpsSensor"):
 
 class FirewallPolicy(CmdbObject, module="fortios", name="FirewallPolicy"):
     """`firewall/policy`: the device assigns `policyid` (the resource ID); `placement` keeps it
-    at the top, or directly before/after another policy (by ID, or by name for the stack's own)."""
+    at the top, or directly before/after another policy (by ID, or by name for the stack's own).
+    `block` (the names of the ordered block it belongs to, and the block's placement) lets any
+    one policy's create or update put the whole block back in order in one pass."""
 
     path = "firewall/policy"
     policyid: pulumi.Output[int]
@@ -114,10 +116,11 @@ class FirewallPolicy(CmdbObject, module="fortios", name="FirewallPolicy"):
         payload: pulumi.Input[dict[str, Any]],
         *,
         placement: pulumi.Input[str] = "top",
+        block: tuple[tuple[str, ...], str] | None = None,
         adopt: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(
-            resource_name, connection, object_name, payload, adopt=adopt, opts=opts,
-            extra={"placement": placement, "policyid": None},
-        )
+        extra: dict[str, Any] = {"placement": placement, "policyid": None}
+        if block is not None:
+            extra["block"] = {"names": list(block[0]), "placement": block[1]}
+        super().__init__(resource_name, connection, object_name, payload, adopt=adopt, opts=opts, extra=extra)

@@ -1,28 +1,48 @@
 """What the CMDB provider knows about each FortiOS table it manages, and how values compare.
 
 Pure (no pulumi, no httpx), so it is tested on its own and imported by the provider process
-without side effects. `check` normalises the program's inputs and `managed_view` normalises the
-device's answer with the *same* functions: a CIDR the device shows as "ip mask", a member list
-it returns in another order, a port range written "443-443", a whole number that came back
-through gRPC as 443.0 all compare equal, so a device's rewriting never causes a perpetual diff.
-Only the fields the program sets are compared (recursively); everything the device adds
-(uuid, q_origin_key, defaults) is ignored.
+without side effects. The device's own field facts (names, types, length limits, integer
+ranges, allowed values) are data, in `fortios_7_4.json` beside this module, with their public
+source and version recorded there; `check_payload` refuses a field FortiOS 7.4 does not have, or
+a value it does not allow, before any request is sent (a device that silently ignores an unknown
+field would otherwise never apply the setting).
+
+`check` normalises the program's inputs and `managed_view` normalises the device's answer with
+the *same* functions: a CIDR the device shows as "ip mask", a member list it returns in another
+order, a port range written "443-443", a whole number that came back through gRPC as 443.0 all
+compare equal, so a device's rewriting never causes a perpetual diff. Only the fields the
+program sets are compared (recursively); everything the device adds (uuid, q_origin_key,
+defaults) is ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 #: The value Pulumi passes for an input that is not known yet (preview).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
+#: FortiOS 7.4 field facts per table (see the file's "sources").
+FACTS_FILE = Path(__file__).with_name("fortios_7_4.json")
+
 _VDOM = re.compile(r"^[A-Za-z0-9_-]{1,31}$")
 _BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f\"\\]")
 _PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+
+
+def load_facts(path: Path = FACTS_FILE) -> dict[str, dict[str, Any]]:
+    """Field facts per CMDB path: `{path: {field: {"type", "max_length", "range", "values", "words", "fields"}}}`."""
+    return json.loads(path.read_text())["tables"]
+
+
+_FACTS = load_facts()
 
 
 @dataclass(frozen=True)
@@ -30,19 +50,23 @@ class Table:
     """One CMDB table: where it lives, how objects are keyed, and which fields need care.
 
     `permission` is the admin-profile permission a token needs to write here; a 403 names it.
+    `fields` are the device's field facts (from `fortios_7_4.json`); `name_limit` is the name's.
     """
 
     path: str
     label: str
     mkey: str
-    name_limit: int
     permission: str
     required: tuple[str, ...] = ()
     member_fields: frozenset[str] = frozenset()
     subnet_fields: frozenset[str] = frozenset()
     port_list_fields: frozenset[str] = frozenset()
     port_range_fields: frozenset[str] = frozenset()
-    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def name_limit(self) -> int:
+        return int(self.fields["name"]["max_length"])
 
     @property
     def keyed_by_name(self) -> bool:
@@ -54,58 +78,47 @@ class Table:
         return self.path == "firewall/policy"
 
 
-_ENABLE = ("enable", "disable")
-
 TABLES: dict[str, Table] = {
     t.path: t
     for t in (
         Table(
-            "firewall/address", "firewall address", "name", 79,
+            "firewall/address", "firewall address", "name",
             "fwgrp-permission address (Firewall > Address: read-write)",
             required=("subnet",),
             subnet_fields=frozenset({"subnet"}),
-            choices={"type": ("ipmask",)},
+            fields=_FACTS["firewall/address"],
         ),
         Table(
-            "firewall/addrgrp", "firewall address group", "name", 79,
+            "firewall/addrgrp", "firewall address group", "name",
             "fwgrp-permission address (Firewall > Address: read-write)",
             required=("member",),
             member_fields=frozenset({"member"}),
+            fields=_FACTS["firewall/addrgrp"],
         ),
         Table(
-            "firewall.service/custom", "custom service", "name", 79,
+            "firewall.service/custom", "custom service", "name",
             "fwgrp-permission service (Firewall > Service: read-write)",
-            port_list_fields=frozenset({"tcp-portrange", "udp-portrange"}),
-            choices={"protocol": ("TCP/UDP/SCTP",)},
+            port_list_fields=frozenset({"tcp-portrange", "udp-portrange", "sctp-portrange"}),
+            fields=_FACTS["firewall.service/custom"],
         ),
         Table(
-            "firewall/vip", "virtual IP", "name", 79,
+            "firewall/vip", "virtual IP", "name",
             "fwgrp-permission others (Firewall > Virtual IP: read-write)",
             required=("extip", "extintf", "mappedip"),
             port_range_fields=frozenset({"extport", "mappedport"}),
-            choices={
-                "type": ("static-nat",),
-                "portforward": _ENABLE,
-                "protocol": ("tcp", "udp", "sctp"),
-            },
+            fields=_FACTS["firewall/vip"],
         ),
         Table(
-            "firewall/policy", "firewall policy", "policyid", 35,
+            "firewall/policy", "firewall policy", "policyid",
             "fwgrp-permission policy (Firewall > Policy: read-write)",
             required=("srcintf", "dstintf", "srcaddr", "dstaddr", "service", "action", "schedule"),
             member_fields=frozenset({"srcintf", "dstintf", "srcaddr", "dstaddr", "service"}),
-            choices={
-                "action": ("accept", "deny"),
-                "logtraffic": ("all", "utm", "disable"),
-                "utm-status": _ENABLE,
-                "status": _ENABLE,
-                "nat": _ENABLE,
-                "inspection-mode": ("flow", "proxy"),
-            },
+            fields=_FACTS["firewall/policy"],
         ),
         Table(
-            "ips/sensor", "IPS sensor", "name", 35,
+            "ips/sensor", "IPS sensor", "name",
             "utmgrp-permission ips (Security Profile > IPS: read-write)",
+            fields=_FACTS["ips/sensor"],
         ),
     )
 }
@@ -212,32 +225,91 @@ def members(value: Any) -> list[dict[str, str]]:
     return [{"name": n} for n in sorted(names)]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Numbers as the program wrote them: gRPC turns every number into a float."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
+
+
+def _expected(spec: dict[str, Any]) -> str:
+    """What a field takes, in words (for error messages)."""
+    kind = spec["type"]
+    if "values" in spec:
+        return "one of " + ", ".join(spec["values"])
+    if "words" in spec:
+        return "space-separated words from " + " ".join(spec["words"])
+    if kind == "integer" and "range" in spec:
+        return f"an integer from {spec['range'][0]} to {spec['range'][1]}"
+    if kind == "string" and "max_length" in spec:
+        return f"a string of at most {spec['max_length']} characters"
+    return {"table": "a list of entries", "object": "a mapping"}.get(kind, f"a {kind}")
+
+
+def _unknown_field(label: str, key: str, known: dict[str, Any]) -> str:
+    near = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return f"{label}: FortiOS 7.4 has no field {key!r}{hint}"
+
+
+def shape(spec: dict[str, Any], value: Any, where: str, nested: bool = False) -> None:
+    """Raise ValueError unless `value` has the shape the device's facts give for this field.
+
+    `where` names the field ("entries[0].severity" inside a sub-table); messages of a top-level field
+    leave it out, because the caller already names it.
+    """
+    if is_unknown(value):
+        return
+    at = f"{where}: " if nested else ""
+    kind = spec["type"]
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{at}expected {_expected(spec)}, got {value!r}")
+        low, high = spec.get("range", (None, None))
+        if low is not None and not low <= value <= high:
+            raise ValueError(f"{at}expected {_expected(spec)}, got {value!r}")
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise ValueError(f"{at}expected {_expected(spec)}, got {value!r}")
+        if "values" in spec and value not in spec["values"]:
+            raise ValueError(f"{at}expected {_expected(spec)}, got {value!r}")
+        if "words" in spec and (not value.split() or not set(value.split()) <= set(spec["words"])):
+            raise ValueError(f"{at}expected {_expected(spec)}, got {value!r}")
+        if "max_length" in spec and len(value) > spec["max_length"]:
+            raise ValueError(f"{at}expected {_expected(spec)}, got {len(value)} characters")
+    elif kind in ("table", "object"):
+        entries = value if kind == "table" else [value]
+        if (kind == "table" and not isinstance(value, list)) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError(f"{at}expected {_expected(spec)} (each a mapping of "
+                             f"{', '.join(sorted(spec.get('fields', {})))}), got {value!r}")
+        sub = spec.get("fields", {})
+        for index, entry in enumerate(entries):
+            for key, item in entry.items():
+                inner = f"{where}[{index}].{key}" if kind == "table" else f"{where}.{key}"
+                if key not in sub:
+                    raise ValueError(_unknown_field(inner, key, sub))
+                shape(sub[key], item, inner, nested=True)
 
 
 def _field(tbl: Table, key: str, value: Any) -> Any:
     """Normalise one field's value (the program's or the device's) to its comparable form."""
-    value = _plain(value)
+    value = plain(value)
     if is_unknown(value):
         return value
     if key in tbl.member_fields:
-        return members(value)
-    if key in tbl.subnet_fields:
-        return subnet(value)
-    if key in tbl.port_list_fields:
-        return port_list(value)
-    if key in tbl.port_range_fields:
-        return port_range(value)
-    if key in tbl.choices and value not in tbl.choices[key]:
-        raise ValueError(f"expected one of {', '.join(tbl.choices[key])}, got {value!r}")
+        value = members(value)
+    elif key in tbl.subnet_fields:
+        value = subnet(value)
+    elif key in tbl.port_list_fields:
+        value = port_list(value)
+    elif key in tbl.port_range_fields:
+        value = port_range(value)
+    if key in tbl.fields:
+        shape(tbl.fields[key], value, key)
     return value
 
 
@@ -275,7 +347,9 @@ def normalise(tbl: Table, key: str, value: Any) -> Any:
     """The comparable form of `value` for field `key` of `tbl` (raises ValueError if invalid)."""
     special = _SPECIAL.get((tbl.path, key))
     if special is not None and not is_unknown(value):
-        return special(_plain(value))
+        value = special(plain(value))
+        shape(tbl.fields[key], value, key)
+        return value
     return _field(tbl, key, value)
 
 
@@ -291,6 +365,9 @@ def check_payload(tbl: Table, payload: Any) -> tuple[dict[str, Any], list[CheckE
         if key not in payload:
             problems.append(CheckError(key, f"{tbl.label}: {key} is required"))
     for key, value in payload.items():
+        if key not in tbl.fields:
+            problems.append(CheckError(key, _unknown_field(tbl.label, key, tbl.fields)))
+            continue
         try:
             out[key] = normalise(tbl, key, value)
         except ValueError as err:
@@ -311,7 +388,7 @@ def _project(desired: Any, live: Any) -> Any:
             return live
         return [{k: _project(next(d[k] for d in desired if k in d), item.get(k)) for k in keys if k in item}
                 if isinstance(item, dict) else item for item in live]
-    return _plain(live)
+    return plain(live)
 
 
 def managed_view(tbl: Table, desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:

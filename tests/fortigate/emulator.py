@@ -5,23 +5,38 @@ the provider's own normalisation (tests must not restate the code under test):
 - the full response envelope (`http_method`, `revision`, `results` list, `vdom`, `path`, `name`,
   `mkey`, `status`, `http_status`, `serial`, `version`, `build`);
 - bearer-token auth only (a token in the query string gets 401, as FortiOS ≥ 7.4.5), a per-token
-  VDOM scope and per-table permission (403), a lockout (429) after repeated bad tokens;
+  VDOM scope and per-table permission (403), a lockout (429) after repeated bad tokens that
+  expires after `lockout_seconds` (FortiOS `admin-lockout-duration`, default 60 s);
+- the FortiOS 7.4 field facts (`components/fortigate/fortios_7_4.json`, read here as data and
+  checked by this module's own code, not the provider's): a POST or PUT naming a field the table
+  does not have, or a value outside its type, length, range or allowed values, is refused with
+  500/-651 naming the field, as the device refuses it; name length limits and duplicate names
+  are checked on POST *and* PUT (a rename);
 - VDOM isolation (each VDOM has its own tables);
 - duplicates → 500/-5, unknown references or invalid values → 500/-651, delete of a referenced
   object → 500/-23, missing objects → 404 (-3 on writes);
 - policy IDs assigned by the device, policies appended at the bottom, `PUT ?action=move`;
 - read-time normalisation and defaults: subnets as "ip mask", member tables with `q_origin_key`
   and returned sorted by name (a re-ordering the provider must not mistake for a change), a
-  `uuid`, `status: enable`, `mappedport` defaulting to `extport`, and other defaults;
-- `with_meta=1` (q_ref counts) and `filter=field==value`;
+  `uuid`, `status: enable`, `mappedport` following `extport` while it is not set itself; a GET
+  returns *every* field of the table's facts, as the device does (placeholder values, not the
+  device's real defaults, except the few listed in DEFAULTS);
+- `with_meta=1` (q_ref counts) and `filter=` with the device's operators (`==`, `!=`, `=@`,
+  `!@`, `<`, `<=`, `>`, `>=`; several `filter` parameters AND, commas OR); any other filter
+  syntax is refused loudly (400) instead of being half-understood;
+- a `move` relative to the policy itself is refused (-651) and leaves the table as it was;
 - a collection DELETE purges every unreferenced object, as on the device (the client must
   never be able to send one);
 - injectable faults: latency, a connection dropped before or after the request is applied,
   and bare 5xx answers;
 - it counts and logs every request.
 
-Assumption (unverified on hardware): duplicate policy names are refused with -5, like
-duplicate object names.
+What it does not prove: that the field facts match a real FortiOS 7.4 (they come from the
+public sources named in the facts file), the device's real default values, its exact error codes
+for a bad field (assumed -651 with a `cli_error`), or how a real device orders concurrent writes.
+Unverified on hardware: whether FortiOS refuses a duplicate policy *name*. By default this
+stand-in accepts one (the harder case: the provider must refuse it itself);
+`unique_policy_names=True` models a device that refuses it with -5.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -40,22 +56,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 SERIAL, VERSION, BUILD = "FGVM02TM24000001", "v7.4.5", 2702
 PREFIX = "/api/v2/cmdb/"
 
+#: The device's field facts per table (data shared with the provider; the checking code here is our own).
+FACTS: dict[str, dict[str, Any]] = json.loads(
+    (Path(__file__).resolve().parents[2] / "components" / "fortigate" / "fortios_7_4.json").read_text())["tables"]
+
 #: table -> (mkey field, permission group, name length limit)
 TABLES: dict[str, tuple[str, str, int]] = {
-    "firewall/address": ("name", "address", 79),
-    "firewall/addrgrp": ("name", "address", 79),
-    "firewall.service/custom": ("name", "service", 79),
-    "firewall/vip": ("name", "others", 79),
-    "firewall/policy": ("policyid", "policy", 35),
-    "ips/sensor": ("name", "ips", 35),
+    "firewall/address": ("name", "address", FACTS["firewall/address"]["name"]["max_length"]),
+    "firewall/addrgrp": ("name", "address", FACTS["firewall/addrgrp"]["name"]["max_length"]),
+    "firewall.service/custom": ("name", "service", FACTS["firewall.service/custom"]["name"]["max_length"]),
+    "firewall/vip": ("name", "others", FACTS["firewall/vip"]["name"]["max_length"]),
+    "firewall/policy": ("policyid", "policy", FACTS["firewall/policy"]["name"]["max_length"]),
+    "ips/sensor": ("name", "ips", FACTS["ips/sensor"]["name"]["max_length"]),
     "system/interface": ("name", "sysgrp", 35),
-    "firewall/ssl-ssl-profile": ("name", "others", 35),
+    "firewall/ssl-ssh-profile": ("name", "others", 35),
     "firewall.schedule/recurring": ("name", "others", 31),
 }
 
@@ -68,11 +88,12 @@ REFERENCES: dict[tuple[str, str], tuple[str, ...]] = {
     ("firewall/policy", "dstaddr"): ("firewall/address", "firewall/addrgrp", "firewall/vip"),
     ("firewall/policy", "service"): ("firewall.service/custom",),
     ("firewall/policy", "ips-sensor"): ("ips/sensor",),
-    ("firewall/policy", "ssl-ssl-profile"): ("firewall/ssl-ssl-profile",),
+    ("firewall/policy", "ssl-ssh-profile"): ("firewall/ssl-ssh-profile",),
     ("firewall/policy", "schedule"): ("firewall.schedule/recurring",),
     ("firewall/vip", "extintf"): ("system/interface",),
 }
 
+#: The device defaults the tests rely on (every other field gets a placeholder, see `_placeholders`).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "firewall/address": {"type": "ipmask", "comment": "", "color": 0, "allow-routing": "disable"},
     "firewall/addrgrp": {"comment": "", "color": 0, "exclude": "disable"},
@@ -80,11 +101,99 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "firewall/vip": {"type": "static-nat", "portforward": "disable", "protocol": "tcp", "comment": "", "extport": "0-65535", "arp-reply": "enable"},
     "firewall/policy": {
         "status": "enable", "action": "deny", "schedule": "always", "logtraffic": "utm", "nat": "disable",
-        "utm-status": "disable", "inspection-mode": "flow", "ips-sensor": "", "ssl-ssl-profile": "no-inspection",
+        "utm-status": "disable", "inspection-mode": "flow", "ips-sensor": "", "ssl-ssh-profile": "no-inspection",
         "comments": "", "logtraffic-start": "disable",
     },
     "ips/sensor": {"comment": "", "block-malicious-url": "disable", "entries": []},
 }
+_FILTER = re.compile(r"^([a-z0-9-]+)(==|!=|=@|!@|<=|>=|<|>)(.*)$")
+
+
+def _placeholder(spec: dict[str, Any]) -> Any:
+    """A type-correct value for a field the test did not set (not the device's real default)."""
+    kind = spec["type"]
+    if kind == "integer":
+        return max(0, spec.get("range", (0, 0))[0])
+    if kind == "table":
+        return []
+    if kind == "object":
+        return {}
+    return spec["values"][0] if "values" in spec else ""
+
+
+def _placeholders(path: str) -> dict[str, Any]:
+    key = TABLES[path][0]
+    return {f: _placeholder(spec) for f, spec in FACTS.get(path, {}).items() if f not in (key, "uuid", "mappedport")}
+
+
+def _bad_field(where: str, message: str) -> ApiError:
+    return ApiError(500, -651, f"{where}: {message}")
+
+
+def _validate(spec: dict[str, Any], value: Any, where: str) -> None:
+    """The device's own check of one written value against the table's facts."""
+    kind = spec["type"]
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _bad_field(where, f"not an integer: {value!r}")
+        low, high = spec.get("range", (None, None))
+        if low is not None and not low <= value <= high:
+            raise _bad_field(where, f"out of range [{low}, {high}]: {value}")
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise _bad_field(where, f"not a string: {value!r}")
+        if len(value) > spec.get("max_length", len(value)):
+            raise _bad_field(where, f"longer than {spec['max_length']} characters")
+        if "values" in spec and value not in spec["values"]:
+            raise _bad_field(where, f"invalid option {value!r} (options: {' '.join(spec['values'])})")
+        if "words" in spec and (not value.split() or any(w not in spec["words"] for w in value.split())):
+            raise _bad_field(where, f"invalid options {value!r} (options: {' '.join(spec['words'])})")
+    else:
+        entries = value if kind == "table" else [value]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise _bad_field(where, f"not a {'table of entries' if kind == 'table' else 'mapping'}: {value!r}")
+        for entry in entries:
+            for name, item in entry.items():
+                if name not in spec.get("fields", {}):
+                    raise _bad_field(f"{where}.{name}", "no such field")
+                _validate(spec["fields"][name], item, f"{where}.{name}")
+
+
+def _validate_body(path: str, body: dict[str, Any]) -> None:
+    facts = FACTS.get(path)
+    if facts is None:
+        raise ApiError(405, None, f"the stand-in does not model writes to {path}")
+    for name, value in body.items():
+        if name not in facts:
+            raise _bad_field(name, "no such field")
+        _validate(facts[name], value, name)
+
+
+def _compare(have: Any, op: str, want: str) -> bool:
+    text = "" if have is None else str(have)
+    if op in ("==", "!="):
+        return (text == want) == (op == "==")
+    if op in ("=@", "!@"):
+        return (want in text) == (op == "=@")
+    try:
+        a, b = float(text), float(want)
+    except ValueError:
+        a, b = text, want  # type: ignore[assignment]
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+
+
+def _filtered(rows: list[dict[str, Any]], filters: list[str]) -> list[dict[str, Any]]:
+    """FortiOS filters: each `filter` parameter must hold (AND); commas inside one are OR."""
+    parsed = []
+    for text in filters:
+        clauses = []
+        for clause in text.split(","):
+            match = _FILTER.match(clause)
+            if not match:
+                raise ApiError(400, None, f"the stand-in does not understand filter {clause!r}")
+            clauses.append(match.groups())
+        parsed.append(clauses)
+    return [r for r in rows if all(any(_compare(r.get(f), op, v) for f, op, v in c) for c in parsed)]
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -146,11 +255,15 @@ class FortiOSEmulator:
     """The device. `start()` serves it on 127.0.0.1; `url`, `requests`, `log`, `inject()`."""
 
     def __init__(self, cert: Path, key: Path, tokens: dict[str, TokenScope], vdoms: tuple[str, ...] = ("root", "dmz-lab"),
-                 lockout_after: int = 5) -> None:
+                 lockout_after: int = 5, lockout_seconds: float = 60.0, unique_policy_names: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._cert, self._key = cert, key
         self.tokens = tokens
-        self.lockout_after = lockout_after
+        self.lockout_after, self.lockout_seconds = lockout_after, lockout_seconds
+        self.unique_policy_names = unique_policy_names
+        self.clock = clock
         self.failed_logins = 0
+        self.locked_until: float | None = None
         self.requests: Counter[str] = Counter()
         self.log: list[tuple[str, str, dict[str, str]]] = []
         self.faults: list[Fault] = []
@@ -168,7 +281,7 @@ class FortiOSEmulator:
         for name in ("wan1", "dmz", "internal", "any"):
             tables["system/interface"].append({"name": name, "q_origin_key": name})
         for name in ("certificate-inspection", "deep-inspection", "no-inspection"):
-            tables["firewall/ssl-ssl-profile"].append({"name": name, "q_origin_key": name})
+            tables["firewall/ssl-ssh-profile"].append({"name": name, "q_origin_key": name})
         tables["firewall.schedule/recurring"].append({"name": "always", "q_origin_key": "always", "day": "sunday monday tuesday wednesday thursday friday saturday"})
         for name, subnet in (("all", "0.0.0.0 0.0.0.0"), ("none", "0.0.0.0 255.255.255.255")):
             tables["firewall/address"].append(self._stored("firewall/address", {"name": name, "subnet": subnet}))
@@ -247,7 +360,7 @@ class FortiOSEmulator:
 
     def _stored(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Store-time normalisation: what the device keeps for a POSTed body."""
-        obj = {**copy.deepcopy(DEFAULTS.get(path, {})), **copy.deepcopy(body)}
+        obj = {**_placeholders(path), **copy.deepcopy(DEFAULTS.get(path, {})), **copy.deepcopy(body)}
         if path in ("firewall/address", "firewall/addrgrp", "firewall/vip", "firewall/policy"):
             obj.setdefault("uuid", str(uuid.uuid4()))
         if path == "firewall/address" and "subnet" in obj:
@@ -255,8 +368,6 @@ class FortiOSEmulator:
                 obj["subnet"] = _mask(obj["subnet"])
             except ValueError:
                 raise ApiError(500, -651, f"invalid subnet {obj['subnet']!r}") from None
-        if path == "firewall/vip":
-            obj.setdefault("mappedport", obj.get("extport"))
         for (table, fld), _ in REFERENCES.items():
             if table == path and fld in obj and isinstance(obj[fld], list):
                 obj[fld] = [{"name": n, "q_origin_key": n} for n in _names(obj[fld])]
@@ -266,6 +377,8 @@ class FortiOSEmulator:
         """Read-time view: member tables sorted by name, origin key, optional meta."""
         out = copy.deepcopy(obj)
         out["q_origin_key"] = out.get(TABLES[path][0])
+        if path == "firewall/vip" and not out.get("mappedport"):
+            out["mappedport"] = out.get("extport")  # unset, it follows extport
         for (table, fld), _ in REFERENCES.items():
             if table == path and isinstance(out.get(fld), list):
                 out[fld] = sorted(out[fld], key=lambda m: m["name"])
@@ -294,18 +407,24 @@ class FortiOSEmulator:
                 count += sum(1 for _, name, targets in self._refs(table, obj) if name == mkey and path in targets)
         return count
 
-    def _create(self, vdom: str, path: str, body: dict[str, Any]) -> str:
-        key, _, limit = TABLES[path]
-        rows = self.db[vdom][path]
-        if path == "firewall/policy":
-            if body.get("name") and any(r.get("name") == body["name"] for r in rows):
+    def _check_name(self, vdom: str, path: str, body: dict[str, Any], mkey: str | None) -> None:
+        """Name length and, for policies on a device that wants them unique, duplicate names (POST and PUT)."""
+        limit = TABLES[path][2]
+        if "name" in body and len(str(body["name"])) > limit:
+            raise ApiError(500, -651, f"name: longer than {limit} characters")
+        if path == "firewall/policy" and self.unique_policy_names and body.get("name"):
+            if any(r.get("name") == body["name"] and str(r["policyid"]) != mkey for r in self.db[vdom][path]):
                 raise ApiError(500, -5, "duplicate policy name")
+
+    def _create(self, vdom: str, path: str, body: dict[str, Any]) -> str:
+        key = TABLES[path][0]
+        rows = self.db[vdom][path]
+        self._check_name(vdom, path, body, None)
+        if path == "firewall/policy":
             body = {**body, "policyid": int(body.get("policyid") or max([int(r["policyid"]) for r in rows] + [0]) + 1)}
         name = str(body.get(key, ""))
         if not name:
             raise ApiError(500, -651, f"{key} is required")
-        if len(str(body.get("name", ""))) > limit:
-            raise ApiError(500, -651, "name too long")
         if self._find(vdom, path, name) is not None:
             raise ApiError(500, -5, "entry already exists")
         obj = self._stored(path, body)
@@ -319,6 +438,7 @@ class FortiOSEmulator:
         if obj is None:
             raise ApiError(404, -3)
         key = TABLES[path][0]
+        self._check_name(vdom, path, body, mkey)
         new_key = str(body.get(key, mkey))
         if new_key != mkey:
             if self._find(vdom, path, new_key) is not None:
@@ -337,6 +457,8 @@ class FortiOSEmulator:
         obj, target = self._find(vdom, "firewall/policy", mkey), self._find(vdom, "firewall/policy", ref)
         if obj is None or target is None:
             raise ApiError(500, -3, "policy to move or reference policy not found")
+        if obj is target:
+            raise ApiError(500, -651, "cannot move a policy relative to itself")
         rows.remove(obj)
         index = rows.index(target)
         rows.insert(index if where == "before" else index + 1, obj)
@@ -361,7 +483,8 @@ class FortiOSEmulator:
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any] | None]:
         url = urlsplit(raw_path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        multi = parse_qs(url.query)
+        query = {k: v[-1] for k, v in multi.items()}
         self.record(method, url.path, query)
         vdom = query.get("vdom", "root")
         section, table, mkey = "", "", None
@@ -375,7 +498,7 @@ class FortiOSEmulator:
                "name": table, "serial": SERIAL, "version": VERSION, "build": BUILD}
         try:
             with self._lock:
-                result = self._dispatch(method, path, mkey, vdom, query, headers, body)
+                result = self._dispatch(method, path, mkey, vdom, query, headers, body, multi.get("filter", []))
             return 200, {**env, **result, "status": "success", "http_status": 200}
         except ApiError as err:
             out = {**env, "status": "error", "http_status": err.http_status}
@@ -387,14 +510,24 @@ class FortiOSEmulator:
                 out["mkey"] = mkey
             return err.http_status, out
 
+    def lock_out(self) -> None:
+        """As after `lockout_after` bad tokens: every request gets 429 for `lockout_seconds`."""
+        with self._lock:
+            self.failed_logins, self.locked_until = self.lockout_after, self.clock() + self.lockout_seconds
+
     def _dispatch(self, method: str, path: str, mkey: str | None, vdom: str, query: dict[str, str],
-                  headers: dict[str, str], body: bytes) -> dict[str, Any]:
-        if self.failed_logins >= self.lockout_after:
+                  headers: dict[str, str], body: bytes, filters: list[str]) -> dict[str, Any]:
+        now = self.clock()
+        if self.locked_until is not None and now >= self.locked_until:
+            self.failed_logins, self.locked_until = 0, None  # the lockout has expired
+        if self.locked_until is not None:
             raise ApiError(429)
         auth = headers.get("authorization", "")
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
         if "access_token" in query or token not in self.tokens:
             self.failed_logins += 1
+            if self.failed_logins >= self.lockout_after:
+                self.locked_until = now + self.lockout_seconds
             raise ApiError(401)
         scope = self.tokens[token]
         if path not in TABLES:
@@ -407,18 +540,20 @@ class FortiOSEmulator:
             rows = self.db[vdom][path] if mkey is None else [o for o in [self._find(vdom, path, mkey)] if o]
             if mkey is not None and not rows:
                 raise ApiError(404)
-            if "filter" in query:
-                fld, _, value = query["filter"].partition("==")
-                rows = [o for o in rows if str(o.get(fld)) == value]
+            if filters:
+                rows = _filtered(rows, filters)
             meta = query.get("with_meta") == "1"
             return {"results": [self._view(path, o, meta, vdom) for o in rows], "matched_count": len(rows)}
         try:
             payload = json.loads(body) if body else {}
         except ValueError:
             raise ApiError(400, -651, "body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise ApiError(400, -651, "body is not a JSON object")
         if method == "POST":
             if mkey is not None:
                 raise ApiError(405)
+            _validate_body(path, payload)
             return {"mkey": self._create(vdom, path, payload)}
         if method == "PUT":
             if mkey is None:
@@ -427,6 +562,7 @@ class FortiOSEmulator:
                 where = "before" if "before" in query else "after"
                 self._move(vdom, mkey, where, query.get(where, ""))
                 return {"mkey": mkey}
+            _validate_body(path, payload)
             return {"mkey": self._update(vdom, path, mkey, payload)}
         if method == "DELETE":
             if mkey is None:

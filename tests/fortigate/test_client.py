@@ -76,7 +76,7 @@ def test_auth_errors(emulator: FortiOSEmulator, certificate: tuple[Path, Path]) 
     FortiOSClient(endpoint, READ_ONLY_TOKEN).get("firewall/policy", vdom="root")  # reading is allowed
     with pytest.raises(Unauthorized):
         FortiOSClient(endpoint, "tok-not-a-real-one-000000000000000").get("firewall/address", vdom="root")
-    emulator.failed_logins = emulator.lockout_after
+    emulator.lock_out()
     locked = FortiOSClient(endpoint, TOKEN, sleep=lambda _: None)
     with pytest.raises(LockedOut):
         locked.get("firewall/address", vdom="root")

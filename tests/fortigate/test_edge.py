@@ -10,10 +10,18 @@ from typing import Any
 
 import pytest
 
-from components.fortigate import payloads
 from tests.fortigate.emulator import FortiOSEmulator, TokenScope
 from tests.fortigate.host import ProviderHost
-from tests.fortigate.stack import SECRETS, Registered, dev_settings, register_edge
+from tests.fortigate.stack import (
+    DEV_POLICY_ORDER,
+    DEV_TABLES,
+    SECRETS,
+    Registered,
+    deploy_graph,
+    dev_settings,
+    refresh,
+    register_edge,
+)
 
 TOKEN = SECRETS["fortigateApiToken"]
 PREFIX = "pulumi-python:dynamic/fortios:"
@@ -50,10 +58,11 @@ def test_graph_types_and_device_field_names(registered: tuple[list[Registered], 
     vip = by_name["hcs-vip-https"].inputs["payload"]
     assert {"extintf", "extip", "mappedip", "extport", "mappedport", "portforward"} <= vip.keys()
     inbound = by_name["hcs-in-https"].inputs
-    assert {"srcintf", "dstintf", "ips-sensor", "utm-status", "logtraffic", "ssl-ssl-profile"} <= inbound["payload"].keys()
+    assert {"srcintf", "dstintf", "ips-sensor", "utm-status", "logtraffic", "ssl-ssh-profile"} <= inbound["payload"].keys()
     assert inbound["placement"] == "top" and inbound["path"] == "firewall/policy"
+    assert inbound["block"] == {"names": list(DEV_POLICY_ORDER), "placement": "top"}
     assert outputs["vip_name"] == "hcs-vip-https" and outputs["ips_sensor"] == "hcs-ips"
-    assert list(outputs["policy_ids"]) == [p.name for p in payloads.build(settings.fortigate, settings.topology).of_kind("policy")]
+    assert tuple(outputs["policy_ids"]) == DEV_POLICY_ORDER
 
 
 def test_the_token_is_not_an_input_anywhere(registered: tuple[list[Registered], dict[str, Any]]) -> None:
@@ -70,37 +79,32 @@ def test_the_registered_graph_deploys_refreshes_and_destroys(
     registered: tuple[list[Registered], dict[str, Any]], emulator: FortiOSEmulator, certificate: tuple[Path, Path]
 ) -> None:
     resources, _ = registered
-    settings = dev_settings()
-    order = [o.name for o in payloads.build(settings.fortigate, settings.topology).objects]
-    by_name = {r.inputs["name"]: r for r in resources[1:]}
     emulator.tokens[TOKEN] = TokenScope()
     foreign = emulator.seed_policy("root", "lan-out")
     before = {path: len(emulator.table("root", path)) for path in ("firewall/address", "firewall.service/custom", "ips/sensor")}
-    deployed: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     with ProviderHost() as host:
         host.configure({"hardened-code-server:fortigateApiToken": TOKEN}, secret_keys=("hardened-code-server:fortigateApiToken",))
-        for name in order:
-            inputs = {k: v for k, v in by_name[name].values.items() if k != "__provider"}
-            inputs.update(url=emulator.url, ca_bundle=str(certificate[0]))
-            checked = host.check(inputs)
-            assert checked.failures == [], name
-            id_, state = host.create(checked.inputs)
-            deployed.append((id_, state, checked.inputs))
+        deployed = deploy_graph(host, resources, emulator.url, str(certificate[0]))
 
-        policies = [p["name"] for p in emulator.table("root", "firewall/policy")]
-        assert policies == [n for n in order if by_name[n].type.endswith("FirewallPolicy")] + ["lan-out"]
+        assert tuple(p["name"] for p in emulator.table("root", "firewall/policy")) == (*DEV_POLICY_ORDER, "lan-out")
         vip = emulator.find("root", "firewall/vip", "hcs-vip-https")
         assert vip["mappedport"] == "443" and vip["mappedip"] == [{"range": "192.0.2.5"}]
+        assert emulator.find("root", "firewall/policy", next(d.id for d in deployed if d.name == "hcs-in-https"))["ssl-ssh-profile"] == "certificate-inspection"
 
+    # A refresh is a new provider process; its reads run in parallel and share one GET per table.
+    with ProviderHost() as host:
+        host.configure({"hardened-code-server:fortigateApiToken": TOKEN}, secret_keys=("hardened-code-server:fortigateApiToken",))
         emulator.reset_counts()
-        for id_, state, inputs in deployed:
-            read_id, refreshed = host.read(id_, state)
-            assert read_id == id_ and refreshed == state
-            assert not host.diff(id_, refreshed, inputs).some
-        assert sum(emulator.requests.values()) == len(deployed)  # one GET per object on refresh
+        refreshed = refresh(host, deployed)
+        gets = [path for method, path, _ in emulator.log if method == "GET"]
+        assert sorted(gets) == sorted(f"/api/v2/cmdb/{t}" for t in DEV_TABLES)  # 6 GETs for 43 objects
+        assert sum(emulator.requests.values()) == len(DEV_TABLES) < len(deployed)
+        for old, new in zip(deployed, refreshed):
+            assert (new.id, new.state) == (old.id, old.state)
+            assert not host.diff(new.id, new.state, new.inputs).some
 
-        for id_, state, _ in reversed(deployed):
-            host.delete(id_, state)
+        for d in reversed(refreshed):
+            host.delete(d.id, d.state)
     assert [p["policyid"] for p in emulator.table("root", "firewall/policy")] == [foreign]
     assert before == {path: len(emulator.table("root", path)) for path in before}
 

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from tests.fortigate.conftest import OTHER_VDOM_TOKEN, READ_ONLY_TOKEN, TOKEN, cmdb_props
-from tests.fortigate.emulator import FortiOSEmulator
+from tests.fortigate.emulator import FortiOSEmulator, TokenScope
 from tests.fortigate.host import PROJECT, TOKEN_KEY, ProviderHost
 
 pytestmark = pytest.mark.slow
@@ -43,6 +43,13 @@ def grpc_error(action: Any) -> str:
     with pytest.raises(grpc.RpcError) as caught:
         action()
     return caught.value.details()
+
+
+def configured_host() -> ProviderHost:
+    """Another provider process, configured like the `host` fixture's (a later pulumi command)."""
+    started = ProviderHost()
+    started.configure({TOKEN_KEY: TOKEN}, secret_keys=(TOKEN_KEY,))
+    return started
 
 
 @pytest.fixture
@@ -149,9 +156,11 @@ def test_policy_gets_its_id_from_the_device_and_keeps_its_place(host: ProviderHo
     assert reads == 1 and refreshed["placement"] == "after:hcs-first"
     assert not host.diff(second_id, refreshed, second_in).some
 
-    # Someone drags our policy below theirs: refresh sees it, the next update moves it back.
+    # Someone drags our policy below theirs: the next refresh (a new provider process, as every
+    # pulumi command is) sees it, the next update moves it back.
     emulator.move("root", int(second_id), "after", existing)
-    _, drifted = host.read(second_id, refreshed)
+    with configured_host() as later:
+        _, drifted = later.read(second_id, refreshed)
     assert drifted["placement"] == f"after:{existing}"
     assert host.diff(second_id, drifted, second_in).some
     restored, updates = measured(emulator, lambda: host.update(second_id, drifted, second_in))
@@ -256,9 +265,9 @@ def test_token_is_a_secret_end_to_end(emulator: FortiOSEmulator, ca: Path) -> No
         assert TOKEN not in host.provider
         id_, state, _ = deploy(host, address(emulator, ca))
         seen.append(repr(state))
-        seen.append(repr(host.read(id_, state)))
         emulator.inject("drop", times=4)
         seen.append(grpc_error(lambda: host.read(id_, state)))
+        seen.append(repr(host.read(id_, state)))
         emulator.inject("status", status=500, method="POST")
         seen.append(grpc_error(lambda: host.create(host.check(address(emulator, ca, name="other")).inputs)))
         seen.append(grpc_error(lambda: host.create(host.check(address(emulator, ca)).inputs)))
@@ -300,7 +309,7 @@ def test_permission_errors_are_typed(emulator: FortiOSEmulator, ca: Path, token:
 
 
 def test_lockout_is_reported_and_not_retried(emulator: FortiOSEmulator, ca: Path) -> None:
-    emulator.failed_logins = emulator.lockout_after
+    emulator.lock_out()
     with ProviderHost() as host:
         host.configure({TOKEN_KEY: TOKEN}, secret_keys=(TOKEN_KEY,))
         emulator.reset_counts()
@@ -331,3 +340,43 @@ def test_faults_idempotent_calls_retry_creates_do_not(host: ProviderHost, emulat
     emulator.inject("drop-after", method="DELETE")
     _, count = measured(emulator, lambda: host.delete(id_, state))
     assert count == 2 and emulator.find("root", "firewall/address", id_) is None
+
+
+def test_check_refuses_a_field_fortios_does_not_have_and_a_bad_value(host: ProviderHost, emulator: FortiOSEmulator, ca: Path) -> None:
+    emulator.reset_counts()
+    failures = dict(host.check(policy(emulator, ca, "hcs-in-https", "top", **{"ssl-ssl-profile": "certificate-inspection",
+                                                                               "action": "allow"})).failures)
+    assert failures["payload.ssl-ssl-profile"] == (
+        "firewall policy: FortiOS 7.4 has no field 'ssl-ssl-profile'; did you mean 'ssl-ssh-profile'?")
+    assert failures["payload.action"] == "firewall policy field action: expected one of accept, deny, ipsec, got 'allow'"
+    sensor = cmdb_props(emulator, ca, "ips/sensor", "hcs-ips", {"entries": [{"id": 1, "severity": "high urgent"}]})
+    assert "entries[0].severity: expected space-separated words from info low medium high critical, got 'high urgent'" in (
+        dict(host.check(sensor).failures)["payload.entries"])
+    assert sum(emulator.requests.values()) == 0  # refused before any request
+
+
+@pytest.mark.parametrize("unique_names", [False, True], ids=["device-accepts-duplicates", "device-refuses-duplicates"])
+def test_a_duplicate_policy_name_is_refused_and_nothing_is_created(
+    host: ProviderHost, certificate: tuple[Path, Path], ca: Path, unique_names: bool
+) -> None:
+    device = FortiOSEmulator(*certificate, {TOKEN: TokenScope()}, unique_policy_names=unique_names).start()
+    try:
+        theirs = device.seed_policy("root", "hcs-out-dns")
+        before = device.table("root", "firewall/policy")
+        details = grpc_error(lambda: host.create(host.check(policy(device, ca, "hcs-out-dns", "top")).inputs))
+        assert "firewall policy 'hcs-out-dns' in vdom root" in details and "already exists" in details
+        assert "fortigateAdopt" in details
+        assert device.table("root", "firewall/policy") == before  # theirs untouched, no second one
+
+        id_, _, _ = deploy(host, {**policy(device, ca, "hcs-out-dns", "top"), "adopt": True})
+        assert id_ == str(theirs) and len(device.table("root", "firewall/policy")) == 1
+    finally:
+        device.stop()
+
+
+def test_a_failed_create_names_the_object(host: ProviderHost, emulator: FortiOSEmulator, ca: Path) -> None:
+    group = cmdb_props(emulator, ca, "firewall/addrgrp", "hcs-mgmt", {"member": ["no-such-address"]})
+    assert "POST firewall/addrgrp hcs-mgmt (vdom root)" in grpc_error(lambda: host.create(host.check(group).inputs))
+    emulator.inject("status", method="POST", status=503)
+    details = grpc_error(lambda: host.create(host.check(address(emulator, ca)).inputs))
+    assert "POST firewall/address hcs-vm (vdom root): HTTP 503" in details
