@@ -2,14 +2,16 @@
 
 These settings are shared by three layers that must agree: the FortiGate policies, the host's UFW
 rules and the gateway's trusted proxies. Keeping them in one place, and deriving the egress
-allowlist once (`egress_rules`), is what makes "the same allowlist as the firewall" true.
+allowlist once (`egress_rules`), is what makes "the same allowlist as the firewall" true. What a
+well-formed address, network or account may still not be is `rules`: e.g. a public management
+network, a peer that is the VM itself, a Debian system account.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -231,9 +233,9 @@ def _admin_group(value: str) -> str:
     return name
 
 
-def _acknowledgement(r: Reader, key: str, needed: bool) -> None:
+def _acknowledgement(r: Reader, key: str, acknowledged: bool, needed: bool) -> None:
     """An acknowledgement key set true must cover something (else it would cover the next mistake)."""
-    if r.boolean(key, default=False) and not needed:
+    if acknowledged and not needed:
         r.problem(key, rules.violation("ack-unused", True))
 
 
@@ -264,7 +266,7 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
                       non_empty=True, **({} if edge == "fortigate" else {"default": []}))
     public_mgmt_ok = bool(r.boolean(rules.ACK_PUBLIC_MANAGEMENT, default=False))
     mgmt = r.strings("managementSubnets", _management_network(public_mgmt_ok), non_empty=True)
-    _acknowledgement(r, rules.ACK_PUBLIC_MANAGEMENT, mgmt is None or any(not checks.is_internal(n) for n in mgmt))
+    _acknowledgement(r, rules.ACK_PUBLIC_MANAGEMENT, public_mgmt_ok, mgmt is None or any(not checks.is_internal(n) for n in mgmt))
     gateway_port = r.integer("gatewayPort", lo=1024, hi=65535)
     if gateway_port in (8080, 4180):
         r.problem("gatewayPort", "expected a port other than 8080 (code-server) and 4180 (oauth2-proxy); "
@@ -282,7 +284,7 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
     registry_egress = r.strings("registryEgress", _egress_network(wide_ok))
     tunnel_egress = r.strings("cloudflareTunnelEgress", _egress_network(wide_ok), non_empty=True)
     lists = (entra_egress, registry_egress, tunnel_egress)
-    _acknowledgement(r, rules.ACK_WIDE_EGRESS, None in lists or any(rules.wide_egress(n) for nets in lists for n in nets))
+    _acknowledgement(r, rules.ACK_WIDE_EGRESS, wide_ok, None in lists or any(rules.wide_egress(n) for nets in lists for n in nets))
     if vm_address is not None and front and vm_address in front:
         r.problem("frontProxyAddresses", "expected the central proxy's address, not the VM's own; "
                   + rules.violation("peer-is-vm", str(vm_address)))
