@@ -7,13 +7,18 @@ Cloudflare edge). Read from the offline plan, so it reports what would really be
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from components.settings import checks, rules
 from scripts.offline import PlanResult, Registered
 from scripts.policy.rules import Res, evaluate
 
 Select = Callable[[PlanResult], list[Registered]]
+#: Why a control that is on is weaker than the design's baseline ("" when it is not).
+Weakness = Callable[[PlanResult], str]
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class Control:
     edges: tuple[str, ...] = ("fortigate", "cloudflare")
     #: how to switch it on when it is off (a config key), shown with the OFF status
     switch: str = ""
+    #: read from the plan: what an acknowledged wide value weakens (status WEAKENED)
+    weakened: Weakness = lambda plan: ""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class Row:
     layer: str
     control: str
     stops: str
-    status: str  # "on" | "OFF" | "n/a"
+    status: str  # "on" | "WEAKENED" | "OFF" | "n/a"
     resources: tuple[str, ...]
     note: str
 
@@ -67,6 +74,38 @@ def _ufw_out_deny(plan: PlanResult) -> list[Registered]:
 
 _FORTIOS = "pulumi-python:dynamic/fortios:"
 
+
+def _ufw_rules(plan: PlanResult, pattern: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of the UFW rules (as the firewall step receives them) matching `pattern`."""
+    text = " ".join(str(r.inputs.get("create", "")) for r in _named("vm-firewall")(plan))
+    return [ipaddress.ip_network(m) for m in re.findall(pattern, text)]
+
+
+def _public_ssh(plan: PlanResult) -> str:
+    public = [n for n in _ufw_rules(plan, r"ufw allow from (\S+) to any port \d+ proto tcp comment \S*ssh from management")
+              if not checks.is_internal(n)]
+    return f"SSH from public {', '.join(map(str, public))} ({rules.ACK_PUBLIC_MANAGEMENT})" if public else ""
+
+
+def _wide(networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    wide = sorted({str(n) for n in networks if rules.wide_egress(n)})
+    return f"egress to wide networks {', '.join(wide)} ({rules.ACK_WIDE_EGRESS})" if wide else ""
+
+
+def _ufw_wide_egress(plan: PlanResult) -> str:
+    return _wide(_ufw_rules(plan, r"ufw allow out to (\S+) port"))
+
+
+def _fortigate_wide_egress(plan: PlanResult) -> str:
+    """Destinations of the `-out-` policies, looked up in the address objects the plan creates."""
+    subnets = {r.inputs.get("name"): str((r.inputs.get("payload") or {}).get("subnet", "")).replace(" ", "/")
+               for r in plan.of_type(_FORTIOS + "FirewallAddress")}
+    names = {d["name"] for r in plan.of_type(_FORTIOS + "FirewallPolicy") if "-out-" in r.name
+             for d in (r.inputs.get("payload") or {}).get("dstaddr", [])}
+    weak = _wide([ipaddress.ip_network(subnets[n]) for n in names if subnets.get(n)])
+    insecure = any(r.inputs.get("insecure") is True for r in plan.resources if r.type.startswith(_FORTIOS))
+    return "; ".join(x for x in (weak, "API TLS not verified (fortigateInsecure)" if insecure else "") if x)
+
 CONTROLS: tuple[Control, ...] = (
     Control("Network edge", "FortiGate VIP: only TCP 443 forwarded, to the front proxy", "direct access to anything but 443",
             _both(_typed(_FORTIOS + "FirewallVip"), _named("fortigate-hcs-in-https")), edges=("fortigate",)),
@@ -74,7 +113,7 @@ CONTROLS: tuple[Control, ...] = (
             _both(_named("fortigate-hcs-in-https"), _typed(_FORTIOS + "IpsSensor")), edges=("fortigate",)),
     Control("Network edge", "FortiGate egress allowlist from the VM, ending in a logged deny", "exfiltration, second stages, C2",
             _both(_named("fortigate-hcs-out-deny"), _typed(_FORTIOS + "FirewallPolicy", name_prefix="fortigate-hcs-out-")),
-            switch="fortigateUrl (with edge cloudflare: manages egress and SSH only)"),
+            switch="fortigateUrl (with edge cloudflare: manages egress and SSH only)", weakened=_fortigate_wide_egress),
     Control("Network edge", "Cloudflare Tunnel: outbound only, no inbound port", "scanning and direct access",
             _typed("cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared"), edges=("cloudflare",)),
     Control("Network edge", "Cloudflare Access on every request, enforced at the connector", "unauthenticated requests at the edge",
@@ -97,9 +136,9 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "SSH keys only, no root, AllowGroups, modern crypto; root locked", "password brute force",
             _both(_file("/sshd_config.d/00-hardening.conf"), _named("vm-sshd"))),
     Control("Host", "UFW default deny in; SSH from management only; gateway only from the front proxy", "reaching anything else on the VM",
-            _named("vm-firewall")),
+            _named("vm-firewall"), weakened=_public_ssh),
     Control("Host", "UFW default deny out, same allowlist as the firewall", "egress if the edge firewall fails",
-            _ufw_out_deny, switch="ufwDenyOutgoing"),
+            _ufw_out_deny, switch="ufwDenyOutgoing", weakened=_ufw_wide_egress),
     Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
     Control("Host", "code-server on 127.0.0.1, own auth off, sandboxed unit", "bypassing the proxy chain",
             _both(_file("/code-server/config.yaml"), _file("10-hcs-sandbox.conf"))),
@@ -120,6 +159,8 @@ def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS)
         found = c.select(plan)
         if edge not in c.edges:
             status, note = "n/a", f"not part of the {edge} edge"
+        elif found and (weakness := c.weakened(plan)):
+            status, note = "WEAKENED", f"acknowledged: {weakness}"
         elif found:
             status, note = "on", ""
         else:
@@ -134,11 +175,11 @@ def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS)
 
 
 def markdown(rows: Sequence[Row], stack: str, edge: str) -> str:
-    """The table as Markdown; OFF rows in bold so they can't be missed."""
+    """The table as Markdown; OFF and WEAKENED rows in bold so they can't be missed."""
     lines = [f"Posture of stack `{stack}` (edge: {edge})", "",
              "| layer | control | stops | status | resources |", "|---|---|---|---|---|"]
     for r in rows:
-        status = "**OFF**" if r.status == "OFF" else r.status
+        status = f"**{r.status}**" if r.status in ("OFF", "WEAKENED") else r.status
         resources = ", ".join(f"`{n}`" for n in r.resources[:4]) + (f" (+{len(r.resources) - 4})" if len(r.resources) > 4 else "")
         detail = f"{resources} {r.note}".strip()
         lines.append(f"| {r.layer} | {r.control} | {r.stops} | {status} | {detail} |")
@@ -146,11 +187,12 @@ def markdown(rows: Sequence[Row], stack: str, edge: str) -> str:
 
 
 def terminal(rows: Sequence[Row]) -> str:
-    """A compact text view for `make plan`; OFF rows are flagged and repeated at the end."""
+    """A compact text view for `make plan`; OFF and WEAKENED rows are flagged and repeated at the end."""
     width = max(len(r.control) for r in rows)
-    lines = [f"  {r.layer:<12} {r.control:<{width}}  {'OFF  <--' if r.status == 'OFF' else r.status}" for r in rows]
-    off = [r for r in rows if r.status == "OFF"]
+    flagged = ("OFF", "WEAKENED")
+    lines = [f"  {r.layer:<12} {r.control:<{width}}  {r.status + '  <--' if r.status in flagged else r.status}" for r in rows]
+    off = [r for r in rows if r.status in flagged]
     if off:
         lines.append("")
-        lines += [f"WARNING: control OFF: {r.layer}: {r.control} ({r.note})" for r in off]
+        lines += [f"WARNING: control {r.status}: {r.layer}: {r.control} ({r.note})" for r in off]
     return "\n".join(lines)

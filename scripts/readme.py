@@ -18,6 +18,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from components.settings import rules  # noqa: E402
 from scripts import posture  # noqa: E402
 from scripts.offline import PROJECT_DIR, load_stack_config, run_program  # noqa: E402
 
@@ -39,13 +40,23 @@ def _default(decl: dict[str, Any]) -> str:
     return f"`{value}`"
 
 
+def _refused(key: str) -> str:
+    """What settings refuse for `key` beyond its form, and why (from components/settings/rules.py)."""
+    parts = []
+    for rule in rules.rules_for(key):
+        ack = f" (accepted with `{rule.acknowledge}: true`)" if rule.acknowledge else ""
+        parts.append(f"{rule.refuses}{ack} — {rule.reason}")
+    return "; ".join(parts) or "—"
+
+
 def config_reference(project_dir: Path = PROJECT_DIR) -> str:
-    """The table of every declared key: name, type, default, description."""
+    """The table of every declared key: name, type, default, description, and what is refused and why."""
     declared = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["config"]
-    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+    rows = ["| key | type | default | description | refused, and why |", "|---|---|---|---|---|"]
     for key, decl in declared.items():
         description = " ".join(decl.get("description", "").split()).replace("|", "\\|")
-        rows.append(f"| `{key}` | {_type(decl)} | {_default(decl)} | {description} |")
+        refused = _refused(key).replace("|", "\\|")
+        rows.append(f"| `{key}` | {_type(decl)} | {_default(decl)} | {description} | {refused} |")
     return "\n".join(rows) + "\n"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from components.settings import ConfigError, MappingSource, load
-from scripts.offline import StackConfig
+from scripts.offline import PROJECT_DIR, StackConfig
 from tests.support import KEY, TODAY
 
 
@@ -75,8 +76,30 @@ def test_malformed_config_is_rejected_with_its_key(dev_config: StackConfig, chan
     assert any(line.startswith(f"config error: {key}: ") and expected in line for line in lines), lines
 
 
-def test_catalogue_is_large_enough() -> None:
-    assert len(MALFORMED) >= 25
+def _declared() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+
+
+# A wrong value for each declared type, and what the error must say (oracle: Pulumi.yaml's types).
+WRONG_TYPE = {"integer": ("many", "expected an integer"), "boolean": ("yes", "expected true or false"),
+              "array": ("not a list", "expected a list of strings")}
+
+
+@pytest.mark.parametrize("key", [k for k, d in _declared().items() if d["type"] in WRONG_TYPE])
+def test_every_declared_typed_key_refuses_a_value_of_another_type(dev_config: StackConfig, key: str) -> None:
+    value, expected = WRONG_TYPE[_declared()[key]["type"]]
+    with pytest.raises(ConfigError) as caught:
+        load(_source(dev_config, {key: value}), today=TODAY)
+    assert any(line.startswith(f"config error: {key}: {expected}") for line in str(caught.value).splitlines())
+
+
+@pytest.mark.parametrize("key", [k for k, d in _declared().items() if d.get("secret")])
+def test_every_declared_secret_refuses_plain_text(dev_config: StackConfig, key: str) -> None:
+    source = _source(dev_config, {key: "plain-text-value-0123456789abcdef"})
+    with pytest.raises(ConfigError) as caught:
+        load(MappingSource(source.values, source.secret_keys - {key}), today=TODAY)
+    assert f"config error: {key}: must be stored encrypted" in str(caught.value)
+    assert "plain-text-value" not in str(caught.value)
 
 
 def test_secret_value_is_never_echoed(dev_config: StackConfig) -> None:

@@ -23,7 +23,6 @@ _DIGEST_IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?@sha256:(?P<digest>[0-9a-f]{64})$"
 )
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|rsa-sha2-512|rsa-sha2-256|ssh-rsa) [A-Za-z0-9+/]+={0,3}$")
@@ -97,16 +96,96 @@ def pinned_image(value: str) -> str:
     return value.strip()
 
 
+_GO_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_MAX = 1 << 63
+
+
+def go_duration_ns(text: str) -> int:
+    """Nanoseconds of `text` exactly as Go's `time.ParseDuration` reads it, or ValueError.
+
+    A transcription of Go's algorithm (src/time/format.go): optional sign, then one or more
+    `<digits>[.<digits>]<unit>` with units ns, us, µs, ms, s, m, h, in any order; "0" alone is
+    the only unit-less value; fractions are scaled in float64 as Go does; int64 overflow is an
+    error. oauth2-proxy reads its duration options with it, so this decides what it would accept.
+    """
+    s, neg = text, False
+    if s[:1] in ("-", "+"):
+        neg, s = s[0] == "-", s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise ValueError("invalid duration")
+    total = 0
+    while s:
+        if not (s[0] == "." or s[0].isascii() and s[0].isdigit()):
+            raise ValueError("invalid duration")
+        digits = len(s) - len(s.lstrip("0123456789"))
+        whole = 0
+        for c in s[:digits]:
+            if whole > _GO_MAX // 10:
+                raise ValueError("invalid duration (overflow)")
+            whole = whole * 10 + int(c)
+            if whole > _GO_MAX:
+                raise ValueError("invalid duration (overflow)")
+        s = s[digits:]
+        fraction, scale, post = 0, 1.0, False
+        if s[:1] == ".":
+            s = s[1:]
+            count = len(s) - len(s.lstrip("0123456789"))
+            post = count > 0
+            overflow = False
+            for c in s[:count]:
+                if overflow:
+                    continue
+                if fraction > (_GO_MAX - 1) // 10:
+                    overflow = True
+                    continue
+                y = fraction * 10 + int(c)
+                if y > _GO_MAX:
+                    overflow = True
+                    continue
+                fraction, scale = y, scale * 10
+            s = s[count:]
+        if not digits and not post:
+            raise ValueError("invalid duration")
+        end = next((i for i, c in enumerate(s) if c == "." or c in "0123456789"), len(s))
+        if end == 0:
+            raise ValueError("missing unit in duration")
+        unit = _GO_UNITS.get(s[:end])
+        if unit is None:
+            raise ValueError(f"unknown unit {s[:end]!r} in duration")
+        s = s[end:]
+        if whole > _GO_MAX // unit:
+            raise ValueError("invalid duration (overflow)")
+        value = whole * unit
+        if fraction > 0:
+            value += int(float(fraction) * (float(unit) / scale))
+            if value > _GO_MAX:
+                raise ValueError("invalid duration (overflow)")
+        total += value
+        if total > _GO_MAX:
+            raise ValueError("invalid duration (overflow)")
+    if neg:
+        return -total
+    if total > _GO_MAX - 1:
+        raise ValueError("invalid duration (overflow)")
+    return total
+
+
 def duration(value: str) -> dt.timedelta:
-    """A Go-style duration like `12h`, `30m`, `1h30m` (the form oauth2-proxy uses)."""
-    match = _DURATION.match(value.strip())
-    if not value.strip() or not match or not any(match.groupdict().values()):
-        raise ValueError("expected a duration such as 8h, 45m or 1h30m")
-    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
-    result = dt.timedelta(hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
-    if result <= dt.timedelta(0):
+    """A positive duration in Go's `time.ParseDuration` syntax (what oauth2-proxy reads), whole seconds.
+
+    The renderers write durations back as `1h30m5s`, so sub-second parts would be lost: refused.
+    """
+    try:
+        ns = go_duration_ns(value.strip())
+    except ValueError:
+        raise ValueError("expected a Go duration such as 8h, 45m, 1h30m or 1.5h (units ns, us, ms, s, m, h)") from None
+    if ns <= 0:
         raise ValueError("expected a duration greater than zero")
-    return result
+    if ns % 10**9:
+        raise ValueError("expected a whole number of seconds")
+    return dt.timedelta(seconds=ns // 10**9)
 
 
 def iso_date(value: str) -> dt.date:
@@ -182,3 +261,34 @@ def min_length(n: int) -> Callable[[str], None]:
             raise ValueError(f"expected at least {n} characters")
 
     return check
+
+
+#: Not routed on the public internet, so fit for internal peers: RFC 1918, RFC 6598 shared address
+#: space (CGNAT, overlay VPNs), RFC 5737 documentation ranges (the example stacks' stand-ins for
+#: private ranges), IPv6 unique local (RFC 4193) and documentation (RFC 3849) prefixes.
+NON_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fc00::/7", "2001:db8::/32",
+))
+#: No host a peer can be: "this network"/unspecified, loopback, link-local (incl. cloud metadata at
+#: 169.254.169.254), multicast, reserved and broadcast (240.0.0.0/4 holds 255.255.255.255).
+SPECIAL = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "fe80::/10", "ff00::/8",
+))
+
+
+def _network(value: ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(value)
+
+
+def is_internal(value: ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Whether an address or network lies wholly inside one `NON_PUBLIC` range."""
+    net = _network(value)
+    return any(net.version == r.version and net.subnet_of(r) for r in NON_PUBLIC)  # type: ignore[arg-type]
+
+
+def is_special(value: ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Whether an address or network overlaps a `SPECIAL` range (no peer lives there)."""
+    net = _network(value)
+    return any(net.version == r.version and net.overlaps(r) for r in SPECIAL)  # type: ignore[arg-type]

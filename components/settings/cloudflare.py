@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks
+from components.settings import checks, rules
 from components.settings.reader import Reader
 
 #: `cloudflared tunnel run --token-file` exists since 2025.4.0; older images would need the
@@ -50,9 +50,11 @@ def _cloudflared_image(value: str) -> str:
 
 
 def _session(value: str) -> dt.timedelta:
-    length = checks.duration(value)
+    length = rules.duration(value)
     if length > MAX_SESSION or length < dt.timedelta(minutes=15):
         raise ValueError("expected an Access session between 15m and 24h")
+    if length.total_seconds() % 60:
+        raise rules.BY_NAME["session-whole-minutes"].error()
     return length
 
 

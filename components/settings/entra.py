@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks
+from components.settings import checks, rules
 from components.settings.reader import Reader
+
+
+#: Entra's portal offers client secrets of at most 24 months; longer ones are never rotated.
+MAX_SECRET_LIFETIME = dt.timedelta(days=731)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,9 @@ def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | No
     end_date = r.string("entraSecretEndDate", checks.iso_date)
     if end_date is not None and end_date <= today:
         r.problem("entraSecretEndDate", f"expected a date after today ({today}), got {end_date}")
+        end_date = None
+    if end_date is not None and end_date > today + MAX_SECRET_LIFETIME:
+        r.problem("entraSecretEndDate", rules.violation("secret-end-date-far", str(end_date)))
         end_date = None
     rotation = r.string("entraSecretRotation")
     if rotation is not None and not rotation.strip():

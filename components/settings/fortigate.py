@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from components.settings import checks
+from components.settings import checks, rules
 from components.settings.reader import Reader
 
 #: The secret config key the FortiOS provider reads the API token from.
@@ -91,7 +91,7 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
     dmz = r.string("fortigateDmzInterface", interface, **unless_required)
     if wan is not None and wan == dmz:
         r.problem("fortigateDmzInterface", "expected an interface other than fortigateWanInterface")
-    public_ip = r.string("fortigatePublicIp", checks.ipv4_address, **unless_inbound)
+    public_ip = r.string("fortigatePublicIp", rules.guard(checks.ipv4_address, rules.SPECIAL), **unless_inbound)
     if public_ip is not None and public_ip.is_private and not any(public_ip in n for n in _DOCUMENTATION):
         r.problem("fortigatePublicIp", f"expected the public IPv4 address the VIP answers on, got private {public_ip}")
     profile = checks.matching(_PROFILE, "the name of an existing profile (at most 35 characters)")

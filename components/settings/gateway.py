@@ -13,12 +13,16 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from components.settings import checks
+from components.settings import checks, rules
 from components.settings.reader import Reader
 
 #: Entra ID issues access tokens for 60-90 minutes; refreshing later than the lower bound lets
 #: a session outlive its token.
 ENTRA_TOKEN_LIFETIME = dt.timedelta(hours=1)
+#: Sign-in (with MFA) is repeated at least daily, like the Cloudflare Access session cap.
+MAX_COOKIE_EXPIRE = dt.timedelta(hours=24)
+#: Refreshing more often sends (almost) every request to Entra's token endpoint.
+MIN_COOKIE_REFRESH = dt.timedelta(minutes=1)
 MIN_CADDY = (2, 8)
 MIN_OAUTH2_PROXY = (7, 15, 3)
 
@@ -86,8 +90,8 @@ def parse(r: Reader) -> GatewaySettings | None:
     start = len(r.problems)
     caddy = r.string("caddyImage", caddy_image)
     oauth2_proxy = r.string("oauth2ProxyImage", oauth2_proxy_image)
-    expire = r.string("cookieExpire", checks.duration)
-    refresh = r.string("cookieRefresh", checks.duration)
+    expire = r.string("cookieExpire", rules.guard(rules.duration, ("cookie-expire-long", lambda d: d > MAX_COOKIE_EXPIRE)))
+    refresh = r.string("cookieRefresh", rules.guard(rules.duration, ("cookie-refresh-short", lambda d: d < MIN_COOKIE_REFRESH)))
     if refresh is not None and refresh >= ENTRA_TOKEN_LIFETIME:
         r.problem("cookieRefresh", "expected less than 1h, Entra ID's shortest access-token lifetime")
     if refresh is not None and expire is not None and refresh >= expire:

@@ -8,11 +8,12 @@ version *and* SHA-256 here and the install refuses anything else.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from components.settings import checks
+from components.settings import calendar, checks, rules
 from components.settings.reader import Reader
 from components.settings.topology import Topology
 
@@ -57,6 +58,8 @@ def _absolute_dir(value: str) -> str:
         raise ValueError("expected an absolute directory path such as /mnt/cs-workspace-volume")
     if not re.match(r"^[A-Za-z0-9._/-]+$", value):
         raise ValueError("expected a path of letters, digits, '.', '_', '-' and '/' only")
+    if rules.system_path(value):
+        raise rules.BY_NAME["workspace-system-path"].error()
     return value
 
 
@@ -66,10 +69,9 @@ def _zabbix_psk(value: str) -> None:
 
 
 _identity = checks.matching(r"[A-Za-z0-9._-]{1,128}", "1-128 characters of letters, digits, '.', '_' or '-'")
-_calendar = checks.matching(r"[A-Za-z0-9*:,./~ -]{1,64}", "a systemd OnCalendar expression such as daily or *-*-* 02:30:00")
 
 
-def parse(r: Reader, topology: Topology | None) -> HostSettings | None:
+def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings | None:
     """Read the host keys; the agents' secrets are required only when their agent is enabled."""
     start = len(r.problems)
     version = r.string("codeServerVersion", checks.version)
@@ -77,14 +79,12 @@ def parse(r: Reader, topology: Topology | None) -> HostSettings | None:
     url = r.string("codeServerPackageUrl", _package_url, default=DEFAULT_PACKAGE_URL)
     deny_out = r.boolean("ufwDenyOutgoing", default=True)
     volume = r.string("workspaceVolumePath", _absolute_dir, default="/mnt/cs-workspace-volume")
-    if volume is not None and (volume.startswith("/home/") or volume.startswith("/opt/code-server")):
-        r.problem("workspaceVolumePath", "expected a path outside /home and /opt/code-server (it is mounted separately)")
     zabbix_on = bool(topology and topology.zabbix.enabled)
     backup_on = bool(topology and topology.backup.enabled)
     psk = r.secret("zabbixPsk", _zabbix_psk, required=zabbix_on)
     identity = r.string("zabbixPskIdentity", _identity, default="code-server-vm")
     password = r.secret("backupPassword", checks.min_length(16), required=backup_on)
-    schedule = r.string("backupSchedule", _calendar, default="daily")
+    schedule = r.string("backupSchedule", lambda v: calendar.schedule(v, today), default="daily")
     if topology is not None and not zabbix_on and r.is_set("zabbixPsk"):
         r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
     if topology is not None and not backup_on and r.is_set("backupPassword"):

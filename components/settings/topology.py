@@ -2,16 +2,20 @@
 
 These settings are shared by three layers that must agree: the FortiGate policies, the host's UFW
 rules and the gateway's trusted proxies. Keeping them in one place, and deriving the egress
-allowlist once (`egress_rules`), is what makes "the same allowlist as the firewall" true.
+allowlist once (`egress_rules`), is what makes "the same allowlist as the firewall" true. What a
+well-formed address, network or account may still not be is `rules`: e.g. a public management
+network, a peer that is the VM itself, a Debian system account.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from components.settings import checks
+from components.settings import accounts, checks, rules
 from components.settings.reader import Reader
 
 IPv4 = ipaddress.IPv4Address
@@ -139,9 +143,13 @@ class Topology:
         return tuple(rules)
 
 
+#: A peer's IPv4 address: a unicast host, never a special address.
+_peer = rules.guard(checks.ipv4_address, rules.SPECIAL)
+
+
 def _monitoring(r: Reader, enabled_key: str, address_key: str) -> MonitoringTarget | None:
     enabled = r.boolean(enabled_key)
-    address = r.string(address_key, checks.ipv4_address, default=None)
+    address = r.string(address_key, _peer, default=None)
     if enabled and address is None and not r.is_set(address_key):
         r.problem(address_key, f"is required when {enabled_key} is true (an IPv4 address)")
         return None
@@ -151,7 +159,7 @@ def _monitoring(r: Reader, enabled_key: str, address_key: str) -> MonitoringTarg
 def _backup(r: Reader) -> Backup | None:
     enabled = r.boolean("backupEnabled")
     repository = r.string("backupRepository", default=None)
-    address = r.string("backupRepositoryAddress", checks.ipv4_address, default=None)
+    address = r.string("backupRepositoryAddress", _peer, default=None)
     port = r.integer("backupRepositoryPort", lo=1, hi=65535, default=None)
     if not enabled:
         return None if enabled is None else Backup(False, None, None, None)
@@ -163,13 +171,26 @@ def _backup(r: Reader) -> Backup | None:
     if repository is not None and not repository.split(":", 1)[0] in ("rest", "sftp", "s3", "rclone"):
         r.problem("backupRepository", f"expected a restic repository such as rest:https://backup.example.com:8000/code, got {repository!r}")
         missing = True
+    if repository is not None and address is not None and _url_ip(repository) not in (None, address):
+        r.problem("backupRepositoryAddress", rules.violation("backup-address-mismatch", str(address)))
+        missing = True
     if missing or None in (repository, address, port):
         return None
     return Backup(True, repository, address, port)
 
 
+def _url_ip(repository: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP literal host of a restic `rest:`/`s3:` URL or `sftp:user@host:path`, if it has one."""
+    rest = repository.split(":", 1)[1] if ":" in repository else ""
+    host = urlsplit(rest).hostname if "//" in rest else rest.split("@")[-1].split(":")[0]
+    try:
+        return ipaddress.ip_address(host or "")
+    except ValueError:
+        return None
+
+
 def _apt_proxy(r: Reader) -> tuple[IPv4, int] | None:
-    address = r.string("aptProxyAddress", checks.ipv4_address, default=None)
+    address = r.string("aptProxyAddress", _peer, default=None)
     port = r.integer("aptProxyPort", lo=1, hi=65535)
     return (address, port) if address is not None and port is not None else None
 
@@ -178,9 +199,44 @@ def _ipv4_network(value: str) -> IPv4Net:
     network = checks.ip_network(value)
     if not isinstance(network, IPv4Net):
         raise ValueError("expected an IPv4 network in CIDR form")
-    if network.prefixlen == 0:
-        raise ValueError("expected a bounded network, not 0.0.0.0/0 (that is no allowlist)")
     return network
+
+
+def _egress_network(wide_ok: bool) -> Callable[[str], IPv4Net]:
+    """An egress allowlist entry: bounded, never special; wide only when acknowledged."""
+    tests = [("egress-unbounded", rules.unbounded_egress)]
+    if not wide_ok:
+        tests.append(("egress-wide", rules.wide_egress))
+    tests.append(rules.SPECIAL)
+    return rules.guard(_ipv4_network, *tests)
+
+
+def _management_network(public_ok: bool) -> Callable[[str], Network]:
+    """A management source: internal, or (acknowledged) one narrow public network; never special."""
+    tests = [("management-wide", rules.wide_public_management), rules.SPECIAL]
+    if not public_ok:
+        tests.append(rules.PUBLIC_MANAGEMENT)
+    return rules.guard(checks.ip_network, *tests)
+
+
+def _account(value: str) -> str:
+    name = checks.linux_user(value)
+    if name in accounts.SYSTEM_NAMES:
+        raise rules.BY_NAME["system-account"].error()
+    return name
+
+
+def _admin_group(value: str) -> str:
+    name = checks.linux_user(value)
+    if name in accounts.SYSTEM_NAMES:
+        raise rules.BY_NAME["system-group"].error()
+    return name
+
+
+def _acknowledgement(r: Reader, key: str, acknowledged: bool, needed: bool) -> None:
+    """An acknowledgement key set true must cover something (else it would cover the next mistake)."""
+    if acknowledged and not needed:
+        r.problem(key, rules.violation("ack-unused", True))
 
 
 def parse(r: Reader, edge: str | None) -> Topology | None:
@@ -190,34 +246,57 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
     stack file can switch edges with `edge` alone; likewise `cloudflareTunnelEgress`.
     """
     start = len(r.problems)
-    vm_address = r.string("vmAddress", checks.ipv4_address)
+    vm_address = r.string("vmAddress", rules.guard(checks.ipv4_address, rules.SPECIAL))
+    if vm_address is not None and edge == "fortigate" and not checks.is_internal(vm_address):
+        r.problem("vmAddress", rules.violation("vm-public", str(vm_address)))
     ssh_port = r.integer("vmSshPort", lo=1, hi=65535)
-    admin_user = r.string("vmAdminUser", checks.linux_user)
+    admin_user = r.string("vmAdminUser", _account)
     host_key = r.string("vmHostKey", checks.ssh_host_key)
     private_key = r.secret("vmSshPrivateKey", checks.openssh_private_key)
-    service_user = r.string("serviceUser", checks.linux_user)
-    ide_user = r.string("ideUser", checks.linux_user)
-    admin_group = r.string("adminGroup", checks.linux_user)
+    service_user = r.string("serviceUser", _account)
+    ide_user = r.string("ideUser", _account)
+    admin_group = r.string("adminGroup", _admin_group)
     names = [n for n in (service_user, ide_user, admin_user) if n]
     if len(set(names)) != len(names):
-        r.problem("ideUser", "expected serviceUser, ideUser and vmAdminUser to be three different accounts")
-    front = r.strings("frontProxyAddresses", checks.ipv4_address, non_empty=True,
-                      **({} if edge == "fortigate" else {"default": []}))
-    mgmt = r.strings("managementSubnets", checks.ip_network, non_empty=True)
+        r.problem("ideUser", "expected serviceUser, ideUser and vmAdminUser to be three different accounts; "
+                  + rules.violation("account-collision", names))
+    if admin_group is not None and admin_group in (service_user, ide_user):
+        r.problem("adminGroup", rules.violation("account-collision", admin_group))
+    front = r.strings("frontProxyAddresses", rules.guard(checks.ipv4_address, rules.SPECIAL, rules.PUBLIC_FRONT),
+                      non_empty=True, **({} if edge == "fortigate" else {"default": []}))
+    public_mgmt_ok = bool(r.boolean(rules.ACK_PUBLIC_MANAGEMENT, default=False))
+    mgmt = r.strings("managementSubnets", _management_network(public_mgmt_ok), non_empty=True)
+    _acknowledgement(r, rules.ACK_PUBLIC_MANAGEMENT, public_mgmt_ok, mgmt is None or any(not checks.is_internal(n) for n in mgmt))
     gateway_port = r.integer("gatewayPort", lo=1024, hi=65535)
     if gateway_port in (8080, 4180):
-        r.problem("gatewayPort", "expected a port other than 8080 (code-server) and 4180 (oauth2-proxy)")
-    dns = r.strings("dnsServers", checks.ipv4_address, non_empty=True)
-    ntp = r.strings("ntpServers", checks.ipv4_address, default=[])
+        r.problem("gatewayPort", "expected a port other than 8080 (code-server) and 4180 (oauth2-proxy); "
+                  + rules.violation("port-collision", gateway_port))
+    if ssh_port in (8080, 4180) or (ssh_port is not None and ssh_port == gateway_port):
+        r.problem("vmSshPort", rules.violation("port-collision", ssh_port))
+    dns = r.strings("dnsServers", _peer, non_empty=True)
+    ntp = r.strings("ntpServers", _peer, default=[])
     apt = _apt_proxy(r)
     wazuh = _monitoring(r, "wazuhEnabled", "wazuhManagerAddress")
     zabbix = _monitoring(r, "zabbixEnabled", "zabbixServerAddress")
     backup = _backup(r)
-    entra_egress = r.strings("entraEgress", _ipv4_network, non_empty=True)
-    registry_egress = r.strings("registryEgress", _ipv4_network)
-    tunnel_egress = r.strings("cloudflareTunnelEgress", _ipv4_network, non_empty=True)
+    wide_ok = bool(r.boolean(rules.ACK_WIDE_EGRESS, default=False))
+    entra_egress = r.strings("entraEgress", _egress_network(wide_ok), non_empty=True)
+    registry_egress = r.strings("registryEgress", _egress_network(wide_ok))
+    tunnel_egress = r.strings("cloudflareTunnelEgress", _egress_network(wide_ok), non_empty=True)
+    lists = (entra_egress, registry_egress, tunnel_egress)
+    _acknowledgement(r, rules.ACK_WIDE_EGRESS, wide_ok, None in lists or any(rules.wide_egress(n) for nets in lists for n in nets))
     if vm_address is not None and front and vm_address in front:
-        r.problem("frontProxyAddresses", "expected the central proxy's address, not the VM's own")
+        r.problem("frontProxyAddresses", "expected the central proxy's address, not the VM's own; "
+                  + rules.violation("peer-is-vm", str(vm_address)))
+    peers: dict[str, tuple[Any, ...]] = {
+        "dnsServers": dns or (), "ntpServers": ntp or (), "aptProxyAddress": (apt[0],) if apt else (),
+        "wazuhManagerAddress": (wazuh.address,) if wazuh and wazuh.address else (),
+        "zabbixServerAddress": (zabbix.address,) if zabbix and zabbix.address else (),
+        "backupRepositoryAddress": (backup.address,) if backup and backup.address else (),
+    }
+    for key, addresses in peers.items():
+        if vm_address is not None and vm_address in addresses:
+            r.problem(key, rules.violation("peer-is-vm", str(vm_address)))
     if len(r.problems) > start:
         return None
     return Topology(

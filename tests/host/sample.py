@@ -18,7 +18,7 @@ BASE: dict[str, Any] = {
     "hostname": "code.example.com",
     "edge": "fortigate",
     "entraTenantId": "11111111-2222-3333-4444-555555555555",
-    "entraSecretEndDate": "2099-06-30",
+    "entraSecretEndDate": "2028-06-30",
     "entraSecretRotation": "1",
     "vmAddress": "192.0.2.10",
     "vmSshPort": "22",

@@ -1,0 +1,33 @@
+"""Acknowledged wide values show in the posture as WEAKENED, read from what the plan deploys."""
+
+from __future__ import annotations
+
+from scripts import posture
+from scripts.offline import StackConfig, run_program
+from tests.support import TEST_SECRETS
+
+SSH = "UFW default deny in; SSH from management only; gateway only from the front proxy"
+UFW_OUT = "UFW default deny out, same allowlist as the firewall"
+FORTIGATE_OUT = "FortiGate egress allowlist from the VM, ending in a logged deny"
+
+
+def _weakened(config: StackConfig, **changes: object) -> tuple[dict[str, str], list[posture.Row]]:
+    rows = posture.posture(run_program(config.with_values(**TEST_SECRETS, **changes)), "fortigate")
+    return {r.control: r.note for r in rows if r.status == "WEAKENED"}, rows
+
+
+def test_acknowledged_public_management_and_wide_egress_are_weakened(dev_config: StackConfig) -> None:
+    weakened, rows = _weakened(dev_config, managementSubnets=["198.51.100.0/24", "192.169.0.7/32"], acknowledgePublicManagement=True,
+                               registryEgress=["104.16.0.0/13"], acknowledgeWideEgress=True)
+    assert set(weakened) == {SSH, UFW_OUT, FORTIGATE_OUT}
+    assert "192.169.0.7/32" in weakened[SSH] and "198.51.100.0/24" not in weakened[SSH]
+    assert "104.16.0.0/13" in weakened[UFW_OUT] and "104.16.0.0/13" in weakened[FORTIGATE_OUT]
+    assert "40.126.0.0/18" not in weakened[UFW_OUT]  # a /18 is not wide
+    text = posture.terminal(rows)
+    assert f"WARNING: control WEAKENED: Host: {SSH} (acknowledged: SSH from public 192.169.0.7/32" in text
+    assert "| **WEAKENED** |" in posture.markdown(rows, "dev", "fortigate")
+
+
+def test_an_unverified_fortigate_api_weakens_the_fortigate_row(dev_config: StackConfig) -> None:
+    weakened, _ = _weakened(dev_config, fortigateInsecure=True)
+    assert weakened == {FORTIGATE_OUT: "acknowledged: API TLS not verified (fortigateInsecure)"}
