@@ -23,6 +23,7 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -36,7 +37,7 @@ import docker
 
 from scripts import go_cache
 from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
-from tests.demo import codeserver_deb, images, network
+from tests.demo import codeserver_deb, fortigate, images, network
 from tests.demo.live import Applied, LiveMocks
 from tests.demo.pki import DemoCA
 from tests.host.realhost import BRIDGE, REINSTALLED
@@ -141,6 +142,14 @@ def _start_services(vm: BootedVM, state: DemoState, ca: DemoCA, deb: codeserver_
           lambda: vm.peer_run(["curl", "-s", "-o", "/dev/null", f"http://{address}:{port}/"]).returncode == 0,
           work / "apt-bridge.log")
 
+    progress("starting the FortiOS stand-in as the firewall's API (https://192.0.2.1)")
+    device = ca.issue("fortigate", ips=(network.GATEWAY,))
+    state.processes["fortios"] = _spawn_detached(
+        vm.peer_argv([sys.executable, "-m", "tests.demo.fortigate", "device", "--listen", network.GATEWAY,
+                      "--cert", str(device.cert), "--key", str(device.key)]),
+        work / "fortios.log", env={"FORTIOS_API_TOKEN": fortios_token(work)})
+    _wait("the FortiOS stand-in", lambda: _https_up(vm, f"https://{network.GATEWAY}/", ca.cert), work / "fortios.log")
+
     progress("starting the registry (distribution, from its Go module)")
     cert = ca.issue("registry", ips=(network.REGISTRY,))
     config = work / "registry.yml"
@@ -210,7 +219,7 @@ def _push_images(vm: BootedVM, ca: DemoCA, config: StackConfig, work: Path, prog
     return pushed
 
 
-def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str]) -> StackConfig:
+def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str], ca: DemoCA, token: str) -> StackConfig:
     """The example stack, pointed at the demo: its VM, package, images and identity provider."""
     return load_stack_config("dev").with_values(
         vmHostKey=vm.host_key,
@@ -226,8 +235,31 @@ def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[st
         wazuhEnabled="false",
         zabbixEnabled="false",
         zabbixPsk=None,
+        fortigateCaBundle=str(ca.cert),
+        fortigateApiToken=token,
         **pushed,
     )
+
+
+def fortios_token(work: Path) -> str:
+    """The demo's FortiOS API token: random, made once, kept in a 0600 file (never on a command line)."""
+    path = work / "fortios-token"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text()
+
+
+def apply_fortigate(vm: BootedVM, plan: PlanResult, work: Path) -> dict[str, int]:
+    """The program's FortiGate objects onto the stand-in (`tests/demo/fortigate.py`), in the peer namespace."""
+    registrations = [{"urn": r.urn, "type": r.type, "name": r.name, "values": r.values}
+                     for r in plan.resources if r.type.startswith(fortigate.DYNAMIC_PREFIX)]
+    proc = subprocess.run(vm.peer_argv([sys.executable, "-m", "tests.demo.fortigate", "apply", str(work / "fortigate-state.json")]),
+                          input=json.dumps(registrations), capture_output=True, text=True, cwd=REPOSITORY, timeout=600,
+                          env={**os.environ, "FORTIOS_API_TOKEN": fortios_token(work)}, check=False)
+    if proc.returncode != 0:
+        raise RealRootError(f"applying the FortiGate objects failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _trust_registry(ca: DemoCA) -> Callable[[Path], None]:
@@ -281,10 +313,13 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
         _start_services(vm, state, ca, deb, progress)
         state.images = _push_images(vm, ca, load_stack_config("dev"), work, progress)
         state.save()
-    config = demo_config(vm, deb, state.images)
+    config = demo_config(vm, deb, state.images, ca, fortios_token(work))
     progress("converging: the program's remote commands over SSH, its containers in the VM's Docker")
     mark = time.monotonic()
     plan, applied = converge(vm, config, progress)
+    counts = apply_fortigate(vm, plan, work)
+    applied.add("fortigate", sum(v for k, v in counts.items() if k != "unchanged"),
+                "fortigate: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     timings["converge"] = time.monotonic() - mark
     site = plan.outputs.get("frontProxySite")
     if site:

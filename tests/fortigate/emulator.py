@@ -302,9 +302,10 @@ class FortiOSEmulator:
         with self._lock:
             self.faults.extend(Fault(kind, method, delay, status) for _ in range(times))
 
-    def start(self) -> FortiOSEmulator:
+    def start(self, address: str = "127.0.0.1", port: int = 0) -> FortiOSEmulator:
+        """Serve over HTTPS on `address:port` (default: loopback, a free port) in a thread."""
         handler = type("Handler", (_Handler,), {"emulator": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = _Server((address, port), handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self._cert, self._key)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
@@ -319,7 +320,8 @@ class FortiOSEmulator:
     @property
     def url(self) -> str:
         assert self._server
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        address, port = self._server.server_address[:2]
+        return f"https://{address}" if port == 443 else f"https://{address}:{port}"
 
     def reset_counts(self) -> None:
         with self._lock:
