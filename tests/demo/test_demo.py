@@ -126,3 +126,32 @@ def test_egress_from_the_vm(running_demo: demo.Demo) -> None:
     assert all(r[3] == "connected" for r in rows[: len(ALLOWED)]), table
     # Anything else must never leave the VM: blocked by its netfilter or dropped, not even refused far away.
     assert all(r[3] in ("blocked", "timeout") and r[4] in ("blocked", "timeout") for r in rows[len(ALLOWED):]), table
+
+
+#: The demo stack's FortiGate policy block, written from its intent (Pulumi.dev.yaml with Wazuh and
+#: Zabbix off): inbound first, the VM's allowlist, the logged deny last.
+DEMO_POLICY_ORDER = [
+    "hcs-in-https", "hcs-proxy-to-vm", "hcs-mgmt-ssh", "hcs-out-dns-udp", "hcs-out-dns-tcp", "hcs-out-ntp",
+    "hcs-out-apt-proxy", "hcs-out-backup", "hcs-out-entra-login", "hcs-out-registry", "hcs-out-deny",
+]
+
+
+def test_fortigate_objects_on_the_firewall_api(running_demo: demo.Demo) -> None:
+    """Read back from the FortiOS stand-in, as an operator would with the REST API (token in a header file)."""
+    vm, work = running_demo.vm, running_demo.workdir
+    header = work / "fortios-header"
+    header.touch(mode=0o600)
+    header.write_text(f"Authorization: Bearer {demo.fortios_token(work)}\n")
+
+    def table(path: str) -> list[dict]:  # type: ignore[type-arg]
+        proc = vm.peer_run(["curl", "-sf", "--cacert", str(work / "pki/ca.pem"), "-H", f"@{header}",
+                            f"https://{network.GATEWAY}/api/v2/cmdb/{path}?vdom=root"])
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["results"]
+
+    policies = [p["name"] for p in table("firewall/policy")]
+    assert policies == DEMO_POLICY_ORDER
+    deny = next(p for p in table("firewall/policy") if p["name"] == "hcs-out-deny")
+    assert deny["action"] == "deny" and deny["logtraffic"] == "all"
+    vip = next(v for v in table("firewall/vip") if v["name"] == "hcs-vip-https")
+    assert vip["extport"] == "443" and [m["range"] for m in vip["mappedip"]] == [network.FRONT_PROXY]
