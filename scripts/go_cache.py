@@ -22,7 +22,7 @@ Python language host `github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-py
 Python program through the SDK's own language server instead (`pulumi up --client`).
 
 Usage: `python scripts/go_cache.py [NAME ...]` builds the named tools (default: all) if needed and
-prints their paths.
+prints their paths; for `pulumi`, a compatible CLI on PATH is used instead (`pulumi_cli`).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         for name in args.names or TOOLS:
-            print(ensure(name))
+            print(pulumi_cli() if name == "pulumi" else ensure(name))  # a user's own CLI saves the build
     except CacheError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
