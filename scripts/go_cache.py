@@ -15,10 +15,12 @@ which requires the upstream modules at the pinned versions and repeats the repla
 with versions on the right. Plain files a binary needs beside it (the Pulumi CLI's dynamic-provider
 shim, which the pip wheel does not ship) are copied from their module in Go's module cache.
 
-Not buildable here (the proxy answers 403 "not available" for every version asked; issue 16): the
-Python language host `github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3` and
-`github.com/pulumi/pulumi-command/provider` (the pseudo-version of pulumi-command's tag v1.2.1,
-`v0.0.0-20260303235922-7f3eb6f3b77c`), nor the Terraform-bridged providers. tests/engine runs the
+Not buildable here (issue 16; the proxy lists no version of either and answers 403 "not available"
+to those asked): `github.com/pulumi/pulumi-command/provider` at the commit of pulumi-command's tag
+v1.2.1 (`v0.0.0-20260303235922-7f3eb6f3b77c`, also asked as the commit hash), and the Python language
+host `github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3` (asked at the commit of
+v3.259.0, the newest tag in the reachable mirror of pulumi/pulumi; the commit of v3.276.0 is not
+known here); nor the Terraform-bridged providers. tests/engine runs the
 Python program through the SDK's own language server instead (`pulumi up --client`).
 
 Usage: `python scripts/go_cache.py [NAME ...]` builds the named tools (default: all) if needed and
