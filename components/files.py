@@ -63,4 +63,6 @@ class FileRecord(pulumi.ComponentResource):
             "content": content,
         }
         super().__init__(FILE_TYPE, name, props, opts)
-        self.register_outputs({})
+        # The engine hands stack policies a component's *outputs*, not the props given here:
+        # registering them again is what lets the policy pack see the file (e.g. the SSH drop-in).
+        self.register_outputs(props)
