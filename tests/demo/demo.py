@@ -286,7 +286,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     work = demo_dir(tag)
     image = rootfs.ensure_image(progress=progress)
     deb = codeserver_deb.ensure()
-    for tool in go_cache.TOOLS:
+    for tool in ("oauth2-proxy", "registry", "crane"):  # the Pulumi CLI is the engine tests' own
         go_cache.ensure(tool)
     timings["caches"] = time.monotonic() - started
     ca = DemoCA(work / "pki")
