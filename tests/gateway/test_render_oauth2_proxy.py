@@ -24,9 +24,13 @@ PARAMS = o.OAuth2ProxyParams(
 )
 
 
+#: The oauth2-proxy release the option list comes from: the one the demo and the live path run.
+RELEASE = "v7.15.6"
+
+
 def release_options() -> set[str]:
-    """The config-file keys of oauth2-proxy v7.15.3 (see the data file's header for the source)."""
-    path = Path(__file__).parent / "data" / "oauth2_proxy_v7.15.3_options.txt"
+    """The config-file keys of oauth2-proxy RELEASE (see the data file's header for the source)."""
+    path = Path(__file__).parent / "data" / f"oauth2_proxy_{RELEASE}_options.txt"
     lines = [line.strip() for line in path.read_text().splitlines()]
     return {line for line in lines if line and not line.startswith("#")}
 
@@ -39,12 +43,13 @@ def test_option_list_is_the_release_list() -> None:
     keys = release_options()
     # spot checks that the list is the v7.15.x one (file secrets, trusted proxies, Entra, PKCE)
     assert {"client_secret_file", "cookie_secret_file", "trusted_proxy_ips", "entra_id_allowed_tenants", "code_challenge_method"} <= keys
+    assert f"oauth2-proxy/v7@{RELEASE}" in (Path(__file__).parent / "data" / f"oauth2_proxy_{RELEASE}_options.txt").read_text()
     assert len(keys) > 150
 
 
 def test_every_key_is_an_option_of_the_pinned_release() -> None:
     unknown = set(rendered()) - release_options()
-    assert not unknown, f"not options of oauth2-proxy v7.15.3 (fatal at start): {sorted(unknown)}"
+    assert not unknown, f"not options of oauth2-proxy {RELEASE} (fatal at start): {sorted(unknown)}"
 
 
 def test_rendered_config_is_the_intended_policy() -> None:
