@@ -68,6 +68,7 @@ def test_rendered_config_is_the_intended_policy() -> None:
     assert cfg["code_challenge_method"] == "S256"
     assert cfg["skip_provider_button"] is True
     assert cfg["redirect_url"] == "https://code.example.com/oauth2/callback"
+    assert cfg["whitelist_domains"] == ["login.microsoftonline.com"]  # rd to Entra's sign-out only
     assert cfg["proxy_websockets"] is True and cfg["pass_host_header"] is True
     assert cfg["client_secret_file"] == "/etc/oauth2-proxy/client-secret"
     assert cfg["cookie_secret_file"] == "/etc/oauth2-proxy/cookie-secret"
@@ -139,6 +140,9 @@ OPEN_DOORS = [
     ({"upstreams": ["http://10.0.0.5:8080"]}, "upstreams"),
     ({"allowed_groups": ["code-server-users"]}, "GUIDs"),
     ({"redirect_url": "http://code.example.com/oauth2/callback"}, "redirect_url"),
+    ({"whitelist_domains": [".microsoftonline.com"]}, "open redirect"),
+    ({"whitelist_domains": ["login.microsoftonline.com", "evil.example"]}, "open redirect"),
+    ({"whitelist_domains": ["login.microsoftonline.com:*"]}, "open redirect"),
 ]
 
 
@@ -164,3 +168,9 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_render_refuses_unsafe_params() -> None:
     with pytest.raises(o.UnsafeConfig, match="1h token lifetime"):
         o.render(o.OAuth2ProxyParams(**{**PARAMS.__dict__, "cookie_refresh": dt.timedelta(hours=2), "cookie_expire": dt.timedelta(hours=12)}))
+
+
+def test_sign_out_url_clears_the_session_then_ends_entras() -> None:
+    url = o.sign_out_url("code.example.com", TENANT)
+    assert url == ("https://code.example.com/oauth2/sign_out?rd="
+                   f"https%3A%2F%2Flogin.microsoftonline.com%2F{TENANT}%2Foauth2%2Fv2.0%2Flogout")
