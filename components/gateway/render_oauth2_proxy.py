@@ -149,6 +149,9 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "client_id": p.client_id,
         "client_secret_file": CLIENT_SECRET_FILE,
         "code_challenge_method": "S256",
+        # v7.15's default is true (skip): without this no nonce is sent or checked, and a
+        # replayed ID token from another sign-in would pass.
+        "insecure_oidc_skip_nonce": False,
         "scope": SCOPE,
         "allowed_groups": [p.allowed_group],
         "email_domains": list(p.email_domains),
@@ -235,6 +238,8 @@ def check_options(opts: Mapping[str, Any]) -> None:
     need(opts.get("cookie_secret_file") == COOKIE_SECRET_FILE, f"cookie_secret_file must be {COOKIE_SECRET_FILE}")
     for key in _INSECURE_KEYS:
         need(opts.get(key) is not True, f"{key} must not be enabled")
+    need(opts.get("insecure_oidc_skip_nonce") is False,
+         "insecure_oidc_skip_nonce must be set to false explicitly (oauth2-proxy's default is true: no nonce)")
     for key in ("skip_auth_regex", "skip_auth_routes", "api_routes", "trusted_ips"):
         need(not opts.get(key), f"{key} must be empty: no route or address may skip authentication")
 

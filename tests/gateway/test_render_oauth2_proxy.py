@@ -66,6 +66,7 @@ def test_rendered_config_is_the_intended_policy() -> None:
     assert (cfg["cookie_secure"], cfg["cookie_httponly"], cfg["cookie_samesite"]) == (True, True, "lax")
     assert "offline_access" in cfg["scope"].split()
     assert cfg["code_challenge_method"] == "S256"
+    assert cfg["insecure_oidc_skip_nonce"] is False  # oauth2-proxy's default is true
     assert cfg["skip_provider_button"] is True
     assert cfg["redirect_url"] == "https://code.example.com/oauth2/callback"
     assert cfg["whitelist_domains"] == ["login.microsoftonline.com"]  # rd to Entra's sign-out only
@@ -120,6 +121,7 @@ OPEN_DOORS = [
     ({"email_domains": ["*"], "allowed_groups": []}, "email_domains = *"),
     ({"insecure_oidc_skip_issuer_verification": True}, "insecure_oidc_skip_issuer_verification"),
     ({"ssl_insecure_skip_verify": True}, "ssl_insecure_skip_verify"),
+    ({"insecure_oidc_skip_nonce": True}, "insecure_oidc_skip_nonce"),
     ({"ssl_upstream_insecure_skip_verify": True}, "ssl_upstream_insecure_skip_verify"),
     ({"cookie_samesite": "strict"}, "cookie_samesite"),
     ({"cookie_samesite": "none"}, "cookie_samesite"),
@@ -174,3 +176,10 @@ def test_sign_out_url_clears_the_session_then_ends_entras() -> None:
     url = o.sign_out_url("code.example.com", TENANT)
     assert url == ("https://code.example.com/oauth2/sign_out?rd="
                    f"https%3A%2F%2Flogin.microsoftonline.com%2F{TENANT}%2Foauth2%2Fv2.0%2Flogout")
+
+
+def test_nonce_left_at_oauth2_proxys_default_is_refused() -> None:
+    opts = o.options(PARAMS)
+    del opts["insecure_oidc_skip_nonce"]
+    with pytest.raises(o.UnsafeConfig, match="insecure_oidc_skip_nonce must be set to false"):
+        o.check_options(opts)
