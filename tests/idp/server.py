@@ -7,7 +7,7 @@
     POST /<tenant>/oauth2/v2.0/token                        authorization_code (PKCE S256) and refresh_token
     GET  /<tenant>/discovery/v2.0/keys                      JWKS
     GET  /<tenant>/oauth2/v2.0/logout                       ends the IdP session, back to an allowed URI
-    POST /stand-in/revoke        (admin bearer token)       revokes a user's refresh tokens
+    POST /stand-in/revoke        (admin bearer token)       revokes a user's refresh tokens and IdP sessions
     GET  /stand-in/events        (admin bearer token)       what happened: sign-ins, grants, logouts (no secrets)
 
 As strict as Entra or stricter: the redirect URI must equal a registered one (no prefix or
@@ -114,10 +114,12 @@ class State:
         self.events.append({"time": time.time(), "event": kind, **details})
 
     def revoke_user(self, username: str) -> int:
-        """Revoke every refresh token of `username` (Entra's revokeSignInSessions does this)."""
+        """Revoke every refresh token and IdP session of `username`, as Entra's revokeSignInSessions does."""
         doomed = [d for d, g in self.refresh.items() if g.username == username]
         for digest in doomed:
             del self.refresh[digest]
+        for sid in [s for s, (user, _) in self.sessions.items() if user == username]:
+            del self.sessions[sid]
         self.event("revoke", user=username, refresh_tokens=len(doomed))
         return len(doomed)
 
@@ -180,8 +182,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data).encode(), "application/json; charset=utf-8")
 
     def _page(self, status: int, title: str, body: str, cookies: list[str] = ()) -> None:
-        headers = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-                   "X-Frame-Options": "DENY"}
+        # form-action also governs where the form's answer may redirect: the clients' callbacks.
+        origins = sorted({f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" for c in self.state.directory.clients.values() for u in c.redirect_uris})
+        csp = f"default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {' '.join(origins)}; frame-ancestors 'none'"
+        headers = {"Content-Security-Policy": csp, "X-Frame-Options": "DENY"}
         self._send(status, _PAGE.format(title=html.escape(title), body=body).encode(), "text/html; charset=utf-8", headers, cookies)
 
     def _redirect(self, location: str, cookies: list[str] = ()) -> None:

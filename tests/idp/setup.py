@@ -6,6 +6,7 @@ Used by the live-path tests and by `make demo` (`python -m tests.idp.setup --out
 | user | in the allowed group | e-mail domain |
 |---|---|---|
 | `alice@<domain>` | yes | allowed |
+| `carol@<domain>` | yes | allowed (a second member, e.g. for revocation tests) |
 | `bob@<domain>`   | no  | allowed |
 | `eve@elsewhere.test` | yes | outside `emailDomains` |
 
@@ -60,8 +61,8 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
     """Make every file of the stand-in in `out` (created 0700)."""
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
-    people = (("alice", "Alice Example", email_domain, True), ("bob", "Bob Example", email_domain, False),
-              ("eve", "Eve Elsewhere", OUTSIDE_DOMAIN, True))
+    people = (("alice", "Alice Example", email_domain, True), ("carol", "Carol Example", email_domain, True),
+              ("bob", "Bob Example", email_domain, False), ("eve", "Eve Elsewhere", OUTSIDE_DOMAIN, True))
     users, accounts = {}, {}
     for short, name, domain, in_group in people:
         username = f"{short}@{domain}"
