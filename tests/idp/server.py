@@ -106,6 +106,7 @@ class State:
     sessions: dict[str, tuple[str, float]] = field(default_factory=dict)  # IdP session id -> (username, created)
     codes: dict[str, Grant] = field(default_factory=dict)  # digest -> grant
     refresh: dict[str, RefreshGrant] = field(default_factory=dict)  # digest -> grant
+    revoked: dict[str, str] = field(default_factory=dict)  # digest -> username, to name refused refreshes
     events: list[dict[str, Any]] = field(default_factory=list)
     admin_token: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -118,6 +119,7 @@ class State:
         doomed = [d for d, g in self.refresh.items() if g.username == username]
         for digest in doomed:
             del self.refresh[digest]
+            self.revoked[digest] = username
         for sid in [s for s, (user, _) in self.sessions.items() if user == username]:
             del self.sessions[sid]
         self.event("revoke", user=username, refresh_tokens=len(doomed))
@@ -392,7 +394,8 @@ class Handler(BaseHTTPRequestHandler):
         digest = _digest(form.get("refresh_token", ""))
         grant = self.state.refresh.get(digest)
         if grant is None or grant.client_id != client.client_id or time.time() - grant.created > REFRESH_LIFETIME:
-            self.state.event("token", grant_type="refresh_token", user=grant.username if grant else None, ok=False, reason="refresh token unknown, revoked or expired")
+            user = grant.username if grant else self.state.revoked.get(digest)
+            self.state.event("token", grant_type="refresh_token", user=user, ok=False, reason="refresh token unknown, revoked or expired")
             raise _Refused(400, "invalid_grant", "AADSTS70043: the refresh token has expired or is invalid due to sign-in frequency checks by conditional access")
         del self.state.refresh[digest]  # rotation: the old token stops working now
         user = self.state.directory.users[grant.username]

@@ -89,6 +89,9 @@ def sign_in(session: Session, chain: LiveChain, user: TestUser, *, workbench: bo
     submitted = time.perf_counter()
     fill_login_form(session, user)
     if workbench:
+        # Stand-in → callback (code redeemed at the token endpoint) → / → code-server's folder page.
+        session.page.wait_for_url(re.compile(re.escape(chain.plan.public_url) + r"/\?folder="), wait_until="commit", timeout=30_000)
+        session.timings["submit_to_ide_page_s"] = time.perf_counter() - submitted
         session.page.wait_for_selector(".monaco-workbench", timeout=60_000)
         session.timings["submit_to_workbench_s"] = time.perf_counter() - submitted
         session.timings["total_s"] = time.perf_counter() - started

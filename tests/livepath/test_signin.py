@@ -165,7 +165,8 @@ def _refused_after_sign_in(browser: Browser, chain: LiveChain, user: str) -> dic
     # Coming back: the stand-in's session signs the user in silently, and oauth2-proxy refuses again.
     mark = len(session.journal.responses)
     session.page.goto(chain.plan.public_url + "/")
-    again = [r for r in session.journal.after(mark) if urlsplit(r.url).hostname == chain.plan.hostname]
+    again = [r for r in session.journal.after(mark) if urlsplit(r.url).hostname == chain.plan.hostname
+             and not urlsplit(r.url).path.startswith("/oauth2/static/")]
     assert again[-1].status == 403 and "/oauth2/callback" in again[-1].url
     session.context.close()
     return {"callback_status": callback.status, "page_text": " ".join(text.split())[:300]}
