@@ -96,7 +96,9 @@ def sign_in(session: Session, chain: LiveChain, user: TestUser, *, workbench: bo
         session.timings["submit_to_workbench_s"] = time.perf_counter() - submitted
         session.timings["total_s"] = time.perf_counter() - started
     else:
-        session.page.wait_for_url(re.compile(re.escape(chain.plan.public_url) + r"/oauth2/callback\?"), timeout=30_000)
+        # The first document committed back on the public host: oauth2-proxy's refusal at the
+        # callback, or (signed in) code-server's page; the session cookie is set by then.
+        session.page.wait_for_url(lambda url: url.startswith(chain.plan.public_url + "/"), wait_until="commit", timeout=30_000)
         session.page.wait_for_load_state()
 
 
