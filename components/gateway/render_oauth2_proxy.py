@@ -54,6 +54,8 @@ SIGN_OUT_PATH = "/oauth2/sign_out"
 #: Entra ID access tokens live 60-90 minutes; the session must refresh before the shortest.
 ENTRA_TOKEN_LIFETIME = dt.timedelta(hours=1)
 COOKIE_SECRET_BYTES = 32
+#: At most this many sign-in attempts in flight per browser (each holds a ~0.4 KB CSRF cookie).
+CSRF_COOKIE_LIMIT = 5
 
 _ISSUER = re.compile(r"^https://login\.microsoftonline\.com/(?P<tenant>[0-9a-fA-F-]{36})/v2\.0$")
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
@@ -173,6 +175,12 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "cookie_httponly": True,
         "cookie_samesite": "lax",
         "cookie_path": "/",
+        # One CSRF cookie per sign-in attempt: with a single one, a second unauthenticated request
+        # (the browser's /favicon.ico, another tab) starts another sign-in and overwrites it, and
+        # the first callback then fails with 500 (its PKCE verifier is gone). The limit keeps the
+        # Cookie header bounded (the session cookie alone is ~7.3 KB with Entra-sized tokens).
+        "cookie_csrf_per_request": True,
+        "cookie_csrf_per_request_limit": CSRF_COOKIE_LIMIT,
         "cookie_expire": go_duration(p.cookie_expire),
         "cookie_refresh": go_duration(p.cookie_refresh),
         "session_store_type": "cookie",

@@ -67,6 +67,7 @@ def test_rendered_config_is_the_intended_policy() -> None:
     assert "offline_access" in cfg["scope"].split()
     assert cfg["code_challenge_method"] == "S256"
     assert cfg["insecure_oidc_skip_nonce"] is False  # oauth2-proxy's default is true
+    assert cfg["cookie_csrf_per_request"] is True and cfg["cookie_csrf_per_request_limit"] == 5
     assert cfg["skip_provider_button"] is True
     assert cfg["redirect_url"] == "https://code.example.com/oauth2/callback"
     assert cfg["whitelist_domains"] == ["login.microsoftonline.com"]  # rd to Entra's sign-out only
