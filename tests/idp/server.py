@@ -14,7 +14,8 @@ As strict as Entra or stricter: the redirect URI must equal a registered one (no
 wildcard match, AADSTS50011), PKCE with S256 is required (Entra accepts none or `plain`), the code
 is bound to client, redirect URI, challenge and nonce, lives 60 s and works once (a replay also
 revokes what it issued, RFC 9700), the client secret is checked on every token call (Basic or
-form), refresh tokens rotate and the old one stops working, and post-logout redirects go only to
+form), refresh tokens rotate (a new one on every use; the used one stays valid until it expires
+or is revoked, as with Entra), revocation ends them at once, and post-logout redirects go only to
 a registered redirect URI of the client named by `client_id`.
 
 Not modelled (they stay Entra's and are not proven by tests using this): MFA, Conditional Access,
@@ -397,7 +398,10 @@ class Handler(BaseHTTPRequestHandler):
             user = grant.username if grant else self.state.revoked.get(digest)
             self.state.event("token", grant_type="refresh_token", user=user, ok=False, reason="refresh token unknown, revoked or expired")
             raise _Refused(400, "invalid_grant", "AADSTS70043: the refresh token has expired or is invalid due to sign-in frequency checks by conditional access")
-        del self.state.refresh[digest]  # rotation: the old token stops working now
+        # Rotation as Entra does it: every use returns a new refresh token, and the used one stays
+        # valid until it expires or is revoked. (A single-use rule here logged users out: after
+        # cookie_refresh the workbench's parallel requests each refresh with the same token, since
+        # oauth2-proxy's cookie sessions have no lock, and all but one got invalid_grant.)
         user = self.state.directory.users[grant.username]
         response, _ = self._tokens(client, user, grant.sid, grant.scope, None)
         self.state.event("token", grant_type="refresh_token", user=user.username, ok=True)

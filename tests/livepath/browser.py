@@ -53,6 +53,7 @@ class Session:
     page: Page
     journal: Journal
     timings: dict[str, float] = field(default_factory=dict)
+    websockets: list[str] = field(default_factory=list)
 
 
 def new_session(browser: Browser) -> Session:
@@ -60,7 +61,9 @@ def new_session(browser: Browser) -> Session:
     journal = Journal()
     context.on("response", journal.record)
     context.on("request", lambda r: journal.requests.append(r.url))
-    return Session(context, context.new_page(), journal)
+    session = Session(context, context.new_page(), journal)
+    session.page.on("websocket", lambda ws: session.websockets.append(ws.url))
+    return session
 
 
 def is_authorize(chain: LiveChain, url: str) -> bool:
@@ -117,8 +120,8 @@ def cookie_header(session: Session, chain: LiveChain) -> str:
 def signed_in_cookie(chain: LiveChain, user: str = "alice") -> str:
     """A `Cookie:` header from a real sign-in in a throwaway browser (for probes and the bench).
 
-    Use it at once: after `cookie_refresh` the first request through it refreshes the session and
-    rotates its refresh token, so a second, older copy of the cookie can no longer refresh.
+    Use it soon: it is a copy, so the refreshed cookies oauth2-proxy sends after `cookie_refresh`
+    are not kept by a probe, and every later request refreshes again.
     """
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chain.chromium_wrapper()), args=chain.chromium_args())

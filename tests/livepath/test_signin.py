@@ -48,11 +48,8 @@ def browser(live_chain: LiveChain) -> Iterator[Browser]:
 def alice(browser: Browser, live_chain: LiveChain) -> Iterator[Session]:
     """alice (in the allowed group) signed in by typing her password, the workbench open."""
     session = new_session(browser)
-    sockets: list[str] = []
-    session.page.on("websocket", lambda ws: sockets.append(ws.url))
     sign_in(session, live_chain, live_chain.idp.users["alice"])
     OBSERVED["sign_in_timing_s"] = session.timings
-    session.timings["websockets"] = sockets  # type: ignore[assignment]
     yield session
     session.context.close()
 
@@ -96,7 +93,7 @@ def test_in_group_user_types_the_password_and_gets_the_workbench_whose_terminal_
     chain = live_chain
     callback = [r for r in alice.journal.responses if r.url.startswith(chain.plan.public_url + "/oauth2/callback")]
     assert [r.status for r in callback] == [302] and callback[0].header("location") == ["/"]
-    assert any(re.match(rf"wss://{re.escape(chain.plan.hostname)}/stable-{chain.code_server.commit}\?", u) for u in alice.timings["websockets"])  # type: ignore[union-attr]
+    assert any(re.match(rf"wss://{re.escape(chain.plan.hostname)}/stable-{chain.code_server.commit}\?", u) for u in alice.websockets), alice.websockets
     events = [e for e in chain.idp_events() if e.get("user") == chain.idp.users["alice"].username]
     assert [e["event"] for e in events][:2] == ["sign-in", "token"] and events[1]["grant_type"] == "authorization_code" and events[1]["ok"]
     marker = Path(chain.root.path) / chain.plan.workspace.lstrip("/") / "whoami.txt"
