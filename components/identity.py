@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azuread as azuread
 
+from components.gateway import render_oauth2_proxy as oauth2
 from components.settings.entra import EntraSettings, ExistingGroup
 
 #: Microsoft Graph's application ID and the delegated permission (scope) IDs oauth2-proxy needs.
@@ -24,21 +25,29 @@ GRAPH_SCOPES = {
 DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
 
 
+def logout_url(hostname: str) -> str:
+    """The front-channel logout URL: Entra calls it when the user signs out of Entra elsewhere."""
+    return f"https://{hostname}{oauth2.SIGN_OUT_PATH}"
+
+
 @dataclass(frozen=True)
 class EntraAppArgs:
-    """One OIDC client: its display name, its only redirect URI, who may use it, its secret's life."""
+    """One OIDC client: its display name, its only redirect URI, who may use it, its secret's life,
+    and the front-channel logout URL Entra calls when the user signs out of Entra."""
 
     display_name: str
     redirect_uri: str
     group_object_id: pulumi.Input[str]
     secret_end_date: dt.date
     secret_rotation: str
+    logout_url: str | None = None
 
 
 class EntraApp(pulumi.ComponentResource):
     """One app registration that only one group may sign in to (token `hcs:identity:EntraApp`).
 
-    Builds: a single-tenant app registration with exactly one redirect URI and no implicit grant;
+    Builds: a single-tenant app registration with exactly one redirect URI, its front-channel
+    logout URL (if any) and no implicit grant;
     its service principal with *app role assignment required*; the group's assignment to the
     default access role; a client secret with a fixed end date and an explicit rotation label.
 
@@ -65,6 +74,7 @@ class EntraApp(pulumi.ComponentResource):
             owners=[deployer.object_id],
             web=azuread.ApplicationWebArgs(
                 redirect_uris=[args.redirect_uri],
+                logout_url=args.logout_url,
                 implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
                     access_token_issuance_enabled=False,
                     id_token_issuance_enabled=False,
@@ -127,16 +137,19 @@ class EntraAccess(pulumi.ComponentResource):
 
     Builds: the access group (a security group created here with its members, or an existing
     one read by object ID, whose lifecycle then stays with its owners) and oauth2-proxy's
-    `EntraApp`, whose only redirect URI is `https://<hostname>/oauth2/callback`. Other relying
-    parties (the Cloudflare Access edge) get their own `EntraApp` for the same group.
+    `EntraApp`, whose only redirect URI is `https://<hostname>/oauth2/callback` and whose logout
+    URL is oauth2-proxy's sign-out. Other relying parties (the Cloudflare Access
+    edge) get their own `EntraApp` for the same group.
 
-    Outputs: `client_id`, `tenant_id`, `issuer_url`, `group_object_id`, `client_secret` (secret).
+    Outputs: `client_id`, `tenant_id`, `issuer_url`, `group_object_id`, `sign_out_url` (the link that
+    ends both the oauth2-proxy and the Entra session), `client_secret` (secret).
     """
 
     client_id: pulumi.Output[str]
     tenant_id: pulumi.Output[str]
     issuer_url: pulumi.Output[str]
     group_object_id: pulumi.Output[str]
+    sign_out_url: pulumi.Output[str]
     client_secret: pulumi.Output[str]
 
     def __init__(self, name: str, args: EntraAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -161,7 +174,8 @@ class EntraAccess(pulumi.ComponentResource):
             f"{name}-oauth2-proxy",
             EntraAppArgs(
                 display_name=entra.app_display_name,
-                redirect_uri=f"https://{args.hostname}/oauth2/callback",
+                redirect_uri=f"https://{args.hostname}{oauth2.CALLBACK_PATH}",
+                logout_url=logout_url(args.hostname),
                 group_object_id=group.object_id,
                 secret_end_date=entra.secret_end_date,
                 secret_rotation=entra.secret_rotation,
@@ -173,12 +187,14 @@ class EntraAccess(pulumi.ComponentResource):
         self.tenant_id = pulumi.Output.from_input(entra.tenant_id)
         self.issuer_url = pulumi.Output.from_input(f"https://login.microsoftonline.com/{entra.tenant_id}/v2.0")
         self.group_object_id = group.object_id
+        self.sign_out_url = pulumi.Output.from_input(oauth2.sign_out_url(args.hostname, entra.tenant_id))
         self.register_outputs(
             {
                 "clientId": self.client_id,
                 "tenantId": self.tenant_id,
                 "issuerUrl": self.issuer_url,
                 "groupObjectId": self.group_object_id,
+                "signOutUrl": self.sign_out_url,
                 "clientSecret": self.client_secret,
             }
         )

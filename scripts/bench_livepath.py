@@ -2,7 +2,8 @@
 """Measure what the live path costs: WebSocket round trips and time to the first workbench byte.
 
 Brings up the same chain as the live-path tests (test root, code-server as the IDE user, gateway
-Caddy, oauth2-proxy stand-in, front Caddy with TLS), then measures, from the front proxy's side,
+Caddy, the real oauth2-proxy, the Entra stand-in, front Caddy with TLS; the session comes from a
+real sign-in in chromium), then measures, from the front proxy's side,
 through the full chain, and from the VM itself, straight to code-server on loopback:
 
 * WebSocket round-trip latency: `--count` small ping frames (4-byte payload) on one open IDE
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.code_server_cache import ensure  # noqa: E402
+from tests.livepath.browser import signed_in_cookie  # noqa: E402
 from tests.livepath.chain import CODE_SERVER_PORT, LiveChain, example_settings, plan_from, root_config  # noqa: E402
 from tests.realroot import netns, rootfs  # noqa: E402
 from tests.realroot.machine import RealRoot  # noqa: E402
@@ -44,10 +46,11 @@ def measure(chain: LiveChain, count: int, warmup: int, ttfb_count: int) -> dict[
     local = f"http://127.0.0.1:{CODE_SERVER_PORT}"
     folder = f"/?folder={plan.workspace}"
     common = ("--count", str(count), "--warmup", str(warmup))
+    # A fresh sign-in per chain measurement: a cookie older than cookie_refresh would refresh first.
     return {
-        "ws_chain": chain.probe("ws-latency", _ws(plan.public_url, commit), "--origin", plan.public_url, "--cookie", chain.cookie, *common),
+        "ws_chain": chain.probe("ws-latency", _ws(plan.public_url, commit), "--origin", plan.public_url, "--cookie", signed_in_cookie(chain), *common),
         "ws_direct": chain.probe("ws-latency", _ws(local, commit), "--origin", local, *common, side="vm"),
-        "ttfb_chain": chain.probe("ttfb", plan.public_url + folder, "--cookie", chain.cookie, "--count", str(ttfb_count)),
+        "ttfb_chain": chain.probe("ttfb", plan.public_url + folder, "--cookie", signed_in_cookie(chain), "--count", str(ttfb_count)),
         "ttfb_direct": chain.probe("ttfb", local + folder, "--count", str(ttfb_count), side="vm"),
     }
 

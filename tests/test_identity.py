@@ -20,6 +20,8 @@ def test_single_tenant_app_with_exactly_one_https_redirect_and_no_implicit_grant
     app = dev_plan.one(APP).inputs
     assert app["signInAudience"] == "AzureADMyOrg"
     assert app["web"]["redirectUris"] == ["https://code.example.com/oauth2/callback"]
+    # Entra's front-channel sign-out lands on oauth2-proxy's sign-out, which clears the session.
+    assert app["web"]["logoutUrl"] == "https://code.example.com/oauth2/sign_out"
     assert app["web"]["implicitGrant"] == {"accessTokenIssuanceEnabled": False, "idTokenIssuanceEnabled": False}
     assert "publicClient" not in app and "spa" not in app
 
@@ -67,5 +69,9 @@ def test_stack_outputs_name_the_url_and_identity_but_no_secret(dev_plan: PlanRes
     assert outputs["url"] == "https://code.example.com"
     assert outputs["entraIssuerUrl"] == "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
     assert outputs["entraTenantId"] == "11111111-2222-3333-4444-555555555555"
-    assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId", "frontProxySite", "cookieSecretUrn"}
+    assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId", "signOutUrl",
+                            "frontProxySite", "cookieSecretUrn"}
+    # Sign-out ends oauth2-proxy's session, then Entra's (the live path follows this link in a browser).
+    assert outputs["signOutUrl"] == ("https://code.example.com/oauth2/sign_out?rd="
+                                     "https%3A%2F%2Flogin.microsoftonline.com%2F11111111-2222-3333-4444-555555555555%2Foauth2%2Fv2.0%2Flogout")
     assert "[secret]" not in outputs.values()  # no secret is exported at all

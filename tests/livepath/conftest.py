@@ -1,4 +1,4 @@
-"""Fixtures of the live-path tests: the cached code-server build and one running chain per module.
+"""Fixtures of the live-path tests: the cached code-server build and one running chain per session.
 
 Both fail the test loudly (never skip) when a prerequisite is missing: the code-server build
 (npm, Node 24, build tools), root for the test root, Chromium, Caddy.
@@ -27,11 +27,12 @@ def code_server_install(pytestconfig: pytest.Config) -> CodeServerInstall:
         pytest.fail(f"code-server for the live path: {error}", pytrace=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_chain(
     realroot_factory: Callable[..., RealRoot], code_server_install: CodeServerInstall, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveChain]:
-    """The whole chain on a fresh test root, with the example stack's settings."""
+    """The whole chain on a fresh test root, with the example stack's settings (one per session:
+    it takes ~1 min to start, and the sign-in tests and the plumbing tests share it)."""
     settings = example_settings()
     plan = plan_from(settings)
     root = realroot_factory(root_config(plan))

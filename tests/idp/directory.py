@@ -1,0 +1,110 @@
+"""The stand-in's directory: one tenant, its registered clients and its users (a JSON file).
+
+Passwords and client secrets are stored as scrypt hashes, so the file the tests and the demo write
+holds no usable secret; the plaintext exists only where a user types it.
+
+    {"tenant_id": "<GUID>",
+     "clients": [{"client_id": "<GUID>", "secret_scrypt": "<salt>$<hash>",
+                  "redirect_uris": ["https://code.example.com/oauth2/callback"]}],
+     "users": [{"username": "alice@example.com", "password_scrypt": "<salt>$<hash>",
+                "oid": "<GUID>", "name": "Alice", "email": "alice@example.com", "groups": ["<GUID>"]}]}
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+def hash_secret(plaintext: str) -> str:
+    """`salt$hash` (URL-safe base64) of `plaintext` with scrypt: what the directory file stores."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(plaintext.encode(), salt=salt, **_SCRYPT)
+    return f"{base64.urlsafe_b64encode(salt).decode()}${base64.urlsafe_b64encode(digest).decode()}"
+
+
+def secret_matches(plaintext: str, stored: str) -> bool:
+    salt, _, digest = stored.partition("$")
+    computed = hashlib.scrypt(plaintext.encode(), salt=base64.urlsafe_b64decode(salt), **_SCRYPT)
+    return hmac.compare_digest(computed, base64.urlsafe_b64decode(digest))
+
+
+@dataclass(frozen=True)
+class Client:
+    """An app registration: its ID, its secret's hash, its exact redirect URIs (also the allowed
+    post-logout redirect URIs, as Entra requires)."""
+
+    client_id: str
+    secret_scrypt: str
+    redirect_uris: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class User:
+    """An account of the tenant; `groups` are group object IDs, as Entra's groups claim carries them."""
+
+    username: str
+    password_scrypt: str
+    oid: str
+    name: str
+    email: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Directory:
+    tenant_id: str
+    clients: dict[str, Client]
+    users: dict[str, User]
+
+    def user(self, username: str) -> User | None:
+        return self.users.get(username.strip().lower())
+
+
+def _guid(value: Any, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"{what}: expected a GUID, got {value!r}") from None
+
+
+def load(path: Path) -> Directory:
+    """Read and check the directory file (GUIDs where Entra has GUIDs, no plaintext secrets)."""
+    data = json.loads(path.read_text())
+    tenant = _guid(data["tenant_id"], "tenant_id")
+    clients = {
+        _guid(c["client_id"], "client_id"): Client(str(uuid.UUID(c["client_id"])), c["secret_scrypt"], tuple(c["redirect_uris"]))
+        for c in data["clients"]
+    }
+    users = {
+        u["username"].lower(): User(u["username"].lower(), u["password_scrypt"], _guid(u["oid"], "oid"), u["name"], u["email"],
+                                    tuple(_guid(g, "groups") for g in u["groups"]))
+        for u in data["users"]
+    }
+    for entry in (*data["clients"], *data["users"]):
+        if "secret" in entry or "password" in entry:
+            raise ValueError("the directory stores secret_scrypt/password_scrypt hashes, never plaintext")
+    return Directory(tenant, clients, users)
+
+
+def dump(directory: Directory, path: Path) -> None:
+    """Write `directory` with mode 0600 (hashes only, but nobody else needs them)."""
+    data = {
+        "tenant_id": directory.tenant_id,
+        "clients": [{"client_id": c.client_id, "secret_scrypt": c.secret_scrypt, "redirect_uris": list(c.redirect_uris)}
+                    for c in directory.clients.values()],
+        "users": [{"username": u.username, "password_scrypt": u.password_scrypt, "oid": u.oid, "name": u.name,
+                   "email": u.email, "groups": list(u.groups)} for u in directory.users.values()],
+    }
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,0 +1,210 @@
+"""The Entra stand-in on 127.0.0.1: the code flow with PKCE, its refusals, refresh rotation, logout.
+
+Driven over real HTTPS with httpx (the browser and oauth2-proxy drive it in tests/livepath); the
+ID tokens are checked with joserfc against the published JWKS, as a relying party would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.idp import directory, server, setup
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+CLIENT = "0a0a0a0a-1b1b-2c2c-3d3d-4e4e4e4e4e4e"
+GROUP = "5f5f5f5f-6a6a-7b7b-8c8c-9d9d9d9d9d9d"
+CALLBACK = "https://code.example.com/oauth2/callback"
+
+
+@dataclass
+class Idp:
+    base: str
+    files: setup.IdpFiles
+    http: httpx.Client
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{TENANT}{path}"
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
+    files = setup.write(tmp_path_factory.mktemp("idp"), tenant_id=TENANT, client_id=CLIENT, group_id=GROUP,
+                        redirect_uris=(CALLBACK,), email_domain="example.com", address="127.0.0.1")
+    state = server.State(directory.load(files.users_file), admin_token=files.admin_token)
+    httpd = server.make_server(state, "127.0.0.1", 0, str(files.tls.cert), str(files.tls.key))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(files.tls.ca_cert)), follow_redirects=False) as http:
+        yield Idp(f"https://127.0.0.1:{httpd.server_address[1]}", files, http)
+    httpd.shutdown()
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+def _authorize_params(challenge: str, **changes: str) -> dict[str, str]:
+    return {"client_id": CLIENT, "redirect_uri": CALLBACK, "response_type": "code", "scope": "openid email profile offline_access",
+            "state": "st-" + secrets.token_hex(4), "nonce": "n-" + secrets.token_hex(4), "code_challenge": challenge,
+            "code_challenge_method": "S256", **changes}
+
+
+def _sign_in(idp: Idp, user: str = "alice", **changes: str) -> tuple[dict[str, str], str, dict[str, str]]:
+    """Authorize, fill the form; returns (authorize params, verifier, callback query); the client keeps the IdP cookie."""
+    idp.http.cookies.clear()  # a new browser: no IdP session yet
+    verifier, challenge = _pkce()
+    params = _authorize_params(challenge, **changes)
+    form = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=params)
+    assert form.status_code == 200 and 'type="password"' in form.text
+    flow = re.search(r'name="flow" value="([^"]+)"', form.text)[1]
+    account = idp.files.users[user]
+    done = idp.http.post(idp.url("/login"), data={"flow": flow, "username": account.username, "password": account.password})
+    assert done.status_code == 302, done.text
+    location = urlsplit(done.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == CALLBACK
+    return params, verifier, {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+def _redeem(idp: Idp, code: str, verifier: str, secret: str | None = None, **changes: str) -> httpx.Response:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": verifier, **changes}
+    return idp.http.post(idp.url("/oauth2/v2.0/token"), data=data, auth=(CLIENT, secret or idp.files.client_secret))
+
+
+def _claims(idp: Idp, token: str) -> dict:
+    keys = KeySet.import_key_set(idp.http.get(idp.url("/discovery/v2.0/keys")).json())
+    return jwt.decode(token, keys, algorithms=["RS256"]).claims
+
+
+def test_code_flow_with_pkce_gives_entra_shaped_tokens(idp: Idp) -> None:
+    params, verifier, callback = _sign_in(idp)
+    assert callback["state"] == params["state"]
+    answer = _redeem(idp, callback["code"], verifier)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    claims = _claims(idp, body["id_token"])
+    assert claims["iss"] == f"https://login.microsoftonline.com/{TENANT}/v2.0"
+    assert (claims["aud"], claims["tid"], claims["nonce"]) == (CLIENT, TENANT, params["nonce"])
+    assert claims["email"] == claims["preferred_username"] == idp.files.users["alice"].username
+    assert GROUP in claims["groups"] and claims["exp"] - claims["iat"] == 3600 and claims["nbf"] <= claims["iat"]
+    assert "_claim_names" not in claims and re.fullmatch(r"[0-9a-f-]{36}", claims["oid"])
+    # Entra-sized: ID token ~1.5 KB, Graph access token ~2.3 KB, opaque refresh token ~1.4 KB.
+    assert len(body["id_token"]) > 1200 and len(body["access_token"]) > 2000 and len(body["refresh_token"]) > 1300
+
+
+def test_user_outside_the_group_gets_tokens_without_the_group(idp: Idp) -> None:
+    _, verifier, callback = _sign_in(idp, "bob")
+    claims = _claims(idp, _redeem(idp, callback["code"], verifier).json()["id_token"])
+    assert GROUP not in claims["groups"] and claims["groups"]
+
+
+def test_code_is_single_use_and_a_replay_revokes_its_refresh_token(idp: Idp) -> None:
+    _, verifier, callback = _sign_in(idp)
+    first = _redeem(idp, callback["code"], verifier)
+    assert first.status_code == 200
+    replay = _redeem(idp, callback["code"], verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    refresh = idp.http.post(idp.url("/oauth2/v2.0/token"), data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]},
+                            auth=(CLIENT, idp.files.client_secret))
+    assert refresh.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [({"code_verifier": secrets.token_urlsafe(48)}, "code_verifier"), ({"redirect_uri": CALLBACK + "x"}, "redirect_uri"),
+     ({"code_verifier": ""}, "code_verifier")],
+)
+def test_token_endpoint_refuses_a_wrong_verifier_or_redirect(idp: Idp, change: dict[str, str], why: str) -> None:
+    _, verifier, callback = _sign_in(idp)
+    answer = _redeem(idp, callback["code"], verifier, **change)
+    assert answer.status_code == 400 and why in answer.json()["error_description"]
+
+
+def test_token_endpoint_refuses_a_wrong_client_secret(idp: Idp) -> None:
+    _, verifier, callback = _sign_in(idp)
+    assert _redeem(idp, callback["code"], verifier, secret="wrong").status_code == 401
+    # The client is authenticated before the code is looked at (a stranger cannot burn it), and
+    # the secret in the form (client_secret_post) works as well as Basic.
+    data = {"grant_type": "authorization_code", "code": callback["code"], "redirect_uri": CALLBACK, "code_verifier": verifier,
+            "client_id": CLIENT, "client_secret": idp.files.client_secret}
+    assert idp.http.post(idp.url("/oauth2/v2.0/token"), data=data).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [({"redirect_uri": "https://evil.example/oauth2/callback"}, 400), ({"redirect_uri": CALLBACK + "/"}, 400),
+     ({"code_challenge_method": "plain"}, 400), ({"code_challenge": ""}, 400), ({"client_id": GROUP}, 400),
+     ({"state": ""}, 400), ({"response_type": "token"}, 400)],
+)
+def test_authorize_refuses_without_redirecting(idp: Idp, change: dict[str, str], status: int) -> None:
+    _, challenge = _pkce()
+    answer = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=_authorize_params(challenge, **change))
+    assert answer.status_code == status and "location" not in answer.headers and 'type="password"' not in answer.text
+
+
+def test_wrong_password_shows_the_form_again(idp: Idp) -> None:
+    idp.http.cookies.clear()
+    _, challenge = _pkce()
+    form = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=_authorize_params(challenge))
+    flow = re.search(r'name="flow" value="([^"]+)"', form.text)[1]
+    again = idp.http.post(idp.url("/login"), data={"flow": flow, "username": idp.files.users["alice"].username, "password": "nope"})
+    assert again.status_code == 200 and "AADSTS50126" in again.text and "location" not in again.headers
+
+
+def test_refresh_rotates_and_revocation_ends_it(idp: Idp) -> None:
+    _, verifier, callback = _sign_in(idp)
+    refresh = _redeem(idp, callback["code"], verifier).json()["refresh_token"]
+
+    def use(token: str) -> httpx.Response:
+        return idp.http.post(idp.url("/oauth2/v2.0/token"), data={"grant_type": "refresh_token", "refresh_token": token},
+                             auth=(CLIENT, idp.files.client_secret))
+
+    rotated = use(refresh)
+    assert rotated.status_code == 200 and "nonce" not in _claims(idp, rotated.json()["id_token"])
+    newer = rotated.json()["refresh_token"]
+    assert newer != refresh
+    # As with Entra the used token stays valid (parallel refreshes of one session must not fail).
+    assert use(refresh).status_code == 200
+    admin = {"Authorization": f"Bearer {idp.files.admin_token}"}
+    assert idp.http.post(f"{idp.base}/stand-in/revoke", data={"username": "alice@example.com"}).status_code == 401
+    assert idp.http.post(f"{idp.base}/stand-in/revoke", data={"username": "alice@example.com"}, headers=admin).json()["revoked"] >= 1
+    assert use(newer).status_code == 400 and use(refresh).status_code == 400
+
+
+def test_idp_session_signs_in_silently_until_logout(idp: Idp) -> None:
+    _sign_in(idp)
+    _, challenge = _pkce()
+    silent = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=_authorize_params(challenge))
+    assert silent.status_code == 302 and "code=" in silent.headers["location"]
+    logout = idp.http.get(idp.url("/oauth2/v2.0/logout"),
+                          params={"client_id": CLIENT, "post_logout_redirect_uri": CALLBACK})
+    assert logout.status_code == 302 and logout.headers["location"] == CALLBACK
+    again = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=_authorize_params(challenge))
+    assert again.status_code == 200 and 'type="password"' in again.text
+
+
+def test_logout_redirects_only_to_a_registered_uri_of_the_named_client(idp: Idp) -> None:
+    for params in ({"client_id": CLIENT, "post_logout_redirect_uri": "https://evil.example/"}, {"post_logout_redirect_uri": CALLBACK}):
+        answer = idp.http.get(idp.url("/oauth2/v2.0/logout") + "?" + urlencode(params))
+        assert answer.status_code == 200 and "location" not in answer.headers and "signed out" in answer.text
+
+
+def test_files_hold_no_plaintext_secret_except_the_0600_ones(idp: Idp) -> None:
+    text = idp.files.users_file.read_text()
+    assert all(u.password not in text for u in idp.files.users.values()) and idp.files.client_secret not in text
+    for path in (idp.files.users_file, idp.files.passwords_file, idp.files.client_secret_file, idp.files.admin_token_file, idp.files.tls.key):
+        assert Path(path).stat().st_mode & 0o077 == 0, path
