@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -39,7 +40,11 @@ import docker
 from scripts import go_cache
 from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
 from tests.demo import codeserver_deb, fortigate, images, network
-from tests.demo.live import Applied, LiveMocks
+from components.gateway.stack import OAUTH2_PROXY_DIR
+from components.host.install import encode_contents
+from tests.demo.live import Applied, LiveMocks, Rewrite
+from tests.idp import setup as idp_setup
+from tests.livepath import signin
 from tests.demo.pki import DemoCA
 from tests.host.realhost import BRIDGE, REINSTALLED
 from tests.realroot import rootfs
@@ -271,10 +276,65 @@ def _trust_registry(ca: DemoCA) -> Callable[[Path], None]:
     return install
 
 
-def converge(vm: BootedVM, config: StackConfig, progress: Progress) -> tuple[PlanResult, Applied]:
+def _gateway_files(create: str, stdin: str | None) -> dict[str, tuple[str, str]]:
+    """path → (manifest line, content) of a file-installing step."""
+    lines = [line for word in shlex.split(create) if word.startswith("HCS_FILES=")
+             for line in word.removeprefix("HCS_FILES=").splitlines() if line]
+    contents = [base64.b64decode(line).decode() for line in (stdin or "").splitlines()]
+    return {line.split(" ", 3)[3]: (line, content) for line, content in zip(lines, contents, strict=True)}
+
+
+def identity(config: StackConfig, work: Path) -> idp_setup.IdpFiles:
+    """The Entra stand-in's files for the demo's app registration (made once, then reused).
+
+    The client ID, the group and the client secret are what the program's graph gives Entra's
+    resources (the plan's mocks answer them, as Entra would), so the stand-in knows the same app.
+    """
+    plan = run_program(config)
+    group = plan.outputs["entraGroupObjectId"]
+    out = work / "idp"
+    if (out / "users.json").exists():
+        return idp_setup.load(out, group)
+    install = next(r for r in plan.resources if r.name == "gateway-files-install")
+    files = _gateway_files(install.values["create"], install.values.get("stdin"))
+    secret = files[f"{OAUTH2_PROXY_DIR}/client-secret"][1]
+    return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=plan.outputs["entraClientId"],
+                           group_id=group, redirect_uris=idp_setup.redirect_uris(config.values["hostname"]),
+                           email_domain=json.loads(config.values["emailDomains"])[0], address=network.IDENTITY,
+                           client_secret=secret)
+
+
+def gateway_overrides(tenant_id: str, idp: idp_setup.IdpFiles) -> Rewrite:
+    """The gateway files as the program renders them, with the sign-in test overrides
+    (`tests/livepath/signin.py`: the stand-in's endpoints) and the stand-in's CA beside them."""
+    def rewrite(create: str, stdin: str | None) -> tuple[str, str | None]:
+        files = _gateway_files(create, stdin)
+        config_path = f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg"
+        line, rendered = files[config_path]
+        files[config_path] = (line, signin.with_test_overrides(rendered, tenant_id))
+        mode, owner, group, _ = line.split(" ", 3)
+        ca_path = f"{OAUTH2_PROXY_DIR}/idp-ca.crt"
+        files[ca_path] = (f"{mode} {owner} {group} {ca_path}", idp.tls.ca_cert.read_text())
+        manifest = "HCS_FILES=" + "".join(entry + "\n" for entry, _ in files.values())
+        words = [manifest if w.startswith("HCS_FILES=") else w for w in shlex.split(create)]
+        return shlex.join(words), encode_contents([content for _, content in files.values()])
+    return rewrite
+
+
+def _start_identity(vm: BootedVM, state: DemoState, idp: idp_setup.IdpFiles, progress: Progress) -> None:
+    if "idp" in state.processes and Path(f"/proc/{state.processes['idp']}").exists():
+        return
+    progress(f"starting the Entra stand-in (tests/idp) on {network.IDENTITY}:443")
+    work = Path(state.workdir)
+    state.processes["idp"] = _spawn_detached(vm.peer_argv(signin.idp_argv(idp)), work / "idp.log")
+    state.save()
+    _wait("the Entra stand-in", lambda: _https_up(vm, f"https://{network.IDENTITY}/", idp.tls.ca_cert), work / "idp.log")
+
+
+def converge(vm: BootedVM, config: StackConfig, progress: Progress, rewrites: dict[str, Rewrite] | None = None) -> tuple[PlanResult, Applied]:
     """Evaluate the program for `config` and apply it to the VM (see `live.LiveMocks`)."""
     engine = docker.DockerClient(base_url=f"unix://{vm.docker_socket}", version=DOCKER_API)
-    mocks = LiveMocks(config.values["entraTenantId"], vm.runner(), engine, on_progress=progress)
+    mocks = LiveMocks(config.values["entraTenantId"], vm.runner(), engine, rewrites, on_progress=progress)
     plan = run_program(config, mocks=mocks)
     return plan, mocks.applied
 
@@ -315,9 +375,16 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
         state.images = _push_images(vm, ca, load_stack_config("dev"), work, progress)
         state.save()
     config = demo_config(vm, deb, state.images, ca, fortios_token(work))
+    idp = identity(config, work)
+    _start_identity(vm, state, idp, progress)
+    state.users = [{"username": u.username, "password": u.password,
+                    "note": ("in the allowed group" if u.in_group else "NOT in the allowed group")
+                    + ("" if u.username.endswith("@" + json.loads(config.values["emailDomains"])[0]) else ", outside emailDomains")}
+                   for u in idp.users.values()]
+    state.save()
     progress("converging: the program's remote commands over SSH, its containers in the VM's Docker")
     mark = time.monotonic()
-    plan, applied = converge(vm, config, progress)
+    plan, applied = converge(vm, config, progress, {"gateway-files-install": gateway_overrides(config.values["entraTenantId"], idp)})
     counts = apply_fortigate(vm, plan, work)
     applied.add("fortigate", sum(v for k, v in counts.items() if k != "unchanged"),
                 "fortigate: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))

@@ -57,8 +57,13 @@ def _secret_file(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_uris: tuple[str, ...], email_domain: str, address: str) -> IdpFiles:
-    """Make every file of the stand-in in `out` (created 0700)."""
+def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_uris: tuple[str, ...], email_domain: str,
+          address: str, client_secret: str | None = None) -> IdpFiles:
+    """Make every file of the stand-in in `out` (created 0700).
+
+    `client_secret`: the relying party's existing secret (the demo's program already made one, as
+    Entra's `ApplicationPassword` does); by default a random one is made here.
+    """
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
     people = (("alice", "Alice Example", email_domain, True), ("carol", "Carol Example", email_domain, True),
@@ -71,7 +76,7 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
         # Other groups too: a real account is in several, and the claim carries them all.
         groups = ([group_id] if in_group else []) + [str(uuid.uuid4()) for _ in range(3)]
         accounts[username] = directory.User(username, directory.hash_secret(password), str(uuid.uuid4()), name, username, tuple(groups))
-    client_secret = secrets.token_urlsafe(30)
+    client_secret = client_secret or secrets.token_urlsafe(30)
     client = directory.Client(client_id, directory.hash_secret(client_secret), redirect_uris)
     users_file = out / "users.json"
     directory.dump(directory.Directory(tenant_id, {client_id: client}, accounts), users_file)
@@ -84,6 +89,16 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
     _secret_file(admin_token_file, admin_token)
     tls = certs.make(out / "tls", address)
     return IdpFiles(users_file, passwords_file, client_secret_file, admin_token_file, tls, client_secret, admin_token, users)
+
+
+def load(out: Path, group_id: str) -> IdpFiles:
+    """The files `write` made in `out`, read back (a later `make demo` reuses its stand-in)."""
+    passwords: dict[str, str] = json.loads((out / "passwords.json").read_text())
+    accounts = directory.load(out / "users.json").users
+    users = {name.split("@")[0]: TestUser(name, password, group_id in accounts[name].groups) for name, password in passwords.items()}
+    tls = certs.TlsFiles(out / "tls" / "idp-ca.crt", out / "tls" / "idp.crt", out / "tls" / "idp.key")
+    return IdpFiles(out / "users.json", out / "passwords.json", out / "client-secret", out / "admin-token", tls,
+                    (out / "client-secret").read_text(), (out / "admin-token").read_text(), users)
 
 
 def main(argv: list[str] | None = None) -> int:

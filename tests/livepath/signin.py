@@ -25,11 +25,12 @@ from pathlib import Path
 import tomli_w
 
 from components.gateway import render_oauth2_proxy
+from tests.demo import network
 from tests.idp import setup as idp_setup
 
 REPO = Path(__file__).resolve().parents[2]
 #: The stand-in's address in the peer namespace ("the internet" around the VM), port 443 as Entra's.
-IDP_ADDRESS = "192.0.2.30"
+IDP_ADDRESS = network.IDENTITY
 #: Short enough that a refresh happens in a test; every other session setting is the product's.
 TEST_COOKIE_REFRESH = dt.timedelta(seconds=15)
 TEST_OVERRIDES = frozenset({"skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "provider_ca_files", "cookie_refresh"})
