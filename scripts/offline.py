@@ -117,7 +117,8 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfi
     """Merge Pulumi.yaml defaults with Pulumi.<stack>.yaml, as `pulumi up` would.
 
     Secrets can't be decrypted without the CLI, so every declared secret the stack file does
-    not hold in plain form gets a marked placeholder (listed in `placeholders`).
+    not hold in plain form (an encrypted one, or one left at its empty default) gets a marked
+    placeholder (listed in `placeholders`).
     """
     project_file = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
     project = project_file["name"]
@@ -137,7 +138,7 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfi
             secret_keys.add(key)
             continue  # encrypted: stands in below
         values[key] = _engine_value(value)
-    placeholders = tuple(sorted(k for k in secret_keys if k not in values))
+    placeholders = tuple(sorted(k for k in secret_keys if not values.get(k)))
     for key in placeholders:
         values[key] = placeholder_secret(key)
     return StackConfig(project, stack, values, frozenset(secret_keys), placeholders)

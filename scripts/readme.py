@@ -24,9 +24,11 @@ from scripts.offline import PROJECT_DIR, load_stack_config, run_program  # noqa:
 
 
 def _type(decl: dict[str, Any]) -> str:
-    if decl["type"] == "array":
+    # an optional secret declares no type (Pulumi.yaml says why): its values are strings
+    kind = decl.get("type", "string")
+    if kind == "array":
         return f"list of {decl['items']['type']}"
-    return decl["type"] + (" (secret)" if decl.get("secret") else "")
+    return kind + (" (secret)" if decl.get("secret") else "")
 
 
 def _default(decl: dict[str, Any]) -> str:
@@ -37,7 +39,7 @@ def _default(decl: dict[str, Any]) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, list):
         return "`[" + ", ".join(map(str, value)) + "]`"
-    return f"`{value}`"
+    return f"`{value}`" if value != "" else '`""`'
 
 
 def _refused(key: str) -> str:

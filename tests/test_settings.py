@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from components.settings import ConfigError, MappingSource, load
+from components.settings.entra import ExistingGroup
 from scripts.offline import PROJECT_DIR, StackConfig
 from tests.support import KEY, TODAY
 
@@ -63,6 +64,9 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("wazuh-manager-missing", {"wazuhManagerAddress": None}, "wazuhManagerAddress", "required when wazuhEnabled"),
     ("backup-repo-path", {"backupRepository": "/srv/backup"}, "backupRepository", "restic repository"),
     ("backup-port-missing", {"backupRepositoryPort": None}, "backupRepositoryPort", "required when backupEnabled"),
+    ("backup-port-default", {"backupRepositoryPort": 0}, "backupRepositoryPort", "required when backupEnabled"),
+    ("fortigate-url-empty", {"fortigateUrl": ""}, "fortigateUrl", "is required"),
+    ("hostname-empty", {"hostname": ""}, "hostname", "is required"),
     ("apt-proxy-name", {"aptProxyAddress": "proxy"}, "aptProxyAddress", "IP address"),
     ("typo-key", {"vmAdress": "192.0.2.10"}, "vmAdress", "typo"),
 ]
@@ -80,12 +84,33 @@ def _declared() -> dict[str, dict[str, Any]]:
     return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
 
 
+def test_optional_keys_at_their_empty_pulumi_yaml_defaults_are_not_set(dev_config: StackConfig) -> None:
+    """What the CLI passes for an optional key a stack leaves out is its default in Pulumi.yaml; an
+    empty one ("", [], 0) must read as not set, a secret's too (the CLI applies it unencrypted)."""
+    declared = _declared()
+    left_out = ("entraGroupName", "entraGroupMembers", "entraAppDisplayName", "aptProxyAddress", "zabbixServerAddress",
+                "zabbixPsk", "backupRepository", "backupRepositoryAddress", "backupRepositoryPort", "backupPassword",
+                "fortigateIpsSensor", "fortigateCaBundle")
+    changes = {key: declared[key]["default"] for key in left_out}
+    existing = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    source = _source(dev_config, {**changes, "entraGroupObjectId": existing, "zabbixEnabled": False, "backupEnabled": False},
+                     secret_keys={"vmSshPrivateKey", "fortigateApiToken"})
+    settings = load(source, today=TODAY)
+    assert settings.entra.group == ExistingGroup(existing)
+    assert settings.entra.app_display_name == "code-server (code.example.com)"
+    assert settings.topology.apt_proxy is None
+    assert not settings.topology.zabbix.enabled and not settings.topology.backup.enabled
+    assert settings.host.zabbix_psk is None and settings.host.backup_password is None
+    assert settings.fortigate is not None
+    assert settings.fortigate.ips_sensor is None and settings.fortigate.ca_bundle is None
+
+
 # A wrong value for each declared type, and what the error must say (oracle: Pulumi.yaml's types).
 WRONG_TYPE = {"integer": ("many", "expected an integer"), "boolean": ("yes", "expected true or false"),
               "array": ("not a list", "expected a list of strings")}
 
 
-@pytest.mark.parametrize("key", [k for k, d in _declared().items() if d["type"] in WRONG_TYPE])
+@pytest.mark.parametrize("key", [k for k, d in _declared().items() if d.get("type") in WRONG_TYPE])
 def test_every_declared_typed_key_refuses_a_value_of_another_type(dev_config: StackConfig, key: str) -> None:
     value, expected = WRONG_TYPE[_declared()[key]["type"]]
     with pytest.raises(ConfigError) as caught:

@@ -57,7 +57,7 @@ def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | No
         r.is_set("entraGroupMembers")
     elif has_id:
         object_id = r.string("entraGroupObjectId", checks.guid)
-        if r.is_set("entraGroupMembers"):
+        if r.strings("entraGroupMembers", default=None):
             r.problem("entraGroupMembers", "only applies with entraGroupName (a group this stack creates)")
         group = ExistingGroup(object_id) if object_id else None
     else:

@@ -85,7 +85,7 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
     unless_required: dict[str, None] = {} if required else {"default": None}
     unless_inbound: dict[str, None] = {} if inbound else {"default": None}
     url = r.string("fortigateUrl", _url, **unless_required)
-    vdom = r.string("fortigateVdom", checks.matching(_VDOM, "a VDOM name (letters, digits, _ or -, at most 31)"), default="root")
+    vdom = r.string("fortigateVdom", checks.matching(_VDOM, "a VDOM name (letters, digits, _ or -, at most 31)"))
     interface = checks.matching(_INTERFACE, "a FortiGate interface or zone name such as wan1 or port2")
     wan = r.string("fortigateWanInterface", interface, **unless_inbound)
     dmz = r.string("fortigateDmzInterface", interface, **unless_required)
@@ -96,23 +96,21 @@ def parse(r: Reader, edge: str | None) -> FortigateSettings | None:
         r.problem("fortigatePublicIp", f"expected the public IPv4 address the VIP answers on, got private {public_ip}")
     profile = checks.matching(_PROFILE, "the name of an existing profile (at most 35 characters)")
     ips_sensor = r.string("fortigateIpsSensor", profile, default=None)
-    ssl_profile = r.string("fortigateSslProfile", profile, default="certificate-inspection")
+    ssl_profile = r.string("fortigateSslProfile", profile)
     ca_bundle = r.string("fortigateCaBundle", _ca_bundle, default=None)
-    insecure = r.boolean("fortigateInsecure", default=False)
+    insecure = r.boolean("fortigateInsecure")
     if insecure and ca_bundle:
         r.problem("fortigateInsecure", "set either fortigateCaBundle (verify with a private CA) or fortigateInsecure, not both")
     placement = r.string(
         "fortigatePolicyPlacement",
         checks.matching(_PLACEMENT, "top, before:<policy id> or after:<policy id>"),
-        default="top",
     )
     prefix = r.string(
         "fortigateNamePrefix",
         checks.matching(_PREFIX, "a lower-case prefix of at most 12 letters, digits or - (names must fit 35 characters)"),
-        default="hcs",
     )
-    adopt = r.strings("fortigateAdopt", default=[])
-    egress_nat = r.boolean("fortigateEgressNat", default=False)
+    adopt = r.strings("fortigateAdopt")
+    egress_nat = r.boolean("fortigateEgressNat")
     r.secret(API_TOKEN_KEY, checks.min_length(16), required=required)
     if not required or len(r.problems) > start:
         return None

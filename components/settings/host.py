@@ -17,7 +17,6 @@ from components.settings import calendar, checks, rules
 from components.settings.reader import Reader
 from components.settings.topology import Topology
 
-DEFAULT_PACKAGE_URL = "https://github.com/coder/code-server/releases/download/v{version}/code-server_{version}_amd64.deb"
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[A-Za-z0-9._~/{}%+-]*$")
 _PSK = re.compile(r"^[0-9a-f]{32,512}$")
 
@@ -46,7 +45,7 @@ class HostSettings:
 
 def _package_url(value: str) -> str:
     if not _URL.match(value) or value.endswith("/"):
-        raise ValueError("expected an http(s) URL of the .deb, e.g. " + DEFAULT_PACKAGE_URL)
+        raise ValueError("expected an http(s) URL of the .deb, e.g. https://mirror.example.com/code-server_{version}_amd64.deb")
     if set(re.findall(r"{([^}]*)}", value)) - {"version"}:
         raise ValueError("expected {version} as the only placeholder")
     return value
@@ -76,15 +75,15 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
     start = len(r.problems)
     version = r.string("codeServerVersion", checks.version)
     sha256 = r.string("codeServerSha256", checks.sha256_hex)
-    url = r.string("codeServerPackageUrl", _package_url, default=DEFAULT_PACKAGE_URL)
-    deny_out = r.boolean("ufwDenyOutgoing", default=True)
-    volume = r.string("workspaceVolumePath", _absolute_dir, default="/mnt/cs-workspace-volume")
+    url = r.string("codeServerPackageUrl", _package_url)
+    deny_out = r.boolean("ufwDenyOutgoing")
+    volume = r.string("workspaceVolumePath", _absolute_dir)
     zabbix_on = bool(topology and topology.zabbix.enabled)
     backup_on = bool(topology and topology.backup.enabled)
     psk = r.secret("zabbixPsk", _zabbix_psk, required=zabbix_on)
-    identity = r.string("zabbixPskIdentity", _identity, default="code-server-vm")
+    identity = r.string("zabbixPskIdentity", _identity)
     password = r.secret("backupPassword", checks.min_length(16), required=backup_on)
-    schedule = r.string("backupSchedule", lambda v: calendar.schedule(v, today), default="daily")
+    schedule = r.string("backupSchedule", lambda v: calendar.schedule(v, today))
     if topology is not None and not zabbix_on and r.is_set("zabbixPsk"):
         r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
     if topology is not None and not backup_on and r.is_set("backupPassword"):

@@ -47,7 +47,7 @@ class ConfigSource(Protocol):
     """Where raw values come from: the Pulumi runtime, or a plain mapping in tests."""
 
     def raw(self, key: str) -> str | None:
-        """The value as the engine passes it (strings; arrays as JSON), or None if unset."""
+        """The value as the engine passes it (strings; arrays as JSON), or None if absent."""
 
     def is_secret(self, key: str) -> bool:
         """Whether the stack stores this key encrypted (`pulumi config set --secret`)."""
@@ -60,6 +60,12 @@ class ConfigSource(Protocol):
 
 
 _MISSING = object()
+
+
+def _unset(raw: str | None) -> bool:
+    """Absent, or the empty string: the default Pulumi.yaml gives an optional key that means "not set"
+    (the CLI requires every declared key without a default, so "unset" has to be a value)."""
+    return raw is None or raw == ""
 
 
 @dataclass
@@ -75,14 +81,14 @@ class Reader:
         self.problems.append(Problem(key, message))
 
     def is_set(self, key: str) -> bool:
-        """Whether the stack sets `key` (marks the key as known)."""
+        """Whether the stack sets `key` to a non-empty value (marks the key as known)."""
         self._seen.add(key)
-        return self.source.raw(key) is not None
+        return not _unset(self.source.raw(key))
 
     def _typed(self, key: str, kind: str, default: Any) -> Any:
         self._seen.add(key)
         raw = self.source.raw(key)
-        if raw is None:
+        if _unset(raw):
             if default is _MISSING:
                 self.problem(key, f"is required ({kind})")
             return default
@@ -178,7 +184,7 @@ class Reader:
         """A secret key: must be stored encrypted; checked without ever echoing its value."""
         self._seen.add(key)
         raw = self.source.raw(key)
-        if raw is None:
+        if _unset(raw):
             if required:
                 self.problem(key, f"is required (a secret: pulumi config set --secret {key})")
             return None

@@ -160,12 +160,16 @@ def _backup(r: Reader) -> Backup | None:
     enabled = r.boolean("backupEnabled")
     repository = r.string("backupRepository", default=None)
     address = r.string("backupRepositoryAddress", _peer, default=None)
-    port = r.integer("backupRepositoryPort", lo=1, hi=65535, default=None)
+    # 0, Pulumi.yaml's default, means not set: the CLI has no empty value for an integer key
+    port = r.integer("backupRepositoryPort", lo=0, hi=65535, default=None)
+    unset = {key: not r.is_set(key) for key in ("backupRepository", "backupRepositoryAddress", "backupRepositoryPort")}
+    unset["backupRepositoryPort"] |= port == 0
+    port = port or None
     if not enabled:
         return None if enabled is None else Backup(False, None, None, None)
     missing = False
     for key, value in (("backupRepository", repository), ("backupRepositoryAddress", address), ("backupRepositoryPort", port)):
-        if value is None and not r.is_set(key):
+        if value is None and unset[key]:
             r.problem(key, "is required when backupEnabled is true")
             missing = True
     if repository is not None and not repository.split(":", 1)[0] in ("rest", "sftp", "s3", "rclone"):
@@ -263,8 +267,8 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
     if admin_group is not None and admin_group in (service_user, ide_user):
         r.problem("adminGroup", rules.violation("account-collision", admin_group))
     front = r.strings("frontProxyAddresses", rules.guard(checks.ipv4_address, rules.SPECIAL, rules.PUBLIC_FRONT),
-                      non_empty=True, **({} if edge == "fortigate" else {"default": []}))
-    public_mgmt_ok = bool(r.boolean(rules.ACK_PUBLIC_MANAGEMENT, default=False))
+                      non_empty=edge == "fortigate")
+    public_mgmt_ok = bool(r.boolean(rules.ACK_PUBLIC_MANAGEMENT))
     mgmt = r.strings("managementSubnets", _management_network(public_mgmt_ok), non_empty=True)
     _acknowledgement(r, rules.ACK_PUBLIC_MANAGEMENT, public_mgmt_ok, mgmt is None or any(not checks.is_internal(n) for n in mgmt))
     gateway_port = r.integer("gatewayPort", lo=1024, hi=65535)
@@ -274,12 +278,12 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
     if ssh_port in (8080, 4180) or (ssh_port is not None and ssh_port == gateway_port):
         r.problem("vmSshPort", rules.violation("port-collision", ssh_port))
     dns = r.strings("dnsServers", _peer, non_empty=True)
-    ntp = r.strings("ntpServers", _peer, default=[])
+    ntp = r.strings("ntpServers", _peer)
     apt = _apt_proxy(r)
     wazuh = _monitoring(r, "wazuhEnabled", "wazuhManagerAddress")
     zabbix = _monitoring(r, "zabbixEnabled", "zabbixServerAddress")
     backup = _backup(r)
-    wide_ok = bool(r.boolean(rules.ACK_WIDE_EGRESS, default=False))
+    wide_ok = bool(r.boolean(rules.ACK_WIDE_EGRESS))
     entra_egress = r.strings("entraEgress", _egress_network(wide_ok), non_empty=True)
     registry_egress = r.strings("registryEgress", _egress_network(wide_ok))
     tunnel_egress = r.strings("cloudflareTunnelEgress", _egress_network(wide_ok), non_empty=True)

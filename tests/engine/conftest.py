@@ -1,11 +1,12 @@
 """Fixtures of the engine tests: the built CLI (a failed build fails the tests, never skips them),
-the FortiOS emulator, and one stack of the engine test project made with real `pulumi` commands."""
+the FortiOS emulator, and one stack of the product's project (its Pulumi.yaml unchanged) made with
+real `pulumi` commands."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,35 +42,20 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FortiOSEmulat
     device.stop()
 
 
-def stack_values(emulator: FortiOSEmulator) -> dict[str, Any]:
-    """The example stack's plain values (Pulumi.dev.yaml), pointed at the emulator."""
-    stack_file = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text(encoding="utf-8"))["config"]
+def stack_values(emulator: FortiOSEmulator, example: str = "dev") -> dict[str, Any]:
+    """An example stack's plain values (Pulumi.<example>.yaml), pointed at the emulator."""
+    stack_file = yaml.safe_load((REPO_ROOT / f"Pulumi.{example}.yaml").read_text(encoding="utf-8"))["config"]
     values = {key.partition(":")[2]: value for key, value in stack_file.items() if key.startswith(f"{PROJECT}:")}
     values.update(fortigateUrl=emulator.url, fortigateCaBundle=str(emulator.ca_bundle))  # type: ignore[attr-defined]
     return values
 
 
-def project_file(values: dict[str, Any]) -> dict[str, Any]:
-    """The product's Pulumi.yaml for the engine test project, less the declarations the CLI would
-    enforce as required although the settings treat them as optional.
-
-    The real CLI refuses a stack that leaves a declared key without `default` unset ("Stack ... is
-    missing configuration values ..."); the mock runtime never checked. The product declares 44 such
-    keys, many optional by design (the other group key, the IPS sensor, the CA bundle, ...).
-    Until Pulumi.yaml and the settings agree on that (reported in issue 16), the engine project
-    drops exactly those declarations; `test_the_cli_enforces_every_declared_key` keeps the finding.
-    """
-    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
-    project["description"] = "hardened-code-server engine test project (tests/engine)"
-    project["config"] = {key: decl for key, decl in project["config"].items()
-                         if "default" in decl or key in values or key in SECRETS}
-    return project
-
-
-def unset_required(values: dict[str, Any]) -> list[str]:
-    """Keys the product's Pulumi.yaml declares without a default that `values` and SECRETS leave unset."""
-    declared = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))["config"]
-    return sorted(key for key, decl in declared.items() if "default" not in decl and key not in values and key not in SECRETS)
+def project_dir(parent: Path) -> Path:
+    """A project directory holding the product's Pulumi.yaml, unchanged (its name and its whole
+    config schema, which the real CLI enforces: every declared key without a default is required)."""
+    parent.mkdir(exist_ok=True)
+    (parent / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    return parent
 
 
 def config_json(values: dict[str, Any]) -> str:
@@ -83,17 +69,19 @@ def config_json(values: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def engine(cli: Path, emulator: FortiOSEmulator, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """A new stack of the engine test project (the product's name and typed config schema, see
-    `project_file`), logged in to a file backend, every value set through the real CLI."""
-    project_dir = tmp_path_factory.mktemp("engine-project")
-    values = stack_values(emulator)
-    (project_dir / "Pulumi.yaml").write_text(yaml.safe_dump(project_file(values), sort_keys=False), encoding="utf-8")
+    """A new stack of the product's project (`project_dir`) with the dev example's values, logged
+    in to a file backend, every value set through the real CLI."""
     home = tmp_path_factory.mktemp("engine-home")
     (home / "state").mkdir()
-    engine = Engine(cli, project_dir, home, passphrase=secrets.token_urlsafe(24))
+    engine = Engine(cli, project_dir(tmp_path_factory.mktemp("engine-project")), home, passphrase=secrets.token_urlsafe(24))
     engine.run("login", engine.backend)
     engine.run("stack", "init", engine.stack, "--secrets-provider", "passphrase")
-    engine.run("config", "set-all", "--json", config_json(values))
-    for key, value in SECRETS.items():  # on stdin: a secret never appears in a command line
-        engine.run("config", "set", "--secret", key, stdin=value)
+    set_values(engine, stack_values(emulator))
     return engine
+
+
+def set_values(engine: Engine, values: dict[str, Any], secret_keys: Iterable[str] = tuple(SECRETS)) -> None:
+    """Set `values` (plain) and the test secrets named in `secret_keys` on the engine's stack."""
+    engine.run("config", "set-all", "--json", config_json(values))
+    for key in secret_keys:  # on stdin: a secret never appears in a command line
+        engine.run("config", "set", "--secret", key, stdin=SECRETS[key])

@@ -1,6 +1,7 @@
 """The real Pulumi engine runs the product's FortiGate edge and host file records (issue 16).
 
-One stack, in order: config checks, preview (unknowns), the policy pack through the real
+The CLI's own config check of the product's Pulumi.yaml first (a bare stack, then both example
+stacks), then one stack, in order: config checks, preview (unknowns), the policy pack through the real
 analyzer, up against the FortiOS emulator, a no-op up, drift repaired after refresh, a one-key
 change, the exported state searched for secrets, destroy. Each command's wall time is printed at
 the end (run with `-s` to see it).
@@ -9,18 +10,21 @@ the end (run with `-s` to see it).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.fortigate import payloads
-from scripts.offline import PROJECT_DIR
+from components.settings import ConfigError, MappingSource, load
+from scripts.offline import PROJECT_DIR, load_stack_config
 from tests.engine.cli import Engine, Run
-from tests.engine.conftest import SECRETS, config_json, stack_values, unset_required
+from tests.engine.conftest import SECRETS, config_json, project_dir, set_values, stack_values
 from tests.fortigate.emulator import TABLES, FortiOSEmulator
-from tests.support import dev_settings
+from tests.support import TODAY, dev_settings
 
 pytestmark = pytest.mark.slow
 
@@ -75,24 +79,57 @@ def policy_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return launcher
 
 
+def always_required(project: Path, stack: str) -> set[str]:
+    """The keys the product's settings report as required in `stack` of `project` while it sets
+    nothing (Pulumi.yaml's defaults only, no secret): the only keys the CLI may require."""
+    (project / f"Pulumi.{stack}.yaml").write_text("config: {}\n", encoding="utf-8")
+    config = load_stack_config(stack, project)
+    empty = config.with_values(**dict.fromkeys(config.placeholders))
+    with pytest.raises(ConfigError) as refused:
+        load(MappingSource(empty.values, empty.secret_keys), today=TODAY)
+    return {p.key for p in refused.value.problems if p.message.startswith("is required")}
+
+
+def missing_keys(run: Run) -> set[str]:
+    """The keys named by the CLI's "Stack '…' is missing configuration values 'a', 'b' and 'c'"."""
+    found = re.search(r"is missing configuration values? (.*)", run.output)
+    assert found, run.output
+    return set(re.findall(r"'([^']+)'", found.group(1)))
+
+
 def test_the_cli_enforces_every_declared_key(engine: Engine, emulator: FortiOSEmulator) -> None:
-    """The product's Pulumi.yaml unchanged: the CLI requires each declared key without a default,
-    so a stack leaving an optional one unset cannot even preview (the mock runtime never checked)."""
-    strict_dir = engine.project_dir.parent / "strict-project"
-    strict_dir.mkdir(exist_ok=True)
-    (strict_dir / "Pulumi.yaml").write_text((PROJECT_DIR / "Pulumi.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    strict = Engine(engine.cli, strict_dir, engine.home, engine.passphrase, stack="strict")
-    strict.run("stack", "init", strict.stack)
-    values = stack_values(emulator)
-    strict.run("config", "set-all", "--json", config_json(values))
-    for key, value in SECRETS.items():
-        strict.run("config", "set", "--secret", key, stdin=value)
-    refused = strict.run("preview", program=True, check=False)
+    """The product's Pulumi.yaml as the CLI reads it: a key declared without a default is one the
+    settings always require; every other key has a default, so a stack setting just the required
+    keys passes the CLI's check and reaches the program, whose errors name the conditional keys."""
+    bare = Engine(engine.cli, project_dir(engine.project_dir.parent / "bare-project"), engine.home, engine.passphrase, stack="bare")
+    bare.run("stack", "init", bare.stack)
+    settings_require = always_required(bare.project_dir, bare.stack)
+    refused = bare.run("preview", program=True, check=False)
     assert refused.returncode != 0
-    assert "is missing configuration values" in refused.output
-    missing = unset_required(values)
-    assert missing and all(f"'{key}'" in refused.output for key in missing), refused.output
-    strict.run("stack", "rm", "--yes", strict.stack)
+    required = missing_keys(refused)
+    assert required <= settings_require, required - settings_require
+    dev = {**stack_values(emulator), **SECRETS}
+    set_values(bare, {key: dev[key] for key in required - set(SECRETS)}, required & set(SECRETS))
+    accepted = bare.run("preview", program=True, check=False)
+    assert "missing configuration values" not in accepted.output and "validating stack config" not in accepted.output
+    reported = {line.split("config error: ", 1)[1].split(":", 1)[0] for line in accepted.output.splitlines() if "config error: " in line}
+    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text(encoding="utf-8"))["config"]
+    assert reported and all("default" in declared[key] for key in reported), reported
+    assert "Traceback" not in accepted.output
+    bare.run("stack", "rm", "--yes", "--force", bare.stack)
+
+
+@pytest.mark.parametrize("example", ["dev", "cloudflare"])
+def test_the_cli_accepts_the_example_stacks(engine: Engine, emulator: FortiOSEmulator, example: str) -> None:
+    """Pulumi.<example>.yaml's values (the device pointed at the emulator) and the test secrets, on the
+    product's Pulumi.yaml: the CLI's config check passes and the program previews."""
+    stack = Engine(engine.cli, project_dir(engine.project_dir.parent / f"{example}-project"), engine.home,
+                   engine.passphrase, stack=f"example-{example}")
+    stack.run("stack", "init", stack.stack)
+    set_values(stack, stack_values(emulator, example))
+    previewed = timed(f"preview of Pulumi.{example}.yaml", stack.run("preview", program=True))
+    assert "missing configuration values" not in previewed.output and "config error" not in previewed.output
+    stack.run("stack", "rm", "--yes", stack.stack)
 
 
 def test_config_of_the_wrong_type_is_refused_before_the_program_runs(engine: Engine) -> None:

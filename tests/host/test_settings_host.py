@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from components.settings import ConfigError, MappingSource, load
-from components.settings.host import DEFAULT_PACKAGE_URL
+from scripts.offline import PROJECT_DIR
 from tests.host import sample
 from tests.support import TEST_SECRETS, dev_source
 
@@ -20,7 +21,8 @@ def test_defaults_and_url_template() -> None:
     s = sample.settings()
     assert s.host.ufw_deny_outgoing is True
     assert s.host.workspace_volume == "/mnt/cs-workspace-volume"
-    assert s.host.code_server.url == DEFAULT_PACKAGE_URL.replace("{version}", "4.139.1")
+    default_url = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]["codeServerPackageUrl"]["default"]
+    assert s.host.code_server.url == default_url.replace("{version}", "4.139.1")
     assert s.host.code_server.url.endswith("/v4.139.1/code-server_4.139.1_amd64.deb")
 
 
