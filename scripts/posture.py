@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from scripts.offline import PlanResult, Registered
 from scripts.policy.rules import Res, evaluate
 
+SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
+
 Select = Callable[[PlanResult], list[Registered]]
 
 
@@ -65,6 +67,14 @@ def _ufw_out_deny(plan: PlanResult) -> list[Registered]:
     return [r for r in _named("vm-firewall")(plan) if "outgoing=deny" in str(r.inputs.get("create", ""))]
 
 
+def _port_proxy_off(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/etc/code-server/hcs.yaml")(plan) if "disable-proxy: true\n" in str(r.inputs.get("content", ""))]
+
+
+def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/oauth2-proxy.cfg")(plan) if 'http_address = "unix://' in str(r.inputs.get("content", ""))]
+
+
 _FORTIOS = "pulumi-python:dynamic/fortios:"
 
 CONTROLS: tuple[Control, ...] = (
@@ -90,7 +100,8 @@ CONTROLS: tuple[Control, ...] = (
             _both(_typed("azuread:index/servicePrincipal:ServicePrincipal"), _typed("azuread:index/appRoleAssignment:AppRoleAssignment"))),
     Control("Identity", "Client secret with a fixed end date and a rotation label", "secrets that never expire",
             _typed("azuread:index/applicationPassword:ApplicationPassword")),
-    Control("Host", "Split accounts: no-login service account, IDE user without sudo", "lateral movement, secret theft",
+    Control("Host", "Split accounts: no-login service account outside the docker group, IDE user without sudo",
+            "lateral movement, secret theft, root via the Docker socket",
             _named("vm-accounts")),
     Control("Host", "Exact ownership map of the proxy stack, home, workspace, data volume", "the IDE user reading proxy secrets",
             _named("vm-layout")),
@@ -101,8 +112,13 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "UFW default deny out, same allowlist as the firewall", "egress if the edge firewall fails",
             _ufw_out_deny, switch="ufwDenyOutgoing"),
     Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
-    Control("Host", "code-server on 127.0.0.1, own auth off, sandboxed unit", "bypassing the proxy chain",
-            _both(_file("/code-server/config.yaml"), _file("10-hcs-sandbox.conf"))),
+    Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
+            "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
+    Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
+            _port_proxy_off, switch="codeServerPortProxy (set it false)"),
+    Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",
+            "local uids reaching oauth2-proxy, or binding its port to receive sessions",
+            _both(_oauth2_proxy_socket, _file(SOCKET_TMPFILES))),
     Control("Host", "Containers read-only, all capabilities dropped, no-new-privileges, pinned digests", "container breakout, silent image changes",
             _typed("docker:index/container:Container")),
     Control("Detection", "fail2ban: sshd jail and gateway 401/403 jail", "brute force", _named("vm-fail2ban")),
@@ -110,6 +126,9 @@ CONTROLS: tuple[Control, ...] = (
             _named("vm-wazuh"), switch="wazuhEnabled"),
     Control("Detection", "Zabbix agent 2 (active, PSK)", "unnoticed outages", _named("vm-zabbix"), switch="zabbixEnabled"),
     Control("Detection", "restic backups (service + timer)", "data loss", _named("vm-backup"), switch="backupEnabled"),
+    Control("Detection", "Backups append-only: rest-server account in a root-only file, no forget/prune/init on the VM",
+            "an intruder deleting the backup history", _both(_named("vm-backup"), _file("/etc/restic/hcs-backup.repository")),
+            switch="backupEnabled"),
 )
 
 

@@ -18,9 +18,12 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.host.render import OAUTH2_PROXY_SOCKET
+
 #: Where the container sees its JSON access log (a host directory fail2ban reads is mounted here).
 ACCESS_LOG = "/var/log/caddy/access.log"
-OAUTH2_PROXY = "127.0.0.1:4180"
+#: oauth2-proxy's Unix socket, in a directory only the service account (the gateway's uid) can enter.
+OAUTH2_PROXY = f"unix/{OAUTH2_PROXY_SOCKET}"
 #: oauth2-proxy's ping endpoint, which the container health check requests through the gateway.
 HEALTH_PATH = "/oauth2/ping"
 #: How long proxied WebSockets survive a config reload: an IDE session is one long WebSocket.

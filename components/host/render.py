@@ -12,6 +12,7 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from components.settings.host import HostSettings
@@ -25,8 +26,15 @@ PROXY_ENV_FILE = f"{PROXY_STACK_DIR}/.env"
 GATEWAY_LOG_DIR = "/var/log/caddy-gateway"
 GATEWAY_ACCESS_LOG = f"{GATEWAY_LOG_DIR}/access.log"
 CODE_SERVER_PORT = 8080
+#: code-server's config (root-owned: the IDE user cannot change where code-server listens).
+CODE_SERVER_CONFIG = "/etc/code-server/hcs.yaml"
+OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
+OAUTH2_PROXY_SOCKET = f"{OAUTH2_PROXY_SOCKET_DIR}/oauth2-proxy.sock"
+SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 RESTIC_ENV_FILE = "/etc/restic/hcs-backup.env"
 RESTIC_PASSWORD_FILE = "/etc/restic/hcs-backup.password"
+#: The repository URL with the rest-server account in it (root-only, secret).
+RESTIC_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
 ZABBIX_PSK_FILE = "/etc/zabbix/hcs.psk"
 
 # OpenSSH 9.2 names only: sshd -t rejects algorithms it does not know. No NIST curves, no SHA-1,
@@ -225,20 +233,44 @@ RestrictRealtime=yes
 """
 
 
-def code_server_config() -> str:
-    """`~/.config/code-server/config.yaml` of the IDE user: loopback only, no own auth, no phoning home.
+def code_server_config(host: HostSettings) -> str:
+    """`CODE_SERVER_CONFIG` (root-owned, 0644): loopback only, no own auth, no phoning home.
 
+    The unit passes `--config` with this file, so code-server never reads the IDE user's own
+    `~/.config/code-server/config.yaml`, which that user can write: the terminal cannot move the
+    listener (a `bind-addr` of 0.0.0.0, or a port of its choosing). `disable-proxy` turns off
+    the port proxy (`/proxy/<port>`, `/absproxy/<port>`) unless `codeServerPortProxy` opts in.
+
+    Why TCP and not code-server's `socket`: oauth2-proxy v7.15.6 proxies plain HTTP to a
+    `unix://` upstream but not WebSockets (its WebSocket transport has no Unix dialer:
+    "unsupported protocol scheme unix", 502), and the IDE is one long WebSocket.
     `auth: none` is safe only because code-server listens on 127.0.0.1 and oauth2-proxy in front
-    is the one that authenticates; it never faces a network.
+    is the one that authenticates.
     """
     return (
         HEADER
         + f"bind-addr: 127.0.0.1:{CODE_SERVER_PORT}\n"
         + "auth: none\n"
         + "cert: false\n"
+        + f"disable-proxy: {'false' if host.code_server_port_proxy else 'true'}\n"
         + "disable-telemetry: true\n"
         + "disable-update-check: true\n"
     )
+
+
+def socket_dirs(topology: Topology) -> list[tuple[str, str, str, str]]:
+    """(mode, owner, group, path) of oauth2-proxy's socket directory, the only way into oauth2-proxy.
+
+    The service account only (Caddy and oauth2-proxy both run as it): neither the IDE user nor
+    any other uid can connect, or bind the path while oauth2-proxy is down.
+    """
+    svc = topology.accounts.service_user
+    return [("0750", svc, svc, OAUTH2_PROXY_SOCKET_DIR)]
+
+
+def socket_tmpfiles(topology: Topology) -> str:
+    """`/etc/tmpfiles.d/hcs-sockets.conf`: the socket directory again after every boot (/run is a tmpfs)."""
+    return HEADER + "".join(f"d {path} {mode} {owner} {group} -\n" for mode, owner, group, path in socket_dirs(topology))
 
 
 def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
@@ -246,9 +278,12 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
 
     Kept out: `MemoryDenyWriteExecute` (Node's JIT needs W+X pages), `PrivateUsers` and
     `ProcSubset=pid` (tools in the terminal read /proc and the user's groups). The file system is
-    read-only except the IDE user's home, the workspace volume and a private /tmp.
+    read-only except the IDE user's home, the workspace volume and a private /tmp. `ExecStart` is
+    replaced so code-server reads only the root-owned `CODE_SERVER_CONFIG`.
     """
     return f"""{HEADER}[Service]
+ExecStart=
+ExecStart=/usr/bin/code-server --config {CODE_SERVER_CONFIG}
 UMask=0077
 NoNewPrivileges=yes
 CapabilityBoundingSet=
@@ -271,18 +306,36 @@ SystemCallErrorNumber=EPERM
 
 @dataclass(frozen=True)
 class BackupFiles:
-    """restic's unit pair and its 0600 environment file (which holds no secret itself)."""
+    """restic's unit pair and its 0600 environment file (which holds no secret itself: the
+    repository URL with its account and the password are the two secret files it names)."""
 
     service: str
     timer: str
     env: str
 
 
-def backup(topology: Topology, host: HostSettings) -> BackupFiles:
-    """restic service/timer backing up the IDE workspace and the data volume.
+def restic_repository(repository: str, user: str, password: str) -> str:
+    """`RESTIC_REPOSITORY_FILE`'s content: the rest: URL with the account as URL userinfo.
 
-    The password lives in its own 0600 file (`RESTIC_PASSWORD_FILE`), never in the environment of
-    the unit or on a command line. Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
+    restic 0.14 (Debian 12) takes rest-server credentials only in the URL; percent-encoding
+    keeps any character of the password intact (restic decodes it before Basic auth).
+    """
+    scheme, sep, rest = repository.partition("://")
+    if not scheme.startswith("rest:") or not sep or "@" in rest.split("/", 1)[0]:
+        raise ValueError(f"expected rest:https://host:port/path without credentials, got {repository!r}")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}\n"
+
+
+def backup(topology: Topology, host: HostSettings) -> BackupFiles:
+    """restic service/timer backing up the IDE workspace and the data volume, append-only.
+
+    The repository password (`RESTIC_PASSWORD_FILE`) and the rest-server account
+    (`RESTIC_REPOSITORY_FILE`) are root-only files, never the unit's environment or a command line.
+    The server is meant to run `--append-only` with auth: the VM can add snapshots but not
+    delete or rewrite any, so whoever owns the VM cannot destroy its history. Hence no `forget`
+    or `prune` here (pruning is the backup host's job, with its own credentials) and no automatic
+    `init`: a missing repository fails the unit loudly instead of silently starting an empty one.
+    Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
     """
     ide = topology.accounts.ide_user
     paths = f"/home/{ide}/workspace {host.workspace_volume}"
@@ -294,9 +347,7 @@ After=network-online.target
 [Service]
 Type=oneshot
 EnvironmentFile={RESTIC_ENV_FILE}
-ExecStartPre=/bin/sh -c 'restic cat config >/dev/null 2>&1 || restic init'
 ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server {paths}
-ExecStart=/usr/bin/restic forget --tag hardened-code-server --keep-daily 7 --keep-weekly 5 --keep-monthly 6 --prune
 CacheDirectory=restic
 Nice=10
 IOSchedulingClass=idle
@@ -328,7 +379,7 @@ WantedBy=timers.target
     assert topology.backup.repository is not None
     env = (
         HEADER
-        + f"RESTIC_REPOSITORY={topology.backup.repository}\n"
+        + f"RESTIC_REPOSITORY_FILE={RESTIC_REPOSITORY_FILE}\n"
         + f"RESTIC_PASSWORD_FILE={RESTIC_PASSWORD_FILE}\n"
         + "RESTIC_CACHE_DIR=/var/cache/restic\n"
     )

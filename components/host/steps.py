@@ -52,7 +52,7 @@ def _proxy(topology: Topology) -> dict[str, str]:
 
 
 def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str, str, str, str]]:
-    """(kind, mode, owner, group, path) of the design's ownership map, plus the gateway log."""
+    """(kind, mode, owner, group, path) of the design's ownership map, the gateway log, the socket dirs."""
     svc, ide = topology.accounts.service_user, topology.accounts.ide_user
     return [
         ("dir", "0755", "root", "root", "/opt/code-server"),
@@ -63,6 +63,7 @@ def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str
         ("dir", "0700", ide, ide, host.workspace_volume),
         ("dir", "0750", svc, svc, render.GATEWAY_LOG_DIR),
         ("file", "0640", svc, svc, render.GATEWAY_ACCESS_LOG),
+        *(("dir", mode, owner, group, path) for mode, owner, group, path in render.socket_dirs(topology)),
     ]
 
 
@@ -93,6 +94,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             "layout",
             "layout",
             {"HCS_PATHS": "".join(" ".join(row) + "\n" for row in ownership_map(topology, host))},
+            (_vm(render.SOCKET_TMPFILES, render.socket_tmpfiles(topology)),),
             after=("accounts",),
         ),
         Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology)),), after=("accounts",)),
@@ -124,7 +126,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 **_proxy(topology),
             },
             (
-                _vm(f"/home/{ide}/.config/code-server/config.yaml", render.code_server_config(), ide, ide, "0600"),
+                _vm(render.CODE_SERVER_CONFIG, render.code_server_config(host)),
                 _vm("/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf", render.code_server_sandbox(host, ide)),
             ),
             after=("layout",),
@@ -140,6 +142,9 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 files=(
                     _vm(render.RESTIC_ENV_FILE, b.env, mode="0600"),
                     _vm(render.RESTIC_PASSWORD_FILE, host.backup_password, mode="0600", secret=True),
+                    _vm(render.RESTIC_REPOSITORY_FILE, host.backup_rest_password.apply(
+                        lambda password: render.restic_repository(str(topology.backup.repository), host.backup_rest_user, password)),
+                        mode="0600", secret=True),
                     _vm("/etc/systemd/system/hcs-backup.service", b.service),
                     _vm("/etc/systemd/system/hcs-backup.timer", b.timer),
                 ),

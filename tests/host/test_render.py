@@ -7,6 +7,8 @@ wrote; systemd-analyze scores the units offline. Tools missing on the machine fa
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 import socket
@@ -203,9 +205,12 @@ def test_gateway_filter_matches_real_caddy_lines_only_by_client_ip(tmp_path: Pat
 
 def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     s = sample.settings()
-    config = render.code_server_config()
+    config = render.code_server_config(s.host)
     assert "bind-addr: 127.0.0.1:8080\n" in config and "auth: none\n" in config
     assert "disable-telemetry: true\n" in config and "disable-update-check: true\n" in config
+    assert "disable-proxy: true\n" in config
+    opted_in = render.code_server_config(dataclasses.replace(s.host, code_server_port_proxy=True))
+    assert "disable-proxy: false\n" in opted_in
     units = tmp_path / "etc/systemd/system"
     (units / "code-server@.service.d").mkdir(parents=True)
     # The unit the code-server .deb ships (its content as packaged upstream, written here by hand).
@@ -219,6 +224,26 @@ def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     (units / "code-server@.service.d/10-hcs-sandbox.conf").write_text(drop_in)
     after = exposure(tmp_path, "code-server@coder.service")
     assert before >= 9.0 and after <= 4.0, (before, after)
+    # systemd's own view of the merged unit: the packaged ExecStart is replaced, not added to.
+    shown = subprocess.run([tool("systemd-analyze"), "cat-config", f"--root={tmp_path}", "systemd/system/code-server@.service"],
+                           capture_output=True, text=True)
+    starts = [line for line in shown.stdout.splitlines() if line.startswith("ExecStart=")]
+    assert shown.returncode == 0 and starts[-2:] == ["ExecStart=", f"ExecStart=/usr/bin/code-server --config {render.CODE_SERVER_CONFIG}"], shown
+
+
+def test_socket_directories_as_systemd_tmpfiles_creates_them(tmp_path: Path) -> None:
+    s = sample.settings()
+    conf = tmp_path / "hcs-sockets.conf"
+    conf.write_text(render.socket_tmpfiles(s.topology))
+    # The root the file is applied to knows the service account (tmpfiles resolves names there).
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ncodesvc:x:998:998::/nonexistent:/usr/sbin/nologin\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\ncodesvc:x:998:\n")
+    done = subprocess.run([tool("systemd-tmpfiles"), "--create", f"--root={tmp_path}", str(conf)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    made = tmp_path / render.OAUTH2_PROXY_SOCKET_DIR.lstrip("/")
+    st = made.stat()
+    assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o750", 998, 998)
 
 
 def exposure(root: Path, unit: str) -> float:
@@ -236,6 +261,7 @@ def test_backup_units_and_env(tmp_path: Path) -> None:
     b = render.backup(s.topology, s.host)
     assert "correct horse" not in b.env + b.service + b.timer
     assert f"RESTIC_PASSWORD_FILE={render.RESTIC_PASSWORD_FILE}\n" in b.env
+    assert "RESTIC_REPOSITORY=" not in b.env and sample.BASE["backupRestPassword"] not in b.env + b.service
     assert "OnCalendar=daily\n" in b.timer
     units = tmp_path / "etc/systemd/system"
     units.mkdir(parents=True)
@@ -244,6 +270,48 @@ def test_backup_units_and_env(tmp_path: Path) -> None:
     assert exposure(tmp_path, "hcs-backup.service") <= 3.0
     calendar = subprocess.run([tool("systemd-analyze"), "calendar", s.host.backup_schedule], capture_output=True, text=True)
     assert calendar.returncode == 0, calendar.stderr
+
+
+def test_restic_sends_the_rest_account_from_the_root_only_repository_file(tmp_path: Path) -> None:
+    """Real restic reads RESTIC_REPOSITORY_FILE and authenticates with the account it holds.
+
+    A recording HTTP server on loopback stands where the rest-server would be; it answers 401,
+    so restic stops after its first request, and the test reads the Basic credentials it sent.
+    """
+    import base64
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(401)
+            self.end_headers()
+
+        do_GET = do_HEAD  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    password = sample.BASE["backupRestPassword"]  # has a space, '/' and '%': all must survive
+    repo = tmp_path / "repository"
+    repo.write_text(render.restic_repository(f"rest:http://127.0.0.1:{server.server_port}/code-server", "code-server-vm", password))
+    (tmp_path / "password").write_text("repository password\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RESTIC_REPOSITORY_FILE": str(repo),
+           "RESTIC_PASSWORD_FILE": str(tmp_path / "password")}
+    try:
+        done = subprocess.run([tool("restic"), "--no-cache", "cat", "config"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert done.returncode != 0 and seen, done.stderr
+    assert {base64.b64decode(h.split()[1]).decode() for h in seen} == {f"code-server-vm:{password}"}
+    assert password not in done.stderr  # restic redacts the URL's password in its messages
+    with pytest.raises(ValueError, match="without credentials"):
+        render.restic_repository("rest:https://someone:pw@backup.example.com:8000/x", "code-server-vm", password)
 
 
 def test_wazuh_config_watches_without_diffing_secrets() -> None:

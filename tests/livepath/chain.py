@@ -6,7 +6,7 @@
       (host-resolver rule:       <front>:443, tls         (as the service account, in the root)
        hostname → front)         internal, the rendered      │ http
                                  front-proxy site block ─────┘
-                                                          oauth2-proxy STAND-IN 127.0.0.1:4180
+                                                          oauth2-proxy STAND-IN unix:/run/hcs-oauth2-proxy/…
                                                           (as the service account, in the root)
                                                              │ http
                                                           code-server 127.0.0.1:8080
@@ -15,8 +15,9 @@
 What is the product's and what is the test's:
 - accounts and the ownership map are made by the product's own host steps (`accounts`, `layout`)
   run over real SSH as the admin, exactly as `remote.Command` runs them;
-- code-server's `config.yaml` is the product's rendered file, installed by the product's
-  installer (`hcs_install_files`) with the owner and mode the product gives it;
+- code-server's root-owned config (`/etc/code-server/hcs.yaml`, passed with `--config` as the
+  unit does) is the product's rendered file, installed by the product's installer
+  (`hcs_install_files`) with the owner and mode the product gives it;
 - the gateway Caddyfile, the front-proxy site block and the oauth2-proxy config are the product's
   renderers' output, for the example stack's settings;
 - code-server itself is the pinned version built from npm (the product installs the release .deb,
@@ -55,7 +56,10 @@ from tests.realroot.runner import SshRunner
 
 HERE = Path(__file__).resolve().parent
 CODE_SERVER_PORT = render.CODE_SERVER_PORT
-STANDIN_PORT = 4180
+#: Where oauth2-proxy (here the stand-in) listens: the product's Unix socket, not a TCP port.
+OAUTH2_PROXY_SOCKET = render.OAUTH2_PROXY_SOCKET
+#: The TCP port oauth2-proxy used to listen on; nothing may listen there now.
+OLD_OAUTH2_PROXY_PORT = 4180
 CADDY_ADMIN_PORT = 2019
 # Where the test puts things inside the root (never product paths).
 ROOT_CODE_SERVER = "/opt/hcs-test/code-server"
@@ -231,9 +235,9 @@ class LiveChain:
         by_name = {step.name: step for step in steps.host_steps(self.settings.topology, self.settings.host)}
         for name in ("accounts", "layout"):
             self._run_step(by_name[name])
-        config_files = tuple(f for f in by_name["code-server"].files if f.path.endswith("/code-server/config.yaml"))
+        config_files = tuple(f for f in by_name["code-server"].files if f.path == render.CODE_SERVER_CONFIG)
         if len(config_files) != 1:
-            raise ChainError("the code-server step no longer installs ~/.config/code-server/config.yaml; update the live path")
+            raise ChainError(f"the code-server step no longer installs {render.CODE_SERVER_CONFIG}; update the live path")
         ide = self.plan.ide_user
         quiet = HostFile("vm", f"/home/{ide}/.local/share/code-server/User/settings.json", user_settings(), ide, ide, "0600")
         self._install("code-server-files", (*config_files, quiet))
@@ -289,8 +293,10 @@ class LiveChain:
         tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else "(no log)"
         raise ChainError(f"{what} did not come up within {timeout:.0f} s; its log ends with:\n{tail}")
 
-    def _root_http_ok(self, url: str, host: str | None = None) -> bool:
+    def _root_http_ok(self, url: str, host: str | None = None, unix_socket: str | None = None) -> bool:
         argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url]
+        if unix_socket:
+            argv += ["--unix-socket", unix_socket]
         if host:
             argv += ["-H", f"Host: {host}"]
         return self.root.chroot_run(argv, check=False, timeout=10).stdout.strip() == "200"
@@ -303,7 +309,8 @@ class LiveChain:
     def _start_code_server(self) -> None:
         self.root.bind_mount(self.code_server.root, ROOT_CODE_SERVER)
         inside = CodeServerInstallInRoot(self.code_server)
-        self._spawn("code-server", [inside.node, inside.entry, self.plan.workspace], self.plan.ide_user)
+        # As the unit's ExecStart does: only the root-owned config, never the IDE user's own.
+        self._spawn("code-server", [inside.node, inside.entry, "--config", render.CODE_SERVER_CONFIG, self.plan.workspace], self.plan.ide_user)
         self._wait("code-server", lambda: self._root_http_ok(f"http://127.0.0.1:{CODE_SERVER_PORT}/healthz"), self.logs["code-server"])
 
     def _start_standin(self) -> None:
@@ -314,7 +321,7 @@ class LiveChain:
         self.root.bind_mount(bundle, ROOT_STANDIN)
         argv = ["python3", f"{ROOT_STANDIN}/standin_oauth2_proxy.py", "--config", OAUTH2_PROXY_CFG, "--sessions", SESSIONS_FILE]
         self._spawn("standin", argv, self.plan.service_user, {"PYTHONPATH": ROOT_STANDIN, "PYTHONDONTWRITEBYTECODE": "1"})
-        self._wait("oauth2-proxy stand-in", lambda: self._root_http_ok(f"http://127.0.0.1:{STANDIN_PORT}{render_caddy.HEALTH_PATH}"), self.logs["standin"])
+        self._wait("oauth2-proxy stand-in", lambda: self._root_http_ok(f"http://localhost{render_caddy.HEALTH_PATH}", unix_socket=OAUTH2_PROXY_SOCKET), self.logs["standin"])
 
     def _start_gateway(self) -> None:
         self.root.bind_mount(caddy_binary(), ROOT_CADDY)

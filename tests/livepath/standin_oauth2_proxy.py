@@ -2,7 +2,7 @@
 """A STAND-IN for oauth2-proxy, for the live-path tests only. It is not oauth2-proxy.
 
 No oauth2-proxy binary or image can be had on the test machine, and Entra ID is not reachable, so
-the live-path tests put this small program where oauth2-proxy listens (127.0.0.1:4180). It reads
+the live-path tests put this small program where oauth2-proxy listens (its Unix socket, or a TCP address). It reads
 the oauth2-proxy config file the stack renders and keeps oauth2-proxy's contract *as that file
 configures it* (behaviour taken from oauth2-proxy v7's `oauthproxy.go`), which is what the plumbing
 around it depends on:
@@ -114,6 +114,8 @@ class Config:
     ping_path: str = "/ping"
     ready_path: str = "/ready"
     proxy_prefix: str = "/oauth2"
+    #: `http_address = "unix://<path>"`: listen on that Unix socket instead of listen_host:listen_port.
+    listen_socket: str = ""
 
 
 def _hostport(value: str, what: str) -> tuple[str, int]:
@@ -135,7 +137,12 @@ def config_from_options(options: Mapping[str, Any], sessions: dict[str, Identity
     if len(upstreams) != 1 or urlsplit(upstreams[0]).scheme != "http" or urlsplit(upstreams[0]).path not in ("", "/"):
         raise ValueError(f"upstreams: the stand-in models exactly one http://HOST:PORT upstream, got {upstreams!r}")
     upstream = urlsplit(upstreams[0])
-    listen_host, listen_port = _hostport(str(options.get("http_address", "127.0.0.1:4180")), "http_address")
+    address = str(options.get("http_address", "127.0.0.1:4180"))
+    # oauth2-proxy's own rule (pkg/proxyhttp/server.go): `unix://<path>` is a Unix socket.
+    listen_socket = address[len("unix://"):] if address.startswith("unix://") else ""
+    if listen_socket and not listen_socket.startswith("/"):
+        raise ValueError(f"http_address: expected unix:///absolute/path, got {address!r}")
+    listen_host, listen_port = ("", 0) if listen_socket else _hostport(address, "http_address")
     authorize_url = ""
     issuer = str(options.get("oidc_issuer_url", ""))
     if issuer:
@@ -149,6 +156,7 @@ def config_from_options(options: Mapping[str, Any], sessions: dict[str, Identity
     return Config(
         listen_host=listen_host,
         listen_port=listen_port,
+        listen_socket=listen_socket,
         upstream_host=upstream.hostname or "",
         upstream_port=upstream.port or 80,
         sessions=sessions,
@@ -223,7 +231,13 @@ def upstream_headers(headers: list[tuple[bytes, bytes]], ident: Identity, peer: 
     if not config.pass_host_header:
         out = [(k, v) for k, v in out if k != b"host"] + [(b"host", f"{config.upstream_host}:{config.upstream_port}".encode())]
     forwarded_for = b", ".join(v for k, v in headers if k == b"x-forwarded-for")
-    out.append((b"x-forwarded-for", forwarded_for + b", " + peer.encode() if forwarded_for else peer.encode()))
+    if peer == "@":
+        # A Unix-socket peer has no address: oauth2-proxy then passes X-Forwarded-For unchanged
+        # (its reverse proxy's SplitHostPort fails and nothing is appended, pkg/upstream/http.go).
+        if forwarded_for:
+            out.append((b"x-forwarded-for", forwarded_for))
+    else:
+        out.append((b"x-forwarded-for", forwarded_for + b", " + peer.encode() if forwarded_for else peer.encode()))
     if config.pass_user_headers:
         out.append((b"x-forwarded-user", ident.user.encode()))
         out.append((b"x-forwarded-email", ident.email.encode()))
@@ -277,10 +291,14 @@ class StandinProxy:
         self.config = config
 
     async def serve(self) -> asyncio.Server:
+        if self.config.listen_socket:
+            return await asyncio.start_unix_server(self._client, self.config.listen_socket)
         return await asyncio.start_server(self._client, self.config.listen_host, self.config.listen_port)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer_addr = writer.get_extra_info("peername")[0]
+        peer = writer.get_extra_info("peername")
+        # A Unix-socket peer has no address; Go reports it as "@" (oauth2-proxy logs that).
+        peer_addr = peer[0] if isinstance(peer, tuple) else "@"
         client = _Peer(h11.SERVER, reader, writer)
         upstream: _Peer | None = None
         try:
@@ -441,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        log.info("oauth2-proxy STAND-IN listening on %s:%d -> upstream %s:%d", config.listen_host, config.listen_port, config.upstream_host, config.upstream_port)
+        where = config.listen_socket or f"{config.listen_host}:{config.listen_port}"
+        log.info("oauth2-proxy STAND-IN listening on %s -> upstream %s:%d", where, config.upstream_host, config.upstream_port)
         print("ready", flush=True)
         async with server:
             await stop.wait()
