@@ -29,6 +29,10 @@ HEALTH_PATH = "/oauth2/ping"
 #: How long proxied WebSockets survive a config reload: an IDE session is one long WebSocket.
 STREAM_CLOSE_DELAY = "5m"
 HSTS = "max-age=31536000; includeSubDomains"
+#: Cloudflare Access's per-request token (a credential), dropped from the access log.
+ACCESS_JWT_HEADER = "Cf-Access-Jwt-Assertion"
+#: OAuth callback parameters whose values are replaced in the access log.
+REDACTED_QUERY = ("code", "state")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -95,7 +99,17 @@ http://:{p.port} {{
 			roll_size 50MiB
 			roll_keep 10
 		}}
-		format json
+		# The log is shipped (Wazuh): no bearer values in it. Cloudflare Access's JWT is a
+		# credential for this app; the OAuth code and state of the callback could be replayed
+		# while fresh. (Cookie and Authorization are redacted by Caddy itself.)
+		format filter {{
+			wrap json
+			fields {{
+				request>headers>{ACCESS_JWT_HEADER} delete
+				request>uri query {{
+{"".join(f"					replace {q} REDACTED{chr(10)}" for q in REDACTED_QUERY)}				}}
+			}}
+		}}
 	}}
 
 	# Set when the response is written, so upstream values cannot override them.

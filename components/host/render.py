@@ -447,11 +447,45 @@ def wazuh_agent(topology: Topology) -> str:
 """
 
 
+#: Agent keys refused outright: each makes the agent (uid zabbix) a client of something local or
+#: remote, or a reader of files. `web.page.*`/`net.tcp.*` on loopback reach code-server, which has
+#: no auth of its own; `vfs.file.*`/`log*` read whatever uid zabbix can; `system.run` runs commands
+#: (denied by agent 2's default too; stated here so no later include's AllowKey can turn it on,
+#: as the first matching rule wins). Active checks of logs and file contents are thus not
+#: available: Wazuh ships the logs and watches the files.
+ZABBIX_DENIED_KEYS = (
+    "system.run[*]",
+    "web.page.get[*]",
+    "web.page.perf[*]",
+    "web.page.regexp[*]",
+    "net.tcp.port[*]",
+    "net.tcp.service[*]",
+    "net.tcp.service.perf[*]",
+    "net.udp.service[*]",
+    "net.udp.service.perf[*]",
+    "net.dns[*]",
+    "net.dns.record[*]",
+    "net.dns.perf[*]",
+    "vfs.file.contents[*]",
+    "vfs.file.regexp[*]",
+    "vfs.file.regmatch[*]",
+    "vfs.file.get[*]",
+    "vfs.file.md5sum[*]",
+    "vfs.file.cksum[*]",
+    "vfs.dir.get[*]",
+    "log[*]",
+    "logrt[*]",
+    "log.count[*]",
+    "logrt.count[*]",
+)
+
+
 def zabbix_agent(topology: Topology, host: HostSettings) -> str:
     """`/etc/zabbix/zabbix_agent2.conf` (replaces the package's): active checks, TLS with a PSK.
 
     Passive checks are confined to loopback (`Server`/`ListenIP` 127.0.0.1) and the firewall has no
-    inbound rule for 10050, so the agent only ever connects out to the server.
+    inbound rule for 10050, so the agent only ever connects out to the server. The keys of
+    `ZABBIX_DENIED_KEYS` come before the plugin includes, so they win over any later rule.
     """
     assert topology.zabbix.address is not None
     return (
@@ -467,6 +501,7 @@ def zabbix_agent(topology: Topology, host: HostSettings) -> str:
         + f"TLSPSKIdentity={host.zabbix_psk_identity}\n"
         + f"TLSPSKFile={ZABBIX_PSK_FILE}\n"
         + "ControlSocket=/run/zabbix/agent.sock\n"
+        + "".join(f"DenyKey={key}\n" for key in ZABBIX_DENIED_KEYS)
         + "Include=/etc/zabbix/zabbix_agent2.d/plugins.d/*.conf\n"
     )
 

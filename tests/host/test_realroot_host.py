@@ -79,8 +79,12 @@ def test_ownership_map(host: HostUnderTest, converged: dict) -> None:
         "/home/coder": "coder:coder:750",
         "/home/coder/workspace": "coder:coder:700",
         "/mnt/cs-workspace-volume": "coder:coder:700",
-        "/home/coder/.config/code-server/config.yaml": "coder:coder:600",
+        # root's: the IDE user cannot change where code-server listens
+        "/etc/code-server/hcs.yaml": "root:root:644",
+        "/run/hcs-oauth2-proxy": "codesvc:codesvc:750",
+        "/etc/tmpfiles.d/hcs-sockets.conf": "root:root:644",
         "/etc/restic/hcs-backup.password": "root:root:600",
+        "/etc/restic/hcs-backup.repository": "root:root:600",
         "/etc/restic/hcs-backup.env": "root:root:600",
     }
     for path, meta in expected.items():
@@ -140,4 +144,10 @@ def test_service_configs_pass_their_tools(host: HostUnderTest, converged: dict) 
     assert exposure <= 4.0
     enabled = sh(host, "systemctl is-enabled code-server@coder.service hcs-backup.timer fail2ban.service docker.service")
     assert enabled.split() == ["enabled"] * 4
-    assert sh(host, "cat /home/coder/.config/code-server/config.yaml").count("127.0.0.1:8080") == 1
+    assert sh(host, "cat /etc/code-server/hcs.yaml").count("127.0.0.1:8080") == 1
+    # systemd's merged unit on the converged root: the packaged ExecStart replaced by --config
+    merged = sh(host, "systemd-analyze cat-config systemd/system/code-server@.service")
+    assert [l for l in merged.splitlines() if l.startswith("ExecStart=")][-2:] == ["ExecStart=", "ExecStart=/usr/bin/code-server --config /etc/code-server/hcs.yaml"]
+    # the socket directory comes back after a reboot: tmpfiles recreates it on an emptied /run
+    sh(host, "rm -rf /run/hcs-oauth2-proxy && systemd-tmpfiles --create /etc/tmpfiles.d/hcs-sockets.conf")
+    assert sh(host, "stat -c %U:%G:%a /run/hcs-oauth2-proxy").strip() == "codesvc:codesvc:750"

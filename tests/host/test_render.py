@@ -327,13 +327,33 @@ def test_wazuh_config_watches_without_diffing_secrets() -> None:
 def test_zabbix_config_is_active_only_with_psk() -> None:
     s = sample.settings()
     lines = [l for l in render.zabbix_agent(s.topology, s.host).splitlines() if l and not l.startswith("#")]
-    conf = dict(l.split("=", 1) for l in lines)
-    assert len(conf) == len(lines), "a parameter is set twice"
+    conf = dict(l.split("=", 1) for l in lines if not l.startswith("DenyKey="))
+    assert len(conf) == len(lines) - len(render.ZABBIX_DENIED_KEYS), "a parameter is set twice"
     assert conf["ServerActive"] == "192.0.2.21:10051"
     assert conf["Server"] == conf["ListenIP"] == "127.0.0.1"
     assert conf["TLSConnect"] == conf["TLSAccept"] == "psk"
     assert conf["TLSPSKFile"] == render.ZABBIX_PSK_FILE
     assert "0123456789abcdef" not in render.zabbix_agent(s.topology, s.host)
+
+
+def test_zabbix_agent_refuses_the_keys_that_reach_the_network_or_files(tmp_path: Path) -> None:
+    """The real agent 2 (Debian's), asked each key with the rendered config: denied ones are unknown.
+
+    Without the DenyKey lines `web.page.get` would connect (it reports "connection refused"
+    here): that is how any local reader of the agent could fetch code-server's pages.
+    """
+    s = sample.settings()
+    conf = tmp_path / "zabbix_agent2.conf"
+    conf.write_text(render.zabbix_agent(s.topology, s.host))
+    probes = {
+        "web.page.get[127.0.0.1,/,8080]": False, "net.tcp.service[http,127.0.0.1,8080]": False,
+        "vfs.file.contents[/etc/hostname]": False, "system.run[id]": False, "net.dns.record[,example.com]": False,
+        "agent.ping": True, "vfs.fs.size[/,pfree]": True,
+    }
+    for key, allowed in probes.items():
+        out = subprocess.run([tool("zabbix_agent2"), "-c", str(conf), "-t", key], capture_output=True, text=True, timeout=30).stdout
+        assert ("Unknown metric" not in out) == allowed, (key, out)
+    assert "[s|1]" in subprocess.run([tool("zabbix_agent2"), "-c", str(conf), "-t", "agent.ping"], capture_output=True, text=True).stdout
 
 
 def test_docker_daemon_json() -> None:
