@@ -55,6 +55,13 @@ def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None
     assert "| **OFF** |" in posture.markdown(rows, "dev", "fortigate")
 
 
+def test_conditional_access_off_is_a_warning(dev_config: StackConfig) -> None:
+    rows = posture.posture(run_program(dev_config.with_values(entraConditionalAccess=False)), "fortigate")
+    off = {r.control: r.note for r in rows if r.status == "OFF"}
+    assert off == {"Entra Conditional Access: MFA required, sign-in frequency = the session's maximum": "switched off: entraConditionalAccess"}
+    assert "WARNING: control OFF: Identity: Entra Conditional Access" in posture.terminal(rows)
+
+
 def test_opting_into_the_port_proxy_is_a_warning_and_a_policy_failure(dev_config: StackConfig) -> None:
     rows = posture.posture(run_program(dev_config.with_values(codeServerPortProxy=True)), "fortigate")
     off = {r.control: r.note for r in rows if r.status == "OFF"}

@@ -165,24 +165,17 @@ def docker_daemon() -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-@dataclass(frozen=True)
-class Fail2banFiles:
-    """The jail file and the gateway filter fail2ban reads."""
+def fail2ban(topology: Topology) -> str:
+    """`jail.d/hcs.local`: the sshd jail, reading the journal (Debian 12 has no auth.log).
 
-    jail: str
-    gateway_filter: str
-
-
-def fail2ban(topology: Topology) -> Fail2banFiles:
-    """`jail.d/hcs.local` (sshd + gateway jails) and `filter.d/caddy-gateway-auth.conf`.
-
-    sshd reads the journal (Debian 12 has no auth.log). The gateway jail reads Caddy's JSON access
-    log and counts 401/403 by `client_ip`, which Caddy only takes from the front proxy's
-    X-Forwarded-For because the proxy is its only trusted proxy. The front proxy is never banned
-    (that would lock everyone out), so when Caddy has no client address the jail does nothing.
+    There is no jail on the gateway's log, because none could ever act: it would ban a client's
+    address on the VM's INPUT chain, but every request reaches the gateway from the front proxy
+    (or over loopback from cloudflared), which must never be banned, and a direct peer is dropped
+    by UFW before Caddy sees it. Banning by the real client belongs where that address arrives:
+    the central Caddy or the FortiGate.
     """
     ignore = " ".join(["127.0.0.1/8", "::1"] + [str(a) for a in topology.gateway_peers])
-    jail = f"""{HEADER}[DEFAULT]
+    return f"""{HEADER}[DEFAULT]
 bantime = 1h
 findtime = 10m
 maxretry = 5
@@ -196,25 +189,7 @@ backend = systemd
 mode = aggressive
 port = {topology.vm.ssh_port}
 maxretry = 3
-
-[caddy-gateway-auth]
-# Repeated 401/403 at the gateway (failed or forbidden sign-ins reaching oauth2-proxy).
-enabled = true
-backend = polling
-filter = caddy-gateway-auth
-logpath = {GATEWAY_ACCESS_LOG}
-port = {topology.gateway_port}
-maxretry = 10
 """
-    gateway_filter = f"""{HEADER}# Caddy's JSON access log: the real client is request.client_ip (set from the trusted front
-# proxy's X-Forwarded-For). Fields are matched in Caddy's fixed order; header values are JSON
-# strings whose quotes are escaped, so a client cannot forge these keys.
-[Definition]
-failregex = ^\\{{.*"request":\\{{"remote_ip":"[^"]*","remote_port":"[^"]*","client_ip":"<ADDR>".*\\}},.*"status":(?:401|403)[,}}]
-ignoreregex =
-datepattern = "ts":{{EPOCH}}
-"""
-    return Fail2banFiles(jail=jail, gateway_filter=gateway_filter)
 
 
 #: systemd sandbox lines both shipped services share: no kernel tunables, modules, logs, cgroups,

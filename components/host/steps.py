@@ -100,15 +100,11 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
         Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology)),), after=("accounts",)),
         Step("upgrades", "upgrades", files=(_vm("/etc/apt/apt.conf.d/20auto-upgrades", render.unattended_upgrades()),), after=("packages",)),
     ]
-    f2b = render.fail2ban(topology)
     steps.append(
         Step(
             "fail2ban",
             "fail2ban",
-            files=(
-                _vm("/etc/fail2ban/jail.d/hcs.local", f2b.jail),
-                _vm("/etc/fail2ban/filter.d/caddy-gateway-auth.conf", f2b.gateway_filter),
-            ),
+            files=(_vm("/etc/fail2ban/jail.d/hcs.local", render.fail2ban(topology)),),
             after=("layout",),
         )
     )

@@ -1,4 +1,4 @@
-# layout: the ownership map of the design (and the gateway's log directory for fail2ban, and the
+# layout: the ownership map of the design (and the gateway's log directory Wazuh ships, and the
 # socket directories of oauth2-proxy and code-server, also written as a tmpfiles.d file so they
 # come back after a reboot empties /run).
 # HCS_PATHS: lines "KIND MODE OWNER GROUP PATH" with KIND dir or file; a missing file is created

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -132,75 +131,13 @@ def test_ufw_rules_follow_the_shared_egress_allowlist() -> None:
 
 def test_fail2ban_configuration_passes_fail2ban_client(tmp_path: Path) -> None:
     s = sample.settings()
-    files = render.fail2ban(s.topology)
+    jail = render.fail2ban(s.topology)
     conf = tmp_path / "fail2ban"
     shutil.copytree("/etc/fail2ban", conf)
-    log = tmp_path / "access.log"
-    log.write_text("")
-    (conf / "jail.d/hcs.local").write_text(files.jail.replace(render.GATEWAY_ACCESS_LOG, str(log)))
-    (conf / "filter.d/caddy-gateway-auth.conf").write_text(files.gateway_filter)
+    (conf / "jail.d/hcs.local").write_text(jail)
     check = subprocess.run([tool("fail2ban-client"), "-c", str(conf), "-t"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "192.0.2.5" in files.jail  # the front proxy is never banned
-
-
-def caddy_access_log(tmp_path: Path) -> Path:
-    """Run a real Caddy (trusting 127.0.0.1 as front proxy) and return the JSON access log it wrote."""
-    port, admin = free_port(), free_port()
-    log = tmp_path / "caddy-access.log"
-    (tmp_path / "Caddyfile").write_text(
-        f"{{\n admin 127.0.0.1:{admin}\n servers {{\n  trusted_proxies static 127.0.0.1/32\n }}\n}}\n"
-        f"http://127.0.0.1:{port} {{\n log {{\n  output file {log}\n  format json\n }}\n"
-        " respond /deny 401\n respond /forbidden 403\n respond 200\n}\n"
-    )
-    caddy = subprocess.Popen([tool("caddy"), "run", "--config", str(tmp_path / "Caddyfile")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-
-        def get(path: str, headers: dict[str, str]) -> None:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-            try:
-                urllib.request.urlopen(request, timeout=5).read()
-            except urllib.error.HTTPError:
-                pass
-
-        while True:
-            try:
-                get("/", {"X-Forwarded-For": "198.51.100.200"})
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "caddy did not start"
-                time.sleep(0.2)
-        for _ in range(6):
-            get("/deny", {"X-Forwarded-For": "203.0.113.7"})
-            get("/forbidden", {"X-Forwarded-For": "203.0.113.7"})
-        # A client trying to frame someone else: forged keys in a header and the URI.
-        forged = '","client_ip":"203.0.113.99","status":401'
-        for _ in range(6):
-            get("/?x=" + urllib.parse.quote(forged), {"X-Forwarded-For": "198.51.100.50", "X-Evil": forged})
-        time.sleep(0.5)
-    finally:
-        caddy.terminate()
-        caddy.wait()
-    return log
-
-
-def test_gateway_filter_matches_real_caddy_lines_only_by_client_ip(tmp_path: Path) -> None:
-    log = caddy_access_log(tmp_path)
-    lines = log.read_text().splitlines()
-    assert len(lines) >= 19 and all('"client_ip"' in line for line in lines)
-    filt = tmp_path / "caddy-gateway-auth.conf"
-    filt.write_text(render.fail2ban(sample.settings().topology).gateway_filter)
-    result = subprocess.run(
-        [tool("fail2ban-regex"), "--print-all-matched", "--raw", str(log), str(filt)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Failregex: 12 total" in result.stdout
-    assert "203.0.113.99" not in result.stdout.split("Failregex:")[1].split("Ignoreregex:")[0]
-    matched_ips = {line.split("|")[0].strip() for line in result.stdout.splitlines() if "|" in line}
-    assert "198.51.100.50" not in str(matched_ips)
+    assert "192.0.2.5" in jail  # the front proxy is never banned
 
 
 def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
