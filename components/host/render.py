@@ -127,6 +127,49 @@ def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
     return rules
 
 
+UFW_AFTER_INIT = "/etc/ufw/after.init"
+LOOPBACK_CHAIN = "hcs-loopback"
+
+
+def ufw_after_init(service_user: str, ide_user: str) -> str:
+    """`/etc/ufw/after.init` (ufw runs it after loading its rules): code-server's port by identity.
+
+    code-server has no auth of its own and listens on 127.0.0.1 (see `code_server_config`), so
+    any local uid that connects to it is the IDE user. Owner matching on the connecting SYN lets
+    only oauth2-proxy (the service account's uid: its container shares the host network) and
+    the IDE user itself in; everyone else, root and other services included, gets a reset. UFW's
+    own rule syntax cannot match owners, hence iptables in ufw's hook, in a chain of its own
+    that `stop` removes again. Users may be names or numeric uids.
+    Not covered: a uid that binds 127.0.0.1:{CODE_SERVER_PORT} while code-server is down still
+    receives oauth2-proxy's requests (a SYN-ACK carries no owner to match).
+    """
+    rule = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn"
+    return f"""#!/bin/sh
+{HEADER}set -e
+case "$1" in
+start)
+    iptables -w -N {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -F {LOOPBACK_CHAIN}
+    {rule} -m owner --uid-owner {service_user} -j RETURN
+    {rule} -m owner --uid-owner {ide_user} -j RETURN
+    {rule} -j REJECT --reject-with tcp-reset
+    iptables -w -C OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -o lo -j {LOOPBACK_CHAIN}
+    ;;
+stop)
+    while iptables -w -D OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null; do :; done
+    iptables -w -F {LOOPBACK_CHAIN} 2>/dev/null || true
+    iptables -w -X {LOOPBACK_CHAIN} 2>/dev/null || true
+    ;;
+status)
+    iptables -w -S {LOOPBACK_CHAIN}
+    ;;
+*)
+    echo "usage: $0 start|stop|status" >&2
+    exit 1
+    ;;
+esac
+"""
+
+
 def ufw_defaults(host: HostSettings) -> dict[str, str]:
     """Default policies: nothing in, nothing routed, and out only by the allowlist (if enabled)."""
     return {"incoming": "deny", "outgoing": "deny" if host.ufw_deny_outgoing else "allow", "routed": "deny"}

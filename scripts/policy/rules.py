@@ -26,6 +26,7 @@ SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-hardening.conf"
 CODE_SERVER_DROP_IN = "/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf"
 CODE_SERVER_CONFIG = "/etc/code-server/hcs.yaml"
 OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
+UFW_AFTER_INIT = "/etc/ufw/after.init"
 BACKUP_SERVICE = "/etc/systemd/system/hcs-backup.service"
 BACKUP_ENV = "/etc/restic/hcs-backup.env"
 BACKUP_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
@@ -166,6 +167,24 @@ def code_server_locked_config(resources: Sequence[Res]) -> list[str]:
             found.append(f"{CODE_SERVER_CONFIG}: code-server must bind 127.0.0.1 (bind-addr: 127.0.0.1:8080); it has no auth of its own")
         if conf.get("auth") != "none":
             found.append(f"{CODE_SERVER_CONFIG}: expected auth: none behind oauth2-proxy (a shared password would be a second, weak gate)")
+    return found
+
+
+def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
+    """Only two uids may open a connection to code-server's loopback port (it has no auth of its own)."""
+    hooks = [(path, text) for path, text in _files(resources, UFW_AFTER_INIT)]
+    if not hooks:
+        return [f"no {UFW_AFTER_INIT} is installed: every local uid could connect to code-server and be the IDE user"]
+    found = []
+    for path, text in hooks:
+        port = r"-p tcp -d 127\.0\.0\.1 --dport (\d+) --syn"
+        allowed = re.findall(rf"{port} -m owner --uid-owner (\S+) -j RETURN", text)
+        rejected = re.findall(rf"{port} -j REJECT", text)
+        if len(allowed) != 2 or len(rejected) != 1 or {p for p, _ in allowed} != set(rejected):
+            found.append(f"{path}: expected exactly the service account and the IDE user allowed to connect to code-server's "
+                         f"port and a REJECT for everyone else; got allowed {[u for _, u in allowed]}, rejected ports {rejected}")
+        if not re.search(r"(?m)^\s*iptables -w -C OUTPUT -o lo -j (\S+) .*-I OUTPUT 1 -o lo -j \1$", text):
+            found.append(f"{path}: the chain must be jumped to first from OUTPUT on lo, or UFW's loopback ACCEPT comes first")
     return found
 
 
@@ -331,6 +350,8 @@ RULES: tuple[Rule, ...] = (
          "(the gateway excepted).", containers_hardened),
     Rule("code-server-locked-config", "code-server runs with a root-owned config (loopback, auth none) the IDE user "
          "cannot rewrite.", code_server_locked_config, stack=True),
+    Rule("code-server-port-by-identity", "Only oauth2-proxy's uid and the IDE user may connect to code-server's "
+         "loopback port (owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
     Rule("code-server-port-proxy-off", "code-server's port proxy (/proxy/<port>, /absproxy/<port>) is off.",
          code_server_port_proxy_off),
     Rule("oauth2-proxy-unix-socket", "oauth2-proxy listens on a Unix socket in the service account's directory only, "

@@ -132,6 +132,12 @@ def test_firewall(host: HostUnderTest, converged: dict) -> None:
     front = host.root.peer_run(["curl", "-sS", "--max-time", "3", "--interface", "192.0.2.5", "http://192.0.2.10:8880/"])
     other = host.root.peer_run(["curl", "-sS", "--max-time", "3", "--interface", "198.51.100.7", "http://192.0.2.10:8880/"])
     assert front.returncode == 7 and other.returncode == 28
+    # ufw ran its after.init hook on enable: code-server's port is open to two uids only, first on lo
+    chain = host.root.runner().run("sudo -n /etc/ufw/after.init status").stdout
+    uids = {sh(host, f"id -u {user}").strip() for user in ("codesvc", "coder")}
+    allowed = {line.split("--uid-owner ")[1].split()[0] for line in chain.splitlines() if "-j RETURN" in line}
+    assert allowed == uids and "--dport 8080 --tcp-flags FIN,SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset" in chain, chain
+    assert host.root.runner().run("sudo -n iptables -S OUTPUT").stdout.splitlines()[1:2] == ["-A OUTPUT -o lo -j hcs-loopback"]
 
 
 def test_service_configs_pass_their_tools(host: HostUnderTest, converged: dict) -> None:

@@ -296,3 +296,43 @@ def test_zabbix_agent_refuses_the_keys_that_reach_the_network_or_files(tmp_path:
 def test_docker_daemon_json() -> None:
     daemon = json.loads(render.docker_daemon())
     assert daemon["no-new-privileges"] is True and daemon["log-driver"] == "local"
+
+
+def test_only_oauth2_proxy_and_the_ide_user_can_connect_to_code_server(tmp_path: Path) -> None:
+    """The rendered ufw hook, run by real iptables in a private network namespace.
+
+    A listener plays code-server on 127.0.0.1:8080; clients connect as three uids (setpriv):
+    the service account's and the IDE user's get through, a third (any other local account,
+    e.g. the Zabbix agent) is reset. `stop` removes every trace, as ufw expects of its hook.
+    """
+    svc, ide, other = 64001, 64002, 64003
+    hook = tmp_path / "after.init"
+    hook.write_text(render.ufw_after_init(str(svc), str(ide)))
+    hook.chmod(0o755)
+    connect = (
+        "import socket,sys\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {render.CODE_SERVER_PORT}), timeout=3).close(); print('open')\n"
+        "except ConnectionRefusedError: print('refused')\n"
+    )
+    as_uid = lambda uid: f"setpriv --reuid={uid} --regid={uid} --clear-groups {sys.executable} -c \"{connect}\""  # noqa: E731
+    script = f"""set -e
+ip link set lo up
+{sys.executable} -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {render.CODE_SERVER_PORT})); s.listen(16); time.sleep(60)" &
+sleep 0.5
+echo before: $({as_uid(other)})
+{hook} start
+{hook} start
+for uid in {svc} {ide} {other}; do echo $uid: $({as_uid('$uid')}); done
+echo rules: $(iptables -S OUTPUT | grep -c {render.LOOPBACK_CHAIN})
+{hook} stop
+echo after-stop: $({as_uid(other)}) $(iptables -S | grep -c {render.LOOPBACK_CHAIN} || true)
+kill %1
+"""
+    done = subprocess.run([tool("unshare"), "--net", "bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert lines["before"] == "open"  # without the hook, any uid reaches code-server
+    assert (lines[str(svc)], lines[str(ide)], lines[str(other)]) == ("open", "open", "refused")
+    assert lines["rules"] == "1"  # a second start leaves one jump, not two
+    assert lines["after-stop"] == "open 0"
