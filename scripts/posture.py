@@ -118,8 +118,9 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
             "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
-    Control("Host", "code-server's port by identity: only oauth2-proxy's uid and the IDE user may connect (owner match)",
-            "any other local account (agents, services, root's tools) acting as the IDE user", _file("/etc/ufw/after.init")),
+    Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "
+            "the gateway from the VM for the service account only (cloudflared)",
+            "any other local account acting as the IDE user, or posing as cloudflared", _file("/etc/ufw/after.init")),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
             _port_proxy_off, switch="codeServerPortProxy (set it false)"),
     Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",

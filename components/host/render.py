@@ -131,8 +131,8 @@ UFW_AFTER_INIT = "/etc/ufw/after.init"
 LOOPBACK_CHAIN = "hcs-loopback"
 
 
-def ufw_after_init(service_user: str, ide_user: str) -> str:
-    """`/etc/ufw/after.init` (ufw runs it after loading its rules): code-server's port by identity.
+def ufw_after_init(service_user: str, ide_user: str, gateway_port: int) -> str:
+    """`/etc/ufw/after.init` (ufw runs it after loading its rules): local ports by identity.
 
     code-server has no auth of its own and listens on 127.0.0.1 (see `code_server_config`), so
     any local uid that connects to it is the IDE user. Owner matching on the connecting SYN lets
@@ -140,10 +140,15 @@ def ufw_after_init(service_user: str, ide_user: str) -> str:
     the IDE user itself in; everyone else, root and other services included, gets a reset. UFW's
     own rule syntax cannot match owners, hence iptables in ufw's hook, in a chain of its own
     that `stop` removes again. Users may be names or numeric uids.
+    The gateway's port, reached from the VM itself (loopback or the VM's own address, both on
+    `lo`), is for the service account only: cloudflared and the gateway's health check run as
+    it. So with the Cloudflare edge, where the gateway believes forwarding headers from
+    loopback, only cloudflared can be that loopback peer; no local process can pose as it.
     Not covered: a uid that binds 127.0.0.1:{CODE_SERVER_PORT} while code-server is down still
     receives oauth2-proxy's requests (a SYN-ACK carries no owner to match).
     """
     rule = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn"
+    gateway = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {gateway_port} --syn"
     return f"""#!/bin/sh
 {HEADER}set -e
 case "$1" in
@@ -152,6 +157,8 @@ start)
     {rule} -m owner --uid-owner {service_user} -j RETURN
     {rule} -m owner --uid-owner {ide_user} -j RETURN
     {rule} -j REJECT --reject-with tcp-reset
+    {gateway} -m owner --uid-owner {service_user} -j RETURN
+    {gateway} -j REJECT --reject-with tcp-reset
     iptables -w -C OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -o lo -j {LOOPBACK_CHAIN}
     ;;
 stop)

@@ -183,6 +183,12 @@ def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
         if len(allowed) != 2 or len(rejected) != 1 or {p for p, _ in allowed} != set(rejected):
             found.append(f"{path}: expected exactly the service account and the IDE user allowed to connect to code-server's "
                          f"port and a REJECT for everyone else; got allowed {[u for _, u in allowed]}, rejected ports {rejected}")
+        gateway = r"-p tcp --dport (\d+) --syn"
+        gw_allowed = re.findall(rf"{gateway} -m owner --uid-owner (\S+) -j RETURN", text)
+        gw_rejected = re.findall(rf"{gateway} -j REJECT", text)
+        if len(gw_allowed) != 1 or {p for p, _ in gw_allowed} != set(gw_rejected) or len(gw_rejected) != 1:
+            found.append(f"{path}: expected the gateway's port open to the service account only from the VM itself "
+                         "(cloudflared, the health check), so no local process can pose as cloudflared behind trusted_proxies")
         if not re.search(r"(?m)^\s*iptables -w -C OUTPUT -o lo -j (\S+) .*-I OUTPUT 1 -o lo -j \1$", text):
             found.append(f"{path}: the chain must be jumped to first from OUTPUT on lo, or UFW's loopback ACCEPT comes first")
     return found
@@ -351,7 +357,7 @@ RULES: tuple[Rule, ...] = (
     Rule("code-server-locked-config", "code-server runs with a root-owned config (loopback, auth none) the IDE user "
          "cannot rewrite.", code_server_locked_config, stack=True),
     Rule("code-server-port-by-identity", "Only oauth2-proxy's uid and the IDE user may connect to code-server's "
-         "loopback port (owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
+         "loopback port, only the service account to the gateway from the VM (owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
     Rule("code-server-port-proxy-off", "code-server's port proxy (/proxy/<port>, /absproxy/<port>) is off.",
          code_server_port_proxy_off),
     Rule("oauth2-proxy-unix-socket", "oauth2-proxy listens on a Unix socket in the service account's directory only, "

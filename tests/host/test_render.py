@@ -298,41 +298,48 @@ def test_docker_daemon_json() -> None:
     assert daemon["no-new-privileges"] is True and daemon["log-driver"] == "local"
 
 
-def test_only_oauth2_proxy_and_the_ide_user_can_connect_to_code_server(tmp_path: Path) -> None:
+def test_local_ports_by_identity_for_code_server_and_the_gateway(tmp_path: Path) -> None:
     """The rendered ufw hook, run by real iptables in a private network namespace.
 
-    A listener plays code-server on 127.0.0.1:8080; clients connect as three uids (setpriv):
-    the service account's and the IDE user's get through, a third (any other local account,
-    e.g. the Zabbix agent) is reset. `stop` removes every trace, as ufw expects of its hook.
+    Listeners play code-server on 127.0.0.1:8080 and the gateway; clients connect as three uids
+    (setpriv): to code-server the service account's and the IDE user's get through, a third (any
+    other local account, e.g. the Zabbix agent) is reset; to the gateway only the service account. `stop` removes every trace, as ufw expects of its hook.
     """
     svc, ide, other = 64001, 64002, 64003
     hook = tmp_path / "after.init"
-    hook.write_text(render.ufw_after_init(str(svc), str(ide)))
+    gateway_port = 8880
+    hook.write_text(render.ufw_after_init(str(svc), str(ide), gateway_port))
     hook.chmod(0o755)
-    connect = (
-        "import socket,sys\n"
-        "try:\n"
-        f"    socket.create_connection(('127.0.0.1', {render.CODE_SERVER_PORT}), timeout=3).close(); print('open')\n"
-        "except ConnectionRefusedError: print('refused')\n"
-    )
-    as_uid = lambda uid: f"setpriv --reuid={uid} --regid={uid} --clear-groups {sys.executable} -c \"{connect}\""  # noqa: E731
+    def connect(port: int) -> str:
+        return ("import socket,sys\n"
+                "try:\n"
+                f"    socket.create_connection(('127.0.0.1', {port}), timeout=3).close(); print('open')\n"
+                "except ConnectionRefusedError: print('refused')\n")
+
+    def as_uid(uid: object, port: int = render.CODE_SERVER_PORT) -> str:
+        return f"setpriv --reuid={uid} --regid={uid} --clear-groups {sys.executable} -c \"{connect(port)}\""
     script = f"""set -e
 ip link set lo up
-{sys.executable} -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {render.CODE_SERVER_PORT})); s.listen(16); time.sleep(60)" &
+for port in {render.CODE_SERVER_PORT} {gateway_port}; do
+  {sys.executable} -c "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16); time.sleep(60)" $port &
+done
 sleep 0.5
 echo before: $({as_uid(other)})
 {hook} start
 {hook} start
 for uid in {svc} {ide} {other}; do echo $uid: $({as_uid('$uid')}); done
+for uid in {svc} {ide} {other}; do echo gateway-$uid: $({as_uid('$uid', gateway_port)}); done
 echo rules: $(iptables -S OUTPUT | grep -c {render.LOOPBACK_CHAIN})
 {hook} stop
 echo after-stop: $({as_uid(other)}) $(iptables -S | grep -c {render.LOOPBACK_CHAIN} || true)
-kill %1
+kill %1 %2
 """
     done = subprocess.run([tool("unshare"), "--net", "bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
     assert lines["before"] == "open"  # without the hook, any uid reaches code-server
     assert (lines[str(svc)], lines[str(ide)], lines[str(other)]) == ("open", "open", "refused")
+    # the gateway from the VM itself: the service account only (cloudflared, the health check)
+    assert (lines[f"gateway-{svc}"], lines[f"gateway-{ide}"], lines[f"gateway-{other}"]) == ("open", "refused", "refused")
     assert lines["rules"] == "1"  # a second start leaves one jump, not two
     assert lines["after-stop"] == "open 0"

@@ -88,6 +88,7 @@ FAILURES: list[tuple[str, str, Callable[[Res], bool], Callable[[dict[str, Any]],
                                                        "--uid-owner coder -j RETURN\n    iptables -w -A hcs-loopback -p tcp -d 127.0.0.1 "
                                                        "--dport 8080 --syn -m owner --uid-owner zabbix -j RETURN")),
     ("code-server-port-by-identity", "dev", *_edit_file("/etc/ufw/after.init", "-I OUTPUT 1 -o lo", "-A OUTPUT -o lo")),
+    ("code-server-port-by-identity", "cloudflare", *_edit_file("/etc/ufw/after.init", "--dport 8880 --syn -j REJECT", "--dport 8880 --syn -j RETURN")),
     ("code-server-port-proxy-off", "dev", *_edit_file("/etc/code-server/hcs.yaml", "disable-proxy: true", "disable-proxy: false")),
     ("oauth2-proxy-unix-socket", "dev", *_edit_file("oauth2-proxy.cfg", 'http_address = "unix:///run/hcs-oauth2-proxy/oauth2-proxy.sock"',
                                                     'http_address = "127.0.0.1:4180"')),
