@@ -101,7 +101,8 @@ http://:{p.port} {{
 		}}
 		# The log is shipped (Wazuh): no bearer values in it. Cloudflare Access's JWT is a
 		# credential for this app; the OAuth code and state of the callback could be replayed
-		# while fresh. (Cookie and Authorization are redacted by Caddy itself.)
+		# while fresh. (Cookie and Authorization are redacted by Caddy itself.) The logged query
+		# is re-encoded by the filter: keys sorted, a bare `key` logged as `key=`.
 		format filter {{
 			wrap json
 			fields {{
