@@ -14,7 +14,8 @@ from components.settings import PulumiConfigSource, load
 
 settings = load(PulumiConfigSource(pulumi.get_project()))
 
-identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname))
+identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname,
+                                                session_max=settings.gateway.cookie_expire))
 
 host = DmzHost("vm", settings.topology, settings.host)
 

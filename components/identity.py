@@ -126,10 +126,20 @@ class EntraApp(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class EntraAccessArgs:
-    """Inputs of `EntraAccess`: the validated Entra settings and the public host name."""
+    """Inputs of `EntraAccess`: the validated Entra settings, the public host name, and the
+    longest a session may last (oauth2-proxy's `cookie_expire`), which Entra then enforces."""
 
     entra: EntraSettings
     hostname: str
+    session_max: dt.timedelta
+
+
+def sign_in_frequency(session_max: dt.timedelta) -> tuple[int, str]:
+    """Entra's sign-in frequency (whole hours below a day, else whole days), never longer than `session_max`."""
+    hours = int(session_max.total_seconds() // 3600)
+    if hours < 1:
+        raise ValueError(f"expected a session of at least one hour (Entra's shortest sign-in frequency), got {session_max}")
+    return (hours, "hours") if hours < 24 else (hours // 24, "days")
 
 
 class EntraAccess(pulumi.ComponentResource):
@@ -140,6 +150,13 @@ class EntraAccess(pulumi.ComponentResource):
     `EntraApp`, whose only redirect URI is `https://<hostname>/oauth2/callback` and whose logout
     URL is oauth2-proxy's sign-out. Other relying parties (the Cloudflare Access
     edge) get their own `EntraApp` for the same group.
+
+    With `entraConditionalAccess` (the default), also a Conditional Access policy for that app
+    and group: MFA required, and a sign-in frequency equal to the session's maximum. Why: the
+    posture's "MFA comes from Entra" must be a managed fact, and oauth2-proxy's `cookie_expire`
+    is not an absolute limit (each refresh resets the session's creation time, so an active
+    session slides); the sign-in frequency makes Entra refuse the refresh once it is due, so
+    the user signs in again, with MFA, at least that often.
 
     Outputs: `client_id`, `tenant_id`, `issuer_url`, `group_object_id`, `sign_out_url` (the link that
     ends both the oauth2-proxy and the Entra session), `client_secret` (secret).
@@ -182,6 +199,26 @@ class EntraAccess(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        if entra.conditional_access:
+            every, period = sign_in_frequency(args.session_max)
+            azuread.ConditionalAccessPolicy(
+                f"{name}-conditional-access",
+                display_name=f"{entra.app_display_name}: MFA, sign-in every {every} {period}",
+                state="enabled",
+                conditions=azuread.ConditionalAccessPolicyConditionsArgs(
+                    client_app_types=["all"],
+                    applications=azuread.ConditionalAccessPolicyConditionsApplicationsArgs(included_applications=[app.client_id]),
+                    users=azuread.ConditionalAccessPolicyConditionsUsersArgs(included_groups=[group.object_id]),
+                ),
+                grant_controls=azuread.ConditionalAccessPolicyGrantControlsArgs(operator="OR", built_in_controls=["mfa"]),
+                session_controls=azuread.ConditionalAccessPolicySessionControlsArgs(
+                    sign_in_frequency=every,
+                    sign_in_frequency_period=period,
+                    sign_in_frequency_interval="timeBased",
+                    sign_in_frequency_authentication_type="primaryAndSecondaryAuthentication",
+                ),
+                opts=child,
+            )
         self.client_id = app.client_id
         self.client_secret = app.client_secret
         self.tenant_id = pulumi.Output.from_input(entra.tenant_id)

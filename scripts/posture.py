@@ -16,6 +16,8 @@ from components.settings import checks, rules
 from scripts.offline import PlanResult, Registered
 from scripts.policy.rules import Res, evaluate
 
+SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
+
 Select = Callable[[PlanResult], list[Registered]]
 #: Why a control that is on is weaker than the design's baseline ("" when it is not).
 Weakness = Callable[[PlanResult], str]
@@ -72,6 +74,14 @@ def _ufw_out_deny(plan: PlanResult) -> list[Registered]:
     return [r for r in _named("vm-firewall")(plan) if "outgoing=deny" in str(r.inputs.get("create", ""))]
 
 
+def _port_proxy_off(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/etc/code-server/hcs.yaml")(plan) if "disable-proxy: true\n" in str(r.inputs.get("content", ""))]
+
+
+def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/oauth2-proxy.cfg")(plan) if 'http_address = "unix://' in str(r.inputs.get("content", ""))]
+
+
 _FORTIOS = "pulumi-python:dynamic/fortios:"
 
 
@@ -121,15 +131,20 @@ CONTROLS: tuple[Control, ...] = (
                   _typed("cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig")), edges=("cloudflare",)),
     Control("Transport", "Central Caddy (wildcard TLS) → local gateway site block", "plaintext traffic",
             _file(".caddy"), edges=("fortigate",)),
-    Control("Transport", "Local Caddy gateway: trusted proxies only, security headers, JSON access log", "direct app exposure, spoofed client IPs",
+    Control("Transport", "Local Caddy gateway: trusted proxies only, security headers, JSON access log without Access JWT or OAuth code/state",
+            "direct app exposure, spoofed client IPs, credentials in shipped logs",
             _both(_file("/caddy/Caddyfile"), _named("gateway-caddy-gateway"))),
     Control("Identity", "oauth2-proxy with Entra ID (PKCE, one group, files-only secrets)", "unauthenticated users",
             _both(_file("/oauth2-proxy.cfg"), _named("gateway-oauth2-proxy"))),
     Control("Identity", "Entra app requires assignment; one security group assigned", "everyone else in the tenant",
             _both(_typed("azuread:index/servicePrincipal:ServicePrincipal"), _typed("azuread:index/appRoleAssignment:AppRoleAssignment"))),
+    Control("Identity", "Entra Conditional Access: MFA required, sign-in frequency = the session's maximum",
+            "stolen passwords, sessions that slide forever on refresh",
+            _typed("azuread:index/conditionalAccessPolicy:ConditionalAccessPolicy"), switch="entraConditionalAccess"),
     Control("Identity", "Client secret with a fixed end date and a rotation label", "secrets that never expire",
             _typed("azuread:index/applicationPassword:ApplicationPassword")),
-    Control("Host", "Split accounts: no-login service account, IDE user without sudo", "lateral movement, secret theft",
+    Control("Host", "Split accounts: no-login service account outside the docker group, IDE user without sudo",
+            "lateral movement, secret theft, root via the Docker socket",
             _named("vm-accounts")),
     Control("Host", "Exact ownership map of the proxy stack, home, workspace, data volume", "the IDE user reading proxy secrets",
             _named("vm-layout")),
@@ -140,15 +155,28 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "UFW default deny out, same allowlist as the firewall", "egress if the edge firewall fails",
             _ufw_out_deny, switch="ufwDenyOutgoing", weakened=_ufw_wide_egress),
     Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
-    Control("Host", "code-server on 127.0.0.1, own auth off, sandboxed unit", "bypassing the proxy chain",
-            _both(_file("/code-server/config.yaml"), _file("10-hcs-sandbox.conf"))),
+    Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
+            "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
+    Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "
+            "the gateway from the VM for the service account only (cloudflared)",
+            "any other local account acting as the IDE user, or posing as cloudflared", _file("/etc/ufw/after.init")),
+    Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
+            _port_proxy_off, switch="codeServerPortProxy (set it false)"),
+    Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",
+            "local uids reaching oauth2-proxy, or binding its port to receive sessions",
+            _both(_oauth2_proxy_socket, _file(SOCKET_TMPFILES))),
     Control("Host", "Containers read-only, all capabilities dropped, no-new-privileges, pinned digests", "container breakout, silent image changes",
             _typed("docker:index/container:Container")),
-    Control("Detection", "fail2ban: sshd jail and gateway 401/403 jail", "brute force", _named("vm-fail2ban")),
+    Control("Detection", "fail2ban: sshd jail (no gateway jail: every request arrives from the front proxy)", "SSH brute force",
+            _named("vm-fail2ban")),
     Control("Detection", "Wazuh file-integrity monitoring (proxy stack, /etc/ssh, units)", "silent tampering",
             _named("vm-wazuh"), switch="wazuhEnabled"),
-    Control("Detection", "Zabbix agent 2 (active, PSK)", "unnoticed outages", _named("vm-zabbix"), switch="zabbixEnabled"),
+    Control("Detection", "Zabbix agent 2 (active, PSK; no keys that reach the network or read files)", "unnoticed outages",
+            _named("vm-zabbix"), switch="zabbixEnabled"),
     Control("Detection", "restic backups (service + timer)", "data loss", _named("vm-backup"), switch="backupEnabled"),
+    Control("Detection", "Backups append-only: rest-server account in a root-only file, no forget/prune/init on the VM",
+            "an intruder deleting the backup history", _both(_named("vm-backup"), _file("/etc/restic/hcs-backup.repository")),
+            switch="backupEnabled"),
 )
 
 

@@ -19,6 +19,7 @@ TEST_SECRETS: dict[str, str] = {
     "fortigateApiToken": "tok-plan-Wm3Qz8Lr5Xv2Nc7Ks4Pd9Hf6",
     "zabbixPsk": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     "backupPassword": "correct horse battery staple",
+    "backupRestPassword": "rest-only-Zq7Wm2Kx9Pv4Ns6Td",
 }
 
 

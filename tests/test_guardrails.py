@@ -12,6 +12,7 @@ import yaml
 
 from scripts import posture
 from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, run_program
+from scripts.policy.rules import RULES
 from tests.support import TEST_SECRETS
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
@@ -28,7 +29,7 @@ def test_dev_stack_has_every_control_on_or_not_applicable(dev_plan: PlanResult) 
         "Cloudflare Tunnel: outbound only, no inbound port",
         "Cloudflare Access on every request, enforced at the connector",
     }
-    assert rows[-1].control == "Policy pack: 10/10 mandatory policies pass"
+    assert rows[-1].control == f"Policy pack: {len(RULES)}/{len(RULES)} mandatory policies pass"
     assert all(r.resources for r in rows[:-1] if r.status == "on")
 
 
@@ -54,11 +55,26 @@ def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None
     assert "| **OFF** |" in posture.markdown(rows, "dev", "fortigate")
 
 
+def test_conditional_access_off_is_a_warning(dev_config: StackConfig) -> None:
+    rows = posture.posture(run_program(dev_config.with_values(entraConditionalAccess=False)), "fortigate")
+    off = {r.control: r.note for r in rows if r.status == "OFF"}
+    assert off == {"Entra Conditional Access: MFA required, sign-in frequency = the session's maximum": "switched off: entraConditionalAccess"}
+    assert "WARNING: control OFF: Identity: Entra Conditional Access" in posture.terminal(rows)
+
+
+def test_opting_into_the_port_proxy_is_a_warning_and_a_policy_failure(dev_config: StackConfig) -> None:
+    rows = posture.posture(run_program(dev_config.with_values(codeServerPortProxy=True)), "fortigate")
+    off = {r.control: r.note for r in rows if r.status == "OFF"}
+    assert off["code-server port proxy off (/proxy/<port>, /absproxy/<port>)"] == "switched off: codeServerPortProxy (set it false)"
+    assert "code-server-port-proxy-off" in off[f"Policy pack: {len(RULES) - 1}/{len(RULES)} mandatory policies pass"]
+    assert len(off) == 2
+
+
 def test_make_plan_writes_the_posture(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "plan.py"), "--stack", "dev", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "Posture (edge: fortigate):" in done.stdout and "Policy pack: 10/10" in done.stdout
+    assert "Posture (edge: fortigate):" in done.stdout and f"Policy pack: {len(RULES)}/{len(RULES)}" in done.stdout
     assert (tmp_path / "posture.md").read_text().startswith("Posture of stack `dev` (edge: fortigate)")
 
 

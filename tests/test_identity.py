@@ -75,3 +75,25 @@ def test_stack_outputs_name_the_url_and_identity_but_no_secret(dev_plan: PlanRes
     assert outputs["signOutUrl"] == ("https://code.example.com/oauth2/sign_out?rd="
                                      "https%3A%2F%2Flogin.microsoftonline.com%2F11111111-2222-3333-4444-555555555555%2Foauth2%2Fv2.0%2Flogout")
     assert "[secret]" not in outputs.values()  # no secret is exported at all
+
+
+CA = "azuread:index/conditionalAccessPolicy:ConditionalAccessPolicy"
+
+
+def test_conditional_access_requires_mfa_and_signs_in_again_at_the_session_maximum(dev_plan: PlanResult, dev_config: StackConfig) -> None:
+    policy = dev_plan.one(CA)
+    conditions = policy.inputs["conditions"]
+    assert policy.inputs["state"] == "enabled"
+    # Exactly oauth2-proxy's app and the access group: the relying party's sign-in, for its users.
+    (app_id,) = conditions["applications"]["includedApplications"]
+    (group_id,) = conditions["users"]["includedGroups"]
+    assert dev_plan.one(GROUP).id == f"/groups/{group_id}"
+    assert {dev_plan.one(APP).urn, dev_plan.one(GROUP).urn} <= set(policy.dependencies) and app_id != group_id
+    assert conditions["clientAppTypes"] == ["all"]
+    assert policy.inputs["grantControls"] == {"operator": "OR", "builtInControls": ["mfa"]}
+    session = policy.inputs["sessionControls"]
+    # cookieExpire 12h (the default): oauth2-proxy's session slides on refresh, Entra's frequency does not
+    assert (session["signInFrequency"], session["signInFrequencyPeriod"], session["signInFrequencyInterval"]) == (12, "hours", "timeBased")
+    day = run_program(dev_config.with_values(cookieExpire="24h")).one(CA).inputs["sessionControls"]
+    assert (day["signInFrequency"], day["signInFrequencyPeriod"]) == (1, "days")
+    assert not run_program(dev_config.with_values(entraConditionalAccess=False)).of_type(CA)

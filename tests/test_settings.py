@@ -90,7 +90,7 @@ def test_optional_keys_at_their_empty_pulumi_yaml_defaults_are_not_set(dev_confi
     declared = _declared()
     left_out = ("entraGroupName", "entraGroupMembers", "entraAppDisplayName", "aptProxyAddress", "zabbixServerAddress",
                 "zabbixPsk", "backupRepository", "backupRepositoryAddress", "backupRepositoryPort", "backupPassword",
-                "fortigateIpsSensor", "fortigateCaBundle")
+                "backupRestPassword", "fortigateIpsSensor", "fortigateCaBundle")
     changes = {key: declared[key]["default"] for key in left_out}
     existing = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
     source = _source(dev_config, {**changes, "entraGroupObjectId": existing, "zabbixEnabled": False, "backupEnabled": False},

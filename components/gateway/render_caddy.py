@@ -18,14 +18,21 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.host.render import OAUTH2_PROXY_SOCKET
+
 #: Where the container sees its JSON access log (a host directory fail2ban reads is mounted here).
 ACCESS_LOG = "/var/log/caddy/access.log"
-OAUTH2_PROXY = "127.0.0.1:4180"
+#: oauth2-proxy's Unix socket, in a directory only the service account (the gateway's uid) can enter.
+OAUTH2_PROXY = f"unix/{OAUTH2_PROXY_SOCKET}"
 #: oauth2-proxy's ping endpoint, which the container health check requests through the gateway.
 HEALTH_PATH = "/oauth2/ping"
 #: How long proxied WebSockets survive a config reload: an IDE session is one long WebSocket.
 STREAM_CLOSE_DELAY = "5m"
 HSTS = "max-age=31536000; includeSubDomains"
+#: Cloudflare Access's per-request token (a credential), dropped from the access log.
+ACCESS_JWT_HEADER = "Cf-Access-Jwt-Assertion"
+#: OAuth callback parameters whose values are replaced in the access log.
+REDACTED_QUERY = ("code", "state")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -92,7 +99,18 @@ http://:{p.port} {{
 			roll_size 50MiB
 			roll_keep 10
 		}}
-		format json
+		# The log is shipped (Wazuh): no bearer values in it. Cloudflare Access's JWT is a
+		# credential for this app; the OAuth code and state of the callback could be replayed
+		# while fresh. (Cookie and Authorization are redacted by Caddy itself.) The logged query
+		# is re-encoded by the filter: keys sorted, a bare `key` logged as `key=`.
+		format filter {{
+			wrap json
+			fields {{
+				request>headers>{ACCESS_JWT_HEADER} delete
+				request>uri query {{
+{"".join(f"					replace {q} REDACTED{chr(10)}" for q in REDACTED_QUERY)}				}}
+			}}
+		}}
 	}}
 
 	# Set when the response is written, so upstream values cannot override them.

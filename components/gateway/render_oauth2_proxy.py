@@ -7,7 +7,7 @@ config can be shown in plans and diffs, and nothing secret reaches the container
 or command line.
 
 `options()` builds the settings, `check_options()` refuses the combinations that open the door
-(a non-loopback listener, any domain without a group, skipped issuer or TLS verification,
+(a TCP listener instead of the Unix socket, any domain without a group, skipped issuer or TLS verification,
 anonymous routes, a `SameSite` that breaks the callback or invites CSRF, secrets inline, a
 redirect allowed to any host but Entra's) and
 `render()` does both and serialises. `check_options()` runs on every render, so a later edit
@@ -29,15 +29,22 @@ from urllib.parse import quote, urlsplit
 
 import tomli_w
 
+from components.host.render import CODE_SERVER_PORT, OAUTH2_PROXY_SOCKET
+
 #: Where the container sees its files (the host directory is mounted read-only here).
 CONFIG_DIR = "/etc/oauth2-proxy"
 CONFIG_FILE = f"{CONFIG_DIR}/oauth2-proxy.cfg"
 CLIENT_SECRET_FILE = f"{CONFIG_DIR}/client-secret"
 COOKIE_SECRET_FILE = f"{CONFIG_DIR}/cookie-secret"
 
-LISTEN_ADDRESS = "127.0.0.1:4180"
-UPSTREAM = "http://127.0.0.1:8080"
-#: The local Caddy gateway shares the host network namespace, so it connects from loopback.
+#: A Unix socket (the container sees the host's socket directory at the same path): no TCP port
+#: another local uid could reach, or bind while oauth2-proxy is down and receive the sessions.
+LISTEN_ADDRESS = f"unix://{OAUTH2_PROXY_SOCKET}"
+#: code-server stays on TCP loopback: v7.15.6 cannot proxy a WebSocket to a `unix://` upstream.
+UPSTREAM = f"http://127.0.0.1:{CODE_SERVER_PORT}"
+#: Must be non-empty for oauth2-proxy to honour X-Real-IP at all; on its Unix listener every peer
+#: counts as trusted (v7.15.x `CanTrustForwardedHeaders`), and only the service account can open
+#: that socket (its directory is 0750), i.e. the gateway.
 GATEWAY_ADDRESSES = ("127.0.0.1",)
 #: `__Host-` makes the browser refuse the cookie unless Secure, Path=/ and without Domain:
 #: no sibling host under the wildcard certificate can set or shadow the session.
@@ -251,12 +258,10 @@ def check_options(opts: Mapping[str, Any]) -> None:
     for key in ("skip_auth_regex", "skip_auth_routes", "api_routes", "trusted_ips"):
         need(not opts.get(key), f"{key} must be empty: no route or address may skip authentication")
 
-    host, _, port = str(opts.get("http_address", "")).rpartition(":")
-    need(_loopback(host) and port.isdigit(), "http_address must be a loopback address such as 127.0.0.1:4180, never 0.0.0.0 or all interfaces")
+    need(opts.get("http_address") == LISTEN_ADDRESS,
+         f"http_address must be {LISTEN_ADDRESS} (a Unix socket only the service account can reach), never a TCP address")
     need(not opts.get("https_address") and not opts.get("tls_cert_file"), "oauth2-proxy must not open a TLS listener (TLS ends at the front proxy)")
-    upstreams = opts.get("upstreams") or []
-    need(bool(upstreams) and all(urlsplit(u).scheme == "http" and _loopback(urlsplit(u).hostname or "") for u in upstreams),
-         "upstreams must be loopback URLs (code-server listens on 127.0.0.1 only)")
+    need(opts.get("upstreams") == [UPSTREAM], f"upstreams must be [{UPSTREAM!r}] (code-server on loopback)")
     if opts.get("reverse_proxy"):
         need(_loopback_networks(opts.get("trusted_proxy_ips")),
              "trusted_proxy_ips must list only the loopback gateway with reverse_proxy (empty trusts every client's X-Forwarded-*)")

@@ -17,7 +17,7 @@ from components.gateway import docker_ssh
 from components.gateway import render_caddy as caddy
 from components.gateway import render_oauth2_proxy as oauth2
 from components.host.install import HostFiles, HostFilesArgs, record_files
-from components.host.render import GATEWAY_LOG_DIR, PROXY_STACK_DIR
+from components.host.render import GATEWAY_LOG_DIR, OAUTH2_PROXY_SOCKET_DIR, PROXY_STACK_DIR
 from components.settings.gateway import GatewaySettings
 from components.settings.topology import Topology
 
@@ -141,7 +141,8 @@ class GatewayStack(pulumi.ComponentResource):
     Why: both containers run as the service account with a read-only root, every capability
     dropped and `no-new-privileges`; they share the host network so Caddy sees the front
     proxy's real address and UFW (not Docker's NAT, which bypasses it) guards the port, while
-    oauth2-proxy and code-server stay on 127.0.0.1. Secrets reach oauth2-proxy only as
+    oauth2-proxy listens only on a Unix socket in a directory of the service account (no other
+    uid can connect to it, or bind it while oauth2-proxy is down) and code-server on 127.0.0.1. Secrets reach oauth2-proxy only as
     read-only files: nothing secret is in an environment, a command line or a label in clear
     (the label is a hash, so a rotated secret restarts the container).
     """
@@ -240,7 +241,11 @@ class GatewayStack(pulumi.ComponentResource):
                 image=oauth2_image.image_id,
                 command=[f"--config={oauth2.CONFIG_FILE}"],
                 user=user,
-                mounts=[docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_DIR, target=oauth2.CONFIG_DIR, read_only=True)],
+                mounts=[
+                    docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_DIR, target=oauth2.CONFIG_DIR, read_only=True),
+                    # Where it creates its listening socket (the host's 0750 service-account directory).
+                    docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_SOCKET_DIR, target=OAUTH2_PROXY_SOCKET_DIR, read_only=False),
+                ],
                 labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=oauth2_hash)],
                 # distroless image: nothing inside can probe; the gateway's check covers oauth2-proxy
                 healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
@@ -262,6 +267,8 @@ class GatewayStack(pulumi.ComponentResource):
                 mounts=[
                     docker.ContainerMountArgs(type="bind", source=CADDY_DIR, target="/etc/caddy", read_only=True),
                     docker.ContainerMountArgs(type="bind", source=GATEWAY_LOG_DIR, target=caddy.ACCESS_LOG.rsplit("/", 1)[0], read_only=False),
+                    # oauth2-proxy's socket; connecting needs no write access to the mount.
+                    docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_SOCKET_DIR, target=OAUTH2_PROXY_SOCKET_DIR, read_only=True),
                 ],
                 # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
                 # Owned by the service account: a tmpfs is root's 0755 otherwise, and Caddy could not write.

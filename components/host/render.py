@@ -12,6 +12,7 @@ import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from components.settings.host import HostSettings
@@ -25,8 +26,15 @@ PROXY_ENV_FILE = f"{PROXY_STACK_DIR}/.env"
 GATEWAY_LOG_DIR = "/var/log/caddy-gateway"
 GATEWAY_ACCESS_LOG = f"{GATEWAY_LOG_DIR}/access.log"
 CODE_SERVER_PORT = 8080
+#: code-server's config (root-owned: the IDE user cannot change where code-server listens).
+CODE_SERVER_CONFIG = "/etc/code-server/hcs.yaml"
+OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
+OAUTH2_PROXY_SOCKET = f"{OAUTH2_PROXY_SOCKET_DIR}/oauth2-proxy.sock"
+SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 RESTIC_ENV_FILE = "/etc/restic/hcs-backup.env"
 RESTIC_PASSWORD_FILE = "/etc/restic/hcs-backup.password"
+#: The repository URL with the rest-server account in it (root-only, secret).
+RESTIC_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
 ZABBIX_PSK_FILE = "/etc/zabbix/hcs.psk"
 
 # OpenSSH 9.2 names only: sshd -t rejects algorithms it does not know. No NIST curves, no SHA-1,
@@ -119,6 +127,56 @@ def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
     return rules
 
 
+UFW_AFTER_INIT = "/etc/ufw/after.init"
+LOOPBACK_CHAIN = "hcs-loopback"
+
+
+def ufw_after_init(service_user: str, ide_user: str, gateway_port: int) -> str:
+    """`/etc/ufw/after.init` (ufw runs it after loading its rules): local ports by identity.
+
+    code-server has no auth of its own and listens on 127.0.0.1 (see `code_server_config`), so
+    any local uid that connects to it is the IDE user. Owner matching on the connecting SYN lets
+    only oauth2-proxy (the service account's uid: its container shares the host network) and
+    the IDE user itself in; everyone else, root and other services included, gets a reset. UFW's
+    own rule syntax cannot match owners, hence iptables in ufw's hook, in a chain of its own
+    that `stop` removes again. Users may be names or numeric uids.
+    The gateway's port, reached from the VM itself (loopback or the VM's own address, both on
+    `lo`), is for the service account only: cloudflared and the gateway's health check run as
+    it. So with the Cloudflare edge, where the gateway believes forwarding headers from
+    loopback, only cloudflared can be that loopback peer; no local process can pose as it.
+    Not covered: a uid that binds 127.0.0.1:{CODE_SERVER_PORT} while code-server is down still
+    receives oauth2-proxy's requests (a SYN-ACK carries no owner to match).
+    """
+    rule = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn"
+    gateway = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {gateway_port} --syn"
+    return f"""#!/bin/sh
+{HEADER}set -e
+case "$1" in
+start)
+    iptables -w -N {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -F {LOOPBACK_CHAIN}
+    {rule} -m owner --uid-owner {service_user} -j RETURN
+    {rule} -m owner --uid-owner {ide_user} -j RETURN
+    {rule} -j REJECT --reject-with tcp-reset
+    {gateway} -m owner --uid-owner {service_user} -j RETURN
+    {gateway} -j REJECT --reject-with tcp-reset
+    iptables -w -C OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -o lo -j {LOOPBACK_CHAIN}
+    ;;
+stop)
+    while iptables -w -D OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null; do :; done
+    iptables -w -F {LOOPBACK_CHAIN} 2>/dev/null || true
+    iptables -w -X {LOOPBACK_CHAIN} 2>/dev/null || true
+    ;;
+status)
+    iptables -w -S {LOOPBACK_CHAIN}
+    ;;
+*)
+    echo "usage: $0 start|stop|status" >&2
+    exit 1
+    ;;
+esac
+"""
+
+
 def ufw_defaults(host: HostSettings) -> dict[str, str]:
     """Default policies: nothing in, nothing routed, and out only by the allowlist (if enabled)."""
     return {"incoming": "deny", "outgoing": "deny" if host.ufw_deny_outgoing else "allow", "routed": "deny"}
@@ -166,24 +224,17 @@ def docker_daemon() -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
-@dataclass(frozen=True)
-class Fail2banFiles:
-    """The jail file and the gateway filter fail2ban reads."""
+def fail2ban(topology: Topology) -> str:
+    """`jail.d/hcs.local`: the sshd jail, reading the journal (Debian 12 has no auth.log).
 
-    jail: str
-    gateway_filter: str
-
-
-def fail2ban(topology: Topology) -> Fail2banFiles:
-    """`jail.d/hcs.local` (sshd + gateway jails) and `filter.d/caddy-gateway-auth.conf`.
-
-    sshd reads the journal (Debian 12 has no auth.log). The gateway jail reads Caddy's JSON access
-    log and counts 401/403 by `client_ip`, which Caddy only takes from the front proxy's
-    X-Forwarded-For because the proxy is its only trusted proxy. The front proxy is never banned
-    (that would lock everyone out), so when Caddy has no client address the jail does nothing.
+    There is no jail on the gateway's log, because none could ever act: it would ban a client's
+    address on the VM's INPUT chain, but every request reaches the gateway from the front proxy
+    (or over loopback from cloudflared), which must never be banned, and a direct peer is dropped
+    by UFW before Caddy sees it. Banning by the real client belongs where that address arrives:
+    the central Caddy or the FortiGate.
     """
     ignore = " ".join(["127.0.0.1/8", "::1"] + [str(a) for a in topology.gateway_peers])
-    jail = f"""{HEADER}[DEFAULT]
+    return f"""{HEADER}[DEFAULT]
 bantime = 1h
 findtime = 10m
 maxretry = 5
@@ -197,25 +248,7 @@ backend = systemd
 mode = aggressive
 port = {topology.vm.ssh_port}
 maxretry = 3
-
-[caddy-gateway-auth]
-# Repeated 401/403 at the gateway (failed or forbidden sign-ins reaching oauth2-proxy).
-enabled = true
-backend = polling
-filter = caddy-gateway-auth
-logpath = {GATEWAY_ACCESS_LOG}
-port = {topology.gateway_port}
-maxretry = 10
 """
-    gateway_filter = f"""{HEADER}# Caddy's JSON access log: the real client is request.client_ip (set from the trusted front
-# proxy's X-Forwarded-For). Fields are matched in Caddy's fixed order; header values are JSON
-# strings whose quotes are escaped, so a client cannot forge these keys.
-[Definition]
-failregex = ^\\{{.*"request":\\{{"remote_ip":"[^"]*","remote_port":"[^"]*","client_ip":"<ADDR>".*\\}},.*"status":(?:401|403)[,}}]
-ignoreregex =
-datepattern = "ts":{{EPOCH}}
-"""
-    return Fail2banFiles(jail=jail, gateway_filter=gateway_filter)
 
 
 #: systemd sandbox lines both shipped services share: no kernel tunables, modules, logs, cgroups,
@@ -234,20 +267,44 @@ RestrictRealtime=yes
 """
 
 
-def code_server_config() -> str:
-    """`~/.config/code-server/config.yaml` of the IDE user: loopback only, no own auth, no phoning home.
+def code_server_config(host: HostSettings) -> str:
+    """`CODE_SERVER_CONFIG` (root-owned, 0644): loopback only, no own auth, no phoning home.
 
+    The unit passes `--config` with this file, so code-server never reads the IDE user's own
+    `~/.config/code-server/config.yaml`, which that user can write: the terminal cannot move the
+    listener (a `bind-addr` of 0.0.0.0, or a port of its choosing). `disable-proxy` turns off
+    the port proxy (`/proxy/<port>`, `/absproxy/<port>`) unless `codeServerPortProxy` opts in.
+
+    Why TCP and not code-server's `socket`: oauth2-proxy v7.15.6 proxies plain HTTP to a
+    `unix://` upstream but not WebSockets (its WebSocket transport has no Unix dialer:
+    "unsupported protocol scheme unix", 502), and the IDE is one long WebSocket.
     `auth: none` is safe only because code-server listens on 127.0.0.1 and oauth2-proxy in front
-    is the one that authenticates; it never faces a network.
+    is the one that authenticates.
     """
     return (
         HEADER
         + f"bind-addr: 127.0.0.1:{CODE_SERVER_PORT}\n"
         + "auth: none\n"
         + "cert: false\n"
+        + f"disable-proxy: {'false' if host.code_server_port_proxy else 'true'}\n"
         + "disable-telemetry: true\n"
         + "disable-update-check: true\n"
     )
+
+
+def socket_dirs(topology: Topology) -> list[tuple[str, str, str, str]]:
+    """(mode, owner, group, path) of oauth2-proxy's socket directory, the only way into oauth2-proxy.
+
+    The service account only (Caddy and oauth2-proxy both run as it): neither the IDE user nor
+    any other uid can connect, or bind the path while oauth2-proxy is down.
+    """
+    svc = topology.accounts.service_user
+    return [("0750", svc, svc, OAUTH2_PROXY_SOCKET_DIR)]
+
+
+def socket_tmpfiles(topology: Topology) -> str:
+    """`/etc/tmpfiles.d/hcs-sockets.conf`: the socket directory again after every boot (/run is a tmpfs)."""
+    return HEADER + "".join(f"d {path} {mode} {owner} {group} -\n" for mode, owner, group, path in socket_dirs(topology))
 
 
 def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
@@ -255,9 +312,12 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
 
     Kept out: `MemoryDenyWriteExecute` (Node's JIT needs W+X pages), `PrivateUsers` and
     `ProcSubset=pid` (tools in the terminal read /proc and the user's groups). The file system is
-    read-only except the IDE user's home, the workspace volume and a private /tmp.
+    read-only except the IDE user's home, the workspace volume and a private /tmp. `ExecStart` is
+    replaced so code-server reads only the root-owned `CODE_SERVER_CONFIG`.
     """
     return f"""{HEADER}[Service]
+ExecStart=
+ExecStart=/usr/bin/code-server --config {CODE_SERVER_CONFIG}
 UMask=0077
 NoNewPrivileges=yes
 CapabilityBoundingSet=
@@ -280,18 +340,36 @@ SystemCallErrorNumber=EPERM
 
 @dataclass(frozen=True)
 class BackupFiles:
-    """restic's unit pair and its 0600 environment file (which holds no secret itself)."""
+    """restic's unit pair and its 0600 environment file (which holds no secret itself: the
+    repository URL with its account and the password are the two secret files it names)."""
 
     service: str
     timer: str
     env: str
 
 
-def backup(topology: Topology, host: HostSettings) -> BackupFiles:
-    """restic service/timer backing up the IDE workspace and the data volume.
+def restic_repository(repository: str, user: str, password: str) -> str:
+    """`RESTIC_REPOSITORY_FILE`'s content: the rest: URL with the account as URL userinfo.
 
-    The password lives in its own 0600 file (`RESTIC_PASSWORD_FILE`), never in the environment of
-    the unit or on a command line. Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
+    restic 0.14 (Debian 12) takes rest-server credentials only in the URL; percent-encoding
+    keeps any character of the password intact (restic decodes it before Basic auth).
+    """
+    scheme, sep, rest = repository.partition("://")
+    if not scheme.startswith("rest:") or not sep or "@" in rest.split("/", 1)[0]:
+        raise ValueError(f"expected rest:https://host:port/path without credentials, got {repository!r}")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}\n"
+
+
+def backup(topology: Topology, host: HostSettings) -> BackupFiles:
+    """restic service/timer backing up the IDE workspace and the data volume, append-only.
+
+    The repository password (`RESTIC_PASSWORD_FILE`) and the rest-server account
+    (`RESTIC_REPOSITORY_FILE`) are root-only files, never the unit's environment or a command line.
+    The server is meant to run `--append-only` with auth: the VM can add snapshots but not
+    delete or rewrite any, so whoever owns the VM cannot destroy its history. Hence no `forget`
+    or `prune` here (pruning is the backup host's job, with its own credentials) and no automatic
+    `init`: a missing repository fails the unit loudly instead of silently starting an empty one.
+    Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
     """
     ide = topology.accounts.ide_user
     paths = f"/home/{ide}/workspace {host.workspace_volume}"
@@ -303,9 +381,7 @@ After=network-online.target
 [Service]
 Type=oneshot
 EnvironmentFile={RESTIC_ENV_FILE}
-ExecStartPre=/bin/sh -c 'restic cat config >/dev/null 2>&1 || restic init'
 ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server {paths}
-ExecStart=/usr/bin/restic forget --tag hardened-code-server --keep-daily 7 --keep-weekly 5 --keep-monthly 6 --prune
 CacheDirectory=restic
 Nice=10
 IOSchedulingClass=idle
@@ -337,7 +413,7 @@ WantedBy=timers.target
     assert topology.backup.repository is not None
     env = (
         HEADER
-        + f"RESTIC_REPOSITORY={topology.backup.repository}\n"
+        + f"RESTIC_REPOSITORY_FILE={RESTIC_REPOSITORY_FILE}\n"
         + f"RESTIC_PASSWORD_FILE={RESTIC_PASSWORD_FILE}\n"
         + "RESTIC_CACHE_DIR=/var/cache/restic\n"
     )
@@ -405,11 +481,45 @@ def wazuh_agent(topology: Topology) -> str:
 """
 
 
+#: Agent keys refused outright: each makes the agent (uid zabbix) a client of something local or
+#: remote, or a reader of files. `web.page.*`/`net.tcp.*` on loopback reach code-server, which has
+#: no auth of its own; `vfs.file.*`/`log*` read whatever uid zabbix can; `system.run` runs commands
+#: (denied by agent 2's default too; stated here so no later include's AllowKey can turn it on,
+#: as the first matching rule wins). Active checks of logs and file contents are thus not
+#: available: Wazuh ships the logs and watches the files.
+ZABBIX_DENIED_KEYS = (
+    "system.run[*]",
+    "web.page.get[*]",
+    "web.page.perf[*]",
+    "web.page.regexp[*]",
+    "net.tcp.port[*]",
+    "net.tcp.service[*]",
+    "net.tcp.service.perf[*]",
+    "net.udp.service[*]",
+    "net.udp.service.perf[*]",
+    "net.dns[*]",
+    "net.dns.record[*]",
+    "net.dns.perf[*]",
+    "vfs.file.contents[*]",
+    "vfs.file.regexp[*]",
+    "vfs.file.regmatch[*]",
+    "vfs.file.get[*]",
+    "vfs.file.md5sum[*]",
+    "vfs.file.cksum[*]",
+    "vfs.dir.get[*]",
+    "log[*]",
+    "logrt[*]",
+    "log.count[*]",
+    "logrt.count[*]",
+)
+
+
 def zabbix_agent(topology: Topology, host: HostSettings) -> str:
     """`/etc/zabbix/zabbix_agent2.conf` (replaces the package's): active checks, TLS with a PSK.
 
     Passive checks are confined to loopback (`Server`/`ListenIP` 127.0.0.1) and the firewall has no
-    inbound rule for 10050, so the agent only ever connects out to the server.
+    inbound rule for 10050, so the agent only ever connects out to the server. The keys of
+    `ZABBIX_DENIED_KEYS` come before the plugin includes, so they win over any later rule.
     """
     assert topology.zabbix.address is not None
     return (
@@ -425,6 +535,7 @@ def zabbix_agent(topology: Topology, host: HostSettings) -> str:
         + f"TLSPSKIdentity={host.zabbix_psk_identity}\n"
         + f"TLSPSKFile={ZABBIX_PSK_FILE}\n"
         + "ControlSocket=/run/zabbix/agent.sock\n"
+        + "".join(f"DenyKey={key}\n" for key in ZABBIX_DENIED_KEYS)
         + "Include=/etc/zabbix/zabbix_agent2.d/plugins.d/*.conf\n"
     )
 

@@ -52,7 +52,7 @@ def _proxy(topology: Topology) -> dict[str, str]:
 
 
 def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str, str, str, str]]:
-    """(kind, mode, owner, group, path) of the design's ownership map, plus the gateway log."""
+    """(kind, mode, owner, group, path) of the design's ownership map, the gateway log, the socket dirs."""
     svc, ide = topology.accounts.service_user, topology.accounts.ide_user
     return [
         ("dir", "0755", "root", "root", "/opt/code-server"),
@@ -63,6 +63,7 @@ def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str
         ("dir", "0700", ide, ide, host.workspace_volume),
         ("dir", "0750", svc, svc, render.GATEWAY_LOG_DIR),
         ("file", "0640", svc, svc, render.GATEWAY_ACCESS_LOG),
+        *(("dir", mode, owner, group, path) for mode, owner, group, path in render.socket_dirs(topology)),
     ]
 
 
@@ -93,20 +94,17 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             "layout",
             "layout",
             {"HCS_PATHS": "".join(" ".join(row) + "\n" for row in ownership_map(topology, host))},
+            (_vm(render.SOCKET_TMPFILES, render.socket_tmpfiles(topology)),),
             after=("accounts",),
         ),
         Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology)),), after=("accounts",)),
         Step("upgrades", "upgrades", files=(_vm("/etc/apt/apt.conf.d/20auto-upgrades", render.unattended_upgrades()),), after=("packages",)),
     ]
-    f2b = render.fail2ban(topology)
     steps.append(
         Step(
             "fail2ban",
             "fail2ban",
-            files=(
-                _vm("/etc/fail2ban/jail.d/hcs.local", f2b.jail),
-                _vm("/etc/fail2ban/filter.d/caddy-gateway-auth.conf", f2b.gateway_filter),
-            ),
+            files=(_vm("/etc/fail2ban/jail.d/hcs.local", render.fail2ban(topology)),),
             after=("layout",),
         )
     )
@@ -124,7 +122,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 **_proxy(topology),
             },
             (
-                _vm(f"/home/{ide}/.config/code-server/config.yaml", render.code_server_config(), ide, ide, "0600"),
+                _vm(render.CODE_SERVER_CONFIG, render.code_server_config(host)),
                 _vm("/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf", render.code_server_sandbox(host, ide)),
             ),
             after=("layout",),
@@ -140,6 +138,9 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 files=(
                     _vm(render.RESTIC_ENV_FILE, b.env, mode="0600"),
                     _vm(render.RESTIC_PASSWORD_FILE, host.backup_password, mode="0600", secret=True),
+                    _vm(render.RESTIC_REPOSITORY_FILE, host.backup_rest_password.apply(
+                        lambda password: render.restic_repository(str(topology.backup.repository), host.backup_rest_user, password)),
+                        mode="0600", secret=True),
                     _vm("/etc/systemd/system/hcs-backup.service", b.service),
                     _vm("/etc/systemd/system/hcs-backup.timer", b.timer),
                 ),
@@ -165,6 +166,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 "HCS_UFW_RULES": render.ufw_rules_text(render.ufw_rules(topology, host)),
                 "HCS_UFW_DEFAULTS": " ".join(f"{k}={v}" for k, v in render.ufw_defaults(host).items()),
             },
+            (_vm(render.UFW_AFTER_INIT, render.ufw_after_init(accounts.service_user, accounts.ide_user, topology.gateway_port), mode="0750"),),
             # Last: every download (packages, code-server, vendor repositories) happens before the
             # egress allowlist closes the host.
             after=tuple(s.name for s in steps),

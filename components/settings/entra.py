@@ -37,6 +37,8 @@ class EntraSettings:
     group: ExistingGroup | NewGroup
     secret_end_date: dt.date
     secret_rotation: str
+    #: Manage a Conditional Access policy for the app (MFA, sign-in frequency = session maximum).
+    conditional_access: bool = True
 
 
 def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | None:
@@ -76,6 +78,7 @@ def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | No
     rotation = r.string("entraSecretRotation")
     if rotation is not None and not rotation.strip():
         r.problem("entraSecretRotation", "expected a non-empty label (change it to rotate the secret)")
-    if len(r.problems) > start or None in (tenant_id, app_name, group, end_date, rotation):
+    conditional_access = r.boolean("entraConditionalAccess", default=True)
+    if len(r.problems) > start or None in (tenant_id, app_name, group, end_date, rotation, conditional_access):
         return None
-    return EntraSettings(tenant_id, app_name, group, end_date, rotation)
+    return EntraSettings(tenant_id, app_name, group, end_date, rotation, conditional_access)

@@ -41,6 +41,12 @@ class HostSettings:
     zabbix_psk_identity: str
     backup_password: Any  # pulumi.Output[str] | None
     backup_schedule: str
+    #: The rest-server account of this VM (its htpasswd user) and password (secret Output or None).
+    backup_rest_user: str = "code-server-vm"
+    backup_rest_password: Any = None  # pulumi.Output[str] | None
+    #: code-server's port proxy (/proxy/<port>, /absproxy/<port>) on: a local service is then
+    #: served on the IDE's own origin (an XSS there runs same-origin with the workbench).
+    code_server_port_proxy: bool = False
 
 
 def _package_url(value: str) -> str:
@@ -84,11 +90,20 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
     identity = r.string("zabbixPskIdentity", _identity)
     password = r.secret("backupPassword", checks.min_length(16), required=backup_on)
     schedule = r.string("backupSchedule", lambda v: calendar.schedule(v, today))
+    port_proxy = r.boolean("codeServerPortProxy")
+    rest_user = r.string("backupRestUser", _identity)
+    rest_password = r.secret("backupRestPassword", checks.min_length(16), required=backup_on)
+    repository = topology.backup.repository if topology is not None and backup_on else None
+    if repository is not None and not re.match(r"^rest:https?://[^/@]+/", repository):
+        r.problem("backupRepository", "expected rest:https://host:port/path without credentials: only restic's rest-server "
+                  "enforces an append-only repository (--append-only); the account goes in backupRestUser/backupRestPassword")
+    if topology is not None and not backup_on and r.is_set("backupRestPassword"):
+        r.problem("backupRestPassword", "only applies when backupEnabled is true; unset it")
     if topology is not None and not zabbix_on and r.is_set("zabbixPsk"):
         r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
     if topology is not None and not backup_on and r.is_set("backupPassword"):
         r.problem("backupPassword", "only applies when backupEnabled is true; unset it")
-    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule):
+    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user):
         return None
     return HostSettings(
         code_server=CodeServerPackage(version, sha256, url.replace("{version}", version)),
@@ -98,4 +113,7 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         zabbix_psk_identity=identity,
         backup_password=password if backup_on else None,
         backup_schedule=schedule,
+        code_server_port_proxy=port_proxy,
+        backup_rest_user=rest_user,
+        backup_rest_password=rest_password if backup_on else None,
     )

@@ -1,5 +1,7 @@
 # accounts: the design's split of duties.
-# HCS_SERVICE_USER: system account for the proxy stack (no login shell, no home, no sudo, docker only)
+# HCS_SERVICE_USER: system account for the proxy stack (no login shell, no home, no sudo, no extra
+# groups: its containers run with its numeric uid:gid and the admin drives Docker, so it needs no
+# `docker` membership, which would be root-equivalent)
 # HCS_IDE_USER: interactive IDE account (home, bash, no sudo, no extra groups)
 # HCS_ADMIN_GROUP / HCS_ADMIN_USER: the only group sshd admits, and the admin Pulumi logs in as
 # (also in docker, for the Docker provider's SSH transport).
@@ -24,8 +26,8 @@ fi
 if [ "$(getent passwd "$svc" | cut -d: -f7)" != /usr/sbin/nologin ]; then
     usermod --shell /usr/sbin/nologin "$svc"; hcs_changed "$svc shell set to nologin"
 fi
-if [ "$(id -nG "$svc")" != "$svc docker" ]; then
-    usermod -G docker "$svc"; hcs_changed "$svc groups set to docker only"
+if [ "$(id -nG "$svc")" != "$svc" ]; then
+    usermod -G "" "$svc"; hcs_changed "$svc supplementary groups removed"
 fi
 
 if ! getent passwd "$ide" >/dev/null; then

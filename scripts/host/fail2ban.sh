@@ -1,4 +1,4 @@
-# fail2ban: the sshd jail (journal) and the gateway jail (Caddy's JSON access log), checked with
+# fail2ban: the sshd jail (journal; see render.fail2ban for why the gateway has none), checked with
 # `fail2ban-client -t` before the service reloads them.
 hcs_install_files
 hcs_validate fail2ban-client -t

@@ -1,6 +1,9 @@
 # firewall: UFW to exactly the rendered rules. HCS_UFW_RULES holds them in the form
 # `ufw show added` prints, so only the difference is deleted/added (never a reset that would
 # leave the host open for a moment); HCS_UFW_DEFAULTS: "incoming=deny outgoing=… routed=deny".
+# The file on stdin is ufw's after.init hook (code-server's port by identity): installed before
+# ufw is enabled (enabling runs it), and re-run when it changed on an active firewall.
+hcs_install_files
 current=$(ufw show added | grep '^ufw ' || true)
 while IFS= read -r rule; do
     [ -n "$rule" ] || continue
@@ -33,5 +36,7 @@ if ! ufw status | grep -qx 'Status: active'; then
     sleep 1
     ufw --force enable >/dev/null
     iptables -w -D OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT
+elif hcs_files_changed /etc/ufw/after.init; then
+    /etc/ufw/after.init start; echo "ran /etc/ufw/after.init start"
 fi
 hcs_done

@@ -1,4 +1,6 @@
-# layout: the ownership map of the design (and the gateway's log directory for fail2ban).
+# layout: the ownership map of the design (and the gateway's log directory Wazuh ships, and the
+# socket directories of oauth2-proxy and code-server, also written as a tmpfiles.d file so they
+# come back after a reboot empties /run).
 # HCS_PATHS: lines "KIND MODE OWNER GROUP PATH" with KIND dir or file; a missing file is created
 # empty so its mode holds before the gateway writes it, and never truncated afterwards.
 while read -r kind mode owner group path; do
@@ -14,4 +16,5 @@ while read -r kind mode owner group path; do
         *) hcs_fail "unknown kind $kind for $path" ;;
     esac
 done <<<"$HCS_PATHS"
+hcs_install_files
 hcs_done

@@ -22,6 +22,14 @@ _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 #: The only container allowed to publish a port beyond loopback (it is the VM's one listener).
 GATEWAY_CONTAINER = "caddy-gateway"
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-hardening.conf"
+# Read here independently of the renderers, as a second reading of where things must be.
+CODE_SERVER_DROP_IN = "/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf"
+CODE_SERVER_CONFIG = "/etc/code-server/hcs.yaml"
+OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
+UFW_AFTER_INIT = "/etc/ufw/after.init"
+BACKUP_SERVICE = "/etc/systemd/system/hcs-backup.service"
+BACKUP_ENV = "/etc/restic/hcs-backup.env"
+BACKUP_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
 
 
 @dataclass(frozen=True)
@@ -126,17 +134,109 @@ def containers_hardened(resources: Sequence[Res]) -> list[str]:
 # --- application config files -------------------------------------------------------------
 
 
-def apps_bound_to_loopback(resources: Sequence[Res]) -> list[str]:
+def _config_lines(text: str) -> dict[str, str]:
+    """`key: value` lines of a code-server YAML config (it writes only flat scalars)."""
+    pairs = (line.partition(":") for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip().strip('"') for key, colon, value in pairs if colon}
+
+
+def code_server_locked_config(resources: Sequence[Res]) -> list[str]:
+    """code-server reads only a root-owned config (the IDE user's own config.yaml is writable by it)."""
+    drop_ins = _files(resources, CODE_SERVER_DROP_IN)
+    if not drop_ins:
+        return [f"no {CODE_SERVER_DROP_IN} is installed: code-server would run unsandboxed and read the IDE user's own config"]
     found = []
-    for path, text in _files(resources, "/code-server/config.yaml"):
-        if not re.search(r"(?m)^bind-addr:\s*127\.0\.0\.1:\d+\s*$", text):
-            found.append(f"{path}: code-server must bind 127.0.0.1 (bind-addr: 127.0.0.1:8080); it has no auth of its own")
-        if not re.search(r"(?m)^auth:\s*none\s*$", text):
-            found.append(f"{path}: expected auth: none behind oauth2-proxy (a shared password would be a second, weak gate)")
+    for path, text in drop_ins:
+        starts = [l.split("=", 1)[1].strip() for l in text.splitlines() if l.startswith("ExecStart=")]
+        if starts[:1] != [""] or len(starts) != 2 or starts[1] != f"/usr/bin/code-server --config {CODE_SERVER_CONFIG}":
+            found.append(f"{path}: ExecStart must be reset and set to exactly /usr/bin/code-server --config {CODE_SERVER_CONFIG}, "
+                         "or code-server reads ~/.config/code-server/config.yaml, which the IDE user can rewrite (bind-addr 0.0.0.0)")
+    configs = [r for r in _of(resources, FILE) if r.props.get("path") == CODE_SERVER_CONFIG]
+    if not configs:
+        found.append(f"no {CODE_SERVER_CONFIG} is installed: the unit's --config would point at nothing")
+    for r in configs:
+        mode = int(str(r.props.get("mode", "0")), 8)
+        if r.props.get("owner") != "root" or mode & 0o022:
+            found.append(f"{CODE_SERVER_CONFIG}: must be owned by root and writable by root only (mode 0644), "
+                         f"got {r.props.get('owner')} {r.props.get('mode')}")
+        text = _known_text(r.props.get("content"))
+        if text is None:
+            continue
+        conf = _config_lines(text)
+        if not re.fullmatch(r"127\.0\.0\.1:\d+", conf.get("bind-addr", "")) or "socket" in conf:
+            found.append(f"{CODE_SERVER_CONFIG}: code-server must bind 127.0.0.1 (bind-addr: 127.0.0.1:8080); it has no auth of its own")
+        if conf.get("auth") != "none":
+            found.append(f"{CODE_SERVER_CONFIG}: expected auth: none behind oauth2-proxy (a shared password would be a second, weak gate)")
+    return found
+
+
+def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
+    """Only two uids may open a connection to code-server's loopback port (it has no auth of its own)."""
+    hooks = [(path, text) for path, text in _files(resources, UFW_AFTER_INIT)]
+    if not hooks:
+        return [f"no {UFW_AFTER_INIT} is installed: every local uid could connect to code-server and be the IDE user"]
+    found = []
+    for path, text in hooks:
+        port = r"-p tcp -d 127\.0\.0\.1 --dport (\d+) --syn"
+        allowed = re.findall(rf"{port} -m owner --uid-owner (\S+) -j RETURN", text)
+        rejected = re.findall(rf"{port} -j REJECT", text)
+        if len(allowed) != 2 or len(rejected) != 1 or {p for p, _ in allowed} != set(rejected):
+            found.append(f"{path}: expected exactly the service account and the IDE user allowed to connect to code-server's "
+                         f"port and a REJECT for everyone else; got allowed {[u for _, u in allowed]}, rejected ports {rejected}")
+        gateway = r"-p tcp --dport (\d+) --syn"
+        gw_allowed = re.findall(rf"{gateway} -m owner --uid-owner (\S+) -j RETURN", text)
+        gw_rejected = re.findall(rf"{gateway} -j REJECT", text)
+        if len(gw_allowed) != 1 or {p for p, _ in gw_allowed} != set(gw_rejected) or len(gw_rejected) != 1:
+            found.append(f"{path}: expected the gateway's port open to the service account only from the VM itself "
+                         "(cloudflared, the health check), so no local process can pose as cloudflared behind trusted_proxies")
+        if not re.search(r"(?m)^\s*iptables -w -C OUTPUT -o lo -j (\S+) .*-I OUTPUT 1 -o lo -j \1$", text):
+            found.append(f"{path}: the chain must be jumped to first from OUTPUT on lo, or UFW's loopback ACCEPT comes first")
+    return found
+
+
+def code_server_port_proxy_off(resources: Sequence[Res]) -> list[str]:
+    """The port proxy serves any local port on the IDE's origin; opting in is a reviewed override."""
+    return [
+        f"{CODE_SERVER_CONFIG}: disable-proxy must be true: /proxy/<port> and /absproxy/<port> serve local services "
+        "same-origin with the workbench. To accept that risk (codeServerPortProxy), set this policy advisory "
+        "with --policy-pack-config"
+        for r in _of(resources, FILE)
+        if r.props.get("path") == CODE_SERVER_CONFIG and (text := _known_text(r.props.get("content"))) is not None
+        and _config_lines(text).get("disable-proxy") != "true"
+    ]
+
+
+def oauth2_proxy_on_unix_socket(resources: Sequence[Res]) -> list[str]:
+    """oauth2-proxy has no TCP listener: the gateway reaches it on a socket only the service account can open."""
+    found = []
     for path, text in _files(resources, "/oauth2-proxy.cfg"):
-        cfg = tomllib.loads(text)
-        if not str(cfg.get("http_address", "")).startswith("127.0.0.1:"):
-            found.append(f"{path}: oauth2-proxy must listen on 127.0.0.1 only (http_address), got {cfg.get('http_address')!r}")
+        address = str(tomllib.loads(text).get("http_address", ""))
+        if not address.startswith(f"unix://{OAUTH2_PROXY_SOCKET_DIR}/"):
+            found.append(f"{path}: http_address must be a Unix socket in {OAUTH2_PROXY_SOCKET_DIR} (unix://…), got {address!r}: "
+                         "on a TCP port any local uid can connect, or bind it while oauth2-proxy is down and receive the sessions")
+    for path, text in _files(resources, "/caddy/Caddyfile"):
+        upstreams = re.findall(r"(?m)^\s*reverse_proxy\s+(\S+)", text)
+        if not upstreams or any(not u.startswith(f"unix/{OAUTH2_PROXY_SOCKET_DIR}/") for u in upstreams):
+            found.append(f"{path}: every reverse_proxy must dial oauth2-proxy's socket (unix/{OAUTH2_PROXY_SOCKET_DIR}/…), got {upstreams}")
+    return found
+
+
+def backup_append_only(resources: Sequence[Res]) -> list[str]:
+    """The VM can add snapshots but never remove one: no forget/prune/init, the account in a root-only file."""
+    found = []
+    for path, text in _files(resources, BACKUP_SERVICE):
+        for word in ("forget", "prune", "init", "unlock"):
+            if re.search(rf"\brestic\b.*\b{word}\b", text):
+                found.append(f"{path}: must not run restic {word}: the rest-server is append-only and pruning is the "
+                             "backup host's job; a VM that may delete its history lets an intruder destroy it")
+    for path, text in _files(resources, BACKUP_ENV):
+        if re.search(r"(?m)^RESTIC_REPOSITORY=", text) or not re.search(r"(?m)^RESTIC_REPOSITORY_FILE=/", text):
+            found.append(f"{path}: name the repository with RESTIC_REPOSITORY_FILE (a root-only secret file holding the "
+                         "rest-server account), not RESTIC_REPOSITORY")
+    for r in _of(resources, FILE):
+        if r.props.get("path") == BACKUP_REPOSITORY_FILE and (r.props.get("owner"), r.props.get("mode")) != ("root", "0600"):
+            found.append(f"{BACKUP_REPOSITORY_FILE}: holds the rest-server account; must be root 0600, "
+                         f"got {r.props.get('owner')} {r.props.get('mode')}")
     return found
 
 
@@ -254,7 +354,16 @@ RULES: tuple[Rule, ...] = (
     Rule("images-pinned-by-digest", "Every container image is pinned by digest.", images_pinned_by_digest),
     Rule("containers-hardened", "No container is privileged, lacks no-new-privileges, or publishes beyond loopback "
          "(the gateway excepted).", containers_hardened),
-    Rule("apps-on-loopback", "code-server and oauth2-proxy listen on 127.0.0.1 only.", apps_bound_to_loopback),
+    Rule("code-server-locked-config", "code-server runs with a root-owned config (loopback, auth none) the IDE user "
+         "cannot rewrite.", code_server_locked_config, stack=True),
+    Rule("code-server-port-by-identity", "Only oauth2-proxy's uid and the IDE user may connect to code-server's "
+         "loopback port, only the service account to the gateway from the VM (owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
+    Rule("code-server-port-proxy-off", "code-server's port proxy (/proxy/<port>, /absproxy/<port>) is off.",
+         code_server_port_proxy_off),
+    Rule("oauth2-proxy-unix-socket", "oauth2-proxy listens on a Unix socket in the service account's directory only, "
+         "and the gateway dials it there.", oauth2_proxy_on_unix_socket),
+    Rule("backup-append-only", "The backup never forgets, prunes or inits; the rest-server account is in a root-only file.",
+         backup_append_only),
     Rule("oauth2-proxy-cookie", "oauth2-proxy's session cookie is Secure, HttpOnly and not SameSite=None.",
          oauth2_proxy_cookie_safe),
     Rule("sshd-keys-only", "The SSH drop-in forbids passwords, keyboard-interactive and root.",

@@ -271,22 +271,17 @@ def test_access_log_is_json_with_the_real_client_and_the_refusals(live: Live) ->
     assert not any(e["request"]["uri"] == c.HEALTH_PATH for e in entries)
 
 
-def test_host_fail2ban_filter_bans_direct_clients_from_this_log(live: Live, tmp_path: Path) -> None:
-    # The host layer's jail reads this very log; its filter must match the gateway's 403 lines.
-    from components.host.render import fail2ban
-    from tests.host import sample
-
-    live.get(STRANGER, "/direct-for-fail2ban")
-    live.get(FRONT, "/fine-for-fail2ban", headers={"X-Forwarded-For": CLIENT})
+def test_access_log_keeps_no_access_token_and_no_oauth_code_or_state(live: Live) -> None:
+    jwt, code, state = "eyJhbGciOi.access-jwt-value.sig", "0.AXoA-authorization-code", "state-nonce-value"
+    live.get(FRONT, f"/oauth2/callback?code={code}&state={state}&x=kept", headers={"X-Forwarded-For": CLIENT, c.ACCESS_JWT_HEADER: jwt})
     deadline = time.monotonic() + 5
-    while "/fine-for-fail2ban" not in live.access_log.read_text() and time.monotonic() < deadline:
+    while "/oauth2/callback" not in live.access_log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
-    log = tmp_path / "access.log"
-    log.write_text("".join(line + "\n" for line in live.access_log.read_text().splitlines() if "-for-fail2ban" in line))
-    flt = tmp_path / "caddy-gateway-auth.conf"
-    flt.write_text(fail2ban(sample.settings().topology).gateway_filter)
-    result = subprocess.run(["fail2ban-regex", "--print-all-matched", str(log), str(flt)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "Lines: 2 lines, 0 ignored, 1 matched, 1 missed" in result.stdout, result.stdout
-    matched = result.stdout.split("|- Matched line(s):", 1)[1]
-    assert STRANGER in matched and "/direct-for-fail2ban" in matched
+    text = live.access_log.read_text()
+    assert jwt not in text and code not in text and state not in text
+    (entry,) = [json.loads(line) for line in text.splitlines() if "/oauth2/callback" in line]
+    assert entry["request"]["uri"] == "/oauth2/callback?code=REDACTED&state=REDACTED&x=kept"
+    assert c.ACCESS_JWT_HEADER not in entry["request"]["headers"] and entry["request"]["client_ip"] == CLIENT
+    # ...while the request itself reached the upstream unchanged (only the log is filtered)
+    seen = [r for r in live.upstream.seen if r["path"].startswith("/oauth2/callback")][-1]
+    assert seen["path"].endswith(f"code={code}&state={state}&x=kept") and seen[c.ACCESS_JWT_HEADER.lower()] == jwt

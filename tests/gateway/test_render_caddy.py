@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.gateway import render_caddy as c
+from components.host.render import OAUTH2_PROXY_SOCKET
 
 IP = ipaddress.ip_address
 PARAMS = c.GatewayParams(
@@ -60,7 +61,7 @@ def test_gateway_config_as_caddy_reads_it(caddy_bin: str, caddy_env: dict[str, s
     assert server["trusted_proxies_strict"] == 1
     assert server["automatic_https"]["disable"] is True
     text = json.dumps(server)
-    assert '"dial": "127.0.0.1:4180"' in text
+    assert f'"dial": "unix/{OAUTH2_PROXY_SOCKET}"' in text  # no TCP port to hijack
     assert '"X-Real-Ip": ["{http.vars.client_ip}"]' in text
     assert "tls" not in cfg["apps"]
 

@@ -60,7 +60,8 @@ def test_rendered_config_is_the_intended_policy() -> None:
     assert cfg["allowed_groups"] == [GROUP]
     assert cfg["email_domains"] == ["example.com"]
     assert cfg["upstreams"] == ["http://127.0.0.1:8080"]
-    assert cfg["http_address"] == "127.0.0.1:4180"
+    # oauth2-proxy v7.15.x: `unix://<path>` listens on a Unix socket (pkg/proxyhttp/server.go)
+    assert cfg["http_address"] == "unix:///run/hcs-oauth2-proxy/oauth2-proxy.sock"
     assert cfg["reverse_proxy"] is True and cfg["trusted_proxy_ips"] == ["127.0.0.1"]
     assert cfg["cookie_name"].startswith("__Host-")
     assert (cfg["cookie_secure"], cfg["cookie_httponly"], cfg["cookie_samesite"]) == (True, True, "lax")
@@ -119,6 +120,9 @@ OPEN_DOORS = [
     ({"http_address": "0.0.0.0:4180"}, "http_address"),
     ({"http_address": ":4180"}, "http_address"),
     ({"http_address": "[::]:4180"}, "http_address"),
+    # loopback TCP: any local uid can connect, or bind it while oauth2-proxy is down
+    ({"http_address": "127.0.0.1:4180"}, "http_address"),
+    ({"http_address": "unix:///tmp/oauth2-proxy.sock"}, "http_address"),
     ({"email_domains": ["*"], "allowed_groups": []}, "email_domains = *"),
     ({"insecure_oidc_skip_issuer_verification": True}, "insecure_oidc_skip_issuer_verification"),
     ({"ssl_insecure_skip_verify": True}, "ssl_insecure_skip_verify"),

@@ -139,8 +139,13 @@ def test_mounts(graph: list[Registered]) -> None:
     assert (log["source"], log["readOnly"]) == ("/var/log/caddy-gateway", False)
     assert render_caddy.ACCESS_LOG.startswith("/var/log/caddy/")
     assert set(container(graph, "caddy-gateway")["tmpfs"]) == {"/data", "/config"}
-    (oauth2,) = container(graph, "oauth2-proxy")["mounts"]
-    assert oauth2 == {"type": "bind", "source": "/opt/code-server/docker/oauth2-proxy", "target": "/etc/oauth2-proxy", "readOnly": True}
+    oauth2 = {m["target"]: m for m in container(graph, "oauth2-proxy")["mounts"]}
+    assert oauth2["/etc/oauth2-proxy"] == {"type": "bind", "source": "/opt/code-server/docker/oauth2-proxy", "target": "/etc/oauth2-proxy", "readOnly": True}
+    # The socket directory, at the same path in both: oauth2-proxy creates its socket, Caddy dials it.
+    sockets = "/run/hcs-oauth2-proxy"
+    assert oauth2[sockets] == {"type": "bind", "source": sockets, "target": sockets, "readOnly": False}
+    assert caddy[sockets] == {"type": "bind", "source": sockets, "target": sockets, "readOnly": True}
+    assert len(oauth2) == 2 and len(caddy) == 3
 
 
 def test_commands_and_health_checks(graph: list[Registered]) -> None:

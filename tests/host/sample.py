@@ -44,6 +44,7 @@ BASE: dict[str, Any] = {
     "backupRepositoryAddress": "192.0.2.30",
     "backupRepositoryPort": "8000",
     "backupPassword": "correct horse battery staple",
+    "backupRestPassword": "rest-only-Zq7Wm2Kx9Pv4 Ns/6%",
     "codeServerVersion": "4.139.1",
     "codeServerSha256": hashlib.sha256(b"example").hexdigest(),
     "caddyImage": "docker.io/library/caddy:2.11.7-alpine@sha256:" + "a" * 64,
@@ -54,7 +55,7 @@ BASE: dict[str, Any] = {
     "cookieSecretRotation": "1",
     "backupSchedule": "daily",
 }
-SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "fortigateApiToken"})
+SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "backupRestPassword", "fortigateApiToken"})
 
 
 def settings(**overrides: Any) -> Settings:

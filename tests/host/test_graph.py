@@ -47,13 +47,15 @@ def test_every_file_is_recorded_and_secret_ones_stay_secret() -> None:
     regs = graph()
     files = {r.values["path"]: r for r in regs if r.type == FILE_TYPE}
     assert {"/etc/ssh/sshd_config.d/00-hardening.conf", "/etc/fail2ban/jail.d/hcs.local",
-            "/home/coder/.config/code-server/config.yaml", "/etc/restic/hcs-backup.password",
+            "/etc/code-server/hcs.yaml", "/etc/restic/hcs-backup.password",
             "/etc/zabbix/hcs.psk", "/var/ossec/etc/ossec.conf"} <= set(files)
     assert all(r.values["role"] == "vm" for r in files.values())
     assert "content" in files["/etc/zabbix/hcs.psk"].secret_inputs
     assert "content" in files["/etc/restic/hcs-backup.password"].secret_inputs
     assert files["/etc/restic/hcs-backup.password"].values["mode"] == "0600"
     assert "content" not in files["/etc/fail2ban/jail.d/hcs.local"].secret_inputs
+    # code-server's config: root's, so the IDE user cannot change where code-server listens
+    assert (files["/etc/code-server/hcs.yaml"].values["owner"], files["/etc/code-server/hcs.yaml"].values["mode"]) == ("root", "0644")
 
 
 def test_order_puts_accounts_before_sshd_and_the_firewall_last() -> None:
@@ -65,7 +67,7 @@ def test_order_puts_accounts_before_sshd_and_the_firewall_last() -> None:
 
 def test_switches_remove_agent_steps() -> None:
     regs = graph(wazuhEnabled="false", zabbixEnabled="false", backupEnabled="false",
-                 zabbixPsk=None, backupPassword=None)
+                 zabbixPsk=None, backupPassword=None, backupRestPassword=None)
     names = set(commands(regs))
     assert not names & {"vm-wazuh", "vm-zabbix", "vm-backup"}
     assert "restic" not in commands(regs)["vm-packages"].values["create"]
@@ -75,4 +77,4 @@ def test_a_parameter_change_changes_only_its_step() -> None:
     before = {n: r.values["triggers"] for n, r in commands(graph()).items()}
     after = {n: r.values["triggers"] for n, r in commands(graph(gatewayPort="8881")).items()}
     changed = {n for n in before if before[n] != after[n]}
-    assert changed == {"vm-fail2ban", "vm-firewall"}
+    assert changed == {"vm-firewall"}  # the only host step that knows the gateway port

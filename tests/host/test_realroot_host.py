@@ -79,8 +79,12 @@ def test_ownership_map(host: HostUnderTest, converged: dict) -> None:
         "/home/coder": "coder:coder:750",
         "/home/coder/workspace": "coder:coder:700",
         "/mnt/cs-workspace-volume": "coder:coder:700",
-        "/home/coder/.config/code-server/config.yaml": "coder:coder:600",
+        # root's: the IDE user cannot change where code-server listens
+        "/etc/code-server/hcs.yaml": "root:root:644",
+        "/run/hcs-oauth2-proxy": "codesvc:codesvc:750",
+        "/etc/tmpfiles.d/hcs-sockets.conf": "root:root:644",
         "/etc/restic/hcs-backup.password": "root:root:600",
+        "/etc/restic/hcs-backup.repository": "root:root:600",
         "/etc/restic/hcs-backup.env": "root:root:600",
     }
     for path, meta in expected.items():
@@ -90,7 +94,7 @@ def test_ownership_map(host: HostUnderTest, converged: dict) -> None:
 def test_accounts(host: HostUnderTest, converged: dict) -> None:
     svc = sh(host, "getent passwd codesvc").strip().split(":")
     assert svc[5] == "/nonexistent" and svc[6] == "/usr/sbin/nologin" and int(svc[2]) < 1000
-    assert sh(host, "id -nG codesvc").split() == ["codesvc", "docker"]
+    assert sh(host, "id -nG codesvc").split() == ["codesvc"]  # docker membership is root-equivalent
     assert sh(host, "test ! -e /nonexistent && echo absent").strip() == "absent"
     ide = sh(host, "getent passwd coder").strip().split(":")
     assert ide[5] == "/home/coder" and ide[6] == "/bin/bash"
@@ -128,6 +132,12 @@ def test_firewall(host: HostUnderTest, converged: dict) -> None:
     front = host.root.peer_run(["curl", "-sS", "--max-time", "3", "--interface", "192.0.2.5", "http://192.0.2.10:8880/"])
     other = host.root.peer_run(["curl", "-sS", "--max-time", "3", "--interface", "198.51.100.7", "http://192.0.2.10:8880/"])
     assert front.returncode == 7 and other.returncode == 28
+    # ufw ran its after.init hook on enable: code-server's port is open to two uids only, first on lo
+    chain = host.root.runner().run("sudo -n /etc/ufw/after.init status").stdout
+    uids = {sh(host, f"id -u {user}").strip() for user in ("codesvc", "coder")}
+    allowed = {line.split("--uid-owner ")[1].split()[0] for line in chain.splitlines() if "-j RETURN" in line}
+    assert allowed == uids and "--dport 8080 --tcp-flags FIN,SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset" in chain, chain
+    assert host.root.runner().run("sudo -n iptables -S OUTPUT").stdout.splitlines()[1:2] == ["-A OUTPUT -o lo -j hcs-loopback"]
 
 
 def test_service_configs_pass_their_tools(host: HostUnderTest, converged: dict) -> None:
@@ -140,4 +150,10 @@ def test_service_configs_pass_their_tools(host: HostUnderTest, converged: dict) 
     assert exposure <= 4.0
     enabled = sh(host, "systemctl is-enabled code-server@coder.service hcs-backup.timer fail2ban.service docker.service")
     assert enabled.split() == ["enabled"] * 4
-    assert sh(host, "cat /home/coder/.config/code-server/config.yaml").count("127.0.0.1:8080") == 1
+    assert sh(host, "cat /etc/code-server/hcs.yaml").count("127.0.0.1:8080") == 1
+    # systemd's merged unit on the converged root: the packaged ExecStart replaced by --config
+    merged = sh(host, "systemd-analyze cat-config systemd/system/code-server@.service")
+    assert [l for l in merged.splitlines() if l.startswith("ExecStart=")][-2:] == ["ExecStart=", "ExecStart=/usr/bin/code-server --config /etc/code-server/hcs.yaml"]
+    # the socket directory comes back after a reboot: tmpfiles recreates it on an emptied /run
+    sh(host, "rm -rf /run/hcs-oauth2-proxy && systemd-tmpfiles --create /etc/tmpfiles.d/hcs-sockets.conf")
+    assert sh(host, "stat -c %U:%G:%a /run/hcs-oauth2-proxy").strip() == "codesvc:codesvc:750"

@@ -7,13 +7,14 @@ wrote; systemd-analyze scores the units offline. Tools missing on the machine fa
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -130,82 +131,23 @@ def test_ufw_rules_follow_the_shared_egress_allowlist() -> None:
 
 def test_fail2ban_configuration_passes_fail2ban_client(tmp_path: Path) -> None:
     s = sample.settings()
-    files = render.fail2ban(s.topology)
+    jail = render.fail2ban(s.topology)
     conf = tmp_path / "fail2ban"
     shutil.copytree("/etc/fail2ban", conf)
-    log = tmp_path / "access.log"
-    log.write_text("")
-    (conf / "jail.d/hcs.local").write_text(files.jail.replace(render.GATEWAY_ACCESS_LOG, str(log)))
-    (conf / "filter.d/caddy-gateway-auth.conf").write_text(files.gateway_filter)
+    (conf / "jail.d/hcs.local").write_text(jail)
     check = subprocess.run([tool("fail2ban-client"), "-c", str(conf), "-t"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "192.0.2.5" in files.jail  # the front proxy is never banned
-
-
-def caddy_access_log(tmp_path: Path) -> Path:
-    """Run a real Caddy (trusting 127.0.0.1 as front proxy) and return the JSON access log it wrote."""
-    port, admin = free_port(), free_port()
-    log = tmp_path / "caddy-access.log"
-    (tmp_path / "Caddyfile").write_text(
-        f"{{\n admin 127.0.0.1:{admin}\n servers {{\n  trusted_proxies static 127.0.0.1/32\n }}\n}}\n"
-        f"http://127.0.0.1:{port} {{\n log {{\n  output file {log}\n  format json\n }}\n"
-        " respond /deny 401\n respond /forbidden 403\n respond 200\n}\n"
-    )
-    caddy = subprocess.Popen([tool("caddy"), "run", "--config", str(tmp_path / "Caddyfile")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-
-        def get(path: str, headers: dict[str, str]) -> None:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-            try:
-                urllib.request.urlopen(request, timeout=5).read()
-            except urllib.error.HTTPError:
-                pass
-
-        while True:
-            try:
-                get("/", {"X-Forwarded-For": "198.51.100.200"})
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "caddy did not start"
-                time.sleep(0.2)
-        for _ in range(6):
-            get("/deny", {"X-Forwarded-For": "203.0.113.7"})
-            get("/forbidden", {"X-Forwarded-For": "203.0.113.7"})
-        # A client trying to frame someone else: forged keys in a header and the URI.
-        forged = '","client_ip":"203.0.113.99","status":401'
-        for _ in range(6):
-            get("/?x=" + urllib.parse.quote(forged), {"X-Forwarded-For": "198.51.100.50", "X-Evil": forged})
-        time.sleep(0.5)
-    finally:
-        caddy.terminate()
-        caddy.wait()
-    return log
-
-
-def test_gateway_filter_matches_real_caddy_lines_only_by_client_ip(tmp_path: Path) -> None:
-    log = caddy_access_log(tmp_path)
-    lines = log.read_text().splitlines()
-    assert len(lines) >= 19 and all('"client_ip"' in line for line in lines)
-    filt = tmp_path / "caddy-gateway-auth.conf"
-    filt.write_text(render.fail2ban(sample.settings().topology).gateway_filter)
-    result = subprocess.run(
-        [tool("fail2ban-regex"), "--print-all-matched", "--raw", str(log), str(filt)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Failregex: 12 total" in result.stdout
-    assert "203.0.113.99" not in result.stdout.split("Failregex:")[1].split("Ignoreregex:")[0]
-    matched_ips = {line.split("|")[0].strip() for line in result.stdout.splitlines() if "|" in line}
-    assert "198.51.100.50" not in str(matched_ips)
+    assert "192.0.2.5" in jail  # the front proxy is never banned
 
 
 def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     s = sample.settings()
-    config = render.code_server_config()
+    config = render.code_server_config(s.host)
     assert "bind-addr: 127.0.0.1:8080\n" in config and "auth: none\n" in config
     assert "disable-telemetry: true\n" in config and "disable-update-check: true\n" in config
+    assert "disable-proxy: true\n" in config
+    opted_in = render.code_server_config(dataclasses.replace(s.host, code_server_port_proxy=True))
+    assert "disable-proxy: false\n" in opted_in
     units = tmp_path / "etc/systemd/system"
     (units / "code-server@.service.d").mkdir(parents=True)
     # The unit the code-server .deb ships (its content as packaged upstream, written here by hand).
@@ -219,6 +161,26 @@ def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     (units / "code-server@.service.d/10-hcs-sandbox.conf").write_text(drop_in)
     after = exposure(tmp_path, "code-server@coder.service")
     assert before >= 9.0 and after <= 4.0, (before, after)
+    # systemd's own view of the merged unit: the packaged ExecStart is replaced, not added to.
+    shown = subprocess.run([tool("systemd-analyze"), "cat-config", f"--root={tmp_path}", "systemd/system/code-server@.service"],
+                           capture_output=True, text=True)
+    starts = [line for line in shown.stdout.splitlines() if line.startswith("ExecStart=")]
+    assert shown.returncode == 0 and starts[-2:] == ["ExecStart=", f"ExecStart=/usr/bin/code-server --config {render.CODE_SERVER_CONFIG}"], shown
+
+
+def test_socket_directories_as_systemd_tmpfiles_creates_them(tmp_path: Path) -> None:
+    s = sample.settings()
+    conf = tmp_path / "hcs-sockets.conf"
+    conf.write_text(render.socket_tmpfiles(s.topology))
+    # The root the file is applied to knows the service account (tmpfiles resolves names there).
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ncodesvc:x:998:998::/nonexistent:/usr/sbin/nologin\n")
+    (tmp_path / "etc/group").write_text("root:x:0:\ncodesvc:x:998:\n")
+    done = subprocess.run([tool("systemd-tmpfiles"), "--create", f"--root={tmp_path}", str(conf)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    made = tmp_path / render.OAUTH2_PROXY_SOCKET_DIR.lstrip("/")
+    st = made.stat()
+    assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o750", 998, 998)
 
 
 def exposure(root: Path, unit: str) -> float:
@@ -236,6 +198,7 @@ def test_backup_units_and_env(tmp_path: Path) -> None:
     b = render.backup(s.topology, s.host)
     assert "correct horse" not in b.env + b.service + b.timer
     assert f"RESTIC_PASSWORD_FILE={render.RESTIC_PASSWORD_FILE}\n" in b.env
+    assert "RESTIC_REPOSITORY=" not in b.env and sample.BASE["backupRestPassword"] not in b.env + b.service
     assert "OnCalendar=daily\n" in b.timer
     units = tmp_path / "etc/systemd/system"
     units.mkdir(parents=True)
@@ -244,6 +207,48 @@ def test_backup_units_and_env(tmp_path: Path) -> None:
     assert exposure(tmp_path, "hcs-backup.service") <= 3.0
     calendar = subprocess.run([tool("systemd-analyze"), "calendar", s.host.backup_schedule], capture_output=True, text=True)
     assert calendar.returncode == 0, calendar.stderr
+
+
+def test_restic_sends_the_rest_account_from_the_root_only_repository_file(tmp_path: Path) -> None:
+    """Real restic reads RESTIC_REPOSITORY_FILE and authenticates with the account it holds.
+
+    A recording HTTP server on loopback stands where the rest-server would be; it answers 401,
+    so restic stops after its first request, and the test reads the Basic credentials it sent.
+    """
+    import base64
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(401)
+            self.end_headers()
+
+        do_GET = do_HEAD  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    password = sample.BASE["backupRestPassword"]  # has a space, '/' and '%': all must survive
+    repo = tmp_path / "repository"
+    repo.write_text(render.restic_repository(f"rest:http://127.0.0.1:{server.server_port}/code-server", "code-server-vm", password))
+    (tmp_path / "password").write_text("repository password\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RESTIC_REPOSITORY_FILE": str(repo),
+           "RESTIC_PASSWORD_FILE": str(tmp_path / "password")}
+    try:
+        done = subprocess.run([tool("restic"), "--no-cache", "cat", "config"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert done.returncode != 0 and seen, done.stderr
+    assert {base64.b64decode(h.split()[1]).decode() for h in seen} == {f"code-server-vm:{password}"}
+    assert password not in done.stderr  # restic redacts the URL's password in its messages
+    with pytest.raises(ValueError, match="without credentials"):
+        render.restic_repository("rest:https://someone:pw@backup.example.com:8000/x", "code-server-vm", password)
 
 
 def test_wazuh_config_watches_without_diffing_secrets() -> None:
@@ -259,8 +264,8 @@ def test_wazuh_config_watches_without_diffing_secrets() -> None:
 def test_zabbix_config_is_active_only_with_psk() -> None:
     s = sample.settings()
     lines = [l for l in render.zabbix_agent(s.topology, s.host).splitlines() if l and not l.startswith("#")]
-    conf = dict(l.split("=", 1) for l in lines)
-    assert len(conf) == len(lines), "a parameter is set twice"
+    conf = dict(l.split("=", 1) for l in lines if not l.startswith("DenyKey="))
+    assert len(conf) == len(lines) - len(render.ZABBIX_DENIED_KEYS), "a parameter is set twice"
     assert conf["ServerActive"] == "192.0.2.21:10051"
     assert conf["Server"] == conf["ListenIP"] == "127.0.0.1"
     assert conf["TLSConnect"] == conf["TLSAccept"] == "psk"
@@ -268,6 +273,73 @@ def test_zabbix_config_is_active_only_with_psk() -> None:
     assert "0123456789abcdef" not in render.zabbix_agent(s.topology, s.host)
 
 
+def test_zabbix_agent_refuses_the_keys_that_reach_the_network_or_files(tmp_path: Path) -> None:
+    """The real agent 2 (Debian's), asked each key with the rendered config: denied ones are unknown.
+
+    Without the DenyKey lines `web.page.get` would connect (it reports "connection refused"
+    here): that is how any local reader of the agent could fetch code-server's pages.
+    """
+    s = sample.settings()
+    conf = tmp_path / "zabbix_agent2.conf"
+    conf.write_text(render.zabbix_agent(s.topology, s.host))
+    probes = {
+        "web.page.get[127.0.0.1,/,8080]": False, "net.tcp.service[http,127.0.0.1,8080]": False,
+        "vfs.file.contents[/etc/hostname]": False, "system.run[id]": False, "net.dns.record[,example.com]": False,
+        "agent.ping": True, "vfs.fs.size[/,pfree]": True,
+    }
+    for key, allowed in probes.items():
+        out = subprocess.run([tool("zabbix_agent2"), "-c", str(conf), "-t", key], capture_output=True, text=True, timeout=30).stdout
+        assert ("Unknown metric" not in out) == allowed, (key, out)
+    assert "[s|1]" in subprocess.run([tool("zabbix_agent2"), "-c", str(conf), "-t", "agent.ping"], capture_output=True, text=True).stdout
+
+
 def test_docker_daemon_json() -> None:
     daemon = json.loads(render.docker_daemon())
     assert daemon["no-new-privileges"] is True and daemon["log-driver"] == "local"
+
+
+def test_local_ports_by_identity_for_code_server_and_the_gateway(tmp_path: Path) -> None:
+    """The rendered ufw hook, run by real iptables in a private network namespace.
+
+    Listeners play code-server on 127.0.0.1:8080 and the gateway; clients connect as three uids
+    (setpriv): to code-server the service account's and the IDE user's get through, a third (any
+    other local account, e.g. the Zabbix agent) is reset; to the gateway only the service account. `stop` removes every trace, as ufw expects of its hook.
+    """
+    svc, ide, other = 64001, 64002, 64003
+    hook = tmp_path / "after.init"
+    gateway_port = 8880
+    hook.write_text(render.ufw_after_init(str(svc), str(ide), gateway_port))
+    hook.chmod(0o755)
+    def connect(port: int) -> str:
+        return ("import socket,sys\n"
+                "try:\n"
+                f"    socket.create_connection(('127.0.0.1', {port}), timeout=3).close(); print('open')\n"
+                "except ConnectionRefusedError: print('refused')\n")
+
+    def as_uid(uid: object, port: int = render.CODE_SERVER_PORT) -> str:
+        return f"setpriv --reuid={uid} --regid={uid} --clear-groups {sys.executable} -c \"{connect(port)}\""
+    script = f"""set -e
+ip link set lo up
+for port in {render.CODE_SERVER_PORT} {gateway_port}; do
+  {sys.executable} -c "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16); time.sleep(60)" $port &
+done
+sleep 0.5
+echo before: $({as_uid(other)})
+{hook} start
+{hook} start
+for uid in {svc} {ide} {other}; do echo $uid: $({as_uid('$uid')}); done
+for uid in {svc} {ide} {other}; do echo gateway-$uid: $({as_uid('$uid', gateway_port)}); done
+echo rules: $(iptables -S OUTPUT | grep -c {render.LOOPBACK_CHAIN})
+{hook} stop
+echo after-stop: $({as_uid(other)}) $(iptables -S | grep -c {render.LOOPBACK_CHAIN} || true)
+kill %1 %2
+"""
+    done = subprocess.run([tool("unshare"), "--net", "bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert lines["before"] == "open"  # without the hook, any uid reaches code-server
+    assert (lines[str(svc)], lines[str(ide)], lines[str(other)]) == ("open", "open", "refused")
+    # the gateway from the VM itself: the service account only (cloudflared, the health check)
+    assert (lines[f"gateway-{svc}"], lines[f"gateway-{ide}"], lines[f"gateway-{other}"]) == ("open", "refused", "refused")
+    assert lines["rules"] == "1"  # a second start leaves one jump, not two
+    assert lines["after-stop"] == "open 0"

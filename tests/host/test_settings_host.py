@@ -36,7 +36,7 @@ def test_all_problems_at_once() -> None:
 def test_agent_secrets_required_only_when_enabled() -> None:
     assert "zabbixPsk" in problems(zabbixPsk=None)
     assert "backupPassword" in problems(backupPassword=None)
-    s = sample.settings(zabbixEnabled="false", zabbixPsk=None, backupEnabled="false", backupPassword=None)
+    s = sample.settings(zabbixEnabled="false", zabbixPsk=None, backupEnabled="false", backupPassword=None, backupRestPassword=None)
     assert s.host.zabbix_psk is None and s.host.backup_password is None
     assert "zabbixPsk" in problems(zabbixEnabled="false")
 

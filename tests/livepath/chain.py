@@ -6,7 +6,7 @@
       (host-resolver rules:      <front>:443, tls         (as the service account, in the root)
        hostname → front,         internal, the rendered      │ http
        login.microsoftonline.com front-proxy site block ─────┘
-       → Entra stand-in)                                  oauth2-proxy v7.15.6 127.0.0.1:4180
+       → Entra stand-in)                                  oauth2-proxy v7.15.6 unix:/run/hcs-oauth2-proxy/…
                                                           (the real binary, as the service account)
     Entra STAND-IN <idp>:443 <──https (token, keys)───────   │ http
       (tests/idp, login form)                             code-server 127.0.0.1:8080
@@ -15,8 +15,9 @@
 What is the product's and what is the test's:
 - accounts and the ownership map are made by the product's own host steps (`accounts`, `layout`)
   run over real SSH as the admin, exactly as `remote.Command` runs them;
-- code-server's `config.yaml` is the product's rendered file, installed by the product's
-  installer (`hcs_install_files`) with the owner and mode the product gives it;
+- code-server's root-owned config (`/etc/code-server/hcs.yaml`, passed with `--config` as the
+  unit does) is the product's rendered file, installed by the product's installer
+  (`hcs_install_files`) with the owner and mode the product gives it;
 - the gateway Caddyfile, the front-proxy site block and the oauth2-proxy config are the product's
   renderers' output, for the example stack's settings;
 - code-server itself is the pinned version built from npm (the product installs the release .deb,
@@ -58,7 +59,10 @@ from tests.realroot.runner import SshRunner
 
 HERE = Path(__file__).resolve().parent
 CODE_SERVER_PORT = render.CODE_SERVER_PORT
-OAUTH2_PROXY_PORT = 4180
+#: Where oauth2-proxy listens: the product's Unix socket, not a TCP port.
+OAUTH2_PROXY_SOCKET = render.OAUTH2_PROXY_SOCKET
+#: The TCP port oauth2-proxy used to listen on; nothing may listen there now.
+OLD_OAUTH2_PROXY_PORT = 4180
 CADDY_ADMIN_PORT = 2019
 # Where the test puts things inside the root (never product paths).
 ROOT_CODE_SERVER = "/opt/hcs-test/code-server"
@@ -235,9 +239,9 @@ class LiveChain:
         by_name = {step.name: step for step in steps.host_steps(self.settings.topology, self.settings.host)}
         for name in ("accounts", "layout"):
             self._run_step(by_name[name])
-        config_files = tuple(f for f in by_name["code-server"].files if f.path.endswith("/code-server/config.yaml"))
+        config_files = tuple(f for f in by_name["code-server"].files if f.path == render.CODE_SERVER_CONFIG)
         if len(config_files) != 1:
-            raise ChainError("the code-server step no longer installs ~/.config/code-server/config.yaml; update the live path")
+            raise ChainError(f"the code-server step no longer installs {render.CODE_SERVER_CONFIG}; update the live path")
         ide = self.plan.ide_user
         quiet = HostFile("vm", f"/home/{ide}/.local/share/code-server/User/settings.json", user_settings(), ide, ide, "0600")
         self._install("code-server-files", (*config_files, quiet))
@@ -293,8 +297,10 @@ class LiveChain:
         tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else "(no log)"
         raise ChainError(f"{what} did not come up within {timeout:.0f} s; its log ends with:\n{tail}")
 
-    def _root_http_ok(self, url: str, host: str | None = None) -> bool:
+    def _root_http_ok(self, url: str, host: str | None = None, unix_socket: str | None = None) -> bool:
         argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url]
+        if unix_socket:
+            argv += ["--unix-socket", unix_socket]
         if host:
             argv += ["-H", f"Host: {host}"]
         return self.root.chroot_run(argv, check=False, timeout=10).stdout.strip() == "200"
@@ -307,7 +313,8 @@ class LiveChain:
     def _start_code_server(self) -> None:
         self.root.bind_mount(self.code_server.root, ROOT_CODE_SERVER)
         inside = CodeServerInstallInRoot(self.code_server)
-        self._spawn("code-server", [inside.node, inside.entry, self.plan.workspace], self.plan.ide_user)
+        # As the unit's ExecStart does: only the root-owned config, never the IDE user's own.
+        self._spawn("code-server", [inside.node, inside.entry, "--config", render.CODE_SERVER_CONFIG, self.plan.workspace], self.plan.ide_user)
         self._wait("code-server", lambda: self._root_http_ok(f"http://127.0.0.1:{CODE_SERVER_PORT}/healthz"), self.logs["code-server"])
 
     def _start_idp(self) -> None:
@@ -332,8 +339,8 @@ class LiveChain:
         self.root.bind_mount(binary, ROOT_OAUTH2_PROXY)
         self.root.chroot_run(["ln", "-sfn", OAUTH2_PROXY_DIR, render_oauth2_proxy.CONFIG_DIR])
         self._spawn("oauth2-proxy", [ROOT_OAUTH2_PROXY, "--config", render_oauth2_proxy.CONFIG_FILE], self.plan.service_user)
-        url = f"http://127.0.0.1:{OAUTH2_PROXY_PORT}{render_caddy.HEALTH_PATH}"
-        self._wait("oauth2-proxy", lambda: self._root_http_ok(url), self.logs["oauth2-proxy"])
+        url = f"http://localhost{render_caddy.HEALTH_PATH}"
+        self._wait("oauth2-proxy", lambda: self._root_http_ok(url, unix_socket=OAUTH2_PROXY_SOCKET), self.logs["oauth2-proxy"])
 
     def _start_gateway(self) -> None:
         self.root.bind_mount(caddy_binary(), ROOT_CADDY)

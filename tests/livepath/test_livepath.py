@@ -16,7 +16,7 @@ import pytest
 
 from components.host import render
 from tests.livepath.browser import signed_in_cookie
-from tests.livepath.chain import CADDY_ADMIN_PORT, CODE_SERVER_PORT, OAUTH2_PROXY_PORT, LiveChain
+from tests.livepath.chain import CADDY_ADMIN_PORT, CODE_SERVER_PORT, OAUTH2_PROXY_SOCKET, OLD_OAUTH2_PROXY_PORT, LiveChain
 
 pytestmark = pytest.mark.slow
 
@@ -126,12 +126,21 @@ def _uid(chain: LiveChain, user: str) -> int:
 def test_internal_services_answer_on_loopback_only(live_chain: LiveChain) -> None:
     chain = live_chain
     for source in (chain.plan.outsider_ip, chain.plan.front_ip):
-        for port in (CODE_SERVER_PORT, OAUTH2_PROXY_PORT, CADDY_ADMIN_PORT):
+        for port in (CODE_SERVER_PORT, OLD_OAUTH2_PROXY_PORT, CADDY_ADMIN_PORT):
             answer = chain.probe("http", f"http://{chain.plan.vm_ip}:{port}/", source=source)
             assert not answer["ok"] and "ConnectError" in answer["error"], (source, port, answer)
     # On the VM itself they are up, on loopback; the gateway has no admin endpoint at all.
     assert chain.probe("http", f"http://127.0.0.1:{CODE_SERVER_PORT}/healthz", side="vm")["status"] == 200
-    assert chain.probe("http", f"http://127.0.0.1:{OAUTH2_PROXY_PORT}/oauth2/ping", side="vm")["status"] == 200
+    # oauth2-proxy has no TCP port at all: only its Unix socket, which the IDE user cannot open.
+    assert not chain.probe("http", f"http://127.0.0.1:{OLD_OAUTH2_PROXY_PORT}/oauth2/ping", side="vm")["ok"]
+    ping = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", "--unix-socket", OAUTH2_PROXY_SOCKET,
+            "http://localhost/oauth2/ping"]
+    assert chain.root.chroot_run(ping, user=chain.plan.service_user, check=False).stdout == "200"
+    # The IDE user can neither connect to that socket nor put its own in its place (the hijack).
+    for attempt in ("connect", "bind"):
+        code = f"import socket; socket.socket(socket.AF_UNIX).{attempt}({OAUTH2_PROXY_SOCKET!r})"
+        as_ide = chain.root.chroot_run(["python3", "-c", code], user=chain.plan.ide_user, check=False)
+        assert as_ide.returncode == 1 and "PermissionError" in as_ide.stderr, (attempt, as_ide.stderr)
     assert not chain.probe("http", f"http://127.0.0.1:{CADDY_ADMIN_PORT}/config/", side="vm")["ok"]
     listeners = chain.root.chroot_run(["ss", "-Hltn"]).stdout.split("\n")
     exposed = sorted({line.split()[3] for line in listeners if line.strip() and not line.split()[3].startswith(("127.0.0.1:", "[::1]:"))})
@@ -180,6 +189,7 @@ def test_spoofed_x_forwarded_for_does_not_change_the_logged_client(live_chain: L
     entries = chain.gateway_log_entries()
     direct_entry = [e for e in entries if e["request"]["remote_ip"] == chain.plan.outsider_ip][-1]
     assert direct_entry["request"]["client_ip"] == chain.plan.outsider_ip and direct_entry["status"] == 403
-    fronted = [e for e in entries if e["request"]["uri"] == "/oauth2/ping?xff-test"][-1]
+    # The log's query filter re-encodes the query (sorted keys, `key=`), so match on its start.
+    fronted = [e for e in entries if e["request"]["uri"].startswith("/oauth2/ping?xff-test")][-1]
     assert fronted["request"]["remote_ip"] == chain.plan.front_ip
     assert fronted["request"]["client_ip"] != spoofed and fronted["request"]["client_ip"] in chain.root.config.network.peer_ips
