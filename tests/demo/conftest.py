@@ -15,12 +15,15 @@ def running_demo() -> Iterator[demo.Demo]:
     """`make demo`'s own `up()`, under a tag of this test run (a person's `make demo` is left alone).
 
     Teardown is `make demo-down`'s `down()`, and then nothing of the demo may be left: a leftover
-    fails the session (processes, namespaces, mounts, its directory).
+    fails the session (processes, namespaces, mounts, its directory). With HCS_DEMO_TAG set, the
+    tests converge and use that running demo instead and leave it running (a developer's loop).
     """
-    tag = f"hcst{os.getpid()}"
+    kept = os.environ.get("HCS_DEMO_TAG")
+    tag = kept or f"hcst{os.getpid()}"
     try:
         yield demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True))
     finally:
-        demo.down(tag, progress=lambda _line: None)
-        left = demo.leftovers(tag)
-        assert not left, f"demo-down left behind: {left}"
+        if not kept:
+            demo.down(tag, progress=lambda _line: None)
+            left = demo.leftovers(tag)
+            assert not left, f"demo-down left behind: {left}"

@@ -45,6 +45,7 @@ from components.host.install import encode_contents
 from tests.demo.live import Applied, LiveMocks, Rewrite
 from tests.idp import setup as idp_setup
 from tests.livepath import signin
+from tests.livepath.chain import user_settings
 from tests.demo.pki import DemoCA
 from tests.host.realhost import BRIDGE, REINSTALLED
 from tests.realroot import rootfs
@@ -247,6 +248,15 @@ def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[st
     )
 
 
+def _quiet_ide(vm: BootedVM, ide_user: str) -> None:
+    """The demo's one setting of its own for the IDE user, made once: a quiet first screen (no chat
+    panel, no welcome page), the user's to change afterwards."""
+    target = f"/home/{ide_user}/.local/share/code-server/User/settings.json"
+    if not (vm.path / target.lstrip("/")).exists():
+        vm.chroot_run(["sh", "-c", 'umask 077 && mkdir -p "${1%/*}" && cat > "$1"', "sh", target], user=ide_user,
+                      input=user_settings())
+
+
 def fortios_token(work: Path) -> str:
     """The demo's FortiOS API token: random, made once, kept in a 0600 file (never on a command line)."""
     path = work / "fortios-token"
@@ -385,6 +395,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     progress("converging: the program's remote commands over SSH, its containers in the VM's Docker")
     mark = time.monotonic()
     plan, applied = converge(vm, config, progress, {"gateway-files-install": gateway_overrides(config.values["entraTenantId"], idp)})
+    _quiet_ide(vm, config.values.get("ideUser", "coder"))
     counts = apply_fortigate(vm, plan, work)
     applied.add("fortigate", sum(v for k, v in counts.items() if k != "unchanged"),
                 "fortigate: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
@@ -433,7 +444,7 @@ def describe(running: Demo) -> dict[str, Any]:
     ca = front_ca(work)
     browser = (f"ip netns exec {vm.peer_namespace} chromium --no-sandbox --user-data-dir=$(mktemp -d) "
                f"--host-resolver-rules='MAP {hostname} {network.FRONT_PROXY}' "
-               f"--ignore-certificate-errors-spki-list={_spki(ca)},{_spki(ca.with_name('intermediate.crt'))} "
+               f"--ignore-certificate-errors-spki-list={spki(ca)},{spki(ca.with_name('intermediate.crt'))} "
                f"https://{hostname}/")
     ssh = (f"ip netns exec {vm.peer_namespace} ssh -b {network.ADMIN} -i {vm.admin_key} "
            f"-o UserKnownHostsFile={vm.known_hosts} -o StrictHostKeyChecking=yes {vm.admin_user}@{vm.address}")
@@ -470,7 +481,7 @@ def summary(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _spki(pem: Path) -> str:
+def spki(pem: Path) -> str:
     """Base64 SHA-256 of a certificate's public key (Chromium's SPKI pin form)."""
     der = subprocess.run(["openssl", "x509", "-in", str(pem), "-pubkey", "-noout"], capture_output=True, text=True, check=True).stdout
     spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=der.encode(), capture_output=True, check=True).stdout
