@@ -103,7 +103,9 @@ def test_egress_from_the_vm(running_demo: demo.Demo) -> None:
     vm = running_demo.vm
     served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443)}
     specs = [f"{proto}:{addr}:{port}" for _, proto, addr, port in ALLOWED + DENIED if (addr, port) not in served]
-    listeners = vm.peer_spawn([sys.executable, "-m", "tests.demo.listeners", *specs], log=running_demo.workdir / "listeners.log")
+    log = running_demo.workdir / "listeners.log"
+    log.unlink(missing_ok=True)  # "ready" must be this run's
+    listeners = vm.peer_spawn([sys.executable, "-m", "tests.demo.listeners", *specs], log=log)
     try:
         deadline = time.monotonic() + 10
         while "ready" not in (running_demo.workdir / "listeners.log").read_text():

@@ -33,10 +33,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tests.realroot import rootfs
-from tests.realroot.machine import ROOT_PATH, RootConfig, make_admin_key, provision_script, read_host_key
-from tests.realroot.netns import NamespacePair, NetworkPlan, ns_exec
+from tests.realroot.machine import ROOT_PATH, Machine, RootConfig, make_admin_key, provision_script, read_host_key
+from tests.realroot.netns import NamespacePair, NetworkPlan
 from tests.realroot.prereq import RealRootError, require, run_checked
-from tests.realroot.runner import SshRunner, SshTarget
 
 #: nspawn options that let the VM's own dockerd run containers (see the module docstring).
 DOCKER_IN_NSPAWN = ("--capability=all", "--bind=/sys/fs/cgroup", "--system-call-filter=@keyring bpf")
@@ -55,7 +54,7 @@ class BootState:
     config: dict[str, object]
 
 
-class BootedVM:
+class BootedVM(Machine):
     """A Debian 12 VM booted by systemd in the namespaces of `tag`; `start()`, then `close()`."""
 
     def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None, *, tag: str | None = None,
@@ -94,30 +93,6 @@ class BootedVM:
     @property
     def init_pid(self) -> int:
         return self._init_pid
-
-    @property
-    def address(self) -> str:
-        return self.config.network.vm_ip
-
-    @property
-    def port(self) -> int:
-        return self.config.ssh_port
-
-    @property
-    def admin_user(self) -> str:
-        return self.config.admin_user
-
-    @property
-    def vm_namespace(self) -> str:
-        return self.namespaces.vm
-
-    @property
-    def peer_namespace(self) -> str:
-        return self.namespaces.peer
-
-    def known_hosts_line(self) -> str:
-        host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
-        return f"{host} {self.host_key}"
 
     def state(self) -> BootState:
         config = asdict(self.config)
@@ -203,55 +178,17 @@ class BootedVM:
             inner = ["/usr/bin/setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *inner]
         return ["nsenter", f"--target={self._init_pid}", "--all", "--root", "--wd=/", "--", *inner]
 
-    def chroot_run(self, argv: Sequence[str], *, user: str | None = None, input: str | None = None,
-                   env: Mapping[str, str] | None = None, check: bool = True,
-                   timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the VM without SSH (for setup and assertions); text output."""
-        proc = subprocess.run(self.chroot_argv(argv, user=user, env=env), input=input, text=True,
-                              capture_output=True, timeout=timeout, check=False)
-        if check and proc.returncode != 0:
-            raise RealRootError(f"in the VM, {' '.join(argv)!r} exited {proc.returncode}:\n{proc.stderr.strip()}")
-        return proc
-
     def systemctl(self, *args: str) -> str:
         """`systemctl ARGS` inside the VM; its stdout, whatever the exit code (is-active answers by text)."""
         return self.chroot_run(["systemctl", *args], check=False).stdout.strip()
 
-    def journal(self, unit: str, *, since: float | None = None) -> str:
-        """The unit's journal (message text only), optionally since a host timestamp."""
-        argv = ["journalctl", "--no-pager", "-o", "cat", "-u", unit]
-        if since is not None:
-            argv += [f"--since=@{int(since)}"]
-        return self.chroot_run(argv, check=False).stdout
-
-    def sshd_log(self) -> str:
-        """sshd's journal: accepted and refused logins."""
-        return self.journal("ssh.service")
-
-    def peer_argv(self, argv: Sequence[str]) -> list[str]:
-        return ns_exec(self.peer_namespace, argv)
-
-    def peer_run(self, argv: Sequence[str], *, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.peer_argv(argv), input=input, text=True, capture_output=True, timeout=timeout, check=False)
-
-    def peer_spawn(self, argv: Sequence[str], *, log: Path | None = None, detach: bool = False) -> subprocess.Popen[bytes]:
-        """A long-running host program in the peer namespace (killed by `close()` unless detached)."""
+    def peer_spawn(self, argv: Sequence[str], *, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """A long-running host program in the peer namespace, killed by `close()`."""
         log = log or self.workdir / f"peer-{len(self._peer_processes)}.log"
         with log.open("ab") as sink:
-            popen = subprocess.Popen(self.peer_argv(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                     start_new_session=detach)
-        if not detach:
-            self._peer_processes.append(popen)
+            popen = subprocess.Popen(self.peer_argv(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+        self._peer_processes.append(popen)
         return popen
-
-    def runner(self, *, source_address: str | None = None, user: str | None = None,
-               identity_file: Path | None = None, known_hosts_file: Path | None = None) -> SshRunner:
-        """A new SSH runner (own session counter) from the peer namespace to the VM."""
-        return SshRunner(SshTarget(
-            address=self.address, port=self.port, user=user or self.admin_user,
-            identity_file=identity_file or self.admin_key, known_hosts_file=known_hosts_file or self.known_hosts,
-            netns=self.peer_namespace, source_address=source_address or self.config.client_address,
-        ))
 
     def wait_for_unit(self, unit: str, *, timeout: float = 60) -> None:
         """Wait until `unit` is active; raise with its status when it fails or times out."""

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -103,37 +104,21 @@ class RootProcess:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
 
-class RealRoot:
-    """A fresh Debian 12 root reachable over real SSH; use as a context manager or call start/close."""
+class Machine(ABC):
+    """What every test machine offers, however it runs (`RealRoot` without an init, `BootedVM` with systemd):
+    its identity on the test network, SSH runners from the peer namespace, commands inside it and beside it."""
 
-    def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None) -> None:
-        self.image = image
-        self.workdir = workdir
-        self.config = config or RootConfig()
-        self._mountpoint = workdir / "root"  # the root's path inside its own mount namespace
-        self.namespaces = NamespacePair(self.config.network)
-        self.admin_key = workdir / "admin_ed25519"
-        self.known_hosts = workdir / "known_hosts"
-        self.host_key = ""
-        self.timings: dict[str, float] = {}
-        self._init: subprocess.Popen[bytes] | None = None
-        self._init_pid = 0
-        self._processes: list[RootProcess] = []
-        self._sshd: RootProcess | None = None
-        self._sshd_starts = 0
-        self._servers: list[ServedDirectory] = []
+    config: RootConfig
+    namespaces: NamespacePair
+    host_key: str
+    admin_key: Path
+    known_hosts: Path
 
-    # --- identity of the machine ------------------------------------------------------------
+    @abstractmethod
+    def chroot_argv(self, argv: Sequence[str], *, user: str | None = None,
+                    env: Mapping[str, str] | None = None) -> list[str]:
+        """The host argv that runs `argv` inside the machine, as root or `user`."""
 
-    @property
-    def init_pid(self) -> int:
-        """Host pid of the root's init (pid 1 inside); 0 before `start()`."""
-        return self._init_pid
-
-    @property
-    def path(self) -> Path:
-        """The root's directory as the host sees it (valid while the root runs)."""
-        return Path(f"/proc/{self._init_pid}/root") / str(self._mountpoint).lstrip("/")
 
     @property
     def address(self) -> str:
@@ -164,6 +149,73 @@ class RealRoot:
         """The known_hosts line pinning this root's ed25519 host key at its address and port."""
         host = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
         return f"{host} {self.host_key}"
+
+    def chroot_run(self, argv: Sequence[str], *, user: str | None = None, input: str | None = None,
+                   env: Mapping[str, str] | None = None, check: bool = True,
+                   timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the root without SSH (for setup and assertions); text output."""
+        proc = subprocess.run(self.chroot_argv(argv, user=user, env=env), input=input, text=True,
+                              capture_output=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            raise RealRootError(f"in the machine, {shlex.join(argv)!r} exited {proc.returncode}:\n"
+                                f"{proc.stderr.strip()}")
+        return proc
+
+    def peer_argv(self, argv: Sequence[str]) -> list[str]:
+        """The host argv that runs `argv` (a host program) in the peer namespace."""
+        return ns_exec(self.peer_namespace, argv)
+
+    def peer_run(self, argv: Sequence[str], *, input: str | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a host program in the peer namespace (e.g. curl from the front proxy's address)."""
+        return subprocess.run(self.peer_argv(argv), input=input, text=True, capture_output=True,
+                              timeout=timeout, check=False)
+
+    def runner(self, *, source_address: str | None = None, user: str | None = None,
+               identity_file: Path | None = None, known_hosts_file: Path | None = None) -> SshRunner:
+        """A new SSH runner (own session counter) from the peer namespace to this root."""
+        return SshRunner(SshTarget(
+            address=self.address,
+            port=self.port,
+            user=user or self.admin_user,
+            identity_file=identity_file or self.admin_key,
+            known_hosts_file=known_hosts_file or self.known_hosts,
+            netns=self.peer_namespace,
+            source_address=source_address or self.config.client_address,
+        ))
+
+
+class RealRoot(Machine):
+    """A fresh Debian 12 root reachable over real SSH; use as a context manager or call start/close."""
+
+    def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None) -> None:
+        self.image = image
+        self.workdir = workdir
+        self.config = config or RootConfig()
+        self._mountpoint = workdir / "root"  # the root's path inside its own mount namespace
+        self.namespaces = NamespacePair(self.config.network)
+        self.admin_key = workdir / "admin_ed25519"
+        self.known_hosts = workdir / "known_hosts"
+        self.host_key = ""
+        self.timings: dict[str, float] = {}
+        self._init: subprocess.Popen[bytes] | None = None
+        self._init_pid = 0
+        self._processes: list[RootProcess] = []
+        self._sshd: RootProcess | None = None
+        self._sshd_starts = 0
+        self._servers: list[ServedDirectory] = []
+
+    # --- identity of the machine ------------------------------------------------------------
+
+    @property
+    def init_pid(self) -> int:
+        """Host pid of the root's init (pid 1 inside); 0 before `start()`."""
+        return self._init_pid
+
+    @property
+    def path(self) -> Path:
+        """The root's directory as the host sees it (valid while the root runs)."""
+        return Path(f"/proc/{self._init_pid}/root") / str(self._mountpoint).lstrip("/")
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -230,17 +282,6 @@ class RealRoot:
         return ["nsenter", f"--target={self._init_pid}", "--mount", "--net", "--pid", "--uts", "--ipc",
                 "--", "chroot", str(self._mountpoint), *inner]
 
-    def chroot_run(self, argv: Sequence[str], *, user: str | None = None, input: str | None = None,
-                   env: Mapping[str, str] | None = None, check: bool = True,
-                   timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the root without SSH (for setup and assertions); text output."""
-        proc = subprocess.run(self.chroot_argv(argv, user=user, env=env), input=input, text=True,
-                              capture_output=True, timeout=timeout, check=False)
-        if check and proc.returncode != 0:
-            raise RealRootError(f"in the root, {shlex.join(argv)!r} exited {proc.returncode}:\n"
-                                f"{proc.stderr.strip()}")
-        return proc
-
     def chroot_spawn(self, argv: Sequence[str], *, user: str | None = None,
                      env: Mapping[str, str] | None = None, log: Path | None = None) -> RootProcess:
         """Start a long-running process inside the root; stdout+stderr go to `log`. Killed by `close()`."""
@@ -251,16 +292,6 @@ class RealRoot:
         process = RootProcess(popen, log)
         self._processes.append(process)
         return process
-
-    def peer_argv(self, argv: Sequence[str]) -> list[str]:
-        """The host argv that runs `argv` (a host program) in the peer namespace."""
-        return ns_exec(self.peer_namespace, argv)
-
-    def peer_run(self, argv: Sequence[str], *, input: str | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run a host program in the peer namespace (e.g. curl from the front proxy's address)."""
-        return subprocess.run(self.peer_argv(argv), input=input, text=True, capture_output=True,
-                              timeout=timeout, check=False)
 
     def peer_spawn(self, argv: Sequence[str], *, log: Path | None = None) -> subprocess.Popen[bytes]:
         """Start a long-running host program in the peer namespace. Killed by `close()`."""
@@ -308,19 +339,6 @@ class RealRoot:
         return served
 
     # --- SSH --------------------------------------------------------------------------------
-
-    def runner(self, *, source_address: str | None = None, user: str | None = None,
-               identity_file: Path | None = None, known_hosts_file: Path | None = None) -> SshRunner:
-        """A new SSH runner (own session counter) from the peer namespace to this root."""
-        return SshRunner(SshTarget(
-            address=self.address,
-            port=self.port,
-            user=user or self.admin_user,
-            identity_file=identity_file or self.admin_key,
-            known_hosts_file=known_hosts_file or self.known_hosts,
-            netns=self.peer_namespace,
-            source_address=source_address or self.config.client_address,
-        ))
 
     def restart_sshd(self, timeout: float = 20) -> None:
         """(Re)start sshd with the root's current /etc/ssh/sshd_config, as `systemctl restart ssh` would.
