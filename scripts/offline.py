@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import pickle
 import runpy
 import uuid
 from collections.abc import Callable, Iterable
@@ -26,6 +27,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+#: pulumi's `serialize_provider` wraps pickle's `_batch_setitems` anew on every dynamic resource and
+#: never unwraps it; one program run adds ~40 levels, so many runs in one process overflow the stack.
+#: The engine runs one program per process; the harness restores it before each run.
+_BATCH_SETITEMS = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
 SECRET = "[secret]"
 
 _SIG = "4dabf18193072939515e22adb298388d"
@@ -303,6 +308,7 @@ def record(
     return an Output to wait for; the stack's exports become `outputs`. `config` and
     `secret_keys` are fully qualified (`<project>:<key>`), as the engine passes them.
     """
+    pickle._Pickler._batch_setitems = _BATCH_SETITEMS  # type: ignore[attr-defined]
     monitor = RecordingMonitor(mocks or PlanMocks(_guid("tenant")))
     runtime_settings.ROOT.set(None)  # a fresh root stack for every run in this process
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)

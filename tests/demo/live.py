@@ -96,7 +96,7 @@ class LiveMocks(PlanMocks):
         if name in self.rewrites:
             create, stdin = self.rewrites[name](create, stdin)
         self.progress(f"  {name}: running over SSH")
-        result = self.runner.run(create, stdin)
+        result = self.runner.run_as_pulumi_command(create, stdin)
         with self.applied.lock:
             self.applied.ssh_sessions += 1
         if result.exit_code != 0:

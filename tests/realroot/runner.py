@@ -77,6 +77,11 @@ class Result:
         return self.exit_code == 0
 
 
+#: pulumi-command's dial attempts for one command, and a short pause between them here.
+DIAL_ATTEMPTS = 10
+DIAL_PAUSE = 0.5
+
+
 class SshRunner:
     """Runs commands over fresh SSH sessions and counts them (`sessions`, `seconds`)."""
 
@@ -89,6 +94,16 @@ class SshRunner:
     def with_target(self, **changes: object) -> SshRunner:
         """A new runner (own counters) for a changed target, e.g. `source_address=` or `known_hosts_file=`."""
         return SshRunner(dataclasses.replace(self.target, **changes), self.timeout)  # type: ignore[arg-type]
+
+    def run_as_pulumi_command(self, command: str, stdin: str | None = None) -> Result:
+        """`run`, retrying a refused connection as pulumi-command dials (`dial_error_limit` 10, no
+        backoff): right after the sshd step reloads sshd, its listener is briefly gone."""
+        for _ in range(DIAL_ATTEMPTS - 1):
+            result = self.run(command, stdin)
+            if not (result.exit_code == 255 and "Connection refused" in result.stderr):
+                return result
+            time.sleep(DIAL_PAUSE)
+        return self.run(command, stdin)
 
     def run(self, command: str, stdin: str | None = None, *, timeout: float | None = None) -> Result:
         """Run `command` in one new SSH session, feeding `stdin` (none: empty stdin)."""
@@ -172,7 +187,7 @@ def run_steps(runner: SshRunner, steps: Iterable[Step], *, ignore_unknown_depend
     """Run every step in dependency order, one SSH session each; raise `StepFailed` at the first failure."""
     done: list[StepRun] = []
     for step in order_steps(list(steps), ignore_unknown_dependencies=ignore_unknown_dependencies):
-        result = runner.run(step.create, step.stdin)
+        result = runner.run_as_pulumi_command(step.create, step.stdin)
         if not result.ok:
             raise StepFailed(step, result, done)
         done.append(StepRun(step.name, result))
