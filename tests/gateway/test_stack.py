@@ -15,7 +15,8 @@ import pytest
 from components.gateway import render_caddy, render_oauth2_proxy
 from components.gateway.stack import CONFIG_HASH_LABEL, GatewayStack, GatewayStackArgs, service_ids
 from components.host.vm import connection_args
-from scripts.offline import Registered, record
+from components.files import FILE_TYPE
+from scripts.offline import Registered, load_stack_config, record, run_program
 from tests.host import mockgraph, sample
 
 CLIENT_SECRET = "entra-client-secret~0123456789abcdefghij"
@@ -245,3 +246,18 @@ def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Registered], ca
     for path in (gateway, front):
         result = subprocess.run([caddy_bin, "validate", "--config", str(path), "--adapter", "caddyfile"], env=caddy_env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
+
+
+def test_the_cloudflare_stacks_caddyfile_passes_caddy_validate(caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
+    """The gateway Caddyfile the whole program registers for the Cloudflare example stack (loopback
+    only, cloudflared the only trusted proxy), judged by the real `caddy validate` as the dev one is."""
+    plan = run_program(load_stack_config("cloudflare"))
+    (caddyfile,) = [r for r in plan.of_type(FILE_TYPE) if r.values["path"] == "/opt/code-server/docker/caddy/Caddyfile"]
+    text = caddyfile.values["content"]
+    gateway = tmp_path / "Caddyfile"
+    gateway.write_text(text.replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log")))
+    result = subprocess.run([caddy_bin, "validate", "--config", str(gateway), "--adapter", "caddyfile"], env=caddy_env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # No inbound web path with the Cloudflare edge: the gateway listens on loopback only (the README's design).
+    assert "127.0.0.1" in text and load_stack_config("cloudflare").values["vmAddress"] not in text

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.host.audit import findings
 from tests.host.realhost import HostUnderTest, host_under_test
 from tests.realroot.netns import ns_exec
 from tests.realroot.runner import StepFailed, order_steps, run_steps
@@ -115,9 +116,8 @@ def test_sshd_effective_config_and_audit(host: HostUnderTest, converged: dict) -
     # ssh-audit from inside the VM namespace (loopback: UFW admits SSH only from management subnets).
     audit = subprocess.run(ns_exec(host.root.vm_namespace, [str(Path(sys.executable).parent / "ssh-audit"), "-j", "127.0.0.1"]),
                            capture_output=True, text=True, timeout=120)
-    report = json.loads(audit.stdout)
-    fails = [a["algorithm"] for s in ("kex", "key", "enc", "mac") for a in report.get(s, []) if a.get("notes", {}).get("fail")]
-    assert fails == []
+    assert audit.stdout.strip(), audit.stderr
+    assert findings(json.loads(audit.stdout)) == []
 
 
 def test_firewall(host: HostUnderTest, converged: dict) -> None:
