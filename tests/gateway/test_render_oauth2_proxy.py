@@ -44,7 +44,6 @@ def test_option_list_is_the_release_list() -> None:
     # spot checks that the list is the v7.15.x one (file secrets, trusted proxies, Entra, PKCE)
     assert {"client_secret_file", "cookie_secret_file", "trusted_proxy_ips", "entra_id_allowed_tenants", "code_challenge_method"} <= keys
     assert f"oauth2-proxy/v7@{RELEASE}" in (Path(__file__).parent / "data" / f"oauth2_proxy_{RELEASE}_options.txt").read_text()
-    assert len(keys) > 150
 
 
 def test_every_key_is_an_option_of_the_pinned_release() -> None:
