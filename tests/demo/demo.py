@@ -20,7 +20,6 @@ outside the clone: the VM's root, its admin key and the CA's keys never go into 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -45,7 +44,7 @@ from components.host.install import encode_contents
 from tests.demo.live import Applied, LiveMocks, Rewrite
 from tests.idp import setup as idp_setup
 from tests.livepath import signin
-from tests.livepath.chain import user_settings
+from tests.livepath.chain import spki_sha256, user_settings
 from tests.demo.pki import DemoCA
 from tests.host.realhost import BRIDGE, REINSTALLED
 from tests.realroot import rootfs
@@ -444,7 +443,7 @@ def describe(running: Demo) -> dict[str, Any]:
     ca = front_ca(work)
     browser = (f"ip netns exec {vm.peer_namespace} chromium --no-sandbox --user-data-dir=$(mktemp -d) "
                f"--host-resolver-rules='MAP {hostname} {network.FRONT_PROXY}' "
-               f"--ignore-certificate-errors-spki-list={spki(ca)},{spki(ca.with_name('intermediate.crt'))} "
+               f"--ignore-certificate-errors-spki-list={spki_sha256(ca)},{spki_sha256(ca.with_name('intermediate.crt'))} "
                f"https://{hostname}/")
     ssh = (f"ip netns exec {vm.peer_namespace} ssh -b {network.ADMIN} -i {vm.admin_key} "
            f"-o UserKnownHostsFile={vm.known_hosts} -o StrictHostKeyChecking=yes {vm.admin_user}@{vm.address}")
@@ -479,13 +478,6 @@ def summary(info: dict[str, Any]) -> str:
                  f"timings {info['timings_s']}")
     lines.append("  stop it:   make demo-down")
     return "\n".join(lines)
-
-
-def spki(pem: Path) -> str:
-    """Base64 SHA-256 of a certificate's public key (Chromium's SPKI pin form)."""
-    der = subprocess.run(["openssl", "x509", "-in", str(pem), "-pubkey", "-noout"], capture_output=True, text=True, check=True).stdout
-    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=der.encode(), capture_output=True, check=True).stdout
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def leftovers(tag: str) -> list[str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -196,11 +195,3 @@ def container_spec(engine: docker.DockerClient, inputs: dict[str, Any], fingerpr
         "healthcheck": healthcheck,
         "host_config": host_config,
     }
-
-
-def manifest(create: str) -> list[str]:
-    """The paths of a step's `HCS_FILES` manifest, in stdin order."""
-    for word in shlex.split(create):
-        if word.startswith("HCS_FILES="):
-            return [line.split(" ", 3)[3] for line in word.removeprefix("HCS_FILES=").splitlines() if line]
-    return []

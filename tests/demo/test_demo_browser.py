@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, sync_playwright
 from components.gateway import render_oauth2_proxy
 from tests.demo import demo, network
 from tests.livepath.browser import fill_login_form, new_session
-from tests.livepath.chain import CHROMIUM, CHROMIUM_ARGS
+from tests.livepath.chain import CHROMIUM, CHROMIUM_ARGS, spki_sha256
 
 pytestmark = pytest.mark.slow
 IDE_USER = "coder"
@@ -30,7 +30,7 @@ def browser(running_demo: demo.Demo) -> Iterator[Browser]:
     wrapper.chmod(0o755)
     front = demo.front_ca(work)
     idp_ca = work / "idp/tls/idp-ca.crt"
-    pins = ",".join(demo.spki(c) for c in (front, front.with_name("intermediate.crt"), idp_ca))
+    pins = ",".join(spki_sha256(c) for c in (front, front.with_name("intermediate.crt"), idp_ca))
     hostname = running_demo.config.values["hostname"]
     args = [*CHROMIUM_ARGS,
             f"--host-resolver-rules=MAP {hostname} {network.FRONT_PROXY}, MAP {render_oauth2_proxy.ENTRA_HOST} {network.IDENTITY}",
