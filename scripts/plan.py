@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     files = write_plan(result, args.out)
     edge = config.values["edge"]
     rows = posture.posture(result, edge)
-    (args.out / "posture.md").write_text(posture.markdown(rows, config.stack, edge))
+    (args.out / "posture.md").write_text(posture.markdown(rows, config.stack, edge, posture.egress_flows(result)))
     print(f"\nPosture (edge: {edge}):\n{posture.terminal(rows)}")
     print(f"\nOutputs: {json.dumps(result.outputs, sort_keys=True)}")
     if config.placeholders:

@@ -82,6 +82,34 @@ def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/oauth2-proxy.cfg")(plan) if 'http_address = "unix://' in str(r.inputs.get("content", ""))]
 
 
+def _ide_unit_loopback_only(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("10-hcs-sandbox.conf")(plan)
+            if {"IPAddressDeny=any", "IPAddressAllow=localhost"} <= set(str(r.inputs.get("content", "")).splitlines())]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow off the VM and the accounts whose sockets may open it (as the firewall hook allows)."""
+
+    name: str
+    protocol: str
+    port: str
+    destinations: tuple[str, ...]
+    accounts: tuple[str, ...]
+
+
+def egress_flows(plan: PlanResult) -> list[Flow]:
+    """Who may open what off the VM, read from the firewall hook the plan installs (its `allow` lines)."""
+    flows: dict[str, Flow] = {}
+    for r in _file("/etc/ufw/after.init")(plan):
+        for who, proto, dest, port, name in re.findall(r"(?m)^\s*allow (\S+) -p (\S+) -d (\S+) --dport (\d+)\s+# (\S+)$",
+                                                       str(r.inputs.get("content", ""))):
+            f = flows.get(name, Flow(name, proto, port, (), ()))
+            flows[name] = Flow(name, proto, port, f.destinations + ((dest,) if dest not in f.destinations else ()),
+                               f.accounts + ((who,) if who not in f.accounts else ()))
+    return list(flows.values())
+
+
 _FORTIOS = "pulumi-python:dynamic/fortios:"
 
 
@@ -158,8 +186,17 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
             "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
     Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "
-            "the gateway from the VM for the service account only (cloudflared)",
-            "any other local account acting as the IDE user, or posing as cloudflared", _file("/etc/ufw/after.init")),
+            "the gateway from the VM for the service account only (cloudflared), nothing else for the IDE user",
+            "any other local account acting as the IDE user, or posing as cloudflared; the terminal using local services",
+            _file("/etc/ufw/after.init")),
+    Control("Host", "Egress by identity (owner match, IPv4 and IPv6): each flow only for its accounts (table below), "
+            "nothing off the VM for the IDE user (DNS included), no listener of the IDE user answers; refusals "
+            "rejected at once and logged with the uid (NFLOG → ulogd2 → journal)",
+            "the terminal reaching out (data over DNS, a foreign tunnel), squatting a port another account serves",
+            _both(_file("/etc/ufw/after.init"), _file("/etc/ulogd.conf"))),
+    Control("Host", "The IDE's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost), "
+            "and everything the terminal starts dies with it",
+            "a way out if the firewall hook is wrong or flushed", _ide_unit_loopback_only),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
             _port_proxy_off, switch="codeServerPortProxy (set it false)"),
     Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",
@@ -202,8 +239,9 @@ def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS)
     return rows
 
 
-def markdown(rows: Sequence[Row], stack: str, edge: str) -> str:
-    """The table as Markdown; OFF and WEAKENED rows in bold so they can't be missed."""
+def markdown(rows: Sequence[Row], stack: str, edge: str, flows: Sequence[Flow] = ()) -> str:
+    """The table as Markdown; OFF and WEAKENED rows in bold so they can't be missed. Then, per flow
+    off the VM, the accounts it is open to (an account the VM lacks is skipped on the VM)."""
     lines = [f"Posture of stack `{stack}` (edge: {edge})", "",
              "| layer | control | stops | status | resources |", "|---|---|---|---|---|"]
     for r in rows:
@@ -211,6 +249,12 @@ def markdown(rows: Sequence[Row], stack: str, edge: str) -> str:
         resources = ", ".join(f"`{n}`" for n in r.resources[:4]) + (f" (+{len(r.resources) - 4})" if len(r.resources) > 4 else "")
         detail = f"{resources} {r.note}".strip()
         lines.append(f"| {r.layer} | {r.control} | {r.stops} | {status} | {detail} |")
+    if flows:
+        lines += ["", "Egress by identity: who may open each flow off the VM (everyone else, the IDE user always, is refused "
+                  "and logged; a service switched off has no flow)", "",
+                  "| flow | destinations | port | accounts |", "|---|---|---|---|"]
+        lines += [f"| {f.name} | {', '.join(f.destinations)} | {f.protocol}/{f.port} | {', '.join(f'`{a}`' for a in f.accounts)} |"
+                  for f in flows]
     return "\n".join(lines) + "\n"
 
 

@@ -65,7 +65,8 @@ def config_reference(project_dir: Path = PROJECT_DIR) -> str:
 def example_posture(stack: str = "dev") -> str:
     """The posture table of an example stack, as `make plan` writes it."""
     config = load_stack_config(stack)
-    return posture.markdown(posture.posture(run_program(config), config.values["edge"]), stack, config.values["edge"])
+    plan = run_program(config)
+    return posture.markdown(posture.posture(plan, config.values["edge"]), stack, config.values["edge"], posture.egress_flows(plan))
 
 
 SECTIONS: dict[str, Callable[[], str]] = {"config-reference": config_reference, "posture": example_posture}

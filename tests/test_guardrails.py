@@ -99,3 +99,16 @@ def test_the_workflows_cover_tests_preview_deploy_and_drift() -> None:
     assert docs["deploy"]["jobs"]["up"]["environment"] == "${{ matrix.stack }}"
     assert pulumi["drift"] == {"command": "preview", "stack-name": "${{ matrix.stack }}", "refresh": True, "expect-no-changes": True}
     assert "schedule" in docs["drift"][True]  # YAML 1.1 reads the key `on` as True
+
+
+def test_each_flow_off_the_vm_names_its_accounts_and_a_switched_off_service_has_none(dev_config: StackConfig) -> None:
+    """Written from the design: apt's proxy for root and _apt, the backup for root, Entra for the service
+    account; with backups, Wazuh and Zabbix off their flows are gone; the Cloudflare tunnel is cloudflared's."""
+    on = {f.name: f.accounts for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS)))}
+    assert on["apt-proxy"] == ("root", "_apt") and on["backup"] == ("root",) and on["entra-login"] == ("codesvc",)
+    assert on["zabbix-active"] == ("zabbix",) and "coder" not in {a for accounts in on.values() for a in accounts}
+    off = posture.egress_flows(run_program(dev_config.with_values(
+        backupEnabled="false", backupPassword=None, backupRestPassword=None, wazuhEnabled="false", zabbixEnabled="false", zabbixPsk=None)))
+    assert {f.name for f in off} == set(on) - {"backup", "wazuh-events", "wazuh-enroll", "zabbix-active"}
+    tunnel = {f.name: f.accounts for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS, edge="cloudflare")))}
+    assert tunnel["cf-tunnel-udp"] == tunnel["cf-tunnel-tcp"] == ("codesvc",)

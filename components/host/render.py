@@ -129,45 +129,118 @@ def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
 
 UFW_AFTER_INIT = "/etc/ufw/after.init"
 LOOPBACK_CHAIN = "hcs-loopback"
+EGRESS_CHAIN = "hcs-egress"
+REFUSED_CHAIN = "hcs-refused"
+#: The NFLOG group the hook logs refusals to, and the one `ulogd_config` reads.
+NFLOG_GROUP = 7
+#: How often a refusal is logged (netfilter's `limit`): a loop of attempts can't flood the journal.
+REFUSAL_LOG_LIMIT = ("12/min", 24)
+ULOGD_CONFIG = "/etc/ulogd.conf"
+ULOGD_DROP_IN = "/etc/systemd/system/ulogd2.service.d/10-hcs.conf"
 
 
-def ufw_after_init(service_user: str, ide_user: str, gateway_port: int) -> str:
-    """`/etc/ufw/after.init` (ufw runs it after loading its rules): local ports by identity.
+def _egress_lines(topology: Topology, host: HostSettings) -> list[str]:
+    """`allow` calls (see the hook's shell function) for every flow and the account that opens it."""
+    lines = [f"allow {identity} -p {rule.protocol} -d {_ufw_address(dest)} --dport {rule.port}  # {rule.name}"
+             for rule in topology.egress_rules for identity in rule.identities for dest in rule.destinations]
+    if not host.ufw_deny_outgoing:
+        # ufwDenyOutgoing false: the stack lets its services out freely (posture OFF); the IDE
+        # user still reaches nothing.
+        lines += [f"{ipt} -w -A {EGRESS_CHAIN} -m owner ! --uid-owner \"$IDE\" -j RETURN" for ipt in ("iptables", "ip6tables")]
+    return lines
 
-    code-server has no auth of its own and listens on 127.0.0.1 (see `code_server_config`), so
-    any local uid that connects to it is the IDE user. Owner matching on the connecting SYN lets
-    only oauth2-proxy (the service account's uid: its container shares the host network) and
-    the IDE user itself in; everyone else, root and other services included, gets a reset. UFW's
-    own rule syntax cannot match owners, hence iptables in ufw's hook, in a chain of its own
-    that `stop` removes again. Users may be names or numeric uids.
-    The gateway's port, reached from the VM itself (loopback or the VM's own address, both on
-    `lo`), is for the service account only: cloudflared and the gateway's health check run as
-    it. So with the Cloudflare edge, where the gateway believes forwarding headers from
-    loopback, only cloudflared can be that loopback peer; no local process can pose as it.
-    Not covered: a uid that binds 127.0.0.1:{CODE_SERVER_PORT} while code-server is down still
-    receives oauth2-proxy's requests (a SYN-ACK carries no owner to match).
+
+def ufw_after_init(topology: Topology, host: HostSettings) -> str:
+    """`/etc/ufw/after.init` (ufw runs it after loading its rules): the VM's traffic by identity.
+
+    UFW's rules are per host; these chains are per account, matched by the owner of the sending
+    socket (iptables' `owner` match; ufw's own syntax cannot match owners), IPv4 and IPv6, in
+    chains of their own that `stop` removes again. Every refusal goes through `hcs-refused`:
+    one rate-limited NFLOG line (read by ulogd2 into the journal, with the UID) and an immediate
+    REJECT, so a tool fails fast and the attempt is on record.
+
+    - Off the VM (`hcs-egress`, from OUTPUT on every interface but lo): each flow of the
+      allowlist only for the accounts that open it (`EgressRule.identities`); everything else
+      from any local socket is refused. The IDE user has no flow at all, DNS included.
+    - On the VM (`hcs-loopback`, OUTPUT on lo): code-server has no auth of its own and listens on
+      127.0.0.1, so only oauth2-proxy (the service account; its container shares the host
+      network) and the IDE user may connect to it. The gateway's port from the VM itself is the
+      service account's only (cloudflared, the health check): no local process can pose as
+      cloudflared behind trusted_proxies. The IDE user reaches nothing else on the VM.
+    - Nothing for the IDE user to squat: a listener of the IDE user may answer (SYN-ACK, whose
+      owner is the listening socket's) only as code-server on 127.0.0.1:{CODE_SERVER_PORT}; a
+      port it binds while its owner is down (the gateway's, on the VM's address or loopback)
+      never completes a handshake, so no visitor's request reaches it.
+
+    Not covered here: a uid that binds 127.0.0.1:{CODE_SERVER_PORT} while code-server is down. Only
+    the IDE user could, and all its processes live in code-server's unit (the sandbox drop-in's
+    `KillMode=control-group`): they die with it.
     """
-    rule = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn"
-    gateway = f"iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {gateway_port} --syn"
+    svc, ide, port = topology.accounts.service_user, topology.accounts.ide_user, topology.gateway_port
+    limit, burst = REFUSAL_LOG_LIMIT
+    synack = "-p tcp --tcp-flags SYN,ACK SYN,ACK"
+    allow = "\n    ".join(_egress_lines(topology, host))
     return f"""#!/bin/sh
 {HEADER}set -e
+SVC={svc}
+IDE={ide}
+# allow ACCOUNT MATCH...: ACCOUNT's sockets may open MATCH off the VM. An account this VM does
+# not have (an optional package's) is skipped: no process can run as it.
+allow() {{
+    who=$1; shift
+    case $who in
+    *[!0-9]*) uid=$(id -u -- "$who" 2>/dev/null) || {{ echo "after.init: no account $who, its egress stays closed"; return 0; }} ;;
+    *) uid=$who ;;
+    esac
+    iptables -w -A {EGRESS_CHAIN} "$@" -m owner --uid-owner "$uid" -j RETURN
+}}
+# chain IPT NAME: NAME exists and is empty
+chain() {{ "$1" -w -N "$2" 2>/dev/null || "$1" -w -F "$2"; }}
+# unhook IPT: remove the jumps and the chains
+unhook() {{
+    while "$1" -w -D OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null; do :; done
+    while "$1" -w -D OUTPUT ! -o lo -j {EGRESS_CHAIN} 2>/dev/null; do :; done
+    for c in {LOOPBACK_CHAIN} {EGRESS_CHAIN} {REFUSED_CHAIN}; do "$1" -w -F "$c" 2>/dev/null || true; done
+    for c in {LOOPBACK_CHAIN} {EGRESS_CHAIN} {REFUSED_CHAIN}; do "$1" -w -X "$c" 2>/dev/null || true; done
+}}
 case "$1" in
 start)
-    iptables -w -N {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -F {LOOPBACK_CHAIN}
-    {rule} -m owner --uid-owner {service_user} -j RETURN
-    {rule} -m owner --uid-owner {ide_user} -j RETURN
-    {rule} -j REJECT --reject-with tcp-reset
-    {gateway} -m owner --uid-owner {service_user} -j RETURN
-    {gateway} -j REJECT --reject-with tcp-reset
-    iptables -w -C OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null || iptables -w -I OUTPUT 1 -o lo -j {LOOPBACK_CHAIN}
+    for ipt in iptables ip6tables; do
+        chain $ipt {REFUSED_CHAIN}
+        $ipt -w -A {REFUSED_CHAIN} -m limit --limit {limit} --limit-burst {burst} -j NFLOG --nflog-group {NFLOG_GROUP} --nflog-prefix {REFUSED_CHAIN}
+        $ipt -w -A {REFUSED_CHAIN} -p tcp -j REJECT --reject-with tcp-reset
+        chain $ipt {EGRESS_CHAIN}
+        $ipt -w -A {EGRESS_CHAIN} {synack} -m owner --uid-owner "$IDE" -j {REFUSED_CHAIN}
+        $ipt -w -A {EGRESS_CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+        $ipt -w -A {EGRESS_CHAIN} -m owner ! --socket-exists -j RETURN
+        chain $ipt {LOOPBACK_CHAIN}
+    done
+    iptables -w -A {REFUSED_CHAIN} -j REJECT --reject-with icmp-admin-prohibited
+    ip6tables -w -A {REFUSED_CHAIN} -j REJECT --reject-with icmp6-adm-prohibited
+    {allow}
+    iptables -w -A {EGRESS_CHAIN} -j {REFUSED_CHAIN}
+    ip6tables -w -A {EGRESS_CHAIN} -j {REFUSED_CHAIN}
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -m owner --uid-owner "$SVC" -j RETURN
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -m owner --uid-owner "$IDE" -j RETURN
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -j {REFUSED_CHAIN}
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -m owner --uid-owner "$SVC" -j RETURN
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -j {REFUSED_CHAIN}
+    iptables -w -A {LOOPBACK_CHAIN} {synack} -s 127.0.0.1 --sport {CODE_SERVER_PORT} -m owner --uid-owner "$IDE" -j RETURN
+    for ipt in iptables ip6tables; do
+        $ipt -w -A {LOOPBACK_CHAIN} {synack} -m owner --uid-owner "$IDE" -j {REFUSED_CHAIN}
+        $ipt -w -A {LOOPBACK_CHAIN} -m owner --uid-owner "$IDE" -m conntrack --ctstate NEW -j {REFUSED_CHAIN}
+        $ipt -w -C OUTPUT ! -o lo -j {EGRESS_CHAIN} 2>/dev/null || $ipt -w -I OUTPUT 1 ! -o lo -j {EGRESS_CHAIN}
+        $ipt -w -C OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null || $ipt -w -I OUTPUT 1 -o lo -j {LOOPBACK_CHAIN}
+    done
     ;;
 stop)
-    while iptables -w -D OUTPUT -o lo -j {LOOPBACK_CHAIN} 2>/dev/null; do :; done
-    iptables -w -F {LOOPBACK_CHAIN} 2>/dev/null || true
-    iptables -w -X {LOOPBACK_CHAIN} 2>/dev/null || true
+    unhook iptables
+    unhook ip6tables
     ;;
 status)
-    iptables -w -S {LOOPBACK_CHAIN}
+    for ipt in iptables ip6tables; do
+        for c in {LOOPBACK_CHAIN} {EGRESS_CHAIN} {REFUSED_CHAIN}; do $ipt -w -S "$c"; done
+    done
     ;;
 *)
     echo "usage: $0 start|stop|status" >&2
@@ -175,6 +248,36 @@ status)
     ;;
 esac
 """
+
+
+def ulogd_config() -> str:
+    """`/etc/ulogd.conf`: the hook's refusals (NFLOG group `NFLOG_GROUP`) into syslog, i.e. the journal.
+
+    The kernel's own LOG target is not always readable (a container's netfilter log never
+    reaches its journal); NFLOG hands the packet to ulogd2 in userspace, which prints it with the
+    sending socket's UID and GID and logs through syslog(3), where journald and Wazuh read it.
+    """
+    lib = "/usr/lib/x86_64-linux-gnu/ulogd"
+    plugins = ("inppkt_NFLOG", "raw2packet_BASE", "filter_IFINDEX", "filter_IP2STR", "filter_PRINTPKT", "output_SYSLOG")
+    return (
+        HEADER
+        + "[global]\n"
+        + "logfile=\"syslog\"\n"
+        + "loglevel=5\n"
+        + "".join(f'plugin="{lib}/ulogd_{p}.so"\n' for p in plugins)
+        + "stack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,sys1:SYSLOG\n\n"
+        + f"[log1]\ngroup={NFLOG_GROUP}\n\n"
+        + "[sys1]\nfacility=LOG_DAEMON\nlevel=LOG_NOTICE\n"
+    )
+
+
+def ulogd_service() -> str:
+    """Drop-in for Debian's `ulogd2.service`: ulogd in the foreground, supervised by systemd.
+
+    The packaged unit is `Type=forking` with a `PIDFile=`, and timed out at start on a booted
+    VM although ulogd ran; in the foreground there is nothing to wait for.
+    """
+    return HEADER + "[Service]\nType=simple\nPIDFile=\nExecStart=\nExecStart=/usr/sbin/ulogd --uid ulog\nRestart=on-failure\n"
 
 
 def ufw_defaults(host: HostSettings) -> dict[str, str]:
@@ -314,6 +417,14 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
     `ProcSubset=pid` (tools in the terminal read /proc and the user's groups). The file system is
     read-only except the IDE user's home, the workspace volume and a private /tmp. `ExecStart` is
     replaced so code-server reads only the root-owned `CODE_SERVER_CONFIG`.
+
+    The way out has a second layer here, independent of the firewall hook: the unit's sockets, and
+    those of everything the terminal starts (same cgroup), exchange IP packets with loopback only
+    (systemd's cgroup BPF filter, which acts on Debian 12's systemd too). So one mistake in either
+    layer is still no way out, and a port the IDE user binds on the VM's address receives
+    nothing from the network. `KillMode=control-group` with a short stop timeout: whatever the
+    IDE user runs dies with the unit, so nothing of it outlives a stop (or code-server's death)
+    to squat the ports code-server and others leave.
     """
     return f"""{HEADER}[Service]
 ExecStart=
@@ -332,6 +443,10 @@ ReadWritePaths=/home/{ide_user} {host.workspace_volume}
 KeyringMode=private
 RemoveIPC=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+IPAddressDeny=any
+IPAddressAllow=localhost
+KillMode=control-group
+TimeoutStopSec=5s
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM

@@ -23,6 +23,7 @@ BASE_PACKAGES = (
     "iptables",
     "python3-systemd",
     "ufw",
+    "ulogd2",
     "unattended-upgrades",
 )
 WAZUH_REPO = ("wazuh", "https://packages.wazuh.com/key/GPG-KEY-WAZUH", "https://packages.wazuh.com/4.x/apt/ stable main")
@@ -77,7 +78,8 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             "packages",
             "packages",
             {"HCS_PACKAGES": " ".join(sorted(packages))},
-            (_vm("/etc/apt/apt.conf.d/01hcs-proxy", proxy_conf),) if proxy_conf else (),
+            ((_vm("/etc/apt/apt.conf.d/01hcs-proxy", proxy_conf),) if proxy_conf else ())
+            + (_vm(render.ULOGD_CONFIG, render.ulogd_config()), _vm(render.ULOGD_DROP_IN, render.ulogd_service())),
         ),
         Step(
             "accounts",
@@ -166,7 +168,9 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 "HCS_UFW_RULES": render.ufw_rules_text(render.ufw_rules(topology, host)),
                 "HCS_UFW_DEFAULTS": " ".join(f"{k}={v}" for k, v in render.ufw_defaults(host).items()),
             },
-            (_vm(render.UFW_AFTER_INIT, render.ufw_after_init(accounts.service_user, accounts.ide_user, topology.gateway_port), mode="0750"),),
+            (
+                _vm(render.UFW_AFTER_INIT, render.ufw_after_init(topology, host), mode="0750"),
+            ),
             # Last: every download (packages, code-server, vendor repositories) happens before the
             # egress allowlist closes the host.
             after=tuple(s.name for s in steps),

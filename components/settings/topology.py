@@ -64,14 +64,28 @@ class Backup:
     port: int | None
 
 
+#: Package accounts that open the VM's outbound flows (Debian's names). The firewall hook skips a
+#: name the VM does not have (nothing can run as it), so optional packages need no switch here.
+ROOT = "root"
+APT = "_apt"  # apt's download methods (http, https) drop to it
+TIME_SYNC = ("systemd-timesync", "_chrony")  # systemd-timesyncd, or chrony if the image uses it
+WAZUH = "wazuh"
+ZABBIX = "zabbix"
+
+
 @dataclass(frozen=True)
 class EgressRule:
-    """One allowed outbound flow from the VM: the firewall and UFW both render these."""
+    """One allowed outbound flow from the VM: the firewall and UFW both render these.
+
+    `identities` are the local accounts whose sockets may open it (the VM's own netfilter matches
+    the owner); the FortiGate cannot see owners, so it gets the flow for the VM as a whole.
+    """
 
     name: str
     destinations: tuple[IPv4 | IPv4Net, ...]
     protocol: Literal["tcp", "udp"]
     port: int
+    identities: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -116,30 +130,40 @@ class Topology:
 
     @property
     def egress_rules(self) -> tuple[EgressRule, ...]:
-        """The complete outbound allowlist of the VM, in a stable order; all else is denied."""
+        """The complete outbound allowlist of the VM, in a stable order; all else is denied.
+
+        Each flow names who opens it, and only them: the IDE user has none, so a shell in the IDE
+        reaches nothing off the VM, not even a resolver (DNS alone can carry data out).
+        """
+        svc = self.accounts.service_user
+        # Who resolves names: apt (root and _apt), dockerd and restic (root), oauth2-proxy and
+        # cloudflared (the service account), the time service (server names).
+        resolvers = (ROOT, APT, svc, *TIME_SYNC)
         rules = [
-            EgressRule("dns-udp", self.dns_servers, "udp", 53),
-            EgressRule("dns-tcp", self.dns_servers, "tcp", 53),
+            EgressRule("dns-udp", self.dns_servers, "udp", 53, resolvers),
+            EgressRule("dns-tcp", self.dns_servers, "tcp", 53, resolvers),
         ]
         if self.ntp_servers:
-            rules.append(EgressRule("ntp", self.ntp_servers, "udp", 123))
+            rules.append(EgressRule("ntp", self.ntp_servers, "udp", 123, (ROOT, *TIME_SYNC)))
         if self.apt_proxy:
-            rules.append(EgressRule("apt-proxy", (self.apt_proxy[0],), "tcp", self.apt_proxy[1]))
+            rules.append(EgressRule("apt-proxy", (self.apt_proxy[0],), "tcp", self.apt_proxy[1], (ROOT, APT)))
         if self.backup.enabled and self.backup.address and self.backup.port:
-            rules.append(EgressRule("backup", (self.backup.address,), "tcp", self.backup.port))
+            rules.append(EgressRule("backup", (self.backup.address,), "tcp", self.backup.port, (ROOT,)))
         if self.wazuh.enabled and self.wazuh.address:
-            rules.append(EgressRule("wazuh-events", (self.wazuh.address,), "tcp", 1514))
-            rules.append(EgressRule("wazuh-enroll", (self.wazuh.address,), "tcp", 1515))
+            # wazuh-agentd drops to `wazuh`; enrolment (agent-auth) runs as root.
+            rules.append(EgressRule("wazuh-events", (self.wazuh.address,), "tcp", 1514, (ROOT, WAZUH)))
+            rules.append(EgressRule("wazuh-enroll", (self.wazuh.address,), "tcp", 1515, (ROOT, WAZUH)))
         if self.zabbix.enabled and self.zabbix.address:
             # Zabbix agent 2 runs in active mode only, so no inbound port is ever opened for it.
-            rules.append(EgressRule("zabbix-active", (self.zabbix.address,), "tcp", 10051))
+            rules.append(EgressRule("zabbix-active", (self.zabbix.address,), "tcp", 10051, (ZABBIX,)))
         # oauth2-proxy discovers the issuer and redeems/refreshes tokens at login.microsoftonline.com.
-        rules.append(EgressRule("entra-login", self.entra_egress, "tcp", 443))
+        rules.append(EgressRule("entra-login", self.entra_egress, "tcp", 443, (svc,)))
         if self.registry_egress:
-            rules.append(EgressRule("registry", self.registry_egress, "tcp", 443))
+            # dockerd (root) pulls the gateway's images.
+            rules.append(EgressRule("registry", self.registry_egress, "tcp", 443, (ROOT,)))
         if self.edge == "cloudflare":
-            rules.append(EgressRule("cf-tunnel-udp", self.tunnel_egress, "udp", CLOUDFLARE_TUNNEL_PORT))
-            rules.append(EgressRule("cf-tunnel-tcp", self.tunnel_egress, "tcp", CLOUDFLARE_TUNNEL_PORT))
+            rules.append(EgressRule("cf-tunnel-udp", self.tunnel_egress, "udp", CLOUDFLARE_TUNNEL_PORT, (svc,)))
+            rules.append(EgressRule("cf-tunnel-tcp", self.tunnel_egress, "tcp", CLOUDFLARE_TUNNEL_PORT, (svc,)))
         return tuple(rules)
 
 

@@ -1,8 +1,10 @@
 # firewall: UFW to exactly the rendered rules. HCS_UFW_RULES holds them in the form
 # `ufw show added` prints, so only the difference is deleted/added (never a reset that would
 # leave the host open for a moment); HCS_UFW_DEFAULTS: "incoming=deny outgoing=… routed=deny".
-# The file on stdin is ufw's after.init hook (code-server's port by identity): installed before
-# ufw is enabled (enabling runs it), and re-run when it changed on an active firewall.
+# The files on stdin: ufw's after.init hook (the VM's traffic by identity), installed before ufw
+# is enabled (enabling runs it) and re-run when it changed on an active firewall (the previous
+# hook's `stop` first, so no chain of an older layout stays behind). Its refusals reach the
+# journal through ulogd2 (the packages step).
 hcs_install_files
 current=$(ufw show added | grep '^ufw ' || true)
 while IFS= read -r rule; do
@@ -37,6 +39,8 @@ if ! ufw status | grep -qx 'Status: active'; then
     ufw --force enable >/dev/null
     iptables -w -D OUTPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT
 elif hcs_files_changed /etc/ufw/after.init; then
+    previous=$(hcs_previous /etc/ufw/after.init)
+    if [ -n "$previous" ]; then sh "$previous" stop; fi
     /etc/ufw/after.init start; echo "ran /etc/ufw/after.init start"
 fi
 hcs_done

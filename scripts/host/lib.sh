@@ -100,6 +100,15 @@ hcs_files_changed() {
     if [ $# -eq 0 ]; then [ -n "$HCS_FILES_CHANGED" ]; else [[ " $HCS_FILES_CHANGED " == *" $1 "* ]]; fi
 }
 
+# hcs_previous PATH: the staged copy of PATH as it was before this run rewrote it (nothing if it
+# was new or unchanged); valid until the step ends.
+hcs_previous() {
+    local entry
+    for entry in "${HCS_ROLLBACK[@]}"; do
+        if [ "${entry%%:*}" = "$1" ] && [ -n "${entry#*:}" ]; then printf '%s\n' "${entry#*:}"; fi
+    done
+}
+
 # hcs_validate CMD…: run a checker of the new files; on failure restore the previous files.
 hcs_validate() {
     local out entry

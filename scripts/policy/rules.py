@@ -170,27 +170,81 @@ def code_server_locked_config(resources: Sequence[Res]) -> list[str]:
     return found
 
 
+def _hook_accounts(text: str) -> tuple[str, str]:
+    """The service account and the IDE user the hook's rules name (`SVC=`, `IDE=` lines)."""
+    svc = re.search(r"(?m)^SVC=(\S+)$", text)
+    ide = re.search(r"(?m)^IDE=(\S+)$", text)
+    return (svc.group(1) if svc else ""), (ide.group(1) if ide else "")
+
+
+def _hooks(resources: Sequence[Res]) -> list[tuple[str, str]]:
+    return [(path, text) for path, text in _files(resources, UFW_AFTER_INIT)]
+
+
+_FIRST_IN_BOTH = r"for ipt in iptables ip6tables; do\n(?:.*\n)*?\s*\$ipt -w -C OUTPUT {m} -j {c} 2>/dev/null \|\| \$ipt -w -I OUTPUT 1 {m} -j {c}\n(?:.*\n)*?\s*done"
+
+
 def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
-    """Only two uids may open a connection to code-server's loopback port (it has no auth of its own)."""
-    hooks = [(path, text) for path, text in _files(resources, UFW_AFTER_INIT)]
+    """On the VM: code-server's port for two uids, the gateway's for one, nothing else for the IDE user."""
+    hooks = _hooks(resources)
     if not hooks:
         return [f"no {UFW_AFTER_INIT} is installed: every local uid could connect to code-server and be the IDE user"]
     found = []
     for path, text in hooks:
-        port = r"-p tcp -d 127\.0\.0\.1 --dport (\d+) --syn"
-        allowed = re.findall(rf"{port} -m owner --uid-owner (\S+) -j RETURN", text)
-        rejected = re.findall(rf"{port} -j REJECT", text)
-        if len(allowed) != 2 or len(rejected) != 1 or {p for p, _ in allowed} != set(rejected):
+        svc, ide = _hook_accounts(text)
+        port = r"iptables -w -A hcs-loopback -p tcp -d 127\.0\.0\.1 --dport (\d+) --syn"
+        allowed = re.findall(rf"{port} -m owner --uid-owner \"\$(\w+)\" -j RETURN", text)
+        rejected = re.findall(rf"{port} -j hcs-refused", text)
+        if sorted(u for _, u in allowed) != ["IDE", "SVC"] or len(rejected) != 1 or {p for p, _ in allowed} != set(rejected):
             found.append(f"{path}: expected exactly the service account and the IDE user allowed to connect to code-server's "
-                         f"port and a REJECT for everyone else; got allowed {[u for _, u in allowed]}, rejected ports {rejected}")
-        gateway = r"-p tcp --dport (\d+) --syn"
-        gw_allowed = re.findall(rf"{gateway} -m owner --uid-owner (\S+) -j RETURN", text)
-        gw_rejected = re.findall(rf"{gateway} -j REJECT", text)
-        if len(gw_allowed) != 1 or {p for p, _ in gw_allowed} != set(gw_rejected) or len(gw_rejected) != 1:
+                         f"port and a refusal for everyone else; got allowed {[u for _, u in allowed]}, refused ports {rejected}")
+        gateway = r"iptables -w -A hcs-loopback -p tcp --dport (\d+) --syn"
+        gw_allowed = re.findall(rf"{gateway} -m owner --uid-owner \"\$(\w+)\" -j RETURN", text)
+        gw_rejected = re.findall(rf"{gateway} -j hcs-refused", text)
+        if [u for _, u in gw_allowed] != ["SVC"] or {p for p, _ in gw_allowed} != set(gw_rejected) or len(gw_rejected) != 1:
             found.append(f"{path}: expected the gateway's port open to the service account only from the VM itself "
                          "(cloudflared, the health check), so no local process can pose as cloudflared behind trusted_proxies")
-        if not re.search(r"(?m)^\s*iptables -w -C OUTPUT -o lo -j (\S+) .*-I OUTPUT 1 -o lo -j \1$", text):
-            found.append(f"{path}: the chain must be jumped to first from OUTPUT on lo, or UFW's loopback ACCEPT comes first")
+        if not re.search(r'\$ipt -w -A hcs-loopback -m owner --uid-owner "\$IDE" -m conntrack --ctstate NEW -j hcs-refused', text):
+            found.append(f"{path}: every other connection of the IDE user on the VM must be refused (its own code-server only); "
+                         "local services without auth of their own (agents, metrics) would be its to use")
+        if not svc or not ide or svc == ide:
+            found.append(f"{path}: SVC= and IDE= must name the service account and the IDE user, got {svc!r} and {ide!r}")
+        if not re.search(_FIRST_IN_BOTH.format(m="-o lo", c="hcs-loopback"), text):
+            found.append(f"{path}: the chain must be jumped to first from OUTPUT on lo, in iptables and ip6tables, "
+                         "or UFW's loopback ACCEPT comes first")
+    return found
+
+
+def egress_by_identity(resources: Sequence[Res]) -> list[str]:
+    """Off the VM: each flow only for the accounts that open it; the IDE user has none; refusals logged."""
+    hooks = _hooks(resources)
+    if not hooks:
+        return [f"no {UFW_AFTER_INIT} is installed: every local account, the IDE user included, reaches the whole allowlist"]
+    found = []
+    for path, text in hooks:
+        svc, ide = _hook_accounts(text)
+        for who in sorted({m for m in re.findall(r"(?m)^\s*allow (\S+) ", text)} & {ide, "$IDE", "nobody"}):
+            found.append(f"{path}: {who} must not be allowed any flow off the VM: whoever reaches the IDE's terminal "
+                         "would reach it too (DNS alone carries data out)")
+        if re.search(r"(?m)^\s*iptables -w -A hcs-egress (?!.*--uid-owner).*-j RETURN", text) or \
+                re.search(r"(?m)^\s*allow \S+ (?!.*-d )", text):
+            found.append(f"{path}: every RETURN off the VM must name its account and its destination")
+        for family in ("iptables", "ip6tables"):
+            if not re.search(rf"(?m)^\s*{family} -w -A hcs-egress -j hcs-refused$", text):
+                found.append(f"{path}: {family}'s hcs-egress must end in a refusal, or whatever no rule names leaves the VM")
+        if not re.search(r"\$ipt -w -A hcs-egress -p tcp --tcp-flags SYN,ACK SYN,ACK -m owner --uid-owner \"\$IDE\" -j hcs-refused", text):
+            found.append(f"{path}: a listener of the IDE user must not answer off the VM (a port it binds while the gateway is down)")
+        if not re.search(r"-j NFLOG --nflog-group \d+", text) or not re.search(r"-m limit --limit \S+", text):
+            found.append(f"{path}: refusals must be logged (NFLOG, rate-limited) so an attempt leaves a line with its uid")
+        if not re.search(_FIRST_IN_BOTH.format(m="! -o lo", c="hcs-egress"), text):
+            found.append(f"{path}: hcs-egress must be jumped to first from OUTPUT off lo, in iptables and ip6tables")
+    for path, text in _files(resources, CODE_SERVER_DROP_IN):
+        lines = [line.strip() for line in text.splitlines()]
+        if "IPAddressDeny=any" not in lines or [l for l in lines if l.startswith("IPAddressAllow=")] != ["IPAddressAllow=localhost"]:
+            found.append(f"{path}: expected IPAddressDeny=any and IPAddressAllow=localhost: the second layer that keeps the "
+                         "IDE's processes on loopback whatever the firewall hook says")
+        if "KillMode=control-group" not in lines:
+            found.append(f"{path}: expected KillMode=control-group: what the IDE user starts must die with the unit")
     return found
 
 
@@ -357,7 +411,10 @@ RULES: tuple[Rule, ...] = (
     Rule("code-server-locked-config", "code-server runs with a root-owned config (loopback, auth none) the IDE user "
          "cannot rewrite.", code_server_locked_config, stack=True),
     Rule("code-server-port-by-identity", "Only oauth2-proxy's uid and the IDE user may connect to code-server's "
-         "loopback port, only the service account to the gateway from the VM (owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
+         "loopback port, only the service account to the gateway from the VM, the IDE user to nothing else "
+         "(owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
+    Rule("egress-by-identity", "Off the VM each flow is open only to the accounts that use it, the IDE user to none "
+         "(IPv4 and IPv6, refusals logged), and the IDE's unit reaches loopback only.", egress_by_identity, stack=True),
     Rule("code-server-port-proxy-off", "code-server's port proxy (/proxy/<port>, /absproxy/<port>) is off.",
          code_server_port_proxy_off),
     Rule("oauth2-proxy-unix-socket", "oauth2-proxy listens on a Unix socket in the service account's directory only, "

@@ -1,6 +1,6 @@
 """Test servers standing in for the VM's egress destinations: TCP accept, UDP echo (run in the peer namespace).
 
-    python -m tests.demo.listeners tcp:ADDR:PORT udp:ADDR:PORT ...
+    python -m tests.demo.listeners tcp:ADDR:PORT udp:ADDR:PORT ...   (ADDR may be IPv6: tcp:2001:db8::1:443)
 
 Prints `ready` once every socket is bound. A TCP connection that completes, or a UDP datagram that
 comes back, proves the VM's netfilter let the packet out; nothing here answers anything else.
@@ -28,7 +28,8 @@ async def main(specs: list[str]) -> None:
     loop = asyncio.get_running_loop()
     servers = []
     for spec in specs:
-        proto, address, port = spec.split(":")
+        proto, rest = spec.split(":", 1)
+        address, port = rest.rsplit(":", 1)
         if proto == "tcp":
             servers.append(await asyncio.start_server(_accept, address, int(port)))
         else:

@@ -39,7 +39,7 @@ FILE_SERVER = ("192.0.2.1", 8000)
 APT_PROXY = ("192.0.2.1", 3142)
 #: The packages step's packages that the image ships but a fresh VM would not have: removed from
 #: each fresh root, so the first converge really installs them, through the apt proxy.
-REINSTALLED = ("docker.io", "fail2ban", "python3-systemd", "restic", "ufw", "unattended-upgrades")
+REINSTALLED = ("docker.io", "fail2ban", "python3-systemd", "restic", "ufw", "ulogd2", "unattended-upgrades")
 
 # What the upstream package ships as its unit (its content written here by hand, not fetched).
 CODE_SERVER_UNIT = (

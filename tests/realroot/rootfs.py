@@ -54,6 +54,7 @@ PACKAGES: tuple[str, ...] = (
     "sudo",
     "systemd",
     "ufw",
+    "ulogd2",
     "unattended-upgrades",
 )
 
