@@ -157,7 +157,9 @@ def ufw_after_init(topology: Topology, host: HostSettings) -> str:
     socket (iptables' `owner` match; ufw's own syntax cannot match owners), IPv4 and IPv6, in
     chains of their own that `stop` removes again. Every refusal goes through `hcs-refused`:
     one rate-limited NFLOG line (read by ulogd2 into the journal, with the UID) and an immediate
-    REJECT, so a tool fails fast and the attempt is on record.
+    REJECT as administratively prohibited (the caller sees "No route to host" at once, never a
+    reset that could pass for the far side's answer), so a tool fails fast and the attempt is on
+    record.
 
     - Off the VM (`hcs-egress`, from OUTPUT on every interface but lo): each flow of the
       allowlist only for the accounts that open it (`EgressRule.identities`); everything else
@@ -174,7 +176,7 @@ def ufw_after_init(topology: Topology, host: HostSettings) -> str:
 
     Not covered here: a uid that binds 127.0.0.1:{CODE_SERVER_PORT} while code-server is down. Only
     the IDE user could, and all its processes live in code-server's unit (the sandbox drop-in's
-    `KillMode=control-group`): they die with it.
+    `KillMode=mixed`): they die with it.
     """
     svc, ide, port = topology.accounts.service_user, topology.accounts.ide_user, topology.gateway_port
     limit, burst = REFUSAL_LOG_LIMIT
@@ -208,7 +210,6 @@ start)
     for ipt in iptables ip6tables; do
         chain $ipt {REFUSED_CHAIN}
         $ipt -w -A {REFUSED_CHAIN} -m limit --limit {limit} --limit-burst {burst} -j NFLOG --nflog-group {NFLOG_GROUP} --nflog-prefix {REFUSED_CHAIN}
-        $ipt -w -A {REFUSED_CHAIN} -p tcp -j REJECT --reject-with tcp-reset
         chain $ipt {EGRESS_CHAIN}
         $ipt -w -A {EGRESS_CHAIN} {synack} -m owner --uid-owner "$IDE" -j {REFUSED_CHAIN}
         $ipt -w -A {EGRESS_CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
@@ -422,9 +423,9 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
     those of everything the terminal starts (same cgroup), exchange IP packets with loopback only
     (systemd's cgroup BPF filter, which acts on Debian 12's systemd too). So one mistake in either
     layer is still no way out, and a port the IDE user binds on the VM's address receives
-    nothing from the network. `KillMode=control-group` with a short stop timeout: whatever the
-    IDE user runs dies with the unit, so nothing of it outlives a stop (or code-server's death)
-    to squat the ports code-server and others leave.
+    nothing from the network. `KillMode=mixed`: code-server gets SIGTERM (a clean shutdown), and
+    once it is gone everything else in the unit gets SIGKILL at once, so nothing the terminal
+    started outlives a stop (or code-server's death) to squat the port code-server leaves.
     """
     return f"""{HEADER}[Service]
 ExecStart=
@@ -445,7 +446,7 @@ RemoveIPC=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 IPAddressDeny=any
 IPAddressAllow=localhost
-KillMode=control-group
+KillMode=mixed
 TimeoutStopSec=5s
 SystemCallArchitectures=native
 SystemCallFilter=@system-service

@@ -243,8 +243,8 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
         if "IPAddressDeny=any" not in lines or [l for l in lines if l.startswith("IPAddressAllow=")] != ["IPAddressAllow=localhost"]:
             found.append(f"{path}: expected IPAddressDeny=any and IPAddressAllow=localhost: the second layer that keeps the "
                          "IDE's processes on loopback whatever the firewall hook says")
-        if "KillMode=control-group" not in lines:
-            found.append(f"{path}: expected KillMode=control-group: what the IDE user starts must die with the unit")
+        if not {"KillMode=mixed", "KillMode=control-group"} & set(lines):
+            found.append(f"{path}: expected KillMode=mixed (or control-group): what the IDE user starts must die with the unit")
     return found
 
 

@@ -285,7 +285,7 @@ def _trust_registry(ca: DemoCA) -> Callable[[Path], None]:
     return install
 
 
-def _gateway_files(create: str, stdin: str | None) -> dict[str, tuple[str, str]]:
+def _step_files(create: str, stdin: str | None) -> dict[str, tuple[str, str]]:
     """path → (manifest line, content) of a file-installing step."""
     lines = [line for word in shlex.split(create) if word.startswith("HCS_FILES=")
              for line in word.removeprefix("HCS_FILES=").splitlines() if line]
@@ -305,7 +305,7 @@ def identity(config: StackConfig, work: Path) -> idp_setup.IdpFiles:
     if (out / "users.json").exists():
         return idp_setup.load(out, group)
     install = next(r for r in plan.resources if r.name == "gateway-files-install")
-    files = _gateway_files(install.values["create"], install.values.get("stdin"))
+    files = _step_files(install.values["create"], install.values.get("stdin"))
     secret = files[f"{OAUTH2_PROXY_DIR}/client-secret"][1]
     return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=plan.outputs["entraClientId"],
                            group_id=group, redirect_uris=idp_setup.redirect_uris(config.values["hostname"]),
@@ -317,7 +317,7 @@ def gateway_overrides(tenant_id: str, idp: idp_setup.IdpFiles) -> Rewrite:
     """The gateway files as the program renders them, with the sign-in test overrides
     (`tests/livepath/signin.py`: the stand-in's endpoints) and the stand-in's CA beside them."""
     def rewrite(create: str, stdin: str | None) -> tuple[str, str | None]:
-        files = _gateway_files(create, stdin)
+        files = _step_files(create, stdin)
         config_path = f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg"
         line, rendered = files[config_path]
         files[config_path] = (line, signin.with_test_overrides(rendered, tenant_id))
@@ -328,6 +328,27 @@ def gateway_overrides(tenant_id: str, idp: idp_setup.IdpFiles) -> Rewrite:
         words = [manifest if w.startswith("HCS_FILES=") else w for w in shlex.split(create)]
         return shlex.join(words), encode_contents([content for _, content in files.values()])
     return rewrite
+
+
+def edit_files(edits: dict[str, Callable[[str], str]]) -> Rewrite:
+    """A step's files as the program renders them, each path of `edits` passed through its function."""
+    def rewrite(create: str, stdin: str | None) -> tuple[str, str | None]:
+        files = _step_files(create, stdin)
+        missing = set(edits) - set(files)
+        if missing:
+            raise RealRootError(f"the step installs none of {sorted(missing)}")
+        files = {path: (line, edits[path](content) if path in edits else content) for path, (line, content) in files.items()}
+        return create, encode_contents([content for _, content in files.values()])
+    return rewrite
+
+
+def reconverge(running: Demo, extra: dict[str, Rewrite], progress: Progress = lambda _line: None) -> Applied:
+    """Converge the running demo again as `up()` does, with more step rewrites (test-only overrides)."""
+    config, work = running.config, running.workdir
+    idp = identity(config, work)
+    rewrites = {"gateway-files-install": gateway_overrides(config.values["entraTenantId"], idp), **extra}
+    _, applied = converge(running.vm, config, progress, rewrites)
+    return applied
 
 
 def _start_identity(vm: BootedVM, state: DemoState, idp: idp_setup.IdpFiles, progress: Progress) -> None:
@@ -462,6 +483,11 @@ def describe(running: Demo) -> dict[str, Any]:
         "timings_s": {k: round(v, 1) for k, v in running.timings.items()},
         "workdir": str(work),
     }
+
+
+def user(running: Demo, short: str) -> dict[str, str]:
+    """A test user of the Entra stand-in by the name before the @ (alice: in the group; bob: not)."""
+    return next(u for u in running.state.users if u["username"].startswith(short + "@"))
 
 
 def summary(info: dict[str, Any]) -> str:

@@ -37,6 +37,17 @@ BACKUP = ("192.0.2.30", 8000)
 DMZ_OUTSIDER = "192.0.2.99"
 INTERNET_CLIENT = "203.0.113.50"
 
+#: What the demo VM may reach, written out from Pulumi.dev.yaml and the demo's overrides (apt proxy,
+#: backup, registry, the Entra stand-in; Wazuh and Zabbix are off in the demo), with who may open it.
+ALLOWED = [
+    ("dns", "udp", DNS, 53, ("root", "codesvc")), ("dns", "tcp", DNS, 53, ("root", "codesvc")),
+    ("ntp", "udp", NTP, 123, ("root",)),
+    ("apt proxy", "tcp", APT_PROXY[0], APT_PROXY[1], ("root",)), ("backup", "tcp", *BACKUP, ("root",)),
+    ("registry", "tcp", REGISTRY, 443, ("root",)), ("entra (stand-in)", "tcp", IDENTITY, 443, ("codesvc",)),
+]
+#: IPv6 on the demo network, added by the attacker suite (the stack's allowlist is IPv4 only).
+VM6, GATEWAY6, OUTSIDE6 = "2001:db8::10", "2001:db8::1", "2001:db8::53"
+
 PEERS = (FRONT_PROXY, ADMIN, APT_PROXY[0], REGISTRY, IDENTITY, DNS, NTP, WAZUH, ZABBIX, BACKUP[0], DMZ_OUTSIDER,
          INTERNET_CLIENT)
 

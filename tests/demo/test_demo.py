@@ -20,13 +20,7 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 SERVICE_USER, IDE_USER = "codesvc", "coder"  # Pulumi.yaml defaults of serviceUser / ideUser
 
-#: The demo stack's egress allowlist, written out from Pulumi.dev.yaml and the demo's overrides
-#: (apt proxy, backup, registry, the Entra stand-in; Wazuh and Zabbix are off in the demo).
-ALLOWED = [
-    ("dns", "udp", network.DNS, 53), ("dns", "tcp", network.DNS, 53), ("ntp", "udp", network.NTP, 123),
-    ("apt proxy", "tcp", network.APT_PROXY[0], network.APT_PROXY[1]), ("backup", "tcp", *network.BACKUP),
-    ("registry", "tcp", network.REGISTRY, 443), ("entra (stand-in)", "tcp", network.IDENTITY, 443),
-]
+ALLOWED = [flow[:4] for flow in network.ALLOWED]
 DENIED = [
     ("wazuh (disabled)", "tcp", network.WAZUH, 1514), ("zabbix (disabled)", "tcp", network.ZABBIX, 10051),
     ("DMZ host", "tcp", network.DMZ_OUTSIDER, 443), ("internet", "tcp", network.INTERNET_CLIENT, 443),
@@ -97,37 +91,44 @@ def test_second_converge_changes_nothing(running_demo: demo.Demo) -> None:
     assert changed == {}, again.applied.lines
 
 
-def test_egress_from_the_vm(running_demo: demo.Demo) -> None:
-    """Each allowlisted destination answers root; every other one is refused or dropped. The IDE
-    user's column is reported (the attacker issue narrows it to its proxy)."""
+#: The VM refused it itself: EPERM (UFW's DROP), or an immediate ICMP "administratively prohibited" (the hook).
+REFUSED = ("blocked", "unreachable")
+
+
+def test_egress_from_the_vm_by_identity(running_demo: demo.Demo) -> None:
+    """Each allowlisted destination answers exactly the accounts that use it (root, the service
+    account); the IDE user reaches none of them; nothing else leaves the VM for anyone."""
     vm = running_demo.vm
     served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443)}
     specs = [f"{proto}:{addr}:{port}" for _, proto, addr, port in ALLOWED + DENIED if (addr, port) not in served]
     log = running_demo.workdir / "listeners.log"
     log.unlink(missing_ok=True)  # "ready" must be this run's
     listeners = vm.peer_spawn([sys.executable, "-m", "tests.demo.listeners", *specs], log=log)
+    users = ("root", SERVICE_USER, IDE_USER)
     try:
         deadline = time.monotonic() + 10
-        while "ready" not in (running_demo.workdir / "listeners.log").read_text():
-            assert listeners.poll() is None and time.monotonic() < deadline, (running_demo.workdir / "listeners.log").read_text()
+        while "ready" not in log.read_text():
+            assert listeners.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         probe = (HERE / "egress_probe.py").read_text()
         rows = []
         for what, proto, addr, port in ALLOWED + DENIED:
-            results = [vm.chroot_run(["python3", "-c", probe, proto, addr, str(port)], user=user, timeout=30).stdout.strip()
-                       for user in (None, IDE_USER)]
+            results = [vm.chroot_run(["python3", "-c", probe, proto, addr, str(port)], user=None if user == "root" else user,
+                                     timeout=30).stdout.strip() for user in users]
             rows.append((what, f"{proto}/{port}", addr, *results))
-        assert listeners.poll() is None, (running_demo.workdir / "listeners.log").read_text()
+        assert listeners.poll() is None, log.read_text()
     finally:
         listeners.kill()
         listeners.wait()
-    table = "\n".join(f"| {w} | {p} | {a} | {r} | {i} |" for w, p, a, r, i in rows)
-    print("\n| destination | port | address | root | IDE user |\n|---|---|---|---|---|\n" + table)
+    table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
+    print("\n| destination | port | address | root | service account | IDE user |\n|---|---|---|---|---|---|\n" + table)
     (demo.BUILD / "egress.json").parent.mkdir(parents=True, exist_ok=True)
     (demo.BUILD / "egress.json").write_text(json.dumps(rows, indent=1))
-    assert all(r[3] == "connected" for r in rows[: len(ALLOWED)]), table
-    # Anything else must never leave the VM: blocked by its netfilter or dropped, not even refused far away.
-    assert all(r[3] in ("blocked", "timeout") and r[4] in ("blocked", "timeout") for r in rows[len(ALLOWED):]), table
+    for row, (*_, identities) in zip(rows, network.ALLOWED):
+        for user, result in zip(users, row[3:]):
+            assert result == "connected" if user in identities else result in REFUSED, (row, user, table)
+    # Anything else never leaves the VM, for anyone: refused by its netfilter, not even refused far away.
+    assert all(result in REFUSED for row in rows[len(ALLOWED):] for result in row[3:]), table
 
 
 #: The demo stack's FortiGate policy block, written from its intent (Pulumi.dev.yaml with Wazuh and

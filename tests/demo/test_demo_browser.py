@@ -8,41 +8,15 @@ unit from the installed package. No cookie is injected; the password is typed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from components.gateway import render_oauth2_proxy
-from tests.demo import demo, network
-from tests.livepath.browser import fill_login_form, new_session
-from tests.livepath.chain import CHROMIUM, CHROMIUM_ARGS, spki_sha256
+from tests.demo import demo
+from tests.livepath.browser import fill_login_form, new_session, type_in_terminal
 
 pytestmark = pytest.mark.slow
 IDE_USER = "coder"
-
-
-@pytest.fixture(scope="module")
-def browser(running_demo: demo.Demo) -> Iterator[Browser]:
-    work, vm = running_demo.workdir, running_demo.vm
-    wrapper = work / "chromium-in-peer-namespace"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {vm.peer_namespace} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
-    front = demo.front_ca(work)
-    idp_ca = work / "idp/tls/idp-ca.crt"
-    pins = ",".join(spki_sha256(c) for c in (front, front.with_name("intermediate.crt"), idp_ca))
-    hostname = running_demo.config.values["hostname"]
-    args = [*CHROMIUM_ARGS,
-            f"--host-resolver-rules=MAP {hostname} {network.FRONT_PROXY}, MAP {render_oauth2_proxy.ENTRA_HOST} {network.IDENTITY}",
-            f"--ignore-certificate-errors-spki-list={pins}"]
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(wrapper), args=args)
-        yield launched
-        launched.close()
-
-
-def _user(running_demo: demo.Demo, short: str) -> dict[str, str]:
-    return next(u for u in running_demo.state.users if u["username"].startswith(short + "@"))
 
 
 def test_signed_in_user_works_in_the_ide_the_unit_started(running_demo: demo.Demo, browser: Browser) -> None:
@@ -51,16 +25,11 @@ def test_signed_in_user_works_in_the_ide_the_unit_started(running_demo: demo.Dem
     page = session.page
     started = time.perf_counter()
     page.goto(url)
-    alice = _user(running_demo, "alice")
+    alice = demo.user(running_demo, "alice")
     fill_login_form(session, type("User", (), alice)())  # the form needs .username and .password
     page.wait_for_selector(".monaco-workbench", timeout=90_000)
     signed_in = time.perf_counter() - started
-    page.keyboard.press("Control+Backquote")
-    page.wait_for_selector(".xterm", timeout=30_000)
-    page.wait_for_function("() => /[$#] *$/m.test(document.querySelector('.xterm-rows')?.innerText || '')", timeout=30_000)
-    page.click(".xterm")
-    page.keyboard.type("id -un > ~/workspace/demo-whoami.txt")
-    page.keyboard.press("Enter")
+    type_in_terminal(page, "id -un > ~/workspace/demo-whoami.txt")
     marker = vm.path / f"home/{IDE_USER}/workspace/demo-whoami.txt"
     deadline = time.monotonic() + 30
     while not (marker.exists() and marker.read_text().strip()):
@@ -83,7 +52,7 @@ def test_signed_in_user_works_in_the_ide_the_unit_started(running_demo: demo.Dem
 def test_user_outside_the_group_is_refused_by_the_real_oauth2_proxy(running_demo: demo.Demo, browser: Browser) -> None:
     session = new_session(browser)
     session.page.goto(f"https://{running_demo.config.values['hostname']}/")
-    bob = _user(running_demo, "bob")
+    bob = demo.user(running_demo, "bob")
     fill_login_form(session, type("User", (), bob)())
     session.page.wait_for_load_state()
     callback = [r for r in session.journal.responses if "/oauth2/callback" in r.url]

@@ -38,7 +38,8 @@ DESTINATIONS = {
     "ipv6 https": (("tcp", "2001:db8:1::50", 443), set()),
     "ipv6 dns": (("udp", "2001:db8:1::53", 53), set()),
 }
-REFUSED = ("blocked", "refused", "unreachable")
+#: The VM refused it itself: EPERM, or an immediate ICMP "administratively prohibited".
+REFUSED = ("blocked", "unreachable")
 
 
 def _accounts(tmp_path: Path) -> tuple[Path, Path]:
@@ -120,5 +121,16 @@ def test_loopback_by_identity_and_nothing_for_the_ide_user_to_squat(tmp_path: Pa
     assert out["front before"] == "connected"
     assert out["squat"] == out["squat lo"] == out["squat v6"] == "ready"  # binding works (no netfilter can stop a bind) ...
     # ... but the squatter never completes a handshake: no visitor's request reaches it
-    assert out["front to squat"] in ("timeout", "refused") and out["front to squat v6"] in ("timeout", "refused")
-    assert out["svc to squat"] in ("timeout", "refused")
+    assert out["front to squat"] == out["front to squat v6"] == out["svc to squat"] == "timeout"
+
+
+def test_with_outgoing_left_open_the_ide_user_still_reaches_nothing(tmp_path: Path) -> None:
+    """`ufwDenyOutgoing: false` opens the VM to its services (the stack's choice, posture OFF), never to the IDE user."""
+    s = sample.settings(ufwDenyOutgoing="false")
+    flow = ["tcp", "203.0.113.50", 443]  # outside every allowlist
+    out = run_lab(tmp_path, render.ufw_after_init(s.topology, s.host),
+                  [("start", ["hook", "start"]), ("root", ["probe", ROOT, *flow]), ("other", ["probe", OTHER, *flow]),
+                   ("ide", ["probe", IDE, *flow]), ("ide dns", ["probe", IDE, "udp", "192.0.2.53", 53]),
+                   ("ide v6", ["probe", IDE, "tcp", "2001:db8:1::50", 443])])
+    assert (out["root"], out["other"]) == ("connected", "connected")
+    assert out["ide"] in REFUSED and out["ide dns"] in REFUSED and out["ide v6"] in REFUSED

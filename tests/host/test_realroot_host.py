@@ -132,12 +132,19 @@ def test_firewall(host: HostUnderTest, converged: dict) -> None:
     front = host.root.peer_run(["curl", "-sS", "--max-time", "3", "--interface", "192.0.2.5", "http://192.0.2.10:8880/"])
     other = host.root.peer_run(["curl", "-sS", "--max-time", "3", "--interface", "198.51.100.7", "http://192.0.2.10:8880/"])
     assert front.returncode == 7 and other.returncode == 28
-    # ufw ran its after.init hook on enable: code-server's port is open to two uids only, first on lo
-    chain = host.root.runner().run("sudo -n /etc/ufw/after.init status").stdout
-    uids = {sh(host, f"id -u {user}").strip() for user in ("codesvc", "coder")}
-    allowed = {line.split("--uid-owner ")[1].split()[0] for line in chain.splitlines() if "-j RETURN" in line}
-    assert allowed == uids and "--dport 8080 --tcp-flags FIN,SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset" in chain, chain
-    assert host.root.runner().run("sudo -n iptables -S OUTPUT").stdout.splitlines()[1:2] == ["-A OUTPUT -o lo -j hcs-loopback"]
+    # ufw ran its after.init hook on enable: code-server's port is open to two uids only; off the VM
+    # the IDE user has no flow at all; both chains first in OUTPUT, in both families.
+    uid = {user: sh(host, f"id -u {user}").strip() for user in ("codesvc", "coder")}
+    loopback = sh(host, "iptables -S hcs-loopback")
+    code_server = {line.split("--uid-owner ")[1].split()[0] for line in loopback.splitlines()
+                   if "--dport 8080" in line and "-j RETURN" in line}
+    assert code_server == set(uid.values()) and "--dport 8080 --tcp-flags FIN,SYN,RST,ACK SYN -j hcs-refused" in loopback, loopback
+    egress = sh(host, "iptables -S hcs-egress")
+    opened = {line.split("--uid-owner ")[1].split()[0] for line in egress.splitlines() if "-j RETURN" in line and "--uid-owner" in line}
+    assert uid["codesvc"] in opened and "0" in opened and uid["coder"] not in opened, egress
+    assert egress.splitlines()[-1] == "-A hcs-egress -j hcs-refused", egress
+    for family in ("iptables", "ip6tables"):
+        assert sh(host, f"{family} -S OUTPUT").splitlines()[1:3] == ["-A OUTPUT -o lo -j hcs-loopback", "-A OUTPUT ! -o lo -j hcs-egress"]
 
 
 def test_service_configs_pass_their_tools(host: HostUnderTest, converged: dict) -> None:

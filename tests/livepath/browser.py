@@ -83,6 +83,16 @@ def fill_login_form(session: Session, user: TestUser) -> None:
     page.click("#signin")
 
 
+def type_in_terminal(page: Page, command: str) -> None:
+    """Open the workbench's integrated terminal (a shell code-server starts in its unit) and run `command`."""
+    page.keyboard.press("Control+Backquote")
+    page.wait_for_selector(".xterm", timeout=30_000)
+    page.wait_for_function("() => /[$#] *$/m.test(document.querySelector('.xterm-rows')?.innerText || '')", timeout=30_000)
+    page.click(".xterm")  # the chat panel takes the focus otherwise
+    page.keyboard.type(command)
+    page.keyboard.press("Enter")
+
+
 def sign_in(session: Session, chain: LiveChain, user: TestUser, *, workbench: bool = True) -> None:
     """Open the public URL, sign in on the stand-in's form; with `workbench`, wait for the IDE."""
     started = time.perf_counter()
