@@ -239,8 +239,10 @@ stop)
     unhook ip6tables
     ;;
 status)
+    # fails unless every chain and jump is in place (the firewall step restores them then)
     for ipt in iptables ip6tables; do
         for c in {LOOPBACK_CHAIN} {EGRESS_CHAIN} {REFUSED_CHAIN}; do $ipt -w -S "$c"; done
+        $ipt -w -C OUTPUT -o lo -j {LOOPBACK_CHAIN} && $ipt -w -C OUTPUT ! -o lo -j {EGRESS_CHAIN}
     done
     ;;
 *)

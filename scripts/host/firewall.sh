@@ -42,5 +42,9 @@ elif hcs_files_changed /etc/ufw/after.init; then
     previous=$(hcs_previous /etc/ufw/after.init)
     if [ -n "$previous" ]; then sh "$previous" stop; fi
     /etc/ufw/after.init start; echo "ran /etc/ufw/after.init start"
+elif ! /etc/ufw/after.init status >/dev/null 2>&1; then
+    # The file is as rendered but its chains are gone (flushed by hand, `ufw reload` failed):
+    # the accounts would all share UFW's per-host allowlist again.
+    /etc/ufw/after.init start; hcs_changed "the hook's chains restored"
 fi
 hcs_done

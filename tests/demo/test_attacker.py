@@ -290,3 +290,14 @@ def test_each_identity_row_succeeds_with_the_identity_layers_off(running_demo: d
     finally:
         restored = demo.reconverge(running_demo, {})
         assert restored.changes.get("vm-firewall") and restored.changes.get("vm-code-server"), restored.lines
+
+
+def test_the_converge_restores_what_root_tampered_with(running_demo: demo.Demo) -> None:
+    """The layers are root's files and chains; a changed drop-in or a flushed hook comes back on the next converge, reported."""
+    vm = running_demo.vm
+    vm.chroot_run(["sh", "-c", f"sed -i '/^IPAddress/d' {SANDBOX} && systemctl daemon-reload && {render.UFW_AFTER_INIT} stop"])
+    assert vm.systemctl("show", "-p", "IPAddressDeny", "--value", f"code-server@{IDE_USER}.service") == ""
+    applied = demo.reconverge(running_demo, {})
+    assert applied.changes.get("vm-firewall") and applied.changes.get("vm-code-server"), applied.lines
+    assert vm.chroot_run([render.UFW_AFTER_INIT, "status"], check=False).returncode == 0
+    assert vm.systemctl("show", "-p", "IPAddressDeny", "--value", f"code-server@{IDE_USER}.service") != ""
