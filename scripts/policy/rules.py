@@ -177,16 +177,12 @@ def _hook_accounts(text: str) -> tuple[str, str]:
     return (svc.group(1) if svc else ""), (ide.group(1) if ide else "")
 
 
-def _hooks(resources: Sequence[Res]) -> list[tuple[str, str]]:
-    return [(path, text) for path, text in _files(resources, UFW_AFTER_INIT)]
-
-
 _FIRST_IN_BOTH = r"for ipt in iptables ip6tables; do\n(?:.*\n)*?\s*\$ipt -w -C OUTPUT {m} -j {c} 2>/dev/null \|\| \$ipt -w -I OUTPUT 1 {m} -j {c}\n(?:.*\n)*?\s*done"
 
 
 def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
     """On the VM: code-server's port for two uids, the gateway's for one, nothing else for the IDE user."""
-    hooks = _hooks(resources)
+    hooks = _files(resources, UFW_AFTER_INIT)
     if not hooks:
         return [f"no {UFW_AFTER_INIT} is installed: every local uid could connect to code-server and be the IDE user"]
     found = []
@@ -217,12 +213,12 @@ def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
 
 def egress_by_identity(resources: Sequence[Res]) -> list[str]:
     """Off the VM: each flow only for the accounts that open it; the IDE user has none; refusals logged."""
-    hooks = _hooks(resources)
+    hooks = _files(resources, UFW_AFTER_INIT)
     if not hooks:
         return [f"no {UFW_AFTER_INIT} is installed: every local account, the IDE user included, reaches the whole allowlist"]
     found = []
     for path, text in hooks:
-        svc, ide = _hook_accounts(text)
+        _, ide = _hook_accounts(text)
         for who in sorted({m for m in re.findall(r"(?m)^\s*allow (\S+) ", text)} & {ide, "$IDE", "nobody"}):
             found.append(f"{path}: {who} must not be allowed any flow off the VM: whoever reaches the IDE's terminal "
                          "would reach it too (DNS alone carries data out)")
