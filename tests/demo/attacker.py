@@ -51,7 +51,8 @@ class Agent:
         self.count = 0
         self.pid = 0
 
-    def ask(self, op: str, timeout: float = 40, **fields: Any) -> dict[str, Any]:
+    def ask(self, op: str, timeout: float = 40, wait: bool = True, **fields: Any) -> dict[str, Any]:
+        """Hand the agent one request; its answer (nothing when `wait` is false: an attempt the agent does not survive)."""
         self.count += 1
         name = f"{self.count:04d}"
         request = self.dir / f"{name}.json"
@@ -59,6 +60,8 @@ class Agent:
         tmp.write_text(json.dumps({"op": op, **fields}))
         tmp.chmod(0o644)
         tmp.rename(request)
+        if not wait:
+            return {}
         answer = self.dir / f"{name}.out.json"
         deadline = time.monotonic() + timeout
         while not answer.exists():

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
@@ -249,31 +250,63 @@ while True:
 """
 
 
-def test_code_server_stopping_takes_every_process_of_the_terminal(running_demo: demo.Demo, browser: Browser) -> None:
-    """Work that outlives the session, and squatting code-server's port while it is down: a
-    process started from the terminal that ignores SIGTERM and loops to bind 127.0.0.1:8080."""
-    agent = start_agent(running_demo, browser)
-    vm, unit = running_demo.vm, f"code-server@{IDE_USER}.service"
-    marker = f"/home/{IDE_USER}/{AGENT_DIR}/squatted"
-    script = agent.dir / "squat.py"
-    script.write_text(SQUATTER)
-    script.chmod(0o644)
-    started = agent.run("sh", "-c", f"setsid -f python3 /home/{IDE_USER}/{AGENT_DIR}/squat.py {marker} </dev/null >/dev/null 2>&1")
+def _squatter(agent: Agent) -> Path:
+    """Start SQUATTER from the terminal (detached, its own session); the file it writes when it binds."""
+    marker = agent.dir / "squatted"
+    marker.unlink(missing_ok=True)
+    (agent.dir / "squat.py").write_text(SQUATTER)
+    (agent.dir / "squat.py").chmod(0o644)
+    inside = f"/home/{IDE_USER}/{AGENT_DIR}"
+    started = agent.run("sh", "-c", f"setsid -f python3 {inside}/squat.py {inside}/{marker.name} </dev/null >/dev/null 2>&1")
     assert started["rc"] == 0, started
     time.sleep(0.5)
+    return marker
+
+
+def test_code_server_stopping_takes_every_process_of_the_terminal(running_demo: demo.Demo, browser: Browser) -> None:
+    """Work that outlives the session, and squatting code-server's port while it is down: a process
+    started from the terminal that ignores SIGTERM and loops to bind 127.0.0.1:8080, first while the
+    unit is stopped, then while the terminal itself kills code-server's main process."""
+    vm, unit = running_demo.vm, f"code-server@{IDE_USER}.service"
+    agent = start_agent(running_demo, browser)
+    marker = _squatter(agent)
     stop = time.monotonic()
     vm.systemctl("stop", unit)
     took = time.monotonic() - stop
     left = vm.chroot_run(["pgrep", "-u", IDE_USER], check=False).stdout.split()
-    squatted = (vm.path / marker.lstrip("/")).exists()
+    squatted = marker.exists()
     vm.systemctl("start", unit)
     vm.wait_for_unit(unit)
     rows = [Attempt("a process that ignores SIGTERM outlives code-server's stop", "killed with the unit",
                     f"stop took {took:.1f} s; processes of {IDE_USER} left: {left or 'none'}", not left),
-            Attempt(f"bind 127.0.0.1:{render.CODE_SERVER_PORT} while code-server is down", "never bound",
+            Attempt(f"bind 127.0.0.1:{render.CODE_SERVER_PORT} while code-server is stopped", "never bound",
                     "bound" if squatted else "never bound", not squatted)]
+    # The terminal kills code-server's main process itself (the same uid may): systemd then kills
+    # the rest of the unit at once (KillMode=mixed) and starts code-server again.
+    agent = start_agent(running_demo, browser)
+    marker = _squatter(agent)
+    main = vm.systemctl("show", "-p", "MainPID", "--value", unit)
+    agent.ask("run", wait=False, argv=["kill", "-KILL", main])
+    deadline = time.monotonic() + 30
+    while (again := vm.systemctl("show", "-p", "MainPID", "--value", unit)) in (main, "0", "") or vm.systemctl("is-active", unit) != "active":
+        assert time.monotonic() < deadline, vm.systemctl("status", "--no-pager", unit)
+        time.sleep(0.1)
+    left = vm.chroot_run(["pgrep", "-u", IDE_USER, "-f", "attack_agent|squat.py"], check=False).stdout.split()
+    squatted = marker.exists()
+    deadline = time.monotonic() + 30
+    while not (listener := re.search(r"pid=(\d+),", vm.chroot_run(["ss", "-H", "-ltnp", f"sport = :{render.CODE_SERVER_PORT}"]).stdout)):
+        assert time.monotonic() < deadline, "code-server did not listen again"
+        time.sleep(0.2)
+    owner = vm.chroot_run(["cat", f"/proc/{listener.group(1)}/cmdline"]).stdout.replace("\0", " ")
+    rows += [Attempt("the terminal kills code-server's main process; its other processes live on", "killed with the unit",
+                     f"code-server back as pid {again}; agent or squatter left: {left or 'none'}", not left),
+             Attempt(f"bind 127.0.0.1:{render.CODE_SERVER_PORT} in the gap after killing code-server", "never bound",
+                     ("bound for the moment before systemd killed it" if squatted else "never bound")
+                     + f"; 8080 is code-server's again: {'yes' if '/code-server/' in owner else owner}",
+                     not squatted and "/code-server/" in owner, open_because="" if not squatted else
+                     "the gap between code-server's death and systemd's SIGKILL is milliseconds; see README")]
     text = _write("attacker-stop.md", rows)
-    assert all(r.failed for r in rows), text
+    assert all(r.failed or r.open_because for r in rows), text
 
 
 def test_each_identity_row_succeeds_with_the_identity_layers_off(running_demo: demo.Demo, scene: None, browser: Browser) -> None:
