@@ -194,8 +194,8 @@ CONTROLS: tuple[Control, ...] = (
             "rejected at once and logged with the uid (NFLOG → ulogd2 → journal)",
             "the terminal reaching out (data over DNS, a foreign tunnel), squatting a port another account serves",
             _both(_file("/etc/ufw/after.init"), _file("/etc/ulogd.conf"))),
-    Control("Host", "The IDE's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost), "
-            "and everything the terminal starts dies with it",
+    Control("Host", "The IDE's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost; Unix and "
+            "IPv4 sockets only), and everything the terminal starts dies with it",
             "a way out if the firewall hook is wrong or flushed", _ide_unit_loopback_only),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
             _port_proxy_off, switch="codeServerPortProxy (set it false)"),

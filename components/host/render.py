@@ -425,7 +425,9 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
     those of everything the terminal starts (same cgroup), exchange IP packets with loopback only
     (systemd's cgroup BPF filter, which acts on Debian 12's systemd too). So one mistake in either
     layer is still no way out, and a port the IDE user binds on the VM's address receives
-    nothing from the network. `KillMode=mixed`: code-server gets SIGTERM (a clean shutdown), and
+    nothing from the network. Address families: code-server (workbench, terminal, extensions
+    host) runs with Unix and IPv4 sockets only (checked on the booted demo), so no IPv6, netlink
+    or packet socket is left to the terminal. `KillMode=mixed`: code-server gets SIGTERM (a clean shutdown), and
     once it is gone everything else in the unit gets SIGKILL at once, so nothing the terminal
     started outlives a stop (or code-server's death) to squat the port code-server leaves.
     """
@@ -445,7 +447,7 @@ ReadWritePaths=/home/{ide_user} {host.workspace_volume}
 {_KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
 KeyringMode=private
 RemoveIPC=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+RestrictAddressFamilies=AF_UNIX AF_INET
 IPAddressDeny=any
 IPAddressAllow=localhost
 KillMode=mixed

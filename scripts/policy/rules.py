@@ -239,6 +239,10 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
         if "IPAddressDeny=any" not in lines or [l for l in lines if l.startswith("IPAddressAllow=")] != ["IPAddressAllow=localhost"]:
             found.append(f"{path}: expected IPAddressDeny=any and IPAddressAllow=localhost: the second layer that keeps the "
                          "IDE's processes on loopback whatever the firewall hook says")
+        families = [l.split("=", 1)[1].split() for l in lines if l.startswith("RestrictAddressFamilies=")]
+        if families != [["AF_UNIX", "AF_INET"]]:
+            found.append(f"{path}: expected RestrictAddressFamilies=AF_UNIX AF_INET (all code-server needs), got {families}: "
+                         "IPv6, netlink and packet sockets are ways around an IPv4-shaped allowlist")
         if not {"KillMode=mixed", "KillMode=control-group"} & set(lines):
             found.append(f"{path}: expected KillMode=mixed (or control-group): what the IDE user starts must die with the unit")
     return found

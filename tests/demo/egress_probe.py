@@ -4,6 +4,7 @@
 - refused: the packet left the VM and the far side refused it (RST or ICMP unreachable);
 - blocked: the VM's own netfilter refused to send it (EPERM);
 - unreachable: an ICMP error came back (the VM's own netfilter rejects with admin-prohibited);
+- unsupported: the address family is not allowed to this process (a unit's RestrictAddressFamilies=);
 - timeout: nothing came back (dropped on the way out, or by the far side).
 
     python3 egress_probe.py tcp|udp ADDRESS PORT      (ADDRESS IPv4 or IPv6)
@@ -18,7 +19,14 @@ import sys
 proto, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
 family = socket.AF_INET6 if ":" in address else socket.AF_INET
-with socket.socket(family, kind) as sock:
+try:
+    sock = socket.socket(family, kind)
+except OSError as error:
+    if error.errno != errno.EAFNOSUPPORT:
+        raise
+    print("unsupported")
+    sys.exit(0)
+with sock:
     sock.settimeout(2)
     try:
         sock.connect((address, port))

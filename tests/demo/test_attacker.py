@@ -27,7 +27,8 @@ from tests.demo.attacker import AGENT_DIR, IDE_USER, Agent, Attempt, start_agent
 
 pytestmark = pytest.mark.slow
 SERVICE_USER = "codesvc"
-REFUSED = ("blocked", "unreachable")  # refused by the VM itself, at once
+#: Refused by the VM itself, at once: EPERM, ICMP admin-prohibited, or an address family the unit does not allow.
+REFUSED = ("blocked", "unreachable", "unsupported")
 SANDBOX = "/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf"
 #: The per-identity layers switched off: a no-op hook (the previous hook's `stop` removes its
 #: chains) and the unit without its IP filter. Only the demo's harness can do this.
@@ -115,7 +116,9 @@ def local_attempts(running: demo.Demo, agent: Agent) -> list[Attempt]:
             rows.append(Attempt(f"its own code-server: {proto} {address}:{port}", "open", seen, False,
                                 open_because="the IDE user is code-server's own identity; its terminal is code-server's child"))
         else:
-            rows.append(Attempt(f"local listener: {proto} {address}:{port}", "refused by the VM", seen, _refused(seen), by_identity=True))
+            # IPv6 is closed to the unit by its address families too, so it stays refused without the identity layers
+            rows.append(Attempt(f"local listener: {proto} {address}:{port}", "refused by the VM", seen, _refused(seen),
+                                by_identity=":" not in address))
     return rows
 
 
