@@ -54,6 +54,9 @@ def test_user_outside_the_group_is_refused_by_the_real_oauth2_proxy(running_demo
     session.page.goto(f"https://{running_demo.config.values['hostname']}/")
     bob = demo.user(running_demo, "bob")
     fill_login_form(session, type("User", (), bob)())
+    # Wait for the callback itself: the login page is already loaded, so a load-state wait can
+    # return before the form's redirect to the callback has even started.
+    session.page.wait_for_url(lambda url: "/oauth2/callback" in url, wait_until="commit", timeout=30_000)
     session.page.wait_for_load_state()
     callback = [r for r in session.journal.responses if "/oauth2/callback" in r.url]
     assert callback and callback[-1].status == 403, [(r.url, r.status) for r in session.journal.responses][-5:]
