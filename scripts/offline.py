@@ -26,6 +26,8 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 
+from scripts import mock_tls
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 #: pulumi's `serialize_provider` wraps pickle's `_batch_setitems` anew on every dynamic resource and
 #: never unwraps it; one program run adds ~40 levels, so many runs in one process overflow the stack.
@@ -198,6 +200,9 @@ class PlanMocks(pulumi.runtime.Mocks):
             return f"{name}-id", state
         if t == "random:index/randomPassword:RandomPassword":
             state.update(result=f"mock-password-{_guid(t, name)}")
+            return _guid(t, name), state
+        if t.startswith(mock_tls.PREFIX):
+            state.update(mock_tls.answer(t, name, {k: plain(v) for k, v in args.inputs.items()}))
             return _guid(t, name), state
         return args.resource_id or f"{name}-id", state
 

@@ -7,6 +7,7 @@ Cloudflare edge). Read from the offline plan, so it reports what would really be
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Callable, Sequence
@@ -80,6 +81,25 @@ def _port_proxy_off(plan: PlanResult) -> list[Registered]:
 
 def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/oauth2-proxy.cfg")(plan) if 'http_address = "unix://' in str(r.inputs.get("content", ""))]
+
+
+def _hop_certificates(plan: PlanResult) -> list[Registered]:
+    """The hop's leaf certificates, by name (the engine registers the two in either order)."""
+    return sorted(plan.of_type("tls:index/locallySignedCert:LocallySignedCert"), key=lambda r: r.name)
+
+
+def _hop_renewal_due(plan: PlanResult, now: dt.datetime | None = None) -> str:
+    """The hop's certificates inside their renewal window: the next `pulumi up` replaces them, and must run."""
+    not_after = plan.outputs.get("hopCertNotAfter")
+    windows = [int(r.inputs.get("earlyRenewalHours", 0)) for r in plan.of_type("tls:index/locallySignedCert:LocallySignedCert")]
+    if not not_after or not windows:
+        return ""
+    expiry = dt.datetime.strptime(str(not_after), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    left = expiry - (now or dt.datetime.now(dt.timezone.utc))
+    if left > dt.timedelta(hours=max(windows)):
+        return ""
+    return (f"the hop's certificates expire {not_after} (in {max(left.days, 0)} day(s)), inside their renewal window: "
+            "run pulumi up to replace them before the hop fails closed")
 
 
 def _ide_unit_loopback_only(plan: PlanResult) -> list[Registered]:
@@ -159,6 +179,11 @@ CONTROLS: tuple[Control, ...] = (
                   _typed("cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig")), edges=("cloudflare",)),
     Control("Transport", "Central Caddy (wildcard TLS) → local gateway site block", "plaintext traffic",
             _file(".caddy"), edges=("fortigate",)),
+    Control("Transport", "DMZ hop in mutual TLS, private CA: the gateway requires the central Caddy's client certificate, "
+            "the central Caddy verifies the gateway against that CA (the Cloudflare edge keeps its loopback hop, "
+            "limited by identity)", "session cookies and the terminal in clear on the DMZ, a spoofed front proxy, an impostor gateway",
+            _both(_file(".caddy"), _hop_certificates), edges=("fortigate",),
+            weakened=_hop_renewal_due),
     Control("Transport", "Local Caddy gateway: trusted proxies only, security headers, JSON access log without Access JWT or OAuth code/state",
             "direct app exposure, spoofed client IPs, credentials in shipped logs",
             _both(_file("/caddy/Caddyfile"), _named("gateway-caddy-gateway"))),

@@ -4,9 +4,11 @@ config as the engine would pass it (Pulumi.yaml defaults, then Pulumi.dev.yaml, 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from components.settings import MappingSource, Settings, load
+from scripts import mock_tls
 from scripts.offline import load_stack_config
 
 #: Fixed "today" for settings tests, so date checks don't depend on when the suite runs.
@@ -37,3 +39,28 @@ def dev_source(**overrides: Any) -> MappingSource:
 def dev_settings(**overrides: Any) -> Settings:
     """Validated settings of the dev stack (with `overrides`)."""
     return load(dev_source(**overrides), today=TODAY)
+
+
+def hop_pki(directory: Path, hostname: str = "code.example.com", vm_address: str = "192.0.2.10") -> dict[str, Path]:
+    """Files of a DMZ hop PKI, made exactly as the program's pulumi-tls stand-in makes them (real
+    Ed25519 keys and X.509 certificates): ca.crt/.key, gateway.crt/.key, front.crt/.key in `directory`."""
+    def make(kind: str, name: str, **inputs: Any) -> dict[str, Any]:
+        return mock_tls.answer(f"{mock_tls.PREFIX}{kind}", name, inputs)
+
+    ca_key = make("privateKey:PrivateKey", f"{directory}-ca", algorithm="ED25519")["privateKeyPem"]
+    ca = make("selfSignedCert:SelfSignedCert", "ca", privateKeyPem=ca_key, isCaCertificate=True, subject={"commonName": "test hop CA"},
+              validityPeriodHours=48, allowedUses=["cert_signing"])["certPem"]
+    out = {"ca.crt": ca, "ca.key": ca_key}
+    for role, uses, dns, ips in (("gateway", "server_auth", [hostname], [vm_address]), ("front", "client_auth", [], [])):
+        key = make("privateKey:PrivateKey", f"{directory}-{role}", algorithm="ED25519")["privateKeyPem"]
+        request = make("certRequest:CertRequest", role, privateKeyPem=key, subject={"commonName": role}, dnsNames=dns, ipAddresses=ips)
+        out[f"{role}.key"] = key
+        out[f"{role}.crt"] = make("locallySignedCert:LocallySignedCert", f"{directory}-{role}", certRequestPem=request["certRequestPem"],
+                                  caCertPem=ca, caPrivateKeyPem=ca_key, validityPeriodHours=24,
+                                  allowedUses=["digital_signature", uses])["certPem"]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, text in out.items():
+        (directory / name).write_text(text)
+        paths[name] = directory / name
+    return paths

@@ -70,11 +70,13 @@ def test_stack_outputs_name_the_url_and_identity_but_no_secret(dev_plan: PlanRes
     assert outputs["entraIssuerUrl"] == "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
     assert outputs["entraTenantId"] == "11111111-2222-3333-4444-555555555555"
     assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId", "signOutUrl",
-                            "frontProxySite", "cookieSecretUrn"}
+                            "frontProxySite", "cookieSecretUrn",
+                            "frontProxyHopCa", "frontProxyHopCert", "frontProxyHopKey", "hopCertNotAfter"}
     # Sign-out ends oauth2-proxy's session, then Entra's (the live path follows this link in a browser).
     assert outputs["signOutUrl"] == ("https://code.example.com/oauth2/sign_out?rd="
                                      "https%3A%2F%2Flogin.microsoftonline.com%2F11111111-2222-3333-4444-555555555555%2Foauth2%2Fv2.0%2Flogout")
-    assert "[secret]" not in outputs.values()  # no secret is exported at all
+    # the one secret exported is the central Caddy's hop key (for its host; `--show-secrets` to fetch it)
+    assert [key for key, value in outputs.items() if value == "[secret]"] == ["frontProxyHopKey"]
 
 
 CA = "azuread:index/conditionalAccessPolicy:ConditionalAccessPolicy"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from scripts import posture
 from scripts.offline import StackConfig, run_program
 from tests.support import TEST_SECRETS
@@ -9,6 +11,8 @@ from tests.support import TEST_SECRETS
 SSH = "UFW default deny in; SSH from management only; gateway only from the front proxy"
 UFW_OUT = "UFW default deny out, same allowlist as the firewall"
 FORTIGATE_OUT = "FortiGate egress allowlist from the VM, ending in a logged deny"
+HOP = ("DMZ hop in mutual TLS, private CA: the gateway requires the central Caddy's client certificate, the central Caddy "
+       "verifies the gateway against that CA (the Cloudflare edge keeps its loopback hop, limited by identity)")
 
 
 def _weakened(config: StackConfig, **changes: object) -> tuple[dict[str, str], list[posture.Row]]:
@@ -31,3 +35,16 @@ def test_acknowledged_public_management_and_wide_egress_are_weakened(dev_config:
 def test_an_unverified_fortigate_api_weakens_the_fortigate_row(dev_config: StackConfig) -> None:
     weakened, _ = _weakened(dev_config, fortigateInsecure=True)
     assert weakened == {FORTIGATE_OUT: "acknowledged: API TLS not verified (fortigateInsecure)"}
+
+
+def test_hop_certificates_inside_their_renewal_window_are_a_warning(dev_config: StackConfig) -> None:
+    """Read from the plan: the leaves' expiry (an output) against their early-renewal window (an input)."""
+    plan = run_program(dev_config.with_values(**TEST_SECRETS))
+    fresh = {r.control: r.status for r in posture.posture(plan, "fortigate")}
+    assert fresh[HOP] == "on"
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=10)  # within the default 30-day window
+    plan.outputs["hopCertNotAfter"] = soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = posture.posture(plan, "fortigate")
+    note = next(r.note for r in rows if r.control == HOP and r.status == "WEAKENED")
+    assert "inside their renewal window" in note and "run pulumi up" in note
+    assert "WARNING: control WEAKENED: Transport: " + HOP in posture.terminal(rows)

@@ -22,7 +22,8 @@ GENERATED = "mock-secret-"
 
 
 class _KeepingRandom(PlanMocks):
-    """The plan's mocks, keeping every value they hand out for `RandomBytes` (cookie and tunnel secrets)."""
+    """The plan's mocks, keeping every value they hand out for `RandomBytes` (cookie and tunnel secrets)
+    and for the hop's private keys."""
 
     def __init__(self, tenant_id: str) -> None:
         super().__init__(tenant_id)
@@ -32,6 +33,8 @@ class _KeepingRandom(PlanMocks):
         resource_id, state = super().new_resource(args)
         if args.typ == "random:index/randomBytes:RandomBytes":
             self.random += [state["base64"], state["hex"]]
+        if args.typ == "tls:index/privateKey:PrivateKey":  # the DMZ hop's keys: the base64 body of each
+            self.random.append("".join(state["privateKeyPem"].splitlines()[1:-1])[22:])  # past the fixed PKCS#8 header
         return resource_id, state
 
 

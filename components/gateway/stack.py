@@ -16,6 +16,7 @@ from components.files import HostFile
 from components.gateway import docker_ssh
 from components.gateway import render_caddy as caddy
 from components.gateway import render_oauth2_proxy as oauth2
+from components.gateway.hop_tls import HopPki, HopPkiArgs
 from components.host.install import HostFiles, HostFilesArgs, record_files
 from components.host.render import GATEWAY_LOG_DIR, OAUTH2_PROXY_SOCKET_DIR, PROXY_STACK_DIR
 from components.settings.gateway import GatewaySettings
@@ -24,6 +25,11 @@ from components.settings.topology import Topology
 CADDY_DIR = f"{PROXY_STACK_DIR}/caddy"
 OAUTH2_PROXY_DIR = f"{PROXY_STACK_DIR}/oauth2-proxy"
 CLOUDFLARED_DIR = f"{PROXY_STACK_DIR}/cloudflared"
+#: The hop's certificate, key and client CA on the VM, and where the gateway container sees them.
+HOP_DIR = f"{CADDY_DIR}/hop"
+HOP_IN_CONTAINER = "/etc/caddy/hop"
+#: Where the central Caddy's host keeps the hop's files (render_caddy.FRONT_HOP_DIR's default).
+FRONT_HOP_DIR = "/etc/caddy/hcs-hop"
 #: cloudflared's metrics/readiness server, on loopback only (never the VM's address).
 CLOUDFLARED_METRICS = "127.0.0.1:20241"
 #: Mode of every file of the stack, secrets included: the design's 640 for the service account
@@ -95,12 +101,15 @@ def content_hash(*parts: str) -> str:
 
 
 def caddy_params(hostname: str, topology: Topology) -> caddy.GatewayParams:
-    """The production gateway: bound to loopback, and to the VM's own address only for the front proxy."""
+    """The production gateway: bound to loopback, and to the VM's own address only for the front
+    proxy, with mutual TLS there (the FortiGate edge; the Cloudflare edge has no network peer)."""
+    hop = f"{HOP_IN_CONTAINER}/"
     return caddy.GatewayParams(
         hostname=hostname,
         port=topology.gateway_port,
         listen=topology.gateway_listen,
         front_proxies=topology.trusted_proxies,
+        tls=caddy.HopTls(hop + caddy.HOP_CERT, hop + caddy.HOP_KEY, hop + caddy.HOP_CA) if topology.gateway_peers else None,
     )
 
 
@@ -135,7 +144,12 @@ class GatewayStack(pulumi.ComponentResource):
     and a third container, cloudflared, which dials out to Cloudflare and reaches the gateway
     on loopback: it reads its token from that file (`--token-file`), never from its command
     line or environment, and serves metrics on 127.0.0.1 only.
-    Outputs: `front_site` (the site block for the central Caddy, or None), `caddy_container_id`,
+    With the FortiGate edge, a `HopPki` (the hop's CA and certificates): the gateway's certificate,
+    key and client CA go to the VM like the other files, the central Caddy's client certificate,
+    key and the CA are recorded for its host and exported.
+    Outputs: `front_site` (the site block for the central Caddy, or None), `hop_ca_cert`,
+    `front_proxy_hop_cert`, `front_proxy_hop_key` (secret), `hop_not_after` (the earlier
+    expiry of the two leaves; all None with the Cloudflare edge), `caddy_container_id`,
     `oauth2_proxy_container_id`, `cookie_secret_urn` (`pulumi up --replace <urn>` rotates it).
 
     Why: both containers run as the service account with a read-only root, every capability
@@ -148,6 +162,10 @@ class GatewayStack(pulumi.ComponentResource):
     """
 
     front_site: pulumi.Output[str]
+    hop_ca_cert: pulumi.Output[str]
+    front_proxy_hop_cert: pulumi.Output[str]
+    front_proxy_hop_key: pulumi.Output[str]
+    hop_not_after: pulumi.Output[str]
     caddy_container_id: pulumi.Output[str]
     oauth2_proxy_container_id: pulumi.Output[str]
     cookie_secret_urn: pulumi.Output[str]
@@ -190,6 +208,25 @@ class GatewayStack(pulumi.ComponentResource):
             _file(f"{OAUTH2_PROXY_DIR}/cookie-secret", cookie_secret, svc, secret=True),
         ]
         directories = [PROXY_STACK_DIR, CADDY_DIR, OAUTH2_PROXY_DIR, GATEWAY_LOG_DIR]
+        gateway_inputs: list[pulumi.Input[str]] = [caddyfile]
+        self.hop_ca_cert = self.front_proxy_hop_cert = self.front_proxy_hop_key = self.hop_not_after = pulumi.Output.from_input(None)
+        if topo.gateway_peers:
+            pki = HopPki(f"{name}-hop", HopPkiArgs(args.hostname, topo.vm.address, settings.hop), pulumi.ResourceOptions(parent=self))
+            stack_files += [
+                _file(f"{HOP_DIR}/{caddy.HOP_CA}", pki.ca_cert, svc),
+                _file(f"{HOP_DIR}/{caddy.HOP_CERT}", pki.server_cert, svc),
+                _file(f"{HOP_DIR}/{caddy.HOP_KEY}", pki.server_key, svc, secret=True),
+            ]
+            directories.append(HOP_DIR)
+            gateway_inputs += [pki.ca_cert, pki.server_cert, pki.server_key]
+            front = f"{FRONT_HOP_DIR}/{args.hostname}"
+            record_files(self, [
+                HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_CA}", content=pki.ca_cert),
+                HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_CERT}", content=pki.client_cert),
+                HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_KEY}", content=pki.client_key, mode="0600", secret=True),
+            ])
+            self.hop_ca_cert, self.front_proxy_hop_cert, self.front_proxy_hop_key = pki.ca_cert, pki.client_cert, pki.client_key
+            self.hop_not_after = pulumi.Output.all(pki.server_not_after, pki.client_not_after).apply(min)
         if tunnel_token is not None:
             stack_files.append(_file(f"{CLOUDFLARED_DIR}/token", tunnel_token, svc, secret=True))
             directories.append(CLOUDFLARED_DIR)
@@ -273,7 +310,8 @@ class GatewayStack(pulumi.ComponentResource):
                 # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
                 # Owned by the service account: a tmpfs is root's 0755 otherwise, and Caddy could not write.
                 tmpfs=user.apply(caddy_tmpfs),
-                labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=content_hash(caddyfile))],
+                # the hop's certificate and key included: a renewed certificate restarts the gateway
+                labels=[docker.ContainerLabelArgs(label=CONFIG_HASH_LABEL, value=pulumi.Output.all(*gateway_inputs).apply(lambda v: content_hash(*v)))],
                 healthcheck=docker.ContainerHealthcheckArgs(
                     tests=["CMD", *caddy.health_check(gateway_params)], interval="30s", timeout="5s", retries=3, start_period="10s"
                 ),
@@ -306,6 +344,10 @@ class GatewayStack(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "front_site": self.front_site,
+                "hop_ca_cert": self.hop_ca_cert,
+                "front_proxy_hop_cert": self.front_proxy_hop_cert,
+                "front_proxy_hop_key": self.front_proxy_hop_key,
+                "hop_not_after": self.hop_not_after,
                 "caddy_container_id": self.caddy_container_id,
                 "oauth2_proxy_container_id": self.oauth2_proxy_container_id,
                 "cookie_secret_urn": self.cookie_secret_urn,

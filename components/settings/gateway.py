@@ -42,6 +42,21 @@ class GatewaySettings:
     cookie_refresh: dt.timedelta
     email_domains: tuple[str, ...]
     cookie_secret_rotation: str
+    hop: HopLifetimes
+
+
+@dataclass(frozen=True)
+class HopLifetimes:
+    """Lifetimes of the DMZ hop's certificates (mutual TLS between the central Caddy and the gateway).
+
+    The leaf certificates live `cert_days` and are replaced by the first `pulumi up` in their last
+    `renew_days` (pulumi-tls marks them ready for renewal), so a monthly `up` keeps them current;
+    the CA lives `ca_days` and is rotated by replacing it (README: rotating the hop CA).
+    """
+
+    cert_days: int
+    renew_days: int
+    ca_days: int
 
 
 def image_tag(reference: str) -> str | None:
@@ -99,9 +114,19 @@ def parse(r: Reader) -> GatewaySettings | None:
     domains = r.strings("emailDomains", email_domain, non_empty=True)
     if domains is not None and "*" in domains and len(domains) > 1:
         r.problem("emailDomains", "expected either [\"*\"] or a list of domains, not both")
+    cert_days = r.integer("hopCertValidityDays", lo=2, hi=397)
+    renew_days = r.integer("hopCertRenewDays", lo=1, hi=396)
+    ca_days = r.integer("hopCaValidityDays", lo=30, hi=3650)
+    if cert_days is not None and renew_days is not None and renew_days >= cert_days:
+        r.problem("hopCertRenewDays", f"expected fewer days than hopCertValidityDays ({cert_days}), got {renew_days}: "
+                  "the certificates would be renewed on every up")
+    if cert_days is not None and ca_days is not None and ca_days <= cert_days:
+        r.problem("hopCaValidityDays", f"expected more days than hopCertValidityDays ({cert_days}), got {ca_days}: "
+                  "a certificate must not outlive the CA that signed it")
     rotation = r.string("cookieSecretRotation")
     if rotation is not None and not rotation.strip():
         r.problem("cookieSecretRotation", "expected a non-empty label (change it to rotate the cookie secret)")
     if len(r.problems) > start:
         return None
-    return GatewaySettings(caddy, oauth2_proxy, expire, refresh, domains, rotation.strip())
+    return GatewaySettings(caddy, oauth2_proxy, expire, refresh, domains, rotation.strip(),
+                           HopLifetimes(cert_days, renew_days, ca_days))

@@ -248,6 +248,37 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
     return found
 
 
+def dmz_hop_mutual_tls(resources: Sequence[Res]) -> list[str]:
+    """The hop central Caddy → gateway is mutual TLS on the network; loopback may stay plain."""
+    found = []
+    for path, text in _files(resources, "/caddy/Caddyfile"):
+        for block in re.split(r"\n(?=https?://)", text)[1:]:
+            scheme = block.split("://", 1)[0]
+            bound = re.search(r"(?m)^\s*bind (.+)$", block)
+            addresses = bound.group(1).split() if bound else ["(all)"]
+            if all(a.startswith("127.") or a == "::1" for a in addresses):
+                continue
+            if scheme != "https":
+                found.append(f"{path}: the gateway serves {', '.join(addresses)} over plain HTTP: session cookies and the "
+                             "terminal would cross the DMZ in clear; serve the network address over TLS with client_auth")
+                continue
+            if not re.search(r"client_auth \{\s*mode require_and_verify\s*trust_pool file \S+\s*\}", block):
+                found.append(f"{path}: the TLS site on {', '.join(addresses)} must require and verify a client certificate of "
+                             "the hop's CA (client_auth: mode require_and_verify, trust_pool file); anyone at the front "
+                             "proxy's address would be believed otherwise")
+    for path, text in _files(resources, ".caddy"):
+        if "reverse_proxy" not in text:
+            continue
+        if not re.search(r"reverse_proxy https://", text):
+            found.append(f"{path}: the central Caddy must dial the gateway over https://, not in clear")
+        for directive, why in (("tls_trust_pool file", "verify the gateway against the hop's CA, not the system roots"),
+                               ("tls_client_auth", "present the client certificate the gateway requires"),
+                               ("tls_server_name", "verify the gateway's certificate for the right name")):
+            if directive not in text:
+                found.append(f"{path}: the transport must {why} ({directive})")
+    return found
+
+
 def code_server_port_proxy_off(resources: Sequence[Res]) -> list[str]:
     """The port proxy serves any local port on the IDE's origin; opting in is a reviewed override."""
     return [
@@ -415,6 +446,8 @@ RULES: tuple[Rule, ...] = (
          "(owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
     Rule("egress-by-identity", "Off the VM each flow is open only to the accounts that use it, the IDE user to none "
          "(IPv4 and IPv6, refusals logged), and the IDE's unit reaches loopback only.", egress_by_identity, stack=True),
+    Rule("dmz-hop-mutual-tls", "The hop central Caddy → gateway is mutual TLS: the gateway requires a client certificate "
+         "of the hop's CA on the network, the central Caddy verifies the gateway against that CA.", dmz_hop_mutual_tls, stack=True),
     Rule("code-server-port-proxy-off", "code-server's port proxy (/proxy/<port>, /absproxy/<port>) is off.",
          code_server_port_proxy_off),
     Rule("oauth2-proxy-unix-socket", "oauth2-proxy listens on a Unix socket in the service account's directory only, "

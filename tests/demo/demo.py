@@ -39,7 +39,8 @@ import docker
 from scripts import go_cache
 from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
 from tests.demo import codeserver_deb, fortigate, images, network
-from components.gateway.stack import OAUTH2_PROXY_DIR
+from components.files import FILE_TYPE
+from components.gateway.stack import FRONT_HOP_DIR, OAUTH2_PROXY_DIR
 from components.host.install import encode_contents
 from tests.demo.live import Applied, LiveMocks, Rewrite
 from tests.idp import setup as idp_setup
@@ -184,16 +185,29 @@ def front_ca(work: Path) -> Path:
     return work / "front-caddy/data/caddy/pki/authorities/local/root.crt"
 
 
-def _start_front(vm: BootedVM, state: DemoState, site_block: str, hostname: str, progress: Progress) -> None:
-    """The central Caddy: the site block the program rendered, imported as production does, TLS from its local CA."""
+def front_hop_files(plan: PlanResult) -> dict[str, str]:
+    """The central Caddy's hop files the program recorded for its host (path under FRONT_HOP_DIR → content)."""
+    return {r.values["path"].removeprefix(FRONT_HOP_DIR + "/"): r.values["content"] for r in plan.of_type(FILE_TYPE)
+            if r.values.get("role") == "front-proxy" and str(r.values["path"]).startswith(FRONT_HOP_DIR + "/")}
+
+
+def _start_front(vm: BootedVM, state: DemoState, site_block: str, hostname: str, hop: dict[str, str], progress: Progress) -> None:
+    """The central Caddy: the site block the program rendered, imported as production does, TLS from its local CA,
+    the hop's client certificate, key and CA where the block reads them (its HCS_HOP_DIR)."""
     work = Path(state.workdir)
     front = work / "front-caddy"
-    for sub in ("data", "config"):
-        (front / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("data", "config", "hop"):
+        (front / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     site = front / f"{hostname}.caddy"
-    if site.exists() and site.read_text() == site_block and "front-caddy" in state.processes \
+    current = all((front / "hop" / path).exists() and (front / "hop" / path).read_text() == text for path, text in hop.items())
+    if site.exists() and site.read_text() == site_block and current and "front-caddy" in state.processes \
             and Path(f"/proc/{state.processes['front-caddy']}").exists():
         return
+    for path, text in hop.items():
+        target = front / "hop" / path
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        target.touch(mode=0o600)
+        target.write_text(text)
     site.write_text(site_block)
     caddyfile = front / "Caddyfile"
     caddyfile.write_text("{\n\tadmin off\n\tpersist_config off\n\tlocal_certs\n\tskip_install_trust\n"
@@ -204,7 +218,7 @@ def _start_front(vm: BootedVM, state: DemoState, site_block: str, hostname: str,
     log = work / "front-caddy.log"
     state.processes["front-caddy"] = _spawn_detached(
         vm.peer_argv([str(Path(sys.executable).parent / "caddy"), "run", "--adapter", "caddyfile", "--config", str(caddyfile)]),
-        log, env={"XDG_DATA_HOME": str(front / "data"), "XDG_CONFIG_HOME": str(front / "config")})
+        log, env={"XDG_DATA_HOME": str(front / "data"), "XDG_CONFIG_HOME": str(front / "config"), "HCS_HOP_DIR": str(front / "hop")})
     state.save()
     _wait("the central Caddy's local CA", front_ca(work).exists, log)
 
@@ -422,7 +436,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     timings["converge"] = time.monotonic() - mark
     site = plan.outputs.get("frontProxySite")
     if site:
-        _start_front(vm, state, site, config.values["hostname"], progress)
+        _start_front(vm, state, site, config.values["hostname"], front_hop_files(plan), progress)
     timings["total"] = time.monotonic() - started
     progress(f"converged: {applied.total} change(s), {applied.ssh_sessions} SSH session(s), {timings['converge']:.1f} s")
     return Demo(vm, state, config, plan, applied, timings)

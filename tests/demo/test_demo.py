@@ -158,3 +158,22 @@ def test_fortigate_objects_on_the_firewall_api(running_demo: demo.Demo) -> None:
     assert deny["action"] == "deny" and deny["logtraffic"] == "all"
     vip = next(v for v in table("firewall/vip") if v["name"] == "hcs-vip-https")
     assert vip["extport"] == "443" and [m["range"] for m in vip["mappedip"]] == [network.FRONT_PROXY]
+
+
+def test_the_dmz_hop_is_mutual_tls(running_demo: demo.Demo) -> None:
+    """On the booted VM, from the front proxy's own address: the central Caddy's client certificate
+    (the files the program recorded for its host) gets through; without it, or in plain HTTP, nothing is proxied."""
+    vm, hostname = running_demo.vm, running_demo.config.values["hostname"]
+    port = running_demo.config.values.get("gatewayPort", "8880")
+    hop = running_demo.workdir / "front-caddy" / "hop" / hostname
+
+    def curl(*args: str, scheme: str = "https") -> tuple[int, str]:
+        done = vm.peer_run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--interface", network.FRONT_PROXY,
+                            "--resolve", f"{hostname}:{port}:{vm.address}", "--cacert", str(hop / "hop-ca.crt"), *args,
+                            f"{scheme}://{hostname}:{port}/oauth2/ping"])
+        return done.returncode, done.stdout
+
+    assert curl("--cert", str(hop / "hop.crt"), "--key", str(hop / "hop.key")) == (0, "200")
+    refused, answer = curl()
+    assert refused in (35, 55, 56) and answer == "000", (refused, answer)  # refused at the handshake
+    assert curl(scheme="http") == (0, "400")  # Caddy's "HTTP request to an HTTPS server": nothing proxied

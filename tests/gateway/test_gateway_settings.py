@@ -24,6 +24,9 @@ GOOD = {
     "cookieRefresh": "30m",
     "emailDomains": json.dumps(["example.com"]),
     "cookieSecretRotation": "1",
+    "hopCertValidityDays": "90",
+    "hopCertRenewDays": "30",
+    "hopCaValidityDays": "1825",
 }
 
 
@@ -64,7 +67,8 @@ def test_every_gateway_key_is_declared_in_pulumi_yaml() -> None:
 def test_good_values_parse() -> None:
     result, problems = parse(GOOD)
     assert problems == {}
-    assert result == gateway.GatewaySettings(CADDY, OAUTH2_PROXY, dt.timedelta(hours=12), dt.timedelta(minutes=30), ("example.com",), "1")
+    assert result == gateway.GatewaySettings(CADDY, OAUTH2_PROXY, dt.timedelta(hours=12), dt.timedelta(minutes=30), ("example.com",), "1",
+                                             gateway.HopLifetimes(90, 30, 1825))
 
 
 @pytest.mark.parametrize(
@@ -109,3 +113,13 @@ def test_later_releases_and_untagged_digests_are_accepted() -> None:
 def test_all_problems_are_reported_at_once() -> None:
     _, problems = parse({**GOOD, "caddyImage": "caddy:2", "oauth2ProxyImage": "oauth2-proxy:v7.6.0", "cookieRefresh": "2h"})
     assert {"caddyImage", "oauth2ProxyImage", "cookieRefresh"} <= set(problems)
+
+
+@pytest.mark.parametrize(("changes", "key"), [
+    ({"hopCertRenewDays": "90"}, "hopCertRenewDays"),  # renewed on every up
+    ({"hopCaValidityDays": "60"}, "hopCaValidityDays"),  # a leaf outliving its CA
+    ({"hopCertValidityDays": "400"}, "hopCertValidityDays"),
+])
+def test_hop_lifetimes_that_cannot_work_are_refused(changes: dict[str, str], key: str) -> None:
+    result, problems = parse({**GOOD, **changes})
+    assert result is None and key in problems, problems

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.gateway import render_caddy as c
+from tests.support import hop_pki
 from components.host.render import OAUTH2_PROXY_SOCKET
 
 IP = ipaddress.ip_address
@@ -66,7 +67,19 @@ def test_gateway_config_as_caddy_reads_it(caddy_bin: str, caddy_env: dict[str, s
     assert "tls" not in cfg["apps"]
 
 
+def front_hop_env(caddy_env: dict[str, str], tmp_path: Path, files: dict[str, str]) -> dict[str, str]:
+    """The central Caddy's environment with `HCS_HOP_DIR` holding the hop's three files for code.example.com."""
+    hop = tmp_path / "hop" / "code.example.com"
+    hop.mkdir(parents=True)
+    for name, text in files.items():
+        (hop / name).write_text(text)
+    return {**caddy_env, "HCS_HOP_DIR": str(tmp_path / "hop")}
+
+
 def test_front_site_block_validates_when_imported(caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
+    pki = hop_pki(tmp_path / "pki")
+    caddy_env = front_hop_env(caddy_env, tmp_path, {c.HOP_CA: pki["ca.crt"].read_text(), c.HOP_CERT: pki["front.crt"].read_text(),
+                                                    c.HOP_KEY: pki["front.key"].read_text()})
     site = tmp_path / "code.example.com.caddy"
     site.write_text(c.front_site("code.example.com", IP("192.0.2.10"), 8880))
     # the central Caddy's own Caddyfile, reduced to what matters: it imports the site files
@@ -78,6 +91,10 @@ def test_front_site_block_validates_when_imported(caddy_bin: str, caddy_env: dic
     cfg = adapted(caddy_bin, caddy_env, main)
     text = json.dumps(cfg["apps"]["http"])
     assert '"host": ["code.example.com"]' in text and '"dial": "192.0.2.10:8880"' in text
+    transport = json.dumps(cfg["apps"]["http"]["servers"]).split('"transport": ')[1]
+    # the hop: the gateway verified against the hop's CA only, by the public name, the client certificate presented
+    assert f'"pem_files": ["{tmp_path}/hop/code.example.com/{c.HOP_CA}"]' in transport and '"server_name": "code.example.com"' in transport
+    assert f'"client_certificate_file": "{tmp_path}/hop/code.example.com/{c.HOP_CERT}"' in transport
 
 
 @pytest.mark.parametrize("field", ["listen", "front_proxies"])

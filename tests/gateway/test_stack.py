@@ -13,10 +13,12 @@ import pulumi
 import pytest
 
 from components.gateway import render_caddy, render_oauth2_proxy
-from components.gateway.stack import CONFIG_HASH_LABEL, GatewayStack, GatewayStackArgs, service_ids
+from components.gateway.stack import (CONFIG_HASH_LABEL, FRONT_HOP_DIR, HOP_DIR, HOP_IN_CONTAINER, GatewayStack,
+                                      GatewayStackArgs, service_ids)
 from components.host.vm import connection_args
 from components.files import FILE_TYPE
-from scripts.offline import Registered, load_stack_config, record, run_program
+from scripts import mock_tls
+from scripts.offline import Registered, load_stack_config, plain, record, run_program
 from tests.host import mockgraph, sample
 
 CLIENT_SECRET = "entra-client-secret~0123456789abcdefghij"
@@ -38,6 +40,8 @@ class Mocks(pulumi.runtime.Mocks):
             outputs["image_id"] = IMAGE_IDS["caddy" if "caddy" in args.name else "oauth2-proxy"]
         if args.typ == "random:index/randomBytes:RandomBytes":
             outputs.update(base64=base64.b64encode(COOKIE_RAW).decode(), hex=COOKIE_RAW.hex())
+        if args.typ.startswith(mock_tls.PREFIX):  # the hop's PKI: real keys and certificates
+            outputs.update(mock_tls.answer(args.typ, args.name, {k: plain(v) for k, v in args.inputs.items()}))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
@@ -181,7 +185,7 @@ def test_every_file_is_recorded_with_owner_mode_and_secrecy(graph: list[Register
     assert recorded[f"{base}/oauth2-proxy/client-secret"].values["content"] == CLIENT_SECRET
     assert recorded[f"{base}/oauth2-proxy/cookie-secret"].values["content"] == cookie_secret()
     front = recorded["/etc/caddy/sites/code.example.com.caddy"]
-    assert front.values["role"] == "front-proxy" and "reverse_proxy http://192.0.2.10:8880" in front.values["content"]
+    assert front.values["role"] == "front-proxy" and "reverse_proxy https://192.0.2.10:8880" in front.values["content"]
 
 
 def test_secret_files_decode_as_oauth2_proxy_reads_them(graph: list[Registered]) -> None:
@@ -194,7 +198,7 @@ def test_config_files_are_the_rendered_ones(graph: list[Registered]) -> None:
     cfg = tomllib.loads(recorded["/opt/code-server/docker/oauth2-proxy/oauth2-proxy.cfg"].values["content"])
     assert (cfg["client_id"], cfg["allowed_groups"], cfg["oidc_issuer_url"]) == (CLIENT_ID, [GROUP], ISSUER)
     caddyfile = recorded["/opt/code-server/docker/caddy/Caddyfile"].values["content"]
-    assert "bind 192.0.2.10 127.0.0.1" in caddyfile and "trusted_proxies static 192.0.2.5/32" in caddyfile
+    assert "bind 192.0.2.10\n" in caddyfile and "bind 127.0.0.1\n" in caddyfile and "trusted_proxies static 192.0.2.5/32" in caddyfile
 
 
 def test_files_are_installed_with_contents_on_stdin_only(graph: list[Registered]) -> None:
@@ -237,14 +241,22 @@ def test_service_ids_refuses_anything_but_two_non_root_numbers(stdout: str) -> N
 
 def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Registered], caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
     recorded = files(graph)
+    hop_vm, hop_front = tmp_path / "hop-vm", tmp_path / "hop" / "code.example.com"
+    for directory, prefix in ((hop_vm, f"{HOP_DIR}/"), (hop_front, f"{FRONT_HOP_DIR}/code.example.com/")):
+        directory.mkdir(parents=True)
+        for path, reg in recorded.items():
+            if path.startswith(prefix):  # the hop's certificates and keys as the program made them
+                (directory / path.removeprefix(prefix)).write_text(plain(reg.values["content"]))
     gateway = tmp_path / "Caddyfile"
-    gateway.write_text(recorded["/opt/code-server/docker/caddy/Caddyfile"].values["content"].replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log")))
+    gateway.write_text(recorded["/opt/code-server/docker/caddy/Caddyfile"].values["content"].replace(render_caddy.ACCESS_LOG, str(tmp_path / "access.log"))
+                       .replace(HOP_IN_CONTAINER, str(hop_vm)))
     site = tmp_path / "site.caddy"
     site.write_text(recorded["/etc/caddy/sites/code.example.com.caddy"].values["content"])
     front = tmp_path / "front"
     front.write_text(f"{{\n\tadmin off\n\tstorage file_system {tmp_path / 'storage'}\n}}\n\nimport {site}\n")
     for path in (gateway, front):
-        result = subprocess.run([caddy_bin, "validate", "--config", str(path), "--adapter", "caddyfile"], env=caddy_env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run([caddy_bin, "validate", "--config", str(path), "--adapter", "caddyfile"],
+                                env={**caddy_env, "HCS_HOP_DIR": str(tmp_path / "hop")}, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
 
 

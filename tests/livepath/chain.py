@@ -53,6 +53,8 @@ from scripts.code_server_cache import CodeServerInstall
 from scripts.go_cache import TOOLS
 from scripts.offline import load_stack_config
 from tests.livepath import signin
+from tests.support import hop_pki
+from components.gateway.stack import HOP_DIR
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.netns import NetworkPlan
 from tests.realroot.runner import SshRunner
@@ -182,6 +184,7 @@ class LiveChain:
         self.cookie_name = ""
         self.cookie_secret = ""
         self.front_state = workdir / "front-caddy"
+        self.front_hop_dir = workdir / "front-hop"  # the central Caddy's HCS_HOP_DIR
         self.ca_cert = self.front_state / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
         self.gateway_access_log = root.path / render.GATEWAY_ACCESS_LOG.lstrip("/")
         self.logs: dict[str, Path] = {}
@@ -249,6 +252,15 @@ class LiveChain:
     def _install_proxy_files(self) -> None:
         """The rendered gateway Caddyfile and oauth2-proxy config (+ test secrets) in the stack dir."""
         s, plan = self.settings, self.plan
+        # The DMZ hop's PKI, made as the program's pulumi-tls stand-in makes it; the gateway's
+        # side goes where the program puts it, the central Caddy's into its HCS_HOP_DIR.
+        self.hop = hop_pki(self.workdir / "hop-pki", plan.hostname, plan.vm_ip)
+        front_hop = self.front_hop_dir / plan.hostname
+        front_hop.mkdir(parents=True, exist_ok=True)
+        for name, source in ((render_caddy.HOP_CA, "ca.crt"), (render_caddy.HOP_CERT, "front.crt"), (render_caddy.HOP_KEY, "front.key")):
+            (front_hop / name).write_text(self.hop[source].read_text())
+            (front_hop / name).chmod(0o600)
+        hop = f"{HOP_DIR}/"
         gateway = render_caddy.GatewayParams(
             hostname=plan.hostname,
             port=plan.gateway_port,
@@ -256,6 +268,7 @@ class LiveChain:
             front_proxies=tuple(s.topology.front_proxy_addresses),
             # No container here: Caddy writes the host path the container would mount.
             access_log=render.GATEWAY_ACCESS_LOG,
+            tls=render_caddy.HopTls(hop + render_caddy.HOP_CERT, hop + render_caddy.HOP_KEY, hop + render_caddy.HOP_CA),
         )
         oauth = render_oauth2_proxy.OAuth2ProxyParams(
             hostname=plan.hostname,
@@ -282,6 +295,9 @@ class LiveChain:
                 HostFile("vm", f"{OAUTH2_PROXY_DIR}/cookie-secret", self.cookie_secret, svc, svc, "0640"),
                 HostFile("vm", f"{OAUTH2_PROXY_DIR}/idp-ca.crt", self.idp.tls.ca_cert.read_text(), svc, svc, "0640"),
                 HostFile("vm", render.PROXY_ENV_FILE, f"OAUTH2_PROXY_TEST_SECRET={secrets.token_urlsafe(24)}\n", svc, svc, "0640"),
+                HostFile("vm", f"{HOP_DIR}/{render_caddy.HOP_CA}", self.hop["ca.crt"].read_text(), svc, svc, "0640"),
+                HostFile("vm", f"{HOP_DIR}/{render_caddy.HOP_CERT}", self.hop["gateway.crt"].read_text(), svc, svc, "0640"),
+                HostFile("vm", f"{HOP_DIR}/{render_caddy.HOP_KEY}", self.hop["gateway.key"].read_text(), svc, svc, "0640"),
             ),
         )
         self.root.chroot_run(["install", "-d", "-o", svc, "-g", svc, "-m", "0700", CADDY_STATE])
@@ -363,7 +379,7 @@ class LiveChain:
         )
         log = self.workdir / "front-caddy.log"
         self.logs["front-caddy"] = log
-        argv = ["env", f"XDG_DATA_HOME={front / 'data'}", f"XDG_CONFIG_HOME={front / 'config'}",
+        argv = ["env", f"XDG_DATA_HOME={front / 'data'}", f"XDG_CONFIG_HOME={front / 'config'}", f"HCS_HOP_DIR={self.front_hop_dir}",
                 str(caddy_binary()), "run", "--adapter", "caddyfile", "--config", str(caddyfile)]
         self.root.peer_spawn(argv, log=log)
         self._wait("front Caddy's local CA", self.ca_cert.exists, log)

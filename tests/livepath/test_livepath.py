@@ -7,15 +7,22 @@ browser and the probes sit on the front proxy's side of the namespace pair, reac
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from components.host import render
 from tests.livepath.browser import signed_in_cookie
+from tests.support import hop_pki
 from tests.livepath.chain import CADDY_ADMIN_PORT, CODE_SERVER_PORT, OAUTH2_PROXY_SOCKET, OLD_OAUTH2_PROXY_PORT, LiveChain
 
 pytestmark = pytest.mark.slow
@@ -179,17 +186,67 @@ def _owned_by(chain: LiveChain, path: str, user: str) -> bool:
 def test_spoofed_x_forwarded_for_does_not_change_the_logged_client(live_chain: LiveChain) -> None:
     chain = live_chain
     spoofed = "203.0.113.66"
-    # A direct client (not the trusted front proxy) with a forged header: refused and logged as itself.
-    direct = chain.probe("http", f"http://{chain.plan.vm_ip}:{chain.plan.gateway_port}/", "--header", f"Host: {chain.plan.hostname}",
-                         "--header", f"X-Forwarded-For: {spoofed}", source=chain.plan.outsider_ip)
-    assert direct["status"] == 403
     # A browser-side client sending the header through the front proxy: the front replaces it.
     chain.probe("http", f"{chain.plan.public_url}/oauth2/ping?xff-test", "--header", f"X-Forwarded-For: {spoofed}")
     time.sleep(0.5)  # Caddy writes its access log asynchronously
     entries = chain.gateway_log_entries()
-    direct_entry = [e for e in entries if e["request"]["remote_ip"] == chain.plan.outsider_ip][-1]
-    assert direct_entry["request"]["client_ip"] == chain.plan.outsider_ip and direct_entry["status"] == 403
     # The log's query filter re-encodes the query (sorted keys, `key=`), so match on its start.
     fronted = [e for e in entries if e["request"]["uri"].startswith("/oauth2/ping?xff-test")][-1]
     assert fronted["request"]["remote_ip"] == chain.plan.front_ip
     assert fronted["request"]["client_ip"] != spoofed and fronted["request"]["client_ip"] in chain.root.config.network.peer_ips
+
+
+def _expired_front_certificate(chain: LiveChain, directory: Path) -> tuple[Path, Path]:
+    """A client certificate of the hop's own CA that expired yesterday."""
+    ca_key = serialization.load_pem_private_key(chain.hop["ca.key"].read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate(chain.hop["ca.crt"].read_bytes())
+    key = ed25519.Ed25519PrivateKey.generate()
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired front")]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=3)).not_valid_after(now - dt.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False).sign(ca_key, None))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "expired.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "expired.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                              serialization.NoEncryption()))
+    return directory / "expired.crt", directory / "expired.key"
+
+
+def test_the_dmz_hop_is_mutual_tls(live_chain: LiveChain, tmp_path: Path) -> None:
+    """From the front proxy's own address: only the hop's client certificate gets a connection;
+    none, another CA's, an expired one and plain HTTP are refused at the handshake (or before any
+    proxying), so no such peer can set the client IP the gateway logs."""
+    chain, plan = live_chain, live_chain.plan
+    spoofed = "203.0.113.77"
+    url = f"https://{plan.hostname}:{plan.gateway_port}/oauth2/ping?hop-test"
+    other = hop_pki(tmp_path / "other-ca", plan.hostname, plan.vm_ip)
+    expired = _expired_front_certificate(chain, tmp_path / "expired")
+
+    def curl(*args: str, source: str = plan.front_ip, target: str = url) -> tuple[int, str]:
+        done = chain.root.peer_run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                    "--interface", source, "--resolve", f"{plan.hostname}:{plan.gateway_port}:{plan.vm_ip}",
+                                    "--cacert", str(chain.hop["ca.crt"]), "-H", f"X-Forwarded-For: {spoofed}", *args, target])
+        return done.returncode, done.stdout + done.stderr
+
+    good = curl("--cert", str(chain.hop["front.crt"]), "--key", str(chain.hop["front.key"]))
+    assert good == (0, "200"), good  # the positive control: the hop's own client certificate
+    refused = {
+        "no certificate": curl(),
+        "another CA's certificate": curl("--cert", str(other["front.crt"]), "--key", str(other["front.key"])),
+        "an expired certificate": curl("--cert", str(expired[0]), "--key", str(expired[1])),
+        "a direct client with the certificate": curl("--cert", str(chain.hop["front.crt"]), "--key", str(chain.hop["front.key"]),
+                                                     source=plan.outsider_ip),
+    }
+    for what, (code, said) in refused.items():
+        if what.startswith("a direct"):
+            assert said.startswith("403"), (what, said)  # TLS is not enough: only the front proxy's address is served
+        else:
+            # curl's handshake failures: 35 (SSL connect), 56 (the server's alert read back), 55 (the server hung up)
+            assert code in (35, 55, 56) and said.startswith("000"), (what, code, said)
+    plain = curl(target=f"http://{plan.hostname}:{plan.gateway_port}/oauth2/ping?hop-test")
+    assert plain[1].startswith("400"), plain  # Caddy's "HTTP request to an HTTPS server": nothing is proxied
+    time.sleep(0.5)
+    entries = [e for e in chain.gateway_log_entries() if e["request"]["uri"].startswith("/oauth2/ping?hop-test")]
+    assert [e["request"]["client_ip"] for e in entries if e["status"] == 200] == [spoofed]  # believed from the proved front proxy only
+    assert all(e["request"]["remote_ip"] != plan.front_ip or e["status"] == 200 for e in entries), entries
