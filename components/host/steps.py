@@ -168,9 +168,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 "HCS_UFW_RULES": render.ufw_rules_text(render.ufw_rules(topology, host)),
                 "HCS_UFW_DEFAULTS": " ".join(f"{k}={v}" for k, v in render.ufw_defaults(host).items()),
             },
-            (
-                _vm(render.UFW_AFTER_INIT, render.ufw_after_init(topology, host), mode="0750"),
-            ),
+            (_vm(render.UFW_AFTER_INIT, render.ufw_after_init(topology, host), mode="0750"),),
             # Last: every download (packages, code-server, vendor repositories) happens before the
             # egress allowlist closes the host.
             after=tuple(s.name for s in steps),
