@@ -92,6 +92,13 @@ def start_agent(running: demo.Demo, browser: Browser) -> Agent:
         shutil.copy(source, agent.dir / source.name)
     for path in (agent.dir, *agent.dir.iterdir()):
         shutil.chown(path, uid, gid)
+    # code-server's unit is active as soon as it is exec'd (Type=exec): after a restart (a stop test,
+    # a converge that changed its drop-in) wait until it serves, or the sign-in lands on a 502.
+    deadline = time.monotonic() + 60
+    while vm.chroot_run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "http://127.0.0.1:8080/healthz"],
+                        user=IDE_USER, check=False).stdout != "200":
+        assert time.monotonic() < deadline, "code-server did not serve on 127.0.0.1:8080 within 60 s"
+        time.sleep(0.2)
     session = new_session(browser)
     try:
         session.page.goto(f"https://{running.config.values['hostname']}/")
