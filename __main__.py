@@ -67,7 +67,7 @@ pulumi.export("entraIssuerUrl", identity.issuer_url)
 pulumi.export("entraGroupObjectId", identity.group_object_id)
 pulumi.export("signOutUrl", identity.sign_out_url)
 pulumi.export("frontProxySite", gateway.front_site)  # None with the Cloudflare edge (no central Caddy)
-# The DMZ hop's files for the central Caddy's host (render_caddy.FRONT_HOP_DIR/<hostname>/); None with Cloudflare.
+# The DMZ hop's files for the central Caddy's host (render_caddy.FRONT_HOP_HOME/<hostname>/); None with Cloudflare.
 pulumi.export("frontProxyHopCa", gateway.hop_ca_cert)
 pulumi.export("frontProxyHopCert", gateway.front_proxy_hop_cert)
 pulumi.export("frontProxyHopKey", gateway.front_proxy_hop_key)

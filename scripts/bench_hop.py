@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import websockets  # noqa: E402
 
 from components.gateway import render_caddy as c  # noqa: E402
-from tests.support import hop_pki  # noqa: E402
+from tests.support import front_hop_dir, hop_pki  # noqa: E402
 
 HOST = "code.example.com"
 GOAL_MS = 0.5
@@ -61,11 +61,7 @@ def _chain(work: Path, name: str, echo: int, mtls: bool) -> tuple[list[subproces
     if mtls:
         pki = hop_pki(work / name / "pki", HOST, vm)
         tls = c.HopTls(str(pki["gateway.crt"]), str(pki["gateway.key"]), str(pki["ca.crt"]))
-        hop = work / name / "hop" / HOST
-        hop.mkdir(parents=True)
-        for target, source in ((c.HOP_CA, "ca.crt"), (c.HOP_CERT, "front.crt"), (c.HOP_KEY, "front.key")):
-            (hop / target).write_text(pki[source].read_text())
-        env["HCS_HOP_DIR"] = str(work / name / "hop")
+        env["HCS_HOP_DIR"] = str(front_hop_dir(work / name / "hop", HOST, pki))
     params = c.GatewayParams(HOST, gateway_port, (ipaddress.ip_address(vm), ipaddress.ip_address("127.0.0.1")),
                              (ipaddress.ip_address("127.0.0.1"),), upstream=f"127.0.0.1:{echo}",
                              access_log=str(work / name / "access.log"), tls=tls)

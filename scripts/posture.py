@@ -91,7 +91,7 @@ def _hop_certificates(plan: PlanResult) -> list[Registered]:
 def _hop_renewal_due(plan: PlanResult, now: dt.datetime | None = None) -> str:
     """The hop's certificates inside their renewal window: the next `pulumi up` replaces them, and must run."""
     not_after = plan.outputs.get("hopCertNotAfter")
-    windows = [int(r.inputs.get("earlyRenewalHours", 0)) for r in plan.of_type("tls:index/locallySignedCert:LocallySignedCert")]
+    windows = [int(r.inputs.get("earlyRenewalHours", 0)) for r in _hop_certificates(plan)]
     if not not_after or not windows:
         return ""
     expiry = dt.datetime.strptime(str(not_after), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)

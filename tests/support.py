@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from components.gateway import render_caddy
 from components.settings import MappingSource, Settings, load
 from scripts import mock_tls
 from scripts.offline import load_stack_config
@@ -64,3 +65,14 @@ def hop_pki(directory: Path, hostname: str = "code.example.com", vm_address: str
         (directory / name).write_text(text)
         paths[name] = directory / name
     return paths
+
+
+def front_hop_dir(root: Path, hostname: str, pki: dict[str, Path]) -> Path:
+    """`root` as the central Caddy's HCS_HOP_DIR: the hop's CA and the front's certificate and key
+    of `pki` (from `hop_pki`) under <hostname>/, with the names the site block reads (0600)."""
+    hop = root / hostname
+    hop.mkdir(parents=True, exist_ok=True)
+    for name, source in ((render_caddy.HOP_CA, "ca.crt"), (render_caddy.HOP_CERT, "front.crt"), (render_caddy.HOP_KEY, "front.key")):
+        (hop / name).write_text(pki[source].read_text())
+        (hop / name).chmod(0o600)
+    return root

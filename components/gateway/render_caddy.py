@@ -40,8 +40,10 @@ ACCESS_JWT_HEADER = "Cf-Access-Jwt-Assertion"
 REDACTED_QUERY = ("code", "state")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-#: Where the central Caddy keeps the hop's files (`front_site`); `HCS_HOP_DIR` in its environment overrides it.
-FRONT_HOP_DIR = "{$HCS_HOP_DIR:/etc/caddy/hcs-hop}"
+#: Where the central Caddy's host keeps the hop's files (one directory per hostname), and how the
+#: site block names it: `HCS_HOP_DIR` in the central Caddy's environment overrides the default.
+FRONT_HOP_HOME = "/etc/caddy/hcs-hop"
+FRONT_HOP_DIR = "{$HCS_HOP_DIR:" + FRONT_HOP_HOME + "}"
 HOP_CA, HOP_CERT, HOP_KEY = "hop-ca.crt", "hop.crt", "hop.key"
 
 

@@ -28,8 +28,6 @@ CLOUDFLARED_DIR = f"{PROXY_STACK_DIR}/cloudflared"
 #: The hop's certificate, key and client CA on the VM, and where the gateway container sees them.
 HOP_DIR = f"{CADDY_DIR}/hop"
 HOP_IN_CONTAINER = "/etc/caddy/hop"
-#: Where the central Caddy's host keeps the hop's files (render_caddy.FRONT_HOP_DIR's default).
-FRONT_HOP_DIR = "/etc/caddy/hcs-hop"
 #: cloudflared's metrics/readiness server, on loopback only (never the VM's address).
 CLOUDFLARED_METRICS = "127.0.0.1:20241"
 #: Mode of every file of the stack, secrets included: the design's 640 for the service account
@@ -219,7 +217,7 @@ class GatewayStack(pulumi.ComponentResource):
             ]
             directories.append(HOP_DIR)
             gateway_inputs += [pki.ca_cert, pki.server_cert, pki.server_key]
-            front = f"{FRONT_HOP_DIR}/{args.hostname}"
+            front = f"{caddy.FRONT_HOP_HOME}/{args.hostname}"
             record_files(self, [
                 HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_CA}", content=pki.ca_cert),
                 HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_CERT}", content=pki.client_cert),

@@ -6,10 +6,9 @@ hcs_install_files
 # shellcheck disable=SC2086 # a word list by design
 hcs_pkgs $HCS_PACKAGES
 hcs_unit_enabled ulogd2.service
+hcs_restart_if_changed ulogd2.service
 if hcs_systemd; then
-    if hcs_files_changed /etc/ulogd.conf || hcs_files_changed /etc/systemd/system/ulogd2.service.d/10-hcs.conf; then
-        systemctl daemon-reload; systemctl restart ulogd2.service; echo "restarted ulogd2.service"
-    elif ! systemctl is-active --quiet ulogd2.service; then
+    if ! systemctl is-active --quiet ulogd2.service; then
         systemctl start ulogd2.service; hcs_changed "ulogd2.service started"
     fi
     systemctl is-active --quiet ulogd2.service || hcs_fail "ulogd2.service is not active: the firewall's refusals would not be logged"

@@ -40,7 +40,8 @@ from scripts import go_cache
 from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
 from tests.demo import codeserver_deb, fortigate, images, network
 from components.files import FILE_TYPE
-from components.gateway.stack import FRONT_HOP_DIR, OAUTH2_PROXY_DIR
+from components.gateway.render_caddy import FRONT_HOP_HOME
+from components.gateway.stack import OAUTH2_PROXY_DIR
 from components.host.install import encode_contents
 from tests.demo.live import Applied, LiveMocks, Rewrite
 from tests.idp import setup as idp_setup
@@ -186,9 +187,9 @@ def front_ca(work: Path) -> Path:
 
 
 def front_hop_files(plan: PlanResult) -> dict[str, str]:
-    """The central Caddy's hop files the program recorded for its host (path under FRONT_HOP_DIR → content)."""
-    return {r.values["path"].removeprefix(FRONT_HOP_DIR + "/"): r.values["content"] for r in plan.of_type(FILE_TYPE)
-            if r.values.get("role") == "front-proxy" and str(r.values["path"]).startswith(FRONT_HOP_DIR + "/")}
+    """The central Caddy's hop files the program recorded for its host (path under FRONT_HOP_HOME → content)."""
+    return {r.values["path"].removeprefix(FRONT_HOP_HOME + "/"): r.values["content"] for r in plan.of_type(FILE_TYPE)
+            if r.values.get("role") == "front-proxy" and str(r.values["path"]).startswith(FRONT_HOP_HOME + "/")}
 
 
 def _start_front(vm: BootedVM, state: DemoState, site_block: str, hostname: str, hop: dict[str, str], progress: Progress) -> None:
@@ -356,13 +357,16 @@ def edit_files(edits: dict[str, Callable[[str], str]]) -> Rewrite:
     return rewrite
 
 
+def converge_demo(vm: BootedVM, config: StackConfig, idp: idp_setup.IdpFiles, progress: Progress,
+                  extra: dict[str, Rewrite] | None = None) -> tuple[PlanResult, Applied]:
+    """`converge` with the demo's own rewrite (the sign-in overrides for the Entra stand-in), plus `extra`."""
+    rewrites = {"gateway-files-install": gateway_overrides(config.values["entraTenantId"], idp), **(extra or {})}
+    return converge(vm, config, progress, rewrites)
+
+
 def reconverge(running: Demo, extra: dict[str, Rewrite], progress: Progress = lambda _line: None) -> Applied:
     """Converge the running demo again as `up()` does, with more step rewrites (test-only overrides)."""
-    config, work = running.config, running.workdir
-    idp = identity(config, work)
-    rewrites = {"gateway-files-install": gateway_overrides(config.values["entraTenantId"], idp), **extra}
-    _, applied = converge(running.vm, config, progress, rewrites)
-    return applied
+    return converge_demo(running.vm, running.config, identity(running.config, running.workdir), progress, extra)[1]
 
 
 def _start_identity(vm: BootedVM, state: DemoState, idp: idp_setup.IdpFiles, progress: Progress) -> None:
@@ -428,7 +432,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     state.save()
     progress("converging: the program's remote commands over SSH, its containers in the VM's Docker")
     mark = time.monotonic()
-    plan, applied = converge(vm, config, progress, {"gateway-files-install": gateway_overrides(config.values["entraTenantId"], idp)})
+    plan, applied = converge_demo(vm, config, idp, progress)
     _quiet_ide(vm, config.values.get("ideUser", "coder"))
     counts = apply_fortigate(vm, plan, work)
     applied.add("fortigate", sum(v for k, v in counts.items() if k != "unchanged"),

@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from components.gateway import render_caddy as c
-from tests.gateway.test_render_caddy import front_hop_env
 from tests.gateway.test_caddy_live import free_port
-from tests.support import hop_pki
+from tests.support import front_hop_dir, hop_pki
 
 HOST = "code.example.com"
 GATEWAY = "127.0.0.1"
@@ -93,8 +92,7 @@ def test_the_central_caddy_believes_only_a_gateway_of_the_hop_ca(impostor: bool,
     other = hop_pki(tmp_path / "other-pki", HOST, GATEWAY)
     served = other if impostor else hop
     gateway = TlsStandIn(served["gateway.crt"], served["gateway.key"], None if impostor else hop["ca.crt"])
-    env = front_hop_env(caddy_env, tmp_path, {c.HOP_CA: hop["ca.crt"].read_text(), c.HOP_CERT: hop["front.crt"].read_text(),
-                                              c.HOP_KEY: hop["front.key"].read_text()})
+    env = {**caddy_env, "HCS_HOP_DIR": str(front_hop_dir(tmp_path / "hop", HOST, hop))}
     front, https = _front(caddy_bin, env, tmp_path, gateway.port)
     try:
         status = _get(https)

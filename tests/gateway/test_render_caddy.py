@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.gateway import render_caddy as c
-from tests.support import hop_pki
+from tests.support import front_hop_dir, hop_pki
 from components.host.render import OAUTH2_PROXY_SOCKET
 
 IP = ipaddress.ip_address
@@ -67,19 +67,8 @@ def test_gateway_config_as_caddy_reads_it(caddy_bin: str, caddy_env: dict[str, s
     assert "tls" not in cfg["apps"]
 
 
-def front_hop_env(caddy_env: dict[str, str], tmp_path: Path, files: dict[str, str]) -> dict[str, str]:
-    """The central Caddy's environment with `HCS_HOP_DIR` holding the hop's three files for code.example.com."""
-    hop = tmp_path / "hop" / "code.example.com"
-    hop.mkdir(parents=True)
-    for name, text in files.items():
-        (hop / name).write_text(text)
-    return {**caddy_env, "HCS_HOP_DIR": str(tmp_path / "hop")}
-
-
 def test_front_site_block_validates_when_imported(caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
-    pki = hop_pki(tmp_path / "pki")
-    caddy_env = front_hop_env(caddy_env, tmp_path, {c.HOP_CA: pki["ca.crt"].read_text(), c.HOP_CERT: pki["front.crt"].read_text(),
-                                                    c.HOP_KEY: pki["front.key"].read_text()})
+    caddy_env = {**caddy_env, "HCS_HOP_DIR": str(front_hop_dir(tmp_path / "hop", "code.example.com", hop_pki(tmp_path / "pki")))}
     site = tmp_path / "code.example.com.caddy"
     site.write_text(c.front_site("code.example.com", IP("192.0.2.10"), 8880))
     # the central Caddy's own Caddyfile, reduced to what matters: it imports the site files

@@ -13,8 +13,7 @@ import pulumi
 import pytest
 
 from components.gateway import render_caddy, render_oauth2_proxy
-from components.gateway.stack import (CONFIG_HASH_LABEL, FRONT_HOP_DIR, HOP_DIR, HOP_IN_CONTAINER, GatewayStack,
-                                      GatewayStackArgs, service_ids)
+from components.gateway.stack import CONFIG_HASH_LABEL, HOP_DIR, HOP_IN_CONTAINER, GatewayStack, GatewayStackArgs, service_ids
 from components.host.vm import connection_args
 from components.files import FILE_TYPE
 from scripts import mock_tls
@@ -242,7 +241,7 @@ def test_service_ids_refuses_anything_but_two_non_root_numbers(stdout: str) -> N
 def test_the_deployed_caddyfiles_pass_caddy_validate(graph: list[Registered], caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
     recorded = files(graph)
     hop_vm, hop_front = tmp_path / "hop-vm", tmp_path / "hop" / "code.example.com"
-    for directory, prefix in ((hop_vm, f"{HOP_DIR}/"), (hop_front, f"{FRONT_HOP_DIR}/code.example.com/")):
+    for directory, prefix in ((hop_vm, f"{HOP_DIR}/"), (hop_front, f"{render_caddy.FRONT_HOP_HOME}/code.example.com/")):
         directory.mkdir(parents=True)
         for path, reg in recorded.items():
             if path.startswith(prefix):  # the hop's certificates and keys as the program made them

@@ -53,7 +53,7 @@ from scripts.code_server_cache import CodeServerInstall
 from scripts.go_cache import TOOLS
 from scripts.offline import load_stack_config
 from tests.livepath import signin
-from tests.support import hop_pki
+from tests.support import front_hop_dir, hop_pki
 from components.gateway.stack import HOP_DIR
 from tests.realroot.machine import RealRoot, RootConfig
 from tests.realroot.netns import NetworkPlan
@@ -255,11 +255,7 @@ class LiveChain:
         # The DMZ hop's PKI, made as the program's pulumi-tls stand-in makes it; the gateway's
         # side goes where the program puts it, the central Caddy's into its HCS_HOP_DIR.
         self.hop = hop_pki(self.workdir / "hop-pki", plan.hostname, plan.vm_ip)
-        front_hop = self.front_hop_dir / plan.hostname
-        front_hop.mkdir(parents=True, exist_ok=True)
-        for name, source in ((render_caddy.HOP_CA, "ca.crt"), (render_caddy.HOP_CERT, "front.crt"), (render_caddy.HOP_KEY, "front.key")):
-            (front_hop / name).write_text(self.hop[source].read_text())
-            (front_hop / name).chmod(0o600)
+        front_hop_dir(self.front_hop_dir, plan.hostname, self.hop)
         hop = f"{HOP_DIR}/"
         gateway = render_caddy.GatewayParams(
             hostname=plan.hostname,
