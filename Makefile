@@ -40,9 +40,10 @@ caches: $(VENV)/.dev apt
 	$(PY) scripts/code_server_cache.py
 	$(PY) scripts/go_cache.py
 
-## demo: the whole stack running on this machine (booted VM, containers, front proxy); prints how to use it
+## demo: the whole stack running on this machine (booted VM, containers, front proxy); prints how to use it.
+## RELEASE=12 boots a Debian 12 VM instead of Debian 13.
 demo: $(VENV)/.dev apt caches
-	$(PY) scripts/demo.py up
+	$(PY) scripts/demo.py up $(if $(RELEASE),--release $(RELEASE))
 
 ## demo-down: remove everything `make demo` made (processes, VM, namespaces, its directory)
 demo-down: $(VENV)/.dev

@@ -1,6 +1,7 @@
 """Measure the host converge on a fresh real root: first run, second run, SSH sessions per `pulumi up`.
 
-    python scripts/bench_converge.py        # needs root (see tests/realroot); ~30 s
+    python scripts/bench_converge.py                # needs root (see tests/realroot); ~30 s
+    python scripts/bench_converge.py --release 12   # the same on a Debian 12 root (default: 13)
 
 The steps are the `remote.Command`s of the program's mocked resource graph, run over real SSH in
 dependency order, one session each, exactly as pulumi-command runs them. The root starts without
@@ -13,17 +14,23 @@ one setting (only the steps whose command or stdin hash changed).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.host.realhost import host_under_test  # noqa: E402  (needs the repository root on sys.path)
+from components.settings import debian  # noqa: E402  (needs the repository root on sys.path)
+from tests.host.realhost import host_under_test  # noqa: E402
 
 
 def main() -> int:
-    with host_under_test() as host:
-        print("test root ready in " + ", ".join(f"{k} {v:.1f} s" for k, v in host.root.timings.items()))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--release", type=int, choices=sorted(debian.RELEASES), default=debian.DEFAULT,
+                        help="the test root's Debian release (vmDebianRelease)")
+    release = parser.parse_args().release
+    with host_under_test(vmDebianRelease=str(release)) as host:
+        print(f"Debian {release} test root ready in " + ", ".join(f"{k} {v:.1f} s" for k, v in host.root.timings.items()))
         runs = []
         for label in ("first", "second"):
             runner = host.root.runner()

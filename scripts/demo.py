@@ -2,6 +2,7 @@
 """`make demo` / `make demo-down`: the whole hardened stack on this machine (see tests/demo/demo.py).
 
     python scripts/demo.py up      # bring it up, or converge the running demo again; writes build/demo/demo.json
+    python scripts/demo.py up --release 12   # the same on a Debian 12 VM (the default is the product's, 13)
     python scripts/demo.py down    # remove everything it made (processes, VM, namespaces, its directory)
 
 Needs root (network namespaces, systemd-nspawn) and the caches `make caches` builds.
@@ -17,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.demo import demo  # noqa: E402  (needs the repository root on sys.path)
+from components.settings import debian  # noqa: E402  (needs the repository root on sys.path)
+from tests.demo import demo  # noqa: E402
 from tests.realroot.prereq import RealRootError  # noqa: E402
 
 
@@ -29,6 +31,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--tag", default=demo.DEFAULT_TAG, help="names the demo's namespaces and directory")
+    parser.add_argument("--release", type=int, choices=sorted(debian.RELEASES), default=debian.DEFAULT,
+                        help="the VM's Debian release (vmDebianRelease)")
     args = parser.parse_args()
     try:
         if args.action == "down":
@@ -36,7 +40,7 @@ def main() -> int:
             demo.BUILD.joinpath("demo.json").unlink(missing_ok=True)
             _progress(f"demo {args.tag} is gone ({len(removed)} things removed)" if removed else f"no demo {args.tag} was running")
             return 0
-        running = demo.up(args.tag, _progress)
+        running = demo.up(args.tag, _progress, release=args.release)
     except (RealRootError, RuntimeError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from components.settings import checks, rules
+from components.settings import checks, debian, rules
 from scripts.offline import PlanResult, Registered
 from scripts.policy.rules import Res, evaluate
 
@@ -107,6 +107,44 @@ def _ide_unit_loopback_only(plan: PlanResult) -> list[Registered]:
             if {"IPAddressDeny=any", "IPAddressAllow=localhost"} <= set(str(r.inputs.get("content", "")).splitlines())]
 
 
+def _debian_release(plan: PlanResult) -> debian.DebianRelease | None:
+    """The release every host step checks the VM for (`HCS_DEBIAN_RELEASE` in their commands)."""
+    for r in _named("vm-packages")(plan):
+        found = re.search(r"HCS_DEBIAN_RELEASE=(\d+)", str(r.inputs.get("create", "")))
+        if found:
+            return debian.RELEASES.get(int(found.group(1)))
+    return None
+
+
+def _release_checked(plan: PlanResult) -> list[Registered]:
+    return _named("vm-packages")(plan) if _debian_release(plan) is not None else []
+
+
+def _release_weakness(plan: PlanResult, today: dt.date | None = None) -> str:
+    """What the VM's release lacks of the design: its support ending, controls its systemd or sshd cannot enforce."""
+    release = _debian_release(plan)
+    if release is None:
+        return ""
+    today = today or dt.date.today()
+    found = []
+    if today > release.lts_end:
+        found.append(f"Debian {release.version} left long-term support on {release.lts_end}: no security updates reach the VM")
+    elif release.version != debian.DEFAULT:
+        found.append(f"Debian {release.version} ({release.codename}) gets long-term support only, until {release.lts_end}")
+    if not release.bpf_framework:
+        found.append("its systemd has no BPF framework: the IDE's unit cannot be kept from binding ports or using "
+                     "interfaces other than loopback (SocketBindDeny=, RestrictNetworkInterfaces= do nothing), the "
+                     "firewall hook's SYN-ACK refusal is the only guard against a port squat")
+    if not release.mlkem_kex:
+        found.append("its OpenSSH has no ML-KEM key exchange (sntrup761 is its post-quantum hybrid)")
+    return "; ".join(found)
+
+
+def _ide_unit_bind_limits(plan: PlanResult) -> list[Registered]:
+    wanted = {"SocketBindAllow=tcp:8080", "SocketBindDeny=any", "RestrictNetworkInterfaces=lo"}
+    return [r for r in _file("10-hcs-sandbox.conf")(plan) if wanted <= set(str(r.inputs.get("content", "")).splitlines())]
+
+
 @dataclass(frozen=True)
 class Flow:
     """One flow off the VM and the accounts whose sockets may open it (as the firewall hook allows)."""
@@ -196,6 +234,9 @@ CONTROLS: tuple[Control, ...] = (
             _typed("azuread:index/conditionalAccessPolicy:ConditionalAccessPolicy"), switch="entraConditionalAccess"),
     Control("Identity", "Client secret with a fixed end date and a rotation label", "secrets that never expire",
             _typed("azuread:index/applicationPassword:ApplicationPassword")),
+    Control("Host", "The VM on a supported Debian release in security support, checked by every host step before it "
+            "changes anything (vmDebianRelease)", "release-specific choices made for another system; unpatched CVEs",
+            _release_checked, weakened=_release_weakness),
     Control("Host", "Split accounts: no-login service account outside the docker group, IDE user without sudo",
             "lateral movement, secret theft, root via the Docker socket",
             _named("vm-accounts")),
@@ -222,6 +263,10 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "The IDE's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost; Unix and "
             "IPv4 sockets only), and everything the terminal starts dies with it",
             "a way out if the firewall hook is wrong or flushed", _ide_unit_loopback_only),
+    Control("Host", "The IDE's unit binds no IP port but code-server's and uses no interface but loopback "
+            "(systemd's BPF: SocketBindDeny=any, RestrictNetworkInterfaces=lo)",
+            "a listener of the terminal, a port squatted while its owner is down", _ide_unit_bind_limits,
+            switch="vmDebianRelease 13 (Debian 12's systemd 252 has no BPF framework: both settings would do nothing)"),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
             _port_proxy_off, switch="codeServerPortProxy (set it false)"),
     Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",

@@ -1,6 +1,6 @@
-"""Build or refresh the cached Debian 12 test root (run once before `make test`; needs root).
+"""Build or refresh the cached Debian test roots, one per supported release (run once before `make test`; needs root).
 
-    python scripts/testroot.py            # build if missing, print the image path
+    python scripts/testroot.py            # build what is missing, print the image paths
     python scripts/testroot.py --refresh  # rebuild (e.g. to pick up Debian security updates)
     python scripts/testroot.py --prune    # also delete images the current recipe no longer uses
 
@@ -16,28 +16,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.realroot import rootfs  # noqa: E402  (needs the repository root on sys.path)
+from components.settings import debian  # noqa: E402  (needs the repository root on sys.path)
+from tests.realroot import rootfs  # noqa: E402
 from tests.realroot.prereq import RealRootError  # noqa: E402
 
 
 def main() -> int:
-    """Parse arguments, ensure the image, report where it is and how big."""
+    """Parse arguments, ensure the images, report where they are and how big."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refresh", action="store_true", help="rebuild even if the image exists")
     parser.add_argument("--prune", action="store_true", help="delete images of older recipes")
     args = parser.parse_args()
-    started = time.monotonic()
-    try:
-        image = rootfs.ensure_image(refresh=args.refresh, progress=lambda line: print(line, flush=True))
-    except RealRootError as error:
-        print(f"testroot: {error}", file=sys.stderr)
-        return 1
+    for release in sorted(debian.RELEASES, reverse=True):  # the default release first
+        started = time.monotonic()
+        try:
+            image = rootfs.ensure_image(release, refresh=args.refresh, progress=lambda line: print(line, flush=True))
+        except RealRootError as error:
+            print(f"testroot: Debian {release}: {error}", file=sys.stderr)
+            return 1
+        size = image.stat().st_size / 1e6
+        print(f"test root image (Debian {release}): {image} ({size:.0f} MB, ready in {time.monotonic() - started:.1f} s)")
     if args.prune:
         for old in rootfs.stale_images():
             print(f"removing stale image {old}")
             old.unlink()
-    size = image.stat().st_size / 1e6
-    print(f"test root image: {image} ({size:.0f} MB, ready in {time.monotonic() - started:.1f} s)")
     return 0
 
 

@@ -48,3 +48,25 @@ def test_hop_certificates_inside_their_renewal_window_are_a_warning(dev_config: 
     note = next(r.note for r in rows if r.control == HOP and r.status == "WEAKENED")
     assert "inside their renewal window" in note and "run pulumi up" in note
     assert "WARNING: control WEAKENED: Transport: " + HOP in posture.terminal(rows)
+
+
+RELEASE = ("The VM on a supported Debian release in security support, checked by every host step before it changes "
+           "anything (vmDebianRelease)")
+BIND_LIMITS = ("The IDE's unit binds no IP port but code-server's and uses no interface but loopback "
+               "(systemd's BPF: SocketBindDeny=any, RestrictNetworkInterfaces=lo)")
+
+
+def test_debian_12_is_a_warning_that_names_its_end_and_what_it_lacks(dev_config: StackConfig) -> None:
+    weakened, rows = _weakened(dev_config, vmDebianRelease=12)
+    assert set(weakened) == {RELEASE}
+    assert "long-term support only, until 2028-06-30" in weakened[RELEASE]
+    assert "no BPF framework" in weakened[RELEASE] and "no ML-KEM" in weakened[RELEASE]
+    status = {r.control: r.status for r in rows}
+    assert status[BIND_LIMITS] == "OFF" and status[RELEASE] == "WEAKENED"
+    assert f"WARNING: control WEAKENED: Host: {RELEASE}" in posture.terminal(rows)
+
+
+def test_debian_13_has_every_release_control(dev_config: StackConfig) -> None:
+    weakened, rows = _weakened(dev_config)
+    status = {r.control: r.status for r in rows}
+    assert status[RELEASE] == "on" and status[BIND_LIMITS] == "on" and RELEASE not in weakened

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from components.settings.debian import DebianRelease
 from components.settings.host import HostSettings
 from components.settings.topology import Topology
 
@@ -37,9 +38,16 @@ RESTIC_PASSWORD_FILE = "/etc/restic/hcs-backup.password"
 RESTIC_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
 ZABBIX_PSK_FILE = "/etc/zabbix/hcs.psk"
 
-# OpenSSH 9.2 names only: sshd -t rejects algorithms it does not know. No NIST curves, no SHA-1,
-# no CBC, no encrypt-and-MAC: the set ssh-audit reports without a single `fail`.
-KEX = ("sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org")
+# No NIST curves, no SHA-1, no CBC, no encrypt-and-MAC: the set ssh-audit reports without a single
+# `fail`. Key exchange per release (sshd -t rejects names it does not know): post-quantum hybrids
+# first; curve25519-sha256 stays last because Pulumi's own SSH client (Go's x/crypto/ssh, in
+# pulumi-command) has no post-quantum exchange before x/crypto v0.40, and without it no `pulumi up`.
+KEX_BY_RELEASE: dict[int, tuple[str, ...]] = {
+    # OpenSSH 9.2: sntrup761 is its only hybrid.
+    12: ("sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"),
+    # OpenSSH 10.0: ML-KEM first (its own default), sntrup761 under both names, no libssh alias.
+    13: ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com", "curve25519-sha256"),
+}
 CIPHERS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com")
 MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
 _HOST_KEY_ALGORITHMS = {
@@ -53,7 +61,7 @@ _HOST_KEY_ALGORITHMS = {
 }
 
 
-def sshd_hardening(topology: Topology) -> str:
+def sshd_hardening(topology: Topology, release: DebianRelease) -> str:
     """`/etc/ssh/sshd_config.d/00-hardening.conf`: read first, so each value here wins."""
     pinned = topology.vm.host_key.split()[0]
     host_key_algs = ["ssh-ed25519"] + [a for a in _HOST_KEY_ALGORITHMS[pinned] if a != "ssh-ed25519"]
@@ -90,7 +98,8 @@ def sshd_hardening(topology: Topology) -> str:
         "LogLevel VERBOSE",
         f"# The pinned host key's algorithm ({pinned}) stays offered, or Pulumi could not connect.",
         "HostKeyAlgorithms " + ",".join(host_key_algs),
-        "KexAlgorithms " + ",".join(KEX),
+        f"# Debian {release.version}'s OpenSSH: post-quantum key exchange first.",
+        "KexAlgorithms " + ",".join(KEX_BY_RELEASE[release.version]),
         "Ciphers " + ",".join(CIPHERS),
         "MACs " + ",".join(MACS),
     ]
@@ -309,6 +318,9 @@ def apt_proxy(topology: Topology) -> str | None:
     )
 
 
+DOCKER_DAEMON_CONFIG = "/etc/docker/daemon.json"
+
+
 def docker_daemon() -> str:
     """`/etc/docker/daemon.json`: no privilege gain in containers, bounded local logs, live restore.
 
@@ -430,7 +442,17 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
     or packet socket is left to the terminal. `KillMode=mixed`: code-server gets SIGTERM (a clean shutdown), and
     once it is gone everything else in the unit gets SIGKILL at once, so nothing the terminal
     started outlives a stop (or code-server's death) to squat the port code-server leaves.
+
+    Where systemd has its BPF framework (Debian 13), the unit also binds no IP port but
+    code-server's own (`SocketBindAllow=`/`SocketBindDeny=`: the terminal cannot listen at all, not
+    even while code-server is down) and uses no network interface but loopback
+    (`RestrictNetworkInterfaces=`). Debian 12's systemd accepts both and enforces neither, so they
+    are not written there: the posture says so instead of a line that does nothing.
     """
+    bind_limits = (
+        f"SocketBindAllow=tcp:{CODE_SERVER_PORT}\nSocketBindDeny=any\nRestrictNetworkInterfaces=lo\n"
+        if host.debian.bpf_framework else ""
+    )
     return f"""{HEADER}[Service]
 ExecStart=
 ExecStart=/usr/bin/code-server --config {CODE_SERVER_CONFIG}
@@ -450,7 +472,7 @@ RemoveIPC=yes
 RestrictAddressFamilies=AF_UNIX AF_INET
 IPAddressDeny=any
 IPAddressAllow=localhost
-KillMode=mixed
+{bind_limits}KillMode=mixed
 TimeoutStopSec=5s
 SystemCallArchitectures=native
 SystemCallFilter=@system-service

@@ -1,20 +1,22 @@
 """The DMZ host's setup as data: which script runs with which parameters and files, in what order.
 
-One `Step` per concern (packages, accounts, ownership map, sshd, upgrades, fail2ban, Docker,
+One `Step` per concern (packages with the configurations their first start must see, accounts,
+ownership map, sshd, upgrades, fail2ban,
 code-server, backup, Wazuh, Zabbix, firewall). Building the list registers nothing, so tests and
 the benchmark can read it; `DmzHost` turns each step into one `remote.Command`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from components.files import HostFile
 from components.host import render
+from components.settings import debian
 from components.settings.host import HostSettings
 from components.settings.topology import Topology
 
-#: Debian packages of every host (restic only with backups).
+#: Debian packages of every host (restic only with backups; the release's own on top).
 BASE_PACKAGES = (
     "ca-certificates",
     "curl",
@@ -27,7 +29,12 @@ BASE_PACKAGES = (
     "unattended-upgrades",
 )
 WAZUH_REPO = ("wazuh", "https://packages.wazuh.com/key/GPG-KEY-WAZUH", "https://packages.wazuh.com/4.x/apt/ stable main")
-ZABBIX_REPO = ("zabbix", "https://repo.zabbix.com/zabbix-official-repo.key", "https://repo.zabbix.com/zabbix/7.0/debian bookworm main")
+ZABBIX_KEY = "https://repo.zabbix.com/zabbix-official-repo.key"
+
+
+def zabbix_repo(release: debian.DebianRelease) -> tuple[str, str, str]:
+    """Zabbix 7.0 LTS's repository for the VM's release (one suite per Debian codename)."""
+    return ("zabbix", ZABBIX_KEY, f"https://repo.zabbix.com/zabbix/7.0/debian {release.codename} main")
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str
 def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
     """Every step of the host setup, in an order that respects `after`."""
     accounts = topology.accounts
-    packages = BASE_PACKAGES + (("restic",) if topology.backup.enabled else ())
+    packages = BASE_PACKAGES + host.debian.packages + (("restic",) if topology.backup.enabled else ())
     proxy_conf = render.apt_proxy(topology)
     steps = [
         Step(
@@ -79,7 +86,8 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             "packages",
             {"HCS_PACKAGES": " ".join(sorted(packages))},
             ((_vm("/etc/apt/apt.conf.d/01hcs-proxy", proxy_conf),) if proxy_conf else ())
-            + (_vm(render.ULOGD_CONFIG, render.ulogd_config()), _vm(render.ULOGD_DROP_IN, render.ulogd_service())),
+            + (_vm(render.ULOGD_CONFIG, render.ulogd_config()), _vm(render.ULOGD_DROP_IN, render.ulogd_service()),
+               _vm(render.DOCKER_DAEMON_CONFIG, render.docker_daemon())),
         ),
         Step(
             "accounts",
@@ -99,7 +107,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             (_vm(render.SOCKET_TMPFILES, render.socket_tmpfiles(topology)),),
             after=("accounts",),
         ),
-        Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology)),), after=("accounts",)),
+        Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology, host.debian)),), after=("accounts",)),
         Step("upgrades", "upgrades", files=(_vm("/etc/apt/apt.conf.d/20auto-upgrades", render.unattended_upgrades()),), after=("packages",)),
     ]
     steps.append(
@@ -110,7 +118,6 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             after=("layout",),
         )
     )
-    steps.append(Step("docker", "docker", files=(_vm("/etc/docker/daemon.json", render.docker_daemon()),), after=("accounts",)))
     ide = accounts.ide_user
     steps.append(
         Step(
@@ -156,7 +163,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                                   (_vm("/var/ossec/etc/ossec.conf", render.wazuh_agent(topology), "root", "wazuh", "0640"),)))
         agents.append("wazuh")
     if topology.zabbix.enabled:
-        steps.append(_vendor_step("zabbix", ZABBIX_REPO, "zabbix-agent2", "zabbix-agent2.service", topology, {},
+        steps.append(_vendor_step("zabbix", zabbix_repo(host.debian), "zabbix-agent2", "zabbix-agent2.service", topology, {},
                                   (_vm("/etc/zabbix/zabbix_agent2.conf", render.zabbix_agent(topology, host)),
                                    _vm(render.ZABBIX_PSK_FILE, host.zabbix_psk, "zabbix", "zabbix", "0400", secret=True))))
         agents.append("zabbix")
@@ -174,7 +181,10 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             after=tuple(s.name for s in steps),
         )
     )
-    return steps
+    # Every step first checks that the VM runs the release all of the above was chosen for.
+    release = {"HCS_DEBIAN_RELEASE": str(host.debian.version),
+               "HCS_DEBIAN_RELEASES": " ".join(str(v) for v in sorted(debian.RELEASES))}
+    return [replace(s, env={**s.env, **release}) for s in steps]
 
 
 def _vendor_step(

@@ -1,4 +1,4 @@
-"""Account and group names that already exist on the VM (Debian 12 plus what the host setup installs).
+"""Account and group names that already exist on the VM (Debian 13 or 12, plus what the host setup installs).
 
 The host setup changes a named account in place (groups replaced, shell set to nologin, password
 locked), so naming one of these as a stack's account would rewrite a system account: `nobody` in
@@ -10,7 +10,9 @@ the docker group is root for every process running as nobody. Sources, read on D
 - systemd 252 and dbus in `/usr/lib/sysusers.d/*.conf` (systemd-network, systemd-timesync,
   systemd-journal, messagebus; polkitd when polkit is present);
 - openssh-server's postinst (`adduser --system … sshd`); docker.io's `docker` group, which the
-  accounts step also creates itself;
+  accounts step also creates itself; ulogd2's `ulog` account (the packages step installs it);
+- Debian 13 adds openssh-client's `_ssh` group (read off a debootstrapped trixie root: its
+  /etc/passwd, /etc/group, sysusers.d and base-passwd 3.6.7's master files name nothing else new);
 - the vendor agents the stack may install: wazuh-agent (`wazuh`) and zabbix-agent2 (`zabbix`), as
   their packages create them (from the vendors' documentation; not checked on this machine).
 
@@ -34,7 +36,7 @@ BASE_GROUPS = frozenset({
 #: Created by packages of the VM (sysusers.d, postinst scripts, vendor agents).
 PACKAGE_ACCOUNTS = frozenset({
     "systemd-network", "systemd-timesync", "systemd-journal", "messagebus", "polkitd", "sshd",
-    "docker", "wazuh", "zabbix",
+    "docker", "ulog", "_ssh", "wazuh", "zabbix",
 })
 
 #: Every name a stack account or group must not take.

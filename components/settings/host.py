@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from components.settings import calendar, checks, rules
+from components.settings import calendar, checks, debian, rules
 from components.settings.reader import Reader
 from components.settings.topology import Topology
 
@@ -47,6 +47,8 @@ class HostSettings:
     #: code-server's port proxy (/proxy/<port>, /absproxy/<port>) on: a local service is then
     #: served on the IDE's own origin (an XSS there runs same-origin with the workbench).
     code_server_port_proxy: bool = False
+    #: The VM's Debian release: every release-specific choice of the host setup follows it.
+    debian: debian.DebianRelease = debian.RELEASES[debian.DEFAULT]
 
 
 def _package_url(value: str) -> str:
@@ -76,6 +78,17 @@ def _zabbix_psk(value: str) -> None:
 _identity = checks.matching(r"[A-Za-z0-9._-]{1,128}", "1-128 characters of letters, digits, '.', '_' or '-'")
 
 
+def _release(r: Reader) -> debian.DebianRelease | None:
+    version = r.integer("vmDebianRelease", lo=0, hi=999)
+    if version is None:
+        return None
+    try:
+        return debian.release(version)
+    except ValueError as error:
+        r.problem("vmDebianRelease", str(error))
+        return None
+
+
 def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings | None:
     """Read the host keys; the agents' secrets are required only when their agent is enabled."""
     start = len(r.problems)
@@ -93,6 +106,7 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
     port_proxy = r.boolean("codeServerPortProxy")
     rest_user = r.string("backupRestUser", _identity)
     rest_password = r.secret("backupRestPassword", checks.min_length(16), required=backup_on)
+    release = _release(r)
     repository = topology.backup.repository if topology is not None and backup_on else None
     if repository is not None and not re.match(r"^rest:https?://[^/@]+/", repository):
         r.problem("backupRepository", "expected rest:https://host:port/path without credentials: only restic's rest-server "
@@ -103,7 +117,7 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
     if topology is not None and not backup_on and r.is_set("backupPassword"):
         r.problem("backupPassword", "only applies when backupEnabled is true; unset it")
-    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user):
+    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user, release):
         return None
     return HostSettings(
         code_server=CodeServerPackage(version, sha256, url.replace("{version}", version)),
@@ -116,4 +130,5 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         code_server_port_proxy=port_proxy,
         backup_rest_user=rest_user,
         backup_rest_password=rest_password if backup_on else None,
+        debian=release,
     )

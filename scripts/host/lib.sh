@@ -21,6 +21,23 @@ hcs_systemd() { [ -d /run/systemd/system ]; }
 hcs_cleanup() { if [ -n "$HCS_STAGE" ]; then rm -rf -- "$HCS_STAGE"; fi; }
 trap hcs_cleanup EXIT
 
+# hcs_release: the VM runs the Debian release the stack names (HCS_DEBIAN_RELEASE, one of
+# HCS_DEBIAN_RELEASES); every release-specific choice of the steps was made for it. Checked before
+# anything is touched: an unknown release or a mismatch stops the step with the key to change.
+hcs_release() {
+    local id version
+    id=$(. /etc/os-release && printf '%s' "${ID:-}")
+    version=$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")
+    [ "$id" = debian ] || hcs_fail "this VM runs '${id:-an unknown system}', not Debian: the host setup knows Debian $HCS_DEBIAN_RELEASES only"
+    case " $HCS_DEBIAN_RELEASES " in
+        *" $version "*) ;;
+        *) hcs_fail "this VM runs Debian '${version:-without a release number (testing or unstable)}', which the host setup does not know (it knows $HCS_DEBIAN_RELEASES)" ;;
+    esac
+    [ "$version" = "$HCS_DEBIAN_RELEASE" ] \
+        || hcs_fail "this VM runs Debian $version but vmDebianRelease is $HCS_DEBIAN_RELEASE: set vmDebianRelease to $version, or use a Debian $HCS_DEBIAN_RELEASE VM"
+}
+if [ -n "${HCS_DEBIAN_RELEASE:-}" ]; then hcs_release; fi
+
 # hcs_meta PATH OWNER GROUP MODE: fix ownership and mode, reporting a change only if needed.
 hcs_meta() {
     local path=$1 owner=$2 group=$3 mode=$4 want have
@@ -128,11 +145,16 @@ hcs_unit_enabled() {
     fi
 }
 
-# hcs_restart_if_changed UNIT: restart a running-system unit after its files changed.
+# hcs_restart_if_changed UNIT [PATH…]: restart a running-system unit after its files (any managed
+# file of the step, or one of PATHs) changed.
 hcs_restart_if_changed() {
-    if hcs_files_changed && hcs_systemd; then
+    local unit=$1 path changed=""
+    shift
+    if [ $# -eq 0 ]; then hcs_files_changed && changed=1; fi
+    for path in "$@"; do if hcs_files_changed "$path"; then changed=1; fi; done
+    if [ -n "$changed" ] && hcs_systemd; then
         systemctl daemon-reload
-        systemctl restart "$1"
-        echo "restarted $1"
+        systemctl restart "$unit"
+        echo "restarted $unit"
     fi
 }

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from components.gateway import render_oauth2_proxy
+from components.settings import debian
 from tests.demo import demo, network
 from tests.livepath.chain import CHROMIUM, CHROMIUM_ARGS, spki_sha256
 
@@ -30,6 +31,26 @@ def running_demo() -> Iterator[demo.Demo]:
             demo.down(tag, progress=lambda _line: None)
             left = demo.leftovers(tag)
             assert not left, f"demo-down left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def other_release_demo() -> Iterator[demo.Demo]:
+    """The same demo on a Debian 12 VM (the release the product still accepts), under its own tag,
+    for the host checks that must hold there too; always torn down at the end of the session."""
+    (other,) = set(debian.RELEASES) - {debian.DEFAULT}
+    tag = f"hcso{os.getpid()}"
+    try:
+        yield demo.up(tag, progress=lambda line: print(f"[demo {other}] {line}", flush=True), release=other)
+    finally:
+        demo.down(tag, progress=lambda _line: None)
+        left = demo.leftovers(tag)
+        assert not left, f"demo-down left behind: {left}"
+
+
+@pytest.fixture(scope="session", params=sorted(debian.RELEASES, reverse=True), ids=lambda v: f"debian{v}")
+def booted_demo(request: pytest.FixtureRequest) -> demo.Demo:
+    """The demo on each supported release: the default one (`running_demo`), then the other."""
+    return request.getfixturevalue("running_demo" if request.param == debian.DEFAULT else "other_release_demo")
 
 
 @pytest.fixture(scope="module")

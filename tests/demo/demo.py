@@ -48,7 +48,7 @@ from tests.idp import setup as idp_setup
 from tests.livepath import signin
 from tests.livepath.chain import spki_sha256, user_settings
 from tests.demo.pki import DemoCA
-from tests.host.realhost import BRIDGE, REINSTALLED
+from tests.host.realhost import BRIDGE, reinstalled
 from tests.realroot import rootfs
 from tests.realroot.booted import BootedVM, load_state, save_state
 from tests.realroot.netns import NamespacePair, existing_namespaces
@@ -57,7 +57,7 @@ from tests.realroot.prereq import RealRootError
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUILD = REPOSITORY / "build" / "demo"
 DEFAULT_TAG = "hcsdemo"
-#: The VM's Docker API version (Debian 12's docker.io 20.10): fixed, so the client never probes at creation.
+#: The VM's Docker API version, fixed (so the client never probes at creation): 1.41 is Debian 12's docker.io 20.10, which Debian 13's 26.1 also serves.
 DOCKER_API = "1.41"
 Progress = Callable[[str], None]
 
@@ -76,6 +76,8 @@ class DemoState:
     images: dict[str, str] = field(default_factory=dict)
     users: list[dict[str, str]] = field(default_factory=list)
     started: float = 0.0
+    #: The VM's Debian release (`vmDebianRelease` of the demo stack).
+    release: int = rootfs.DEFAULT_RELEASE
 
     @property
     def path(self) -> Path:
@@ -241,8 +243,9 @@ def _push_images(vm: BootedVM, ca: DemoCA, config: StackConfig, work: Path, prog
 
 
 def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str], ca: DemoCA, token: str) -> StackConfig:
-    """The example stack, pointed at the demo: its VM, package, images and identity provider."""
+    """The example stack, pointed at the demo: its VM (and that VM's release), package, images and identity provider."""
     return load_stack_config("dev").with_values(
+        vmDebianRelease=str(vm.release),
         vmHostKey=vm.host_key,
         vmSshPrivateKey=vm.admin_key.read_text(),
         codeServerVersion=deb.version,
@@ -387,12 +390,12 @@ def converge(vm: BootedVM, config: StackConfig, progress: Progress, rewrites: di
     return plan, mocks.applied
 
 
-def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
-    """Bring the demo up, or converge the running one again (see the module docstring)."""
+def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs.DEFAULT_RELEASE) -> Demo:
+    """Bring the demo up on a Debian `release` VM, or converge the running one again (see the module docstring)."""
     timings: dict[str, float] = {}
     started = time.monotonic()
     work = demo_dir(tag)
-    image = rootfs.ensure_image(progress=progress)
+    image = rootfs.ensure_image(release, progress=progress)
     deb = codeserver_deb.ensure()
     for tool in ("oauth2-proxy", "registry", "crane"):  # the Pulumi CLI is the engine tests' own
         go_cache.ensure(tool)
@@ -400,6 +403,8 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     ca = DemoCA(work / "pki")
     state = DemoState.load(work)
     vm: BootedVM | None = None
+    if state is not None and state.release != release:
+        raise RealRootError(f"demo {tag} runs Debian {state.release}, not {release}: take it down first (make demo-down)")
     if state is not None:
         try:
             vm = BootedVM.attach(image, load_state(work / "vm-state.json"))
@@ -411,8 +416,8 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print) -> Demo:
     if vm is None or state is None:
         work.mkdir(parents=True, exist_ok=True)
         ca = DemoCA(work / "pki")
-        state = DemoState(tag=tag, workdir=str(work), started=time.time())
-        vm = BootedVM(image, work / "vm", network.root_config(), tag=tag, purge=REINSTALLED)
+        state = DemoState(tag=tag, workdir=str(work), started=time.time(), release=release)
+        vm = BootedVM(image, work / "vm", network.root_config(), tag=tag, purge=reinstalled(release))
         mark = time.monotonic()
         vm.start(progress=progress, before_boot=_trust_registry(ca))
         timings["boot"] = time.monotonic() - mark
@@ -459,7 +464,7 @@ def down(tag: str = DEFAULT_TAG, progress: Progress = print) -> list[str]:
     if vm_state.exists():
         saved = load_state(vm_state)
         try:
-            vm = BootedVM.attach(rootfs.image_path(), saved)
+            vm = BootedVM.attach(rootfs.image_path(state.release if state else rootfs.DEFAULT_RELEASE), saved)
             vm.close()
             removed.append(f"VM (systemd pid {saved.init_pid})")
         except RealRootError:
@@ -490,7 +495,8 @@ def describe(running: Demo) -> dict[str, Any]:
         "url": f"https://{hostname}/",
         "open_with": browser,
         "front_proxy": {"address": network.FRONT_PROXY, "ca_certificate": str(ca)},
-        "vm": {"address": vm.address, "ssh_port": vm.port, "admin_user": vm.admin_user, "key": str(vm.admin_key),
+        "vm": {"debian": vm.release, "systemd": vm.systemctl("--version").splitlines()[0],
+               "address": vm.address, "ssh_port": vm.port, "admin_user": vm.admin_user, "key": str(vm.admin_key),
                "host_key": vm.host_key, "known_hosts": str(vm.known_hosts), "ssh": ssh, "systemd_pid": vm.init_pid},
         "namespaces": {"vm": vm.vm_namespace, "peer": vm.peer_namespace},
         "services": {"apt_proxy": ":".join(map(str, network.APT_PROXY)), "registry": network.REGISTRY,
@@ -513,7 +519,8 @@ def summary(info: dict[str, Any]) -> str:
     lines = [
         "", f"The demo is up: {info['url']}",
         f"  open it:   {info['open_with']}",
-        f"  the VM:    {info['vm']['ssh']}",
+        f"  the VM:    Debian {info['vm']['debian']}, {info['vm']['systemd']} as PID 1",
+        f"  reach it:  {info['vm']['ssh']}",
         f"  host key:  {info['vm']['host_key']}",
         f"  namespaces: {info['namespaces']['vm']} (VM), {info['namespaces']['peer']} (its network)",
     ]

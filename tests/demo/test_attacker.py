@@ -22,6 +22,7 @@ from playwright.sync_api import Browser
 
 from components.gateway.stack import OAUTH2_PROXY_DIR
 from components.host import render
+from components.settings import debian
 from tests.demo import demo, network
 from tests.demo.attacker import AGENT_DIR, IDE_USER, Agent, Attempt, start_agent
 
@@ -30,11 +31,16 @@ SERVICE_USER = "codesvc"
 #: Refused by the VM itself, at once: EPERM, ICMP admin-prohibited, or an address family the unit does not allow.
 REFUSED = ("blocked", "unreachable", "unsupported")
 SANDBOX = "/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf"
+#: A port nobody serves on the VM, for a listener of the terminal's own.
+OWN_PORT = 9000
+#: The releases whose systemd enforces the unit's bind limits (components/settings/debian.py).
+BIND_LIMITED = {v for v, r in debian.RELEASES.items() if r.bpf_framework}
 #: The per-identity layers switched off: a no-op hook (the previous hook's `stop` removes its
-#: chains) and the unit without its IP filter. Only the demo's harness can do this.
+#: chains) and the unit without its IP filter and bind limits. Only the demo's harness can do this.
 WEAKENED = {
     "vm-firewall": demo.edit_files({render.UFW_AFTER_INIT: lambda _text: "#!/bin/sh\nexit 0\n"}),
-    "vm-code-server": demo.edit_files({SANDBOX: lambda text: re.sub(r"(?m)^IPAddress(Deny|Allow)=.*\n", "", text)}),
+    "vm-code-server": demo.edit_files({SANDBOX: lambda text: re.sub(
+        r"(?m)^(IPAddress(Deny|Allow)|SocketBind(Allow|Deny)|RestrictNetworkInterfaces)=.*\n", "", text)}),
 }
 
 
@@ -151,6 +157,20 @@ def squat_attempts(running: demo.Demo, agent: Agent) -> list[Attempt]:
     _site_answers(running)
     held = agent.ask("listen", family="inet", address=vm.address, port=vm.port)
     rows.append(Attempt(f"bind SSH's port {vm.port} on the VM's address", "refused", held.get("error", "bound"), not held.get("bound")))
+    # A listener of its own, with no owner to wait for: Debian 13's systemd refuses the bind itself.
+    held = [agent.ask("listen", family="inet", address=address, port=OWN_PORT) for address in ("127.0.0.1", vm.address)]
+    observed = "; ".join(h.get("error", "bound") for h in held)
+    for h in held:
+        if h.get("bound"):
+            agent.ask("unlisten", key=h["key"])
+    if running.state.release in BIND_LIMITED:
+        rows.append(Attempt(f"listen on a port of its own ({OWN_PORT}, loopback and the VM's address)",
+                            "refused at bind (SocketBindDeny=any)", observed, not any(h.get("bound") for h in held), by_identity=True))
+    else:
+        rows.append(Attempt(f"listen on a port of its own ({OWN_PORT}, loopback and the VM's address)", "refused at bind",
+                            observed, not any(h.get("bound") for h in held),
+                            open_because=f"Debian {running.state.release}'s systemd has no BPF framework to refuse a bind; "
+                                         "the hook refuses every answer of the IDE user's listeners (the squat row)"))
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Converging a real Debian 12 root with the commands of the program's own resource graph.
+"""Converging a real Debian root with the commands of the program's own resource graph.
 
 Shared by the slow tests and `scripts/bench_converge.py`: start a test root (tests/realroot), build
 a small code-server .deb and serve it from the peer namespace, evaluate `DmzHost` under mocks with
@@ -24,7 +24,7 @@ from typing import Any
 from components.files import FILE_TYPE
 from components.host.steps import ownership_map
 from components.host.vm import DmzHost
-from components.settings import Settings
+from components.settings import Settings, debian
 from tests.host import mockgraph, sample
 from tests.realroot import rootfs
 from tests.realroot.aptproxy import AptProxy, Stats
@@ -38,8 +38,16 @@ FILE_SERVER = ("192.0.2.1", 8000)
 #: The VM's apt proxy (`aptProxyAddress`), the only way from the root to a Debian mirror.
 APT_PROXY = ("192.0.2.1", 3142)
 #: The packages step's packages that the image ships but a fresh VM would not have: removed from
-#: each fresh root, so the first converge really installs them, through the apt proxy.
-REINSTALLED = ("docker.io", "fail2ban", "python3-systemd", "restic", "ufw", "ulogd2", "unattended-upgrades")
+#: each fresh root, so the first converge really installs them, through the apt proxy (with the
+#: release's own packages: Debian 13's Docker CLI).
+REINSTALLED_COMMON = ("docker.io", "fail2ban", "python3-systemd", "restic", "ufw", "ulogd2", "unattended-upgrades")
+#: Kept: every Debian 13 VM has libbpf1, as iproute2 depends on it (purging it takes iproute2 along).
+ON_EVERY_VM = ("libbpf1",)
+
+
+def reinstalled(release: int) -> tuple[str, ...]:
+    """What a fresh VM of `release` lacks of the image."""
+    return REINSTALLED_COMMON + tuple(p for p in debian.release(release).packages if p not in ON_EVERY_VM)
 
 # What the upstream package ships as its unit (its content written here by hand, not fetched).
 CODE_SERVER_UNIT = (
@@ -109,7 +117,8 @@ class HostUnderTest:
 def host_under_test(**overrides: Any) -> Iterator[HostUnderTest]:
     """A fresh root whose only way out is its apt proxy (192.0.2.1:3142 on the peer side): Debian's
     mirror and the test's code-server .deb (http://192.0.2.1:8000/) are reached through it."""
-    image = rootfs.ensure_image()
+    release = int(overrides.get("vmDebianRelease", rootfs.DEFAULT_RELEASE))
+    image = rootfs.ensure_image(release)
     workdir = Path(tempfile.mkdtemp(prefix="hcs-host-"))
     served = workdir / "www"
     served.mkdir()
@@ -123,7 +132,7 @@ def host_under_test(**overrides: Any) -> Iterator[HostUnderTest]:
         while root.peer_run(["curl", "-sS", "-o", "/dev/null", f"http://{APT_PROXY[0]}:{APT_PROXY[1]}/"]).returncode:
             assert bridge.poll() is None and time.monotonic() < deadline, "apt proxy bridge did not start"
             time.sleep(0.1)
-        root.chroot_run(["apt-get", "purge", "-y", "-q", "--auto-remove", *REINSTALLED], env={"DEBIAN_FRONTEND": "noninteractive"})
+        root.chroot_run(["apt-get", "purge", "-y", "-q", "--auto-remove", *reinstalled(release)], env={"DEBIAN_FRONTEND": "noninteractive"})
         config: dict[str, Any] = {
             "vmHostKey": root.host_key,
             "vmSshPrivateKey": root.admin_key.read_text(),

@@ -1,4 +1,4 @@
-"""The program's own remote commands, run twice over real SSH on a fresh Debian 12 root.
+"""The program's own remote commands, run twice over real SSH on a fresh Debian 13 root.
 
 The commands come from the mocked resource graph of `DmzHost` (their `create`/`stdin` inputs and
 dependencies), so what is tested is exactly what `pulumi up` would send. The first converge must
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from components.settings import ConfigError
+from tests.host import sample
 from tests.host.audit import findings
 from tests.host.realhost import HostUnderTest, host_under_test
 from tests.realroot.netns import ns_exec
@@ -34,6 +36,14 @@ def host() -> Iterator[HostUnderTest]:
 def converged(host: HostUnderTest) -> dict[str, object]:
     """Refuse a wrong package first (fresh root), then converge twice; keep what each run printed."""
     runner = host.root.runner()
+    # The packages step of a stack that says Debian 12, on this Debian 13 root: refused before it writes.
+    other = {s.name: s for s in host.steps(vmDebianRelease="12")}
+    wrong_release = None
+    try:
+        run_steps(runner, [other["vm-packages"]])
+    except StepFailed as failure:
+        wrong_release = failure
+    written_after_wrong_release = host.root.chroot_run(["ls", "/etc/docker/daemon.json", "/etc/ulogd.conf"], check=False).returncode
     # The code-server step with a digest that does not match the served package, alone on the fresh root.
     bad = {s.name: s for s in host.steps(codeServerSha256="0" * 64)}
     refused = None
@@ -47,7 +57,8 @@ def converged(host: HostUnderTest) -> dict[str, object]:
     before = host.snapshot(files)
     host.root.restart_sshd()  # as a reboot would: the hardened config must still admit the admin
     second, _ = host.converge(host.root.runner())
-    return {"refused": refused, "installed_after_refusal": installed_after_refusal, "first": first,
+    return {"wrong_release": wrong_release, "written_after_wrong_release": written_after_wrong_release,
+            "refused": refused, "installed_after_refusal": installed_after_refusal, "first": first,
             "second": second, "before": before, "after": host.snapshot(files)}
 
 
@@ -60,6 +71,13 @@ def test_wrong_checksum_is_refused(converged: dict) -> None:
     assert failure is not None and failure.step.name == "vm-code-server"
     assert "SHA-256 mismatch" in failure.result.stderr and "package refused" in failure.result.stderr
     assert converged["installed_after_refusal"] != 0  # dpkg does not know code-server
+
+
+def test_a_vm_of_another_release_is_refused_before_anything_changes(converged: dict) -> None:
+    failure = converged["wrong_release"]
+    assert failure is not None and failure.step.name == "vm-packages"
+    assert "this VM runs Debian 13 but vmDebianRelease is 12" in failure.result.stderr
+    assert converged["written_after_wrong_release"] != 0  # neither file was written
 
 
 def test_second_converge_changes_nothing(converged: dict) -> None:
@@ -107,17 +125,38 @@ def test_accounts(host: HostUnderTest, converged: dict) -> None:
     assert sh(host, "passwd -S root").split()[1] == "L"
 
 
+def test_every_account_and_group_of_the_converged_root_is_refused_as_a_stack_account(host: HostUnderTest, converged: dict) -> None:
+    """The oracle is the converged Debian 13 root's own /etc/passwd and /etc/group (base-passwd,
+    sysusers.d, every package the steps installed), not the settings' list."""
+    names = {line.split(":")[0] for path in ("/etc/passwd", "/etc/group")
+             for line in sh(host, f"cat {path}").splitlines() if line}
+    ours = {"deploy", "codesvc", "coder", "sshadmins"}  # the stack's own, made by the accounts step
+    assert {"ulog", "_ssh", "docker", "systemd-network"} <= names
+    accepted = []
+    for name in sorted(names - ours - {"root"}):
+        try:
+            sample.settings(ideUser=name)
+        except ConfigError:
+            continue
+        accepted.append(name)
+    assert accepted == []
+
+
 def test_sshd_effective_config_and_audit(host: HostUnderTest, converged: dict) -> None:
     out = host.root.runner().run("sudo -n sshd -T -C user=deploy,host=admin,addr=198.51.100.7")
     conf = dict(line.split(" ", 1) for line in out.stdout.splitlines())
     assert conf["passwordauthentication"] == "no" and conf["permitrootlogin"] == "no"
     assert conf["kbdinteractiveauthentication"] == "no" and conf["allowgroups"] == "sshadmins"
     assert conf["allowtcpforwarding"] == "no" and conf["maxauthtries"] == "3"
+    # Written from OpenSSH 10.0's list (`ssh -Q kex`): ML-KEM first, sntrup761 by both names, the classical
+    # curve25519 last (Pulumi's Go SSH client), no libssh alias, no NIST curve, no SHA-1.
+    assert conf["kexalgorithms"] == ("mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"
+                                     "curve25519-sha256")
     # ssh-audit from inside the VM namespace (loopback: UFW admits SSH only from management subnets).
     audit = subprocess.run(ns_exec(host.root.vm_namespace, [str(Path(sys.executable).parent / "ssh-audit"), "-j", "127.0.0.1"]),
                            capture_output=True, text=True, timeout=120)
     assert audit.stdout.strip(), audit.stderr
-    assert findings(json.loads(audit.stdout)) == []
+    assert findings(json.loads(audit.stdout), 13) == []
 
 
 def test_firewall(host: HostUnderTest, converged: dict) -> None:

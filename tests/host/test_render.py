@@ -61,8 +61,10 @@ def sshd_config(tmp_path: Path, drop_in: str, port: int) -> Path:
 
 
 def test_sshd_dropin_is_valid_and_wins(tmp_path: Path) -> None:
-    s = sample.settings()
-    main = sshd_config(tmp_path, render.sshd_hardening(s.topology), free_port())
+    """This machine's sshd is Debian 12's OpenSSH 9.2: it judges the Debian 12 drop-in. Debian 13's
+    (OpenSSH 10) is judged by its own sshd in the test root (tests/host/test_realroot_host.py)."""
+    s = sample.settings(vmDebianRelease="12")
+    main = sshd_config(tmp_path, render.sshd_hardening(s.topology, s.host.debian), free_port())
     subprocess.run([tool("sshd"), "-t", "-f", str(main)], check=True)
     effective = subprocess.run(
         [tool("sshd"), "-T", "-f", str(main), "-C", "user=deploy,host=admin.example.com,addr=198.51.100.7"],
@@ -78,18 +80,21 @@ def test_sshd_dropin_is_valid_and_wins(tmp_path: Path) -> None:
     assert int(conf["maxauthtries"]) <= 3 and int(conf["logingracetime"]) <= 30
     assert conf["ciphers"] == ",".join(render.CIPHERS)
     assert conf["macs"] == ",".join(render.MACS)
-    assert conf["kexalgorithms"] == ",".join(render.KEX)
+    # Written from OpenSSH 9.2's list (`ssh -Q kex`): its one post-quantum hybrid first, no NIST curve, no SHA-1.
+    assert conf["kexalgorithms"] == "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org"
 
 
 def test_sshd_keeps_the_pinned_host_key_algorithm() -> None:
     rsa = sample.settings(vmHostKey="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC=")
-    assert "HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256\n" in render.sshd_hardening(rsa.topology)
+    assert "HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256\n" in render.sshd_hardening(rsa.topology, rsa.host.debian)
 
 
 def test_ssh_audit_finds_no_failures(tmp_path: Path) -> None:
-    """A real sshd serving the drop-in, audited by ssh-audit 3.9.0: no failure, no warning but the allowed ones."""
+    """A real sshd (this machine's, Debian 12's) serving the Debian 12 drop-in, audited by ssh-audit 3.9.0:
+    no failure, no warning but the allowed ones."""
     port = free_port()
-    main = sshd_config(tmp_path, render.sshd_hardening(sample.settings().topology), port)
+    s = sample.settings(vmDebianRelease="12")
+    main = sshd_config(tmp_path, render.sshd_hardening(s.topology, s.host.debian), port)
     sshd = subprocess.Popen([tool("sshd"), "-D", "-e", "-f", str(main)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
@@ -105,7 +110,7 @@ def test_ssh_audit_finds_no_failures(tmp_path: Path) -> None:
         sshd.terminate()
         sshd.wait()
     assert audit.stdout.strip(), audit.stderr
-    assert findings(json.loads(audit.stdout)) == []
+    assert findings(json.loads(audit.stdout), 12) == []
 
 
 def test_ufw_rules_follow_the_shared_egress_allowlist() -> None:

@@ -47,3 +47,22 @@ def test_secrets_must_be_stored_encrypted() -> None:
         load(MappingSource(source.values, source.secret_keys - {"backupPassword"}))
     assert [p.key for p in err.value.problems] == ["backupPassword"]
     assert TEST_SECRETS["backupPassword"] not in str(err.value)
+
+
+def test_the_debian_release_is_13_by_default_and_12_or_13_only() -> None:
+    assert sample.settings().host.debian.codename == "trixie"
+    assert sample.settings(vmDebianRelease="12").host.debian.codename == "bookworm"
+    for bad in ("11", "14", "0"):
+        assert problems(vmDebianRelease=bad) == {
+            "vmDebianRelease": f"expected a supported Debian release: 12 (bookworm), 13 (trixie); got {bad}"}
+    assert "vmDebianRelease" in problems(vmDebianRelease="trixie")
+
+
+def test_every_host_step_checks_the_release_before_anything_else() -> None:
+    """Each step's command sets the release it was rendered for (lib.sh's check runs first, a
+    real refusal is tests/host/test_realroot_host.py)."""
+    from components.host.steps import host_steps
+
+    s = sample.settings(vmDebianRelease="12")
+    steps = host_steps(s.topology, s.host)
+    assert steps and all(step.env["HCS_DEBIAN_RELEASE"] == "12" and step.env["HCS_DEBIAN_RELEASES"] == "12 13" for step in steps)

@@ -1,4 +1,4 @@
-"""Real-root test library: a throwaway Debian 12 root, reached over real SSH, in its own namespaces.
+"""Real-root test library: a throwaway Debian root (13 by default, or 12), reached over real SSH, in its own namespaces.
 
 Modules: `rootfs` (cached debootstrap image, fresh copies), `netns` (VM and peer network
 namespaces), `machine` (the running root: mounts, admin user, sshd), `runner` (commands and

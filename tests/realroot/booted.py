@@ -1,4 +1,4 @@
-"""A test VM booted with systemd: the cached Debian 12 root under `systemd-nspawn -b`.
+"""A test VM booted with systemd: a cached Debian root (13 or 12) under `systemd-nspawn -b`.
 
 Where `machine.RealRoot` runs the root without an init (units verified, never started), this boots
 it the way a cloud VM boots: systemd is PID 1, reaches `multi-user.target`, and starts sshd,
@@ -11,8 +11,11 @@ services its packages install), the admin user, host keys and resolv.conf are pr
 for `RealRoot`. The copy lives on disk under `workdir/root` (Docker's images and the code-server
 package do not fit a small tmpfs).
 
-Test-machine settings, not production ones: Docker inside nspawn needs `--capability=all`, a
-writable `/sys/fs/cgroup` and the `@keyring bpf` system calls (facts.md). They widen what the VM's
+Test-machine settings, not production ones: Docker inside nspawn needs `--capability=all` and
+the `@keyring bpf` system calls (facts.md); Debian 12's systemd gets this machine's writable
+`/sys/fs/cgroup` (a hybrid tree), Debian 13's systemd 257, which does not run on a hybrid tree, a
+pure cgroup2 tree of its own (`SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1`; it has no controllers here, so
+memory and CPU limits are checked as unit properties, not observed). They widen what the VM's
 root may do to this machine; the VM is still in its own pid, mount, network, uts and ipc
 namespaces.
 
@@ -37,8 +40,15 @@ from tests.realroot.machine import ROOT_PATH, Machine, RootConfig, make_admin_ke
 from tests.realroot.netns import NamespacePair, NetworkPlan
 from tests.realroot.prereq import RealRootError, require, run_checked
 
-#: nspawn options that let the VM's own dockerd run containers (see the module docstring).
-DOCKER_IN_NSPAWN = ("--capability=all", "--bind=/sys/fs/cgroup", "--system-call-filter=@keyring bpf")
+#: nspawn options that let the VM's own dockerd run containers (see the module docstring). Not the
+#: right to load kernel modules: the VM shares this machine's kernel (and without it systemd skips
+#: systemd-modules-load, which fails in a container on Debian 13).
+DOCKER_IN_NSPAWN = ("--capability=all", "--drop-capability=CAP_SYS_MODULE", "--system-call-filter=@keyring bpf")
+#: Per release: nspawn's extra options and environment for the VM's cgroup tree (module docstring).
+CGROUPS_BY_RELEASE: dict[int, tuple[tuple[str, ...], dict[str, str]]] = {
+    12: (("--bind=/sys/fs/cgroup",), {}),
+    13: ((), {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}),
+}
 BOOT_TIMEOUT = 120.0
 
 
@@ -55,7 +65,7 @@ class BootState:
 
 
 class BootedVM(Machine):
-    """A Debian 12 VM booted by systemd in the namespaces of `tag`; `start()`, then `close()`."""
+    """A Debian VM booted by systemd in the namespaces of `tag`; `start()`, then `close()`."""
 
     def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None, *, tag: str | None = None,
                  purge: Sequence[str] = ()) -> None:
@@ -216,13 +226,22 @@ class BootedVM(Machine):
         self.host_key = read_host_key(self.path)
         self.known_hosts.write_text(self.known_hosts_line() + "\n")
 
+    @property
+    def release(self) -> int:
+        """The Debian release the VM runs (its own /etc/os-release)."""
+        return rootfs.os_release(self.path)
+
     def _boot(self) -> None:
+        release = self.release
+        if release not in CGROUPS_BY_RELEASE:
+            raise RealRootError(f"no nspawn settings for Debian {release} (known: {sorted(CGROUPS_BY_RELEASE)})")
+        cgroup_options, cgroup_env = CGROUPS_BY_RELEASE[release]
         argv = ["systemd-nspawn", "--quiet", "--boot", f"--directory={self.path}", "--keep-unit", "--register=no",
                 f"--network-namespace-path=/run/netns/{self.vm_namespace}", f"--hostname={self.config.hostname}",
-                f"--machine={self.vm_namespace}", "--resolv-conf=off", "--timezone=off", *DOCKER_IN_NSPAWN]
+                f"--machine={self.vm_namespace}", "--resolv-conf=off", "--timezone=off", *DOCKER_IN_NSPAWN, *cgroup_options]
         with (self.workdir / "console.log").open("ab") as console:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env={**os.environ, **cgroup_env})
         self._nspawn_pid = popen.pid
         deadline = time.monotonic() + BOOT_TIMEOUT
         while not (pid := _systemd_below(popen.pid)):

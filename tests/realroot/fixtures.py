@@ -1,4 +1,4 @@
-"""pytest fixtures for tests that need a real Debian 12 root reached over real SSH.
+"""pytest fixtures for tests that need a real Debian root (13 by default) reached over real SSH.
 
 Load them once, in tests/conftest.py: `pytest_plugins = ["tests.realroot.fixtures"]`.
 
@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def realroot_image(pytestconfig: pytest.Config) -> Path:
-    """The cached Debian 12 image, built now if missing; progress goes to the terminal uncaptured."""
+    """The cached Debian image of the default release, built now if missing; progress goes to the terminal uncaptured."""
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
 
     def progress(line: str) -> None:

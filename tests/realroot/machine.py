@@ -1,4 +1,4 @@
-"""A running test root: a fresh Debian 12 copy in its own namespaces, with an admin user and sshd.
+"""A running test root: a fresh Debian copy (13 by default) in its own namespaces, with an admin user and sshd.
 
 `RealRoot.start()`:
 1. creates the VM and peer network namespaces (`netns`);
@@ -186,7 +186,7 @@ class Machine(ABC):
 
 
 class RealRoot(Machine):
-    """A fresh Debian 12 root reachable over real SSH; use as a context manager or call start/close."""
+    """A fresh Debian root reachable over real SSH; use as a context manager or call start/close."""
 
     def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None) -> None:
         self.image = image

@@ -1,8 +1,10 @@
-"""A cached Debian 12 root file system, built once per machine and copied fresh for every use.
+"""A cached Debian root file system per supported release, built once per machine and copied fresh for every use.
 
-`ensure_image()` builds a `debootstrap --variant=minbase` root with the packages the host setup
-scripts need, brings it up to date from the machine's own Debian mirror (the one in
-/etc/apt/sources.list.d/ or /etc/apt/sources.list; `HCS_DEBIAN_MIRROR` overrides it), and stores
+`ensure_image(release)` builds a `debootstrap --variant=minbase` root of that release (Debian 13 by
+default, as the product's `vmDebianRelease`) with the packages the host setup scripts need, brings
+it up to date from the machine's own Debian mirror (the archives in /etc/apt/sources.list.d/ or
+/etc/apt/sources.list, whichever release the machine itself runs; `HCS_DEBIAN_MIRROR` overrides
+the main archive), and stores
 it as a zstd tarball in `${HCS_CACHE_DIR:-/var/cache/hardened-code-server}/`, outside the clone,
 so CI runs on the same machine share it.
 
@@ -33,12 +35,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.settings import debian
 from tests.realroot.prereq import RealRootError, require, run_checked
 
-SUITE = "bookworm"
+#: The release a test root runs unless a test asks for another: the product's default.
+DEFAULT_RELEASE = debian.DEFAULT
 
-# What the host setup scripts expect on a stock Debian 12 VM, plus what the tests drive it with.
-PACKAGES: tuple[str, ...] = (
+# What the host setup scripts expect on a stock Debian VM, plus what the tests drive it with; each
+# release adds its own (`DebianRelease.packages`: Debian 13's Docker CLI and systemd's libbpf).
+COMMON_PACKAGES: tuple[str, ...] = (
     "ca-certificates",
     "curl",
     "docker.io",
@@ -58,8 +63,19 @@ PACKAGES: tuple[str, ...] = (
     "unattended-upgrades",
 )
 
+
+def packages(release: int = DEFAULT_RELEASE) -> tuple[str, ...]:
+    """The image's package list for `release`."""
+    return COMMON_PACKAGES + debian.release(release).packages
+
+
+def suite(release: int = DEFAULT_RELEASE) -> str:
+    """The Debian suite (codename) of `release`."""
+    return debian.release(release).codename
+
+
 # Bump when the build steps below change in a way that changes the image.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 DEFAULT_CACHE_DIR = "/var/cache/hardened-code-server"
 _TAR_FLAGS = ("--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls")
@@ -81,15 +97,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HCS_CACHE_DIR") or DEFAULT_CACHE_DIR)
 
 
-def image_key(suite: str = SUITE, packages: Sequence[str] = PACKAGES) -> str:
+def image_key(codename: str, names: Sequence[str]) -> str:
     """A short hash of what determines the image's content."""
-    text = f"recipe={RECIPE_VERSION}\nsuite={suite}\npackages={' '.join(sorted(set(packages)))}\n"
+    text = f"recipe={RECIPE_VERSION}\nsuite={codename}\npackages={' '.join(sorted(set(names)))}\n"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def image_path(suite: str = SUITE, packages: Sequence[str] = PACKAGES) -> Path:
-    """Where the image for this suite and package list lives (it may not exist yet)."""
-    return cache_dir() / f"debian-{suite}-minbase-{image_key(suite, packages)}.tar.zst"
+def image_path(release: int = DEFAULT_RELEASE, names: Sequence[str] | None = None) -> Path:
+    """Where the image of `release` (with its package list, or `names`) lives (it may not exist yet)."""
+    codename = suite(release)
+    return cache_dir() / f"debian-{codename}-minbase-{image_key(codename, names or packages(release))}.tar.zst"
 
 
 def host_apt_sources(sources_dir: Path = Path("/etc/apt")) -> list[AptSource]:
@@ -119,30 +136,39 @@ def host_apt_sources(sources_dir: Path = Path("/etc/apt")) -> list[AptSource]:
     return found
 
 
-def debian_mirror(suite: str = SUITE) -> str:
-    """The mirror that serves `suite` on this machine (`HCS_DEBIAN_MIRROR` overrides it)."""
+def _archives() -> dict[str, list[str]]:
+    """This machine's Debian archives: URI -> the suite suffixes it serves ("", "-updates", "-security"),
+    for whichever supported release the machine runs, so an image of another release uses them too."""
+    found: dict[str, list[str]] = {}
+    for source in host_apt_sources():
+        for s in source.suites:
+            codename, dash, rest = s.partition("-")
+            if codename in {r.codename for r in debian.RELEASES.values()} and rest in ("", "updates", "security"):
+                suffix = dash + rest
+                if suffix not in found.setdefault(source.uri, []):
+                    found[source.uri].append(suffix)
+    return found
+
+
+def debian_mirror() -> str:
+    """The main Debian archive of this machine (`HCS_DEBIAN_MIRROR` overrides it)."""
     override = os.environ.get("HCS_DEBIAN_MIRROR")
     if override:
         return override.rstrip("/")
-    for source in host_apt_sources():
-        if suite in source.suites:
-            return source.uri
+    for uri, suffixes in _archives().items():
+        if "" in suffixes:
+            return uri
     raise RealRootError(
-        f"no apt source for suite {suite!r} in /etc/apt/sources.list(.d); "
+        "no Debian archive (a bookworm or trixie suite) in /etc/apt/sources.list(.d); "
         "set HCS_DEBIAN_MIRROR to a Debian mirror URL"
     )
 
 
-def _root_sources(suite: str) -> str:
-    """deb822 sources for the image: the host's archives for the suite, -updates and -security."""
-    wanted = (suite, f"{suite}-updates", f"{suite}-security")
-    by_uri: dict[str, list[str]] = {}
-    for source in host_apt_sources():
-        for s in source.suites:
-            if s in wanted and s not in by_uri.setdefault(source.uri, []):
-                by_uri[source.uri].append(s)
+def _root_sources(codename: str) -> str:
+    """deb822 sources for the image: this machine's archives for the codename, -updates and -security."""
+    by_uri = {uri: [codename + suffix for suffix in suffixes] for uri, suffixes in _archives().items()}
     if not by_uri:
-        by_uri[debian_mirror(suite)] = [suite]
+        by_uri[debian_mirror()] = [codename]
     return "\n".join(
         f"Types: deb\nURIs: {uri}\nSuites: {' '.join(suites)}\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
@@ -179,7 +205,7 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(target: Path, suite: str, packages: Sequence[str], progress: Progress) -> None:
+def _build(target: Path, codename: str, names: Sequence[str], progress: Progress) -> None:
     """Build the image into a temporary directory next to `target`, then rename it into place."""
     work = target.parent / f".build-{target.name}-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -187,18 +213,21 @@ def _build(target: Path, suite: str, packages: Sequence[str], progress: Progress
     root.mkdir(parents=True)
     log = target.parent / f"{target.name}.build.log"
     log.write_text("")
-    mirror = debian_mirror(suite)
+    mirror = debian_mirror()
     try:
-        progress(f"debootstrap {suite} from {mirror} into {root} (log: {log})")
-        _stream(["debootstrap", "--variant=minbase", f"--include={','.join(sorted(set(packages)))}",
-                 suite, str(root), mirror], "debootstrap", progress, log)
+        progress(f"debootstrap {codename} from {mirror} into {root} (log: {log})")
+        _stream(["debootstrap", "--variant=minbase", f"--include={','.join(sorted(set(names)))}",
+                 codename, str(root), mirror], "debootstrap", progress, log)
         (root / "usr/sbin/policy-rc.d").write_text(_POLICY_RC_D)
         (root / "usr/sbin/policy-rc.d").chmod(0o755)
         (root / "etc/apt/sources.list").unlink(missing_ok=True)
-        (root / "etc/apt/sources.list.d/debian.sources").write_text(_root_sources(suite))
+        (root / "etc/apt/sources.list.d/debian.sources").write_text(_root_sources(codename))
         # Mounts are not needed: apt and dpkg work in a bare chroot for these steps.
+        # The listed packages are installed by request, as on a VM someone set up: removing the
+        # ones the product installs (`BootedVM(purge=…)`, with --auto-remove) must not take them along.
         for argv in (["apt-get", "update"],
                      ["apt-get", "-y", "-o", "Dpkg::Options::=--force-confold", "upgrade"],
+                     ["apt-mark", "manual", *sorted(set(names))],
                      ["apt-get", "clean"]):
             _stream(["chroot", str(root), *argv], f"chroot {argv[0]} {argv[-1]}", progress, log)
         for key in (root / "etc/ssh").glob("ssh_host_*"):
@@ -215,14 +244,14 @@ def _build(target: Path, suite: str, packages: Sequence[str], progress: Progress
         shutil.rmtree(work, ignore_errors=True)
 
 
-def ensure_image(*, suite: str = SUITE, packages: Sequence[str] = PACKAGES, refresh: bool = False,
+def ensure_image(release: int = DEFAULT_RELEASE, *, refresh: bool = False,
                  progress: Progress = lambda _line: None) -> Path:
-    """Return the cached image path, building it first when missing (or when `refresh` is set).
+    """Return the cached image of `release`, building it first when missing (or when `refresh` is set).
 
     Safe to call from several processes at once: they wait on one lock and one build.
     """
     require()
-    target = image_path(suite, packages)
+    target = image_path(release)
     if target.is_file() and not refresh:
         return target
     with _locked(target.parent):
@@ -230,7 +259,7 @@ def ensure_image(*, suite: str = SUITE, packages: Sequence[str] = PACKAGES, refr
             shutil.rmtree(stale, ignore_errors=True)
         if refresh or not target.is_file():
             started = time.monotonic()
-            _build(target, suite, packages, progress)
+            _build(target, suite(release), packages(release), progress)
             progress(f"built {target} in {time.monotonic() - started:.0f} s")
     return target
 
@@ -245,7 +274,16 @@ def extract(image: Path, destination: Path) -> Path:
     return destination
 
 
-def stale_images(suite: str = SUITE, packages: Sequence[str] = PACKAGES) -> list[Path]:
-    """Images in the cache that the current recipe no longer uses."""
-    current = image_path(suite, packages)
-    return [p for p in cache_dir().glob("debian-*.tar.zst") if p != current]
+def stale_images() -> list[Path]:
+    """Images in the cache that the current recipe no longer uses (for any supported release)."""
+    current = {image_path(release) for release in debian.RELEASES}
+    return [p for p in cache_dir().glob("debian-*.tar.zst") if p not in current]
+
+
+def os_release(root: Path) -> int:
+    """The Debian release (`VERSION_ID`) of the root file system at `root`."""
+    text = (root / "etc/os-release").read_text()
+    for line in text.splitlines():
+        if line.startswith("VERSION_ID="):
+            return int(line.partition("=")[2].strip().strip('"'))
+    raise RealRootError(f"{root}/etc/os-release has no VERSION_ID")

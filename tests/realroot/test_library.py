@@ -31,8 +31,24 @@ def test_mirror_comes_from_deb822_and_one_line_sources(tmp_path: Path) -> None:
     ]
 
 
-def test_this_machine_has_a_bookworm_mirror() -> None:
+def test_this_machine_has_a_debian_mirror() -> None:
     assert rootfs.debian_mirror().startswith("http")
+
+
+def test_an_image_of_another_release_uses_this_machines_archives(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d/debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://security.example.org/debian-security\nSuites: bookworm-security\nComponents: main\n\n"
+        "Types: deb\nURIs: https://vendor.example.org/apt\nSuites: nodistro\nComponents: main\n"
+    )
+    real = rootfs.host_apt_sources
+    monkeypatch.setattr(rootfs, "host_apt_sources", lambda: real(tmp_path))
+    sources = rootfs._root_sources("trixie")
+    assert "URIs: http://mirror.example.org/debian\nSuites: trixie trixie-updates\n" in sources
+    assert "URIs: http://security.example.org/debian-security\nSuites: trixie-security\n" in sources
+    assert "vendor.example.org" not in sources
+    assert rootfs.debian_mirror() == "http://mirror.example.org/debian"
 
 
 def test_the_mirror_can_be_overridden(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,10 +60,10 @@ def test_image_name_follows_suite_and_packages_not_their_order(monkeypatch: pyte
                                                                 tmp_path: Path) -> None:
     monkeypatch.setenv("HCS_CACHE_DIR", str(tmp_path))
     base = rootfs.image_path()
-    assert base.parent == tmp_path
-    assert rootfs.image_path(packages=tuple(reversed(rootfs.PACKAGES))) == base
-    assert rootfs.image_path(packages=(*rootfs.PACKAGES, "nftables")) != base
-    assert rootfs.image_path(suite="trixie") != base
+    assert base.parent == tmp_path and "-trixie-" in base.name
+    assert rootfs.image_path(names=tuple(reversed(rootfs.packages()))) == base
+    assert rootfs.image_path(names=(*rootfs.packages(), "nftables")) != base
+    assert "-bookworm-" in rootfs.image_path(12).name
 
 
 def test_steps_are_ordered_by_dependencies_keeping_the_given_order_for_ties() -> None:

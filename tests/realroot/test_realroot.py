@@ -1,6 +1,6 @@
 """The real-root fixture itself: real SSH with a pinned host key, sudo, isolation, teardown.
 
-Everything here talks to a real sshd in a fresh Debian 12 root through real network namespaces;
+Everything here talks to a real sshd in a fresh Debian 13 root through real network namespaces;
 nothing is mocked. These tests are what the host-hardening and live-path tests stand on.
 """
 
@@ -174,7 +174,7 @@ def test_teardown_leaves_no_namespace_process_or_mount(realroot_factory: Callabl
     assert f" {inside} " in root_mounts and f" {inside}/proc " in root_mounts
     assert str(inside) not in Path("/proc/self/mountinfo").read_text()  # never mounted on the host
     assert set(namespaces) <= set(existing_namespaces())
-    assert (root.path / "etc/debian_version").read_text().startswith("12.")
+    assert (root.path / "etc/debian_version").read_text().startswith("13.")  # the default release: Debian 13
     root.close()
     assert not set(namespaces) & set(existing_namespaces())
     assert not sleeper.running()
