@@ -17,6 +17,7 @@ from typing import Any
 
 FORTIOS = "pulumi-python:dynamic/fortios:"
 FILE = "hcs:files:File"
+COMMAND = "command:remote:Command"
 _PINNED = re.compile(r"@sha256:[0-9a-f]{64}$")
 _IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 #: The only container allowed to publish a port beyond loopback (it is the VM's one listener).
@@ -245,7 +246,15 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
                          "IPv6, netlink and packet sockets are ways around an IPv4-shaped allowlist")
         if not {"KillMode=mixed", "KillMode=control-group"} & set(lines):
             found.append(f"{path}: expected KillMode=mixed (or control-group): what the IDE user starts must die with the unit")
+        if _bpf_release(resources) and not {"SocketBindAllow=tcp:8080", "SocketBindDeny=any", "RestrictNetworkInterfaces=lo"} <= set(lines):
+            found.append(f"{path}: expected SocketBindAllow=tcp:8080, SocketBindDeny=any and RestrictNetworkInterfaces=lo "
+                         "where systemd enforces them (Debian 13): the terminal must not listen on any port")
     return found
+
+
+def _bpf_release(resources: Iterable[Res]) -> bool:
+    """The host steps were rendered for a Debian release whose systemd has its BPF framework (13)."""
+    return any(re.search(r"\bHCS_DEBIAN_RELEASE=13\b", str(r.props.get("create", ""))) for r in _of(resources, COMMAND))
 
 
 def dmz_hop_mutual_tls(resources: Sequence[Res]) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.demo import demo, network
+from tests.host import sandbox
 from tests.host.audit import findings
 from tests.realroot.netns import ns_exec
 
@@ -118,31 +119,14 @@ def test_sshd_as_the_vm_runs_it_passes_ssh_audit(booted_demo: demo.Demo) -> None
     assert findings(json.loads(audit.stdout), release) == []
 
 
-#: What the IDE's unit deliberately leaves open, as `systemd-analyze security` names it, and why
-#: (components/host/render.py, code_server_sandbox). Every other directive it scores must be set.
-SANDBOX_OPEN = {
-    "MemoryDenyWriteExecute=": "Node's JIT needs writable executable pages",
-    "PrivateUsers=": "the terminal's tools read the user's groups",
-    "ProcSubset=": "the terminal's tools read /proc",
-    "ProtectHome=": "read-only, with the IDE user's home writable",
-    "PrivateNetwork=": "code-server listens on loopback (IPAddressDeny= keeps the unit there)",
-    "IPAddressDeny=": "an allow list of localhost only, which the scorer counts as a small exposure",
-    "RestrictAddressFamilies=~AF_UNIX": "the workbench's own sockets",
-    "RestrictAddressFamilies=~AF_(INET|INET6)": "IPv4 for the loopback listener (IPv6 is refused)",
-    "RootDirectory=/RootImage=": "code-server runs from the package in the VM's root",
-    "DeviceAllow=": "PrivateDevices= leaves the pseudo devices",
-    "SystemCallFilter=~@privileged": "@system-service includes chown for the user's files",
-    "SystemCallFilter=~@resources": "@system-service includes setrlimit and friends",
-}
-
-
 def test_the_ide_units_sandbox_directive_by_directive(booted_demo: demo.Demo) -> None:
     """The VM's own `systemd-analyze security`, one directive at a time (not a total score that a
     dropped directive could still pass), then the bind limits where the release's systemd enforces them."""
     vm, unit = booted_demo.vm, f"code-server@{IDE_USER}.service"
     report = json.loads(vm.chroot_run(["systemd-analyze", "security", "--json=short", unit]).stdout)
     open_ = sorted(item["name"] for item in report if item["set"] is False)
-    assert open_ == sorted(SANDBOX_OPEN), f"unset: {sorted(set(open_) - set(SANDBOX_OPEN))}; set: {sorted(set(SANDBOX_OPEN) - set(open_))}"
+    expected = set(sandbox.CODE_SERVER_OPEN)
+    assert open_ == sorted(expected), f"unset: {sorted(set(open_) - expected)}; set: {sorted(expected - set(open_))}"
     show = dict(line.split("=", 1) for line in vm.systemctl(
         "show", "-p", "IPAddressDeny", "-p", "IPAddressAllow", "-p", "SocketBindDeny", "-p", "SocketBindAllow",
         "-p", "RestrictNetworkInterfaces", "-p", "KillMode", unit).splitlines())

@@ -149,6 +149,16 @@ OPEN_DOORS = [
     ({"whitelist_domains": [".microsoftonline.com"]}, "open redirect"),
     ({"whitelist_domains": ["login.microsoftonline.com", "evil.example"]}, "open redirect"),
     ({"whitelist_domains": ["login.microsoftonline.com:*"]}, "open redirect"),
+    # oauth2-proxy's own defaults for these (docs: provider "google", cookie_httponly true, no client):
+    # each guard is refused on its own
+    ({"provider": "oidc"}, "provider must be entra-id"),
+    ({"client_id": ""}, "client_id is required"),
+    ({"client_secret_file": "/tmp/client-secret"}, "client_secret_file must be"),
+    ({"cookie_secret_file": "/home/coder/cookie-secret"}, "cookie_secret_file must be"),
+    ({"https_address": ":443"}, "TLS listener"),
+    ({"tls_cert_file": "/etc/ssl/cert.pem"}, "TLS listener"),
+    ({"email_domains": []}, "email_domains is required"),
+    ({"cookie_httponly": False}, "cookie_httponly must be true"),
 ]
 
 
