@@ -314,19 +314,22 @@ def _step_files(create: str, stdin: str | None) -> dict[str, tuple[str, str]]:
 def identity(config: StackConfig, work: Path) -> idp_setup.IdpFiles:
     """The Entra stand-in's files for the demo's app registration (made once, then reused).
 
-    The client ID, the group and the client secret are what the program's graph gives Entra's
-    resources (the plan's mocks answer them, as Entra would), so the stand-in knows the same app.
+    The client ID, the group, the client secret, the app's `groupMembershipClaims` and its group
+    assignments are what the program's graph gives Entra's resources (the plan's mocks answer them,
+    as Entra would), so the stand-in knows the same app.
     """
     plan = run_program(config)
-    group = plan.outputs["entraGroupObjectId"]
+    group, client_id = plan.outputs["entraGroupObjectId"], plan.outputs["entraClientId"]
+    # groupMembershipClaims and the group assignments decide the groups claim, as in Entra.
+    registration = idp_setup.app_registration(plan.resources, client_id)
     out = work / "idp"
     if (out / "users.json").exists():
-        return idp_setup.load(out, group)
+        return idp_setup.load(out, group, client_id, registration)
     install = next(r for r in plan.resources if r.name == "gateway-files-install")
     files = _step_files(install.values["create"], install.values.get("stdin"))
     secret = files[f"{OAUTH2_PROXY_DIR}/client-secret"][1]
-    return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=plan.outputs["entraClientId"],
-                           group_id=group, redirect_uris=idp_setup.redirect_uris(config.values["hostname"]),
+    return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=client_id,
+                           group_id=group, redirect_uris=idp_setup.redirect_uris(config.values["hostname"]), registration=registration,
                            email_domain=json.loads(config.values["emailDomains"])[0], address=network.IDENTITY,
                            client_secret=secret)
 

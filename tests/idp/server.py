@@ -11,17 +11,27 @@
     GET  /stand-in/events        (admin bearer token)       what happened: sign-ins, grants, logouts (no secrets)
 
 As strict as Entra or stricter: the redirect URI must equal a registered one (no prefix or
-wildcard match, AADSTS50011), PKCE with S256 is required (Entra accepts none or `plain`), the code
+wildcard match, AADSTS50011), PKCE with S256 is required (Entra accepts none or `plain`), a client
+registered with `require_nonce` (oauth2-proxy's, which the product configures to send one) gets
+an `invalid_request` error (AADSTS900144) at its redirect URI for an authorize request without
+`nonce`, where Entra insists on a nonce only for ID tokens from the authorize endpoint; the code
 is bound to client, redirect URI, challenge and nonce, lives 60 s and works once (a replay also
 revokes what it issued, RFC 9700), the client secret is checked on every token call (Basic or
 form), refresh tokens rotate (a new one on every use; the used one stays valid until it expires
 or is revoked, as with Entra), revocation ends them at once, and post-logout redirects go only to
 a registered redirect URI of the client named by `client_id`.
 
-Not modelled (they stay Entra's and are not proven by tests using this): MFA, Conditional Access,
-app role assignment (Entra refuses an unassigned user before any token exists; here the relying
-party's own group check is what decides), consent, the groups overage (`_claim_names`), token
-lifetime policies, front-channel logout of other apps, and keys rotating during a session.
+As Entra, the ID token's `groups` claim follows the app registration's `groupMembershipClaims`
+(`ApplicationGroup`: only the user's groups assigned to the app; `SecurityGroup`/`All`: all of
+them; `None` or unset: no claim; `directory.groups_claim`), and `amr` says `pwd` only: the login
+form takes a password and nothing else.
+
+Not modelled (they stay Entra's and are not proven by tests using this): MFA (no second factor is
+asked, so none is claimed), Conditional Access, the refusal of users without an app role
+assignment (Entra refuses an unassigned user before any token exists; here the relying party's
+own group check is what decides, so that check stays testable), consent, the groups overage
+(`_claim_names`), nested groups, token lifetime policies, front-channel logout of other apps,
+and keys rotating during a session.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
 from tests.idp import tokens
-from tests.idp.directory import Client, Directory, User, secret_matches
+from tests.idp.directory import Client, Directory, User, groups_claim, secret_matches
 
 CODE_LIFETIME = 60
 FLOW_LIFETIME = 600
@@ -299,7 +309,15 @@ class Handler(BaseHTTPRequestHandler):
             raise _Refused(400, "invalid_request", "PKCE required: code_challenge (43 characters) with code_challenge_method=S256")
         if not q.get("state"):
             raise _Refused(400, "invalid_request", "state is required (CSRF protection of the relying party)")
-        request = AuthRequest(client.client_id, q["redirect_uri"], q["scope"], q["state"], q.get("nonce"), q["code_challenge"], time.time())
+        if client.require_nonce and not q.get("nonce"):
+            # Client and redirect URI are verified, so the error goes back to the client (RFC 6749
+            # §4.1.2.1), with Entra's code for a missing required parameter; no form, no code.
+            self.state.event("authorize-refused", client_id=client.client_id, reason="nonce missing")
+            error = {"error": "invalid_request", "error_description": "AADSTS900144: The request body must contain the following parameter: 'nonce'.",
+                     "state": q["state"]}
+            self._redirect(f"{q['redirect_uri']}?{urlencode(error)}")
+            return
+        request = AuthRequest(client.client_id, q["redirect_uri"], q["scope"], q["state"], q.get("nonce") or None, q["code_challenge"], time.time())
         session = self._idp_session()
         if session is not None and q.get("prompt") != "login":
             self.state.event("sso", user=session[1], client_id=client.client_id)
@@ -414,7 +432,7 @@ class Handler(BaseHTTPRequestHandler):
             "expires_in": tokens.TOKEN_LIFETIME - 1,
             "ext_expires_in": tokens.TOKEN_LIFETIME - 1,
             "access_token": tokens.access_token(self.state.signer, self.tenant, client.client_id, user, sid, scope),
-            "id_token": tokens.id_token(self.state.signer, self.tenant, client.client_id, user, sid, nonce),
+            "id_token": tokens.id_token(self.state.signer, self.tenant, client.client_id, user, sid, nonce, groups_claim(client, user)),
         }
         digest = None
         if "offline_access" in scope.split():

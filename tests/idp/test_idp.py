@@ -1,7 +1,9 @@
-"""The Entra stand-in on 127.0.0.1: the code flow with PKCE, its refusals, refresh rotation, logout.
+"""The Entra stand-in on 127.0.0.1: the code flow with PKCE, its refusals, refresh rotation, logout,
+and the claims as Entra would make them (groups per `groupMembershipClaims`, `amr`, `nonce`).
 
 Driven over real HTTPS with httpx (the browser and oauth2-proxy drive it in tests/livepath); the
-ID tokens are checked with joserfc against the published JWKS, as a relying party would.
+ID tokens are checked with joserfc against the published JWKS, as a relying party would. Expected
+values come from Entra's documented behaviour and the directory's data, not the stand-in's code.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import re
 import secrets
 import ssl
 import threading
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -22,12 +25,25 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from scripts.offline import PlanResult
 from tests.idp import directory, server, setup
+from tests.livepath import signin
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "0a0a0a0a-1b1b-2c2c-3d3d-4e4e4e4e4e4e"
 GROUP = "5f5f5f5f-6a6a-7b7b-8c8c-9d9d9d9d9d9d"
 CALLBACK = "https://code.example.com/oauth2/callback"
+#: As components.identity registers oauth2-proxy's app: groups claim limited to assigned groups,
+#: the allowed group assigned.
+PRODUCT_REGISTRATION = setup.AppRegistration(("ApplicationGroup",), (GROUP,))
+#: More registrations of the same app in the tenant, one per groupMembershipClaims setting, and
+#: one that does not require a nonce (client IDs made from the setting, same secret and URIs).
+OTHER_CLAIMS = (("SecurityGroup",), ("All",), ("None",), ())
+NO_NONCE_CLIENT = str(uuid.uuid5(uuid.NAMESPACE_URL, "no-nonce"))
+
+
+def _client_for(claims: tuple[str, ...]) -> str:
+    return CLIENT if claims == PRODUCT_REGISTRATION.group_membership_claims else str(uuid.uuid5(uuid.NAMESPACE_URL, ",".join(claims) or "unset"))
 
 
 @dataclass
@@ -43,8 +59,12 @@ class Idp:
 @pytest.fixture(scope="module")
 def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
     files = setup.write(tmp_path_factory.mktemp("idp"), tenant_id=TENANT, client_id=CLIENT, group_id=GROUP,
-                        redirect_uris=(CALLBACK,), email_domain="example.com", address="127.0.0.1")
-    state = server.State(directory.load(files.users_file), admin_token=files.admin_token)
+                        redirect_uris=(CALLBACK,), registration=PRODUCT_REGISTRATION, email_domain="example.com", address="127.0.0.1")
+    tenant = directory.load(files.users_file)
+    product = tenant.clients[CLIENT]
+    others = {_client_for(c): replace(product, client_id=_client_for(c), group_membership_claims=c) for c in OTHER_CLAIMS}
+    others[NO_NONCE_CLIENT] = replace(product, client_id=NO_NONCE_CLIENT, require_nonce=False)
+    state = server.State(replace(tenant, clients={**tenant.clients, **others}), admin_token=files.admin_token)
     httpd = server.make_server(state, "127.0.0.1", 0, str(files.tls.cert), str(files.tls.key))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -80,9 +100,9 @@ def _sign_in(idp: Idp, user: str = "alice", **changes: str) -> tuple[dict[str, s
     return params, verifier, {k: v[0] for k, v in parse_qs(location.query).items()}
 
 
-def _redeem(idp: Idp, code: str, verifier: str, secret: str | None = None, **changes: str) -> httpx.Response:
+def _redeem(idp: Idp, code: str, verifier: str, secret: str | None = None, client: str = CLIENT, **changes: str) -> httpx.Response:
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": verifier, **changes}
-    return idp.http.post(idp.url("/oauth2/v2.0/token"), data=data, auth=(CLIENT, secret or idp.files.client_secret))
+    return idp.http.post(idp.url("/oauth2/v2.0/token"), data=data, auth=(client, secret or idp.files.client_secret))
 
 
 def _claims(idp: Idp, token: str) -> dict:
@@ -109,7 +129,92 @@ def test_code_flow_with_pkce_gives_entra_shaped_tokens(idp: Idp) -> None:
 def test_user_outside_the_group_gets_tokens_without_the_group(idp: Idp) -> None:
     _, verifier, callback = _sign_in(idp, "bob")
     claims = _claims(idp, _redeem(idp, callback["code"], verifier).json()["id_token"])
-    assert GROUP not in claims["groups"] and claims["groups"]
+    # Bob is in three groups, none assigned to the app: with ApplicationGroup none of them is named.
+    assert len(_groups_of(idp, "bob")) == 3 and not claims.get("groups")
+
+
+def _groups_of(idp: Idp, user: str) -> set[str]:
+    """The user's group memberships as the directory file records them."""
+    return set(directory.load(idp.files.users_file).users[idp.files.users[user].username].groups)
+
+
+def _tokens_for(idp: Idp, client: str, user: str = "alice") -> dict:
+    _, verifier, callback = _sign_in(idp, user, client_id=client)
+    answer = _redeem(idp, callback["code"], verifier, client=client)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.mark.parametrize("claims", [("ApplicationGroup",), ("SecurityGroup",), ("All",), ("None",), ()],
+                         ids=["ApplicationGroup", "SecurityGroup", "All", "None", "unset"])
+def test_groups_claim_follows_group_membership_claims(idp: Idp, claims: tuple[str, ...]) -> None:
+    """Entra (groupMembershipClaims): ApplicationGroup emits only the user's groups assigned to the
+    app; SecurityGroup the security groups the user is a member of; All every group (security
+    groups here); None, or the property unset, no groups claim at all."""
+    token = _claims(idp, _tokens_for(idp, _client_for(claims))["id_token"])
+    alice = _groups_of(idp, "alice")
+    assert GROUP in alice and len(alice) == 4  # the allowed group and three others
+    if claims == ("ApplicationGroup",):
+        assert token["groups"] == [GROUP]  # the other three are not assigned: they must not appear
+    elif claims in (("SecurityGroup",), ("All",)):
+        assert sorted(token["groups"]) == sorted(alice)
+    else:
+        assert "groups" not in token
+
+
+def test_program_registers_what_the_stand_in_is_given(dev_plan: PlanResult) -> None:
+    """The stand-in's registration (the live path's and the demo's) is the program's own: the
+    product sets ApplicationGroup and assigns exactly the allowed group to oauth2-proxy's app."""
+    registration = setup.app_registration(dev_plan.resources, dev_plan.outputs["entraClientId"])
+    assert registration == setup.AppRegistration(signin.GROUP_MEMBERSHIP_CLAIMS, (dev_plan.outputs["entraGroupObjectId"],))
+
+
+def test_amr_says_password_only(idp: Idp) -> None:
+    """`amr` lists the methods the user authenticated with (RFC 8176): the form asks for a password
+    and nothing else, so `pwd` and no `mfa` (Entra adds `mfa` only after a second factor)."""
+    body = _tokens_for(idp, CLIENT)
+    access = jwt.decode(body["access_token"], KeySet.import_key_set(idp.http.get(idp.url("/discovery/v2.0/keys")).json()),
+                        algorithms=["RS256"]).claims
+    assert access["amr"] == ["pwd"]
+    assert "mfa" not in _claims(idp, body["id_token"]).get("amr", [])
+
+
+def test_authorize_without_nonce_is_refused_at_the_redirect_uri(idp: Idp) -> None:
+    """OIDC/Entra: a required parameter missing → `invalid_request` (AADSTS900144) sent back to the
+    verified redirect URI with the state; no login form, no code. Also with a live IdP session."""
+    for signed_in in (False, True):
+        if signed_in:
+            _sign_in(idp)
+        else:
+            idp.http.cookies.clear()
+        _, challenge = _pkce()
+        params = _authorize_params(challenge)
+        del params["nonce"]
+        answer = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=params)
+        assert answer.status_code == 302, answer.text
+        location = urlsplit(answer.headers["location"])
+        query = {k: v[0] for k, v in parse_qs(location.query).items()}
+        assert f"{location.scheme}://{location.netloc}{location.path}" == CALLBACK
+        assert query["error"] == "invalid_request" and "AADSTS900144" in query["error_description"] and "nonce" in query["error_description"]
+        assert query["state"] == params["state"] and "code" not in query
+
+
+def test_nonce_is_required_only_of_a_client_registered_so(idp: Idp) -> None:
+    _, verifier, callback = _sign_in(idp, client_id=NO_NONCE_CLIENT, nonce="")
+    assert "error" not in callback
+    assert "nonce" not in _claims(idp, _redeem(idp, callback["code"], verifier, client=NO_NONCE_CLIENT).json()["id_token"])
+
+
+def test_nonce_is_echoed_in_the_id_token_at_sign_in_and_silent_sign_in(idp: Idp) -> None:
+    """OIDC Core 3.1.2.1/3.1.3.7: the ID token carries the authorize request's nonce unchanged."""
+    nonce = "n-" + secrets.token_urlsafe(16)
+    _, verifier, callback = _sign_in(idp, nonce=nonce)
+    assert _claims(idp, _redeem(idp, callback["code"], verifier).json()["id_token"])["nonce"] == nonce
+    verifier, challenge = _pkce()
+    other = "n-" + secrets.token_urlsafe(16)
+    silent = idp.http.get(idp.url("/oauth2/v2.0/authorize"), params=_authorize_params(challenge, nonce=other))
+    code = parse_qs(urlsplit(silent.headers["location"]).query)["code"][0]
+    assert _claims(idp, _redeem(idp, code, verifier).json()["id_token"])["nonce"] == other
 
 
 def test_code_is_single_use_and_a_replay_revokes_its_refresh_token(idp: Idp) -> None:

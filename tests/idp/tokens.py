@@ -4,6 +4,11 @@ Sizes matter because oauth2-proxy keeps the tokens in its session cookie: the cl
 Entra puts in a v2.0 ID token and in a Microsoft Graph access token (opaque fields such as `aio`,
 `rh`, `xms_ftd` are random strings of Entra's usual length, so they do not compress), and the
 refresh token is an opaque string of Entra's usual size (~1.4 KB).
+
+What the claims say is only what happened: `groups` is what the app registration's
+`groupMembershipClaims` lets through (`directory.groups_claim`, absent when there is none), and
+`amr` is `["pwd"]`, since the login form asks for a password and nothing else; the stand-in has no
+second factor, so no token of it claims `mfa`.
 """
 
 from __future__ import annotations
@@ -52,8 +57,10 @@ class Signer:
         return jwt.encode({"typ": "JWT", "alg": "RS256", "kid": self.kid}, claims, self.key)
 
 
-def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: str, nonce: str | None, now: int | None = None) -> str:
-    """An Entra v2.0 ID token for `user` (with `nonce` at sign-in; refreshed tokens carry none)."""
+def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: str, nonce: str | None, groups: list[str] | None,
+             now: int | None = None) -> str:
+    """An Entra v2.0 ID token for `user` (with `nonce` at sign-in; refreshed tokens carry none), with
+    `groups` as the claim when not None."""
     now = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "aud": client_id,
@@ -63,7 +70,6 @@ def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: st
         "exp": now + TOKEN_LIFETIME,
         "aio": _opaque(148),
         "email": user.email,
-        "groups": list(user.groups),
         "name": user.name,
         "oid": user.oid,
         "preferred_username": user.username,
@@ -74,6 +80,8 @@ def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: st
         "uti": _opaque(22),
         "ver": "2.0",
     }
+    if groups is not None:
+        claims["groups"] = list(groups)
     if nonce is not None:
         claims["nonce"] = nonce
     return signer.sign(claims)
@@ -92,7 +100,7 @@ def access_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid
         "acct": 0,
         "acr": "1",
         "aio": _opaque(276),
-        "amr": ["pwd", "mfa"],
+        "amr": ["pwd"],  # a password, nothing more: the stand-in has no second factor
         "app_displayname": "code-server (code.example.com)",
         "appid": client_id,
         "appidacr": "1",

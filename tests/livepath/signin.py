@@ -56,9 +56,17 @@ def with_test_overrides(rendered: str, tenant_id: str) -> str:
     return header + tomli_w.dumps({**options, **overrides})
 
 
+#: The app registration as `components.identity.EntraApp` declares it (tests/idp/test_idp.py checks
+#: the program's plan gives the same): groups claim limited to the groups assigned to the app, the
+#: allowed group the only one assigned.
+GROUP_MEMBERSHIP_CLAIMS = ("ApplicationGroup",)
+
+
 def write_idp_files(workdir: Path, tenant_id: str, client_id: str, group_id: str, hostname: str, email_domain: str) -> idp_setup.IdpFiles:
+    registration = idp_setup.AppRegistration(GROUP_MEMBERSHIP_CLAIMS, (group_id,))
     return idp_setup.write(workdir / "idp", tenant_id=tenant_id, client_id=client_id, group_id=group_id,
-                           redirect_uris=idp_setup.redirect_uris(hostname), email_domain=email_domain, address=IDP_ADDRESS)
+                           redirect_uris=idp_setup.redirect_uris(hostname), registration=registration, email_domain=email_domain,
+                           address=IDP_ADDRESS)
 
 
 def idp_argv(files: idp_setup.IdpFiles) -> list[str]:

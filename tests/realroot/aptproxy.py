@@ -7,6 +7,13 @@ nothing else, plus the test's own package site (`local_sites`, served from a dir
 apt-cacher-ng passes an internal mirror through. It listens on a Unix socket in the host's network
 namespace; `bridge.py` exposes that socket on the peer side of the test network (e.g.
 192.0.2.1:3142), where the VM can reach it.
+
+As strict as the proxy the product expects (an apt-cacher-ng or squid that lets through only a
+Debian mirror): plain-http absolute-URI GET and HEAD only, to the mirror's host *and port* or a
+local site's `host:port`; everything else is refused before any connection is made: another host
+or another port of the mirror's host (403), `CONNECT` tunnels (403), an https or origin-form URI
+(403), a path leaving a local site's directory (404), other methods (501). Redirects of the mirror
+are passed back, never followed. Tested in `test_aptproxy.py`.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ class Stats:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
-    allowed_hosts: frozenset[str]
+    allowed: frozenset[tuple[str, int]]  # (host, port) of the mirrors
     local_sites: dict[str, Path]
     client: httpx.Client
     stats: Stats
@@ -76,8 +83,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.scheme == "http" and url.netloc in self.server.local_sites:
             return self._local(self.server.local_sites[url.netloc], url.path, head)
-        if url.scheme != "http" or url.hostname not in self.server.allowed_hosts:
-            return self._refuse(403, f"only {sorted(self.server.allowed_hosts)} over http are proxied")
+        try:
+            origin = (url.hostname, url.port or 80)
+        except ValueError:
+            return self._refuse(400, "bad port")
+        if url.scheme != "http" or origin not in self.server.allowed:
+            # The host alone is not enough: another port of the mirror's host is another service.
+            allowed = sorted(f"{host}:{port}" for host, port in self.server.allowed)
+            return self._refuse(403, f"only {allowed} and the local sites over http are proxied")
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
         with self.server.client.stream("HEAD" if head else "GET", self.path, headers=headers) as upstream:
             self.send_response(upstream.status_code)
@@ -98,16 +111,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802 (stdlib name)
         self._forward(head=True)
 
+    def do_CONNECT(self) -> None:  # noqa: N802 (stdlib name)
+        # No tunnels: through one the VM could reach any port of any host, in TLS the proxy cannot read.
+        self.close_connection = True
+        self._refuse(403, "CONNECT is not proxied")
+
+
+def _origin(mirror_url: str) -> tuple[str, int]:
+    url = urlsplit(mirror_url)
+    if url.scheme != "http" or not url.hostname:
+        raise ValueError(f"expected an http:// mirror URL, got {mirror_url!r}")
+    return url.hostname, url.port or 80
+
 
 class AptProxy:
-    """The proxy on `socket_path`, forwarding only to `mirror_urls`' hosts and serving `local_sites`
+    """The proxy on `socket_path`, forwarding only to `mirror_urls`' hosts and ports and serving `local_sites`
     (`"host:port"` → directory); use as a context manager."""
 
     def __init__(self, socket_path: Path, mirror_urls: list[str], local_sites: dict[str, Path] | None = None) -> None:
         self.socket_path = socket_path
         self.stats = Stats()
         self._server = _Server(str(socket_path), _Handler)
-        self._server.allowed_hosts = frozenset(h for u in mirror_urls if (h := urlsplit(u).hostname))
+        self._server.allowed = frozenset(_origin(u) for u in mirror_urls)
         self._server.local_sites = dict(local_sites or {})
         self._server.client = httpx.Client(timeout=httpx.Timeout(60.0), follow_redirects=False)
         self._server.stats = self.stats
