@@ -7,7 +7,7 @@ STACK ?= dev
 # Debian packages the tests need, one list per area (installed with apt when running as root).
 APT_LISTS := $(wildcard tests/apt-packages/*.txt)
 
-.PHONY: plan test test-fast apt caches demo demo-down readme bench clean
+.PHONY: plan test test-fast mutants apt caches demo demo-down readme bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
@@ -53,6 +53,11 @@ demo-down: $(VENV)/.dev
 test: $(VENV)/.dev apt caches
 	$(VENV)/bin/ruff check --select F,E9 __main__.py components scripts tests
 	$(PY) -m pytest -c tests/pytest.ini tests
+	$(PY) scripts/mutants.py
+
+## mutants: weaken each security control of tests/mutants.txt in turn; a test must catch every one
+mutants: $(VENV)/.dev apt caches
+	$(PY) scripts/mutants.py
 
 ## test-fast: only the fast tests (no real root, no browser)
 test-fast: $(VENV)/.dev

@@ -129,7 +129,7 @@ def main() -> int:
         Path(work).chmod(0o755)  # tests run scripts as other local accounts (the netfilter lab's IDE user)
         copy = _copy_of_repository(Path(work))
         # Unmutated, every selection passes: a failure that is not the mutant's is not a catch.
-        for tests in dict.fromkeys(m.tests for m in mutants):
+        for tests in dict.fromkeys(tuple(sorted(m.tests)) for m in mutants):
             status, last = _pytest(tests, copy)
             print(f"baseline {'ok' if status == 0 else 'FAILS'}: {' '.join(tests)} ({last})", flush=True)
             if status != 0:

@@ -43,3 +43,16 @@ def test_every_declared_key_has_a_type_and_a_description() -> None:
 def test_readme_generated_sections_are_current() -> None:
     text = (PROJECT_DIR / "README.md").read_text()
     assert readme.render(text) == text, "run: make readme"
+
+
+def test_the_mutant_list_applies_to_the_code_as_it_is() -> None:
+    """`make mutants` would error on a rotten line; this says so in the fast suite: every mutant's text
+    occurs exactly once where it says, its tests exist, and the list covers the posture's layers."""
+    from scripts import mutants
+
+    found = mutants.parse(mutants.MUTANTS.read_text())
+    assert len(found) >= 30
+    assert [(m.line, problem) for m in found if (problem := mutants.check(m, PROJECT_DIR))] == []
+    assert [t for m in found for t in m.tests if not (PROJECT_DIR / t.split("::")[0]).exists()] == []
+    layers = {m.control.split(":")[0] for m in found}
+    assert {"Network edge", "Transport", "Identity", "Host", "Detection", "Guardrails"} <= layers

@@ -287,7 +287,7 @@ def test_access_log_keeps_no_access_token_and_no_oauth_code_or_state(live: Live)
     assert jwt not in text and code not in text and state not in text
     (entry,) = [json.loads(line) for line in text.splitlines() if "/oauth2/callback" in line]
     assert entry["request"]["uri"] == "/oauth2/callback?code=REDACTED&state=REDACTED&x=kept"
-    assert c.ACCESS_JWT_HEADER not in entry["request"]["headers"] and entry["request"]["client_ip"] == CLIENT
+    assert "Cf-Access-Jwt-Assertion" not in entry["request"]["headers"] and entry["request"]["client_ip"] == CLIENT
     # ...while the request itself reached the upstream unchanged (only the log is filtered)
     seen = [r for r in live.upstream.seen if r["path"].startswith("/oauth2/callback")][-1]
-    assert seen["path"].endswith(f"code={code}&state={state}&x=kept") and seen[c.ACCESS_JWT_HEADER.lower()] == jwt
+    assert seen["path"].endswith(f"code={code}&state={state}&x=kept") and seen["cf-access-jwt-assertion"] == jwt

@@ -139,6 +139,11 @@ def test_fail2ban_configuration_passes_fail2ban_client(tmp_path: Path) -> None:
     (conf / "jail.d/hcs.local").write_text(jail)
     check = subprocess.run([tool("fail2ban-client"), "-c", str(conf), "-t"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    # fail2ban's own reading of the jail (`-d` dumps the configuration it would load)
+    dumped = subprocess.run([tool("fail2ban-client"), "-c", str(conf), "-d"], capture_output=True, text=True, check=True).stdout
+    assert "['add', 'sshd', 'systemd']" in dumped  # the jail exists and reads the journal
+    retries = [int(n) for n in re.findall(r"\['set', 'sshd', 'maxretry', (\d+)\]", dumped)]
+    assert retries and max(retries) <= 5, retries  # a handful of tries, then the ban
     assert "192.0.2.5" in jail  # the front proxy is never banned
 
 
@@ -164,7 +169,7 @@ def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     shown = subprocess.run([tool("systemd-analyze"), "cat-config", f"--root={tmp_path}", "systemd/system/code-server@.service"],
                            capture_output=True, text=True)
     starts = [line for line in shown.stdout.splitlines() if line.startswith("ExecStart=")]
-    assert shown.returncode == 0 and starts[-2:] == ["ExecStart=", f"ExecStart=/usr/bin/code-server --config {render.CODE_SERVER_CONFIG}"], shown
+    assert shown.returncode == 0 and starts[-2:] == ["ExecStart=", "ExecStart=/usr/bin/code-server --config /etc/code-server/hcs.yaml"], shown
 
 
 def test_socket_directories_as_systemd_tmpfiles_creates_them(tmp_path: Path) -> None:
@@ -195,7 +200,10 @@ def unset_directives(root: Path, unit: str) -> set[str]:
 def test_backup_units_and_env(tmp_path: Path) -> None:
     s = sample.settings()
     b = render.backup(s.topology, s.host)
-    assert f"RESTIC_PASSWORD_FILE={render.RESTIC_PASSWORD_FILE}\n" in b.env
+    # restic reads the password from the secret, root-only file the backup step installs
+    secret_files = {f.path: f for step in host_steps(s.topology, s.host) if step.name == "backup" for f in step.files if f.secret}
+    password_file = re.search(r"^RESTIC_PASSWORD_FILE=(\S+)$", b.env, re.M)
+    assert password_file and (secret_files[password_file[1]].owner, secret_files[password_file[1]].mode) == ("root", "0600")
     assert "RESTIC_REPOSITORY=" not in b.env and sample.BASE["backupRestPassword"] not in b.env + b.service
     assert "OnCalendar=daily\n" in b.timer
     units = tmp_path / "etc/systemd/system"

@@ -78,13 +78,14 @@ def test_no_session_redirects_to_entra_with_pkce_state_and_a_host_csrf_cookie(br
     query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
     assert query["code_challenge_method"] == "S256" and re.fullmatch(r"[A-Za-z0-9_-]{43}", query["code_challenge"])
     assert query["state"] and query["nonce"] and query["response_type"] == "code"
-    assert query["client_id"] == TEST_CLIENT_ID and query["scope"] == render_oauth2_proxy.SCOPE
+    # Entra's v2.0 OIDC: openid for the ID token, offline_access for a refresh token, email and profile for the claims
+    assert query["client_id"] == TEST_CLIENT_ID and set(query["scope"].split()) == {"openid", "email", "profile", "offline_access"}
     csrf = [line for line in first.header("set-cookie") if "csrf" in line.partition("=")[0]]
     assert len(csrf) == 1, first.header("set-cookie")
     _assert_host_cookie(csrf[0])
     # The browser went to the stand-in (Entra's host, mapped locally) and nowhere else.
     hosts = {urlsplit(u).hostname for u in session.journal.requests}
-    assert hosts == {live_chain.plan.hostname, render_oauth2_proxy.ENTRA_HOST}, hosts
+    assert hosts == {live_chain.plan.hostname, "login.microsoftonline.com"}, hosts
     OBSERVED["no_session"] = {"status": first.status, "location": location, "csrf_cookie": csrf[0].split("=")[0], "csrf_set_cookie_bytes": len(csrf[0])}
     session.context.close()
 
