@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from components.settings import checks, debian, rules
 from scripts.offline import PlanResult, Registered
-from scripts.policy.rules import Res, evaluate
+from scripts.policy.rules import Res, debian_release, evaluate
 
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 
@@ -108,12 +108,9 @@ def _ide_unit_loopback_only(plan: PlanResult) -> list[Registered]:
 
 
 def _debian_release(plan: PlanResult) -> debian.DebianRelease | None:
-    """The release every host step checks the VM for (`HCS_DEBIAN_RELEASE` in their commands)."""
-    for r in _named("vm-packages")(plan):
-        found = re.search(r"HCS_DEBIAN_RELEASE=(\d+)", str(r.inputs.get("create", "")))
-        if found:
-            return debian.RELEASES.get(int(found.group(1)))
-    return None
+    """The release every host step checks the VM for, read as the policy pack reads it."""
+    version = debian_release([Res(r.type, r.name, r.inputs) for r in _named("vm-packages")(plan)])
+    return None if version is None else debian.RELEASES.get(version)
 
 
 def _release_checked(plan: PlanResult) -> list[Registered]:

@@ -39,15 +39,13 @@ RESTIC_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
 ZABBIX_PSK_FILE = "/etc/zabbix/hcs.psk"
 
 # No NIST curves, no SHA-1, no CBC, no encrypt-and-MAC: the set ssh-audit reports without a single
-# `fail`. Key exchange per release (sshd -t rejects names it does not know): post-quantum hybrids
-# first; curve25519-sha256 stays last because Pulumi's own SSH client (Go's x/crypto/ssh, in
+# `fail`. Key exchange by what the release's OpenSSH knows (sshd -t rejects other names; the
+# release's `mlkem_kex` says which): post-quantum hybrids first; curve25519-sha256 stays last because Pulumi's own SSH client (Go's x/crypto/ssh, in
 # pulumi-command) has no post-quantum exchange before x/crypto v0.40, and without it no `pulumi up`.
-KEX_BY_RELEASE: dict[int, tuple[str, ...]] = {
-    # OpenSSH 9.2: sntrup761 is its only hybrid.
-    12: ("sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org"),
-    # OpenSSH 10.0: ML-KEM first (its own default), sntrup761 under both names, no libssh alias.
-    13: ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com", "curve25519-sha256"),
-}
+#: OpenSSH 9.2 (Debian 12): sntrup761 is its only hybrid.
+KEX_OPENSSH_9_2 = ("sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org")
+#: OpenSSH ≥ 9.9 (Debian 13's 10.0): ML-KEM first (its own default), sntrup761 under both names, no libssh alias.
+KEX_MLKEM = ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com", "curve25519-sha256")
 CIPHERS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com")
 MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
 _HOST_KEY_ALGORITHMS = {
@@ -99,7 +97,7 @@ def sshd_hardening(topology: Topology, release: DebianRelease) -> str:
         f"# The pinned host key's algorithm ({pinned}) stays offered, or Pulumi could not connect.",
         "HostKeyAlgorithms " + ",".join(host_key_algs),
         f"# Debian {release.version}'s OpenSSH: post-quantum key exchange first.",
-        "KexAlgorithms " + ",".join(KEX_BY_RELEASE[release.version]),
+        "KexAlgorithms " + ",".join(KEX_MLKEM if release.mlkem_kex else KEX_OPENSSH_9_2),
         "Ciphers " + ",".join(CIPHERS),
         "MACs " + ",".join(MACS),
     ]

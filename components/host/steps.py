@@ -1,9 +1,9 @@
 """The DMZ host's setup as data: which script runs with which parameters and files, in what order.
 
 One `Step` per concern (packages with the configurations their first start must see, accounts,
-ownership map, sshd, upgrades, fail2ban,
-code-server, backup, Wazuh, Zabbix, firewall). Building the list registers nothing, so tests and
-the benchmark can read it; `DmzHost` turns each step into one `remote.Command`.
+ownership map, sshd, upgrades, fail2ban, code-server, backup, Wazuh, Zabbix, firewall). Building
+the list registers nothing, so tests and the benchmark can read it; `DmzHost` turns each step into
+one `remote.Command`.
 """
 
 from __future__ import annotations

@@ -252,9 +252,24 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
     return found
 
 
+#: The Debian releases whose systemd enforces SocketBind*= and RestrictNetworkInterfaces= (the
+#: `bpf_framework` releases of components/settings/debian.py: the pack runs without the program,
+#: so it carries its own copy, and tests/policy/test_rules.py keeps the two equal).
+BPF_RELEASES = frozenset({13})
+
+
+def debian_release(resources: Iterable[Res]) -> int | None:
+    """The Debian release the host steps were rendered for (`HCS_DEBIAN_RELEASE` in their commands)."""
+    for r in _of(resources, COMMAND):
+        found = re.search(r"\bHCS_DEBIAN_RELEASE=(\d+)\b", str(r.props.get("create", "")))
+        if found:
+            return int(found.group(1))
+    return None
+
+
 def _bpf_release(resources: Iterable[Res]) -> bool:
-    """The host steps were rendered for a Debian release whose systemd has its BPF framework (13)."""
-    return any(re.search(r"\bHCS_DEBIAN_RELEASE=13\b", str(r.props.get("create", ""))) for r in _of(resources, COMMAND))
+    """The host steps were rendered for a Debian release whose systemd has its BPF framework."""
+    return debian_release(resources) in BPF_RELEASES
 
 
 def dmz_hop_mutual_tls(resources: Sequence[Res]) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.demo import demo, network
 from tests.host import sandbox
-from tests.host.audit import findings
+from tests.host.audit import KEX, findings
 from tests.realroot.netns import ns_exec
 
 pytestmark = pytest.mark.slow
@@ -94,13 +94,6 @@ def test_second_converge_changes_nothing(booted_demo: demo.Demo) -> None:
     changed = {name: n for name, n in again.applied.changes.items() if n}
     assert changed == {}, again.applied.lines
 
-
-#: Each release's key exchange, written from its OpenSSH's `ssh -Q kex` and the design: the post-quantum
-#: hybrids first, curve25519-sha256 last (Pulumi's Go SSH client), nothing else.
-KEX = {
-    12: "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
-    13: "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256",
-}
 
 
 def test_sshd_as_the_vm_runs_it_passes_ssh_audit(booted_demo: demo.Demo) -> None:

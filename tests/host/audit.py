@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Each release's key exchange as `sshd -T` must report it, written from its OpenSSH's `ssh -Q kex` and the
+#: design: the post-quantum hybrids first, curve25519-sha256 last (Pulumi's Go SSH client), no NIST curve,
+#: no SHA-1; OpenSSH 10.0 (13) without the libssh alias.
+KEX = {
+    12: "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
+    13: "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256",
+}
 _NOT_PQ = "does not provide protection against post-quantum attacks"
 #: Accepted, per Debian release: the classical curve25519 key exchange, offered last after the
 #: post-quantum hybrids because Pulumi's SSH client (Go's x/crypto/ssh in pulumi-command) has no

@@ -18,7 +18,7 @@ import pytest
 
 from components.settings import ConfigError
 from tests.host import sample
-from tests.host.audit import findings
+from tests.host.audit import KEX, findings
 from tests.host.realhost import HostUnderTest, host_under_test
 from tests.realroot.netns import ns_exec
 from tests.realroot.runner import StepFailed, order_steps, run_steps
@@ -148,10 +148,7 @@ def test_sshd_effective_config_and_audit(host: HostUnderTest, converged: dict) -
     assert conf["passwordauthentication"] == "no" and conf["permitrootlogin"] == "no"
     assert conf["kbdinteractiveauthentication"] == "no" and conf["allowgroups"] == "sshadmins"
     assert conf["allowtcpforwarding"] == "no" and conf["maxauthtries"] == "3"
-    # Written from OpenSSH 10.0's list (`ssh -Q kex`): ML-KEM first, sntrup761 by both names, the classical
-    # curve25519 last (Pulumi's Go SSH client), no libssh alias, no NIST curve, no SHA-1.
-    assert conf["kexalgorithms"] == ("mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"
-                                     "curve25519-sha256")
+    assert conf["kexalgorithms"] == KEX[13]
     # ssh-audit from inside the VM namespace (loopback: UFW admits SSH only from management subnets).
     audit = subprocess.run(ns_exec(host.root.vm_namespace, [str(Path(sys.executable).parent / "ssh-audit"), "-j", "127.0.0.1"]),
                            capture_output=True, text=True, timeout=120)

@@ -167,3 +167,12 @@ def test_a_missing_ssh_drop_in_fails(dev_resources: list[Res]) -> None:
 def test_secret_or_unknown_contents_are_not_judged() -> None:
     record = Res("hcs:files:File", "vm:/opt/x/oauth2-proxy.cfg", {"path": "/opt/x/oauth2-proxy.cfg", "content": None})
     assert evaluate([record])["oauth2-proxy-cookie"] == []
+
+
+def test_the_packs_bpf_releases_are_the_programs() -> None:
+    """The pack runs without the program, so it carries its own list of the releases whose systemd
+    enforces the bind limits; it must be the settings' list."""
+    from components.settings import debian
+    from scripts.policy.rules import BPF_RELEASES
+
+    assert BPF_RELEASES == {v for v, r in debian.RELEASES.items() if r.bpf_framework}
