@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from components.settings import calendar, checks, debian, rules
+from components.settings import calendar, checks, debian, ide, rules
 from components.settings.reader import Reader
 from components.settings.topology import Topology
 
@@ -49,6 +49,9 @@ class HostSettings:
     code_server_port_proxy: bool = False
     #: The VM's Debian release: every release-specific choice of the host setup follows it.
     debian: debian.DebianRelease = debian.RELEASES[debian.DEFAULT]
+    #: Where the IDE installs extensions from (through the proxy), and the VSIX files the converge installs.
+    ide_gallery: ide.Gallery = ide.Gallery(ide.OPEN_VSX)
+    ide_extensions: tuple[ide.Vsix, ...] = ()
 
 
 def _package_url(value: str) -> str:
@@ -107,6 +110,12 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
     rest_user = r.string("backupRestUser", _identity)
     rest_password = r.secret("backupRestPassword", checks.min_length(16), required=backup_on)
     release = _release(r)
+    gallery = r.string("ideExtensionGallery", ide.gallery)
+    extensions = r.strings("ideExtensions", ide.vsix)
+    if gallery is not None and topology is not None and topology.ide_proxy and gallery.base != ide.OPEN_VSX \
+            and not any(d.covers(gallery.host) for d in topology.ide_egress):
+        r.problem("ideExtensionGallery", f"expected a gallery the IDE can reach: add {gallery.host} to ideEgressDomains "
+                  "(the proxy is the IDE's only way out)")
     repository = topology.backup.repository if topology is not None and backup_on else None
     if repository is not None and not re.match(r"^rest:https?://[^/@]+/", repository):
         r.problem("backupRepository", "expected rest:https://host:port/path without credentials: only restic's rest-server "
@@ -117,7 +126,7 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
     if topology is not None and not backup_on and r.is_set("backupPassword"):
         r.problem("backupPassword", "only applies when backupEnabled is true; unset it")
-    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user, release):
+    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user, release, gallery, extensions):
         return None
     return HostSettings(
         code_server=CodeServerPackage(version, sha256, url.replace("{version}", version)),
@@ -131,4 +140,6 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         backup_rest_user=rest_user,
         backup_rest_password=rest_password if backup_on else None,
         debian=release,
+        ide_gallery=gallery,
+        ide_extensions=extensions,
     )

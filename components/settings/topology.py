@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from components.settings import accounts, checks, rules
+from components.settings import accounts, checks, ide, rules
 from components.settings.reader import Reader
 
 IPv4 = ipaddress.IPv4Address
@@ -71,6 +71,10 @@ APT = "_apt"  # apt's download methods (http, https) drop to it
 TIME_SYNC = ("systemd-timesync", "_chrony")  # systemd-timesyncd, or chrony if the image uses it
 WAZUH = "wazuh"
 ZABBIX = "zabbix"
+#: Debian's Squid runs as `proxy`: with `ideEgressDomains` set it alone opens the IDE's way out.
+SQUID = "proxy"
+#: The IDE's allowlisting proxy listens here (loopback); only the IDE user may connect.
+IDE_PROXY_PORT = 3128
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,10 @@ class EgressRule:
 
     `identities` are the local accounts whose sockets may open it (the VM's own netfilter matches
     the owner); the FortiGate cannot see owners, so it gets the flow for the VM as a whole.
+
+    A flow by name (`domains`, the IDE proxy's) has no `destinations`: netfilter cannot match a
+    name, so on the VM the port is open to any address for `identities` alone (the proxy allows the
+    names and logs the rest), and the FortiGate matches the names as FQDN objects.
     """
 
     name: str
@@ -86,6 +94,7 @@ class EgressRule:
     protocol: Literal["tcp", "udp"]
     port: int
     identities: tuple[str, ...]
+    domains: tuple[ide.EgressDomain, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,13 @@ class Topology:
     entra_egress: tuple[IPv4Net, ...]
     registry_egress: tuple[IPv4Net, ...]
     tunnel_egress: tuple[IPv4Net, ...]
+    #: What the IDE user may reach through the proxy; empty: no proxy, the IDE user reaches nothing.
+    ide_egress: tuple[ide.EgressDomain, ...] = ()
+
+    @property
+    def ide_proxy(self) -> bool:
+        """Whether the IDE's allowlisting proxy runs (it does exactly when a domain is listed)."""
+        return bool(self.ide_egress)
 
     @property
     def gateway_peers(self) -> tuple[IPv4, ...]:
@@ -138,7 +154,7 @@ class Topology:
         svc = self.accounts.service_user
         # Who resolves names: apt (root and _apt), dockerd and restic (root), oauth2-proxy and
         # cloudflared (the service account), the time service (server names).
-        resolvers = (ROOT, APT, svc, *TIME_SYNC)
+        resolvers = (ROOT, APT, svc, *TIME_SYNC) + ((SQUID,) if self.ide_proxy else ())
         rules = [
             EgressRule("dns-udp", self.dns_servers, "udp", 53, resolvers),
             EgressRule("dns-tcp", self.dns_servers, "tcp", 53, resolvers),
@@ -164,6 +180,12 @@ class Topology:
         if self.edge == "cloudflare":
             rules.append(EgressRule("cf-tunnel-udp", self.tunnel_egress, "udp", CLOUDFLARE_TUNNEL_PORT, (svc,)))
             rules.append(EgressRule("cf-tunnel-tcp", self.tunnel_egress, "tcp", CLOUDFLARE_TUNNEL_PORT, (svc,)))
+        if self.ide_proxy:
+            # The IDE user's only way out: its proxy opens HTTPS to the listed names, plain HTTP to those marked.
+            rules.append(EgressRule("ide-proxy-https", (), "tcp", 443, (SQUID,), self.ide_egress))
+            plain = tuple(d for d in self.ide_egress if d.plain_http)
+            if plain:
+                rules.append(EgressRule("ide-proxy-http", (), "tcp", 80, (SQUID,), plain))
         return tuple(rules)
 
 
@@ -311,6 +333,10 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
     entra_egress = r.strings("entraEgress", _egress_network(wide_ok), non_empty=True)
     registry_egress = r.strings("registryEgress", _egress_network(wide_ok))
     tunnel_egress = r.strings("cloudflareTunnelEgress", _egress_network(wide_ok), non_empty=True)
+    ide_egress = r.strings("ideEgressDomains", ide.egress_domain)
+    for covered, wildcard in ide.overlaps(ide_egress or ()):
+        r.problem("ideEgressDomains", f"expected each name once: {covered!r} is listed twice; keep one entry" if covered == wildcard
+                  else f"expected each name once: {covered!r} is already covered by {wildcard!r}; remove {covered!r}")
     lists = (entra_egress, registry_egress, tunnel_egress)
     _acknowledgement(r, rules.ACK_WIDE_EGRESS, wide_ok, None in lists or any(rules.wide_egress(n) for nets in lists for n in nets))
     if vm_address is not None and front and vm_address in front:
@@ -343,4 +369,5 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
         entra_egress=entra_egress,
         registry_egress=registry_egress,
         tunnel_egress=tunnel_egress,
+        ide_egress=ide_egress,
     )
