@@ -17,7 +17,8 @@ from xml.sax.saxutils import escape
 
 from components.settings.debian import DebianRelease
 from components.settings.host import HostSettings
-from components.settings.topology import Topology
+from components.settings.ide import EgressDomain
+from components.settings.topology import IDE_PROXY_PORT, Topology
 
 HEADER = "# Managed by hardened-code-server (Pulumi); local edits are overwritten.\n"
 
@@ -29,6 +30,8 @@ GATEWAY_ACCESS_LOG = f"{GATEWAY_LOG_DIR}/access.log"
 CODE_SERVER_PORT = 8080
 #: code-server's config (root-owned: the IDE user cannot change where code-server listens).
 CODE_SERVER_CONFIG = "/etc/code-server/hcs.yaml"
+#: code-server's environment (root-owned): the proxy and the gallery, for it and all it starts.
+CODE_SERVER_ENV = "/etc/code-server/hcs.env"
 OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
 OAUTH2_PROXY_SOCKET = f"{OAUTH2_PROXY_SOCKET_DIR}/oauth2-proxy.sock"
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
@@ -131,6 +134,9 @@ def ufw_rules(topology: Topology, host: HostSettings) -> list[str]:
                 f"ufw allow out to {_ufw_address(dest)} port {rule.port} proto {rule.protocol} comment 'egress {rule.name}'"
                 for dest in rule.destinations
             ]
+            if rule.domains:
+                # By name (the IDE proxy's): the port to any address; the hook opens it to the proxy's account alone.
+                rules.append(f"ufw allow out {rule.port}/{rule.protocol} comment 'egress {rule.name}'")
     return rules
 
 
@@ -150,6 +156,8 @@ def _egress_lines(topology: Topology, host: HostSettings) -> list[str]:
     """`allow` calls (see the hook's shell function) for every flow and the account that opens it."""
     lines = [f"allow {identity} -p {rule.protocol} -d {_ufw_address(dest)} --dport {rule.port}  # {rule.name}"
              for rule in topology.egress_rules for identity in rule.identities for dest in rule.destinations]
+    lines += [f"allow {identity} -p {rule.protocol} --dport {rule.port}  # {rule.name}: " + " ".join(d.name for d in rule.domains)
+              for rule in topology.egress_rules if rule.domains for identity in rule.identities]
     if not host.ufw_deny_outgoing:
         # ufwDenyOutgoing false: the stack lets its services out freely (posture OFF); the IDE
         # user still reaches nothing.
@@ -175,7 +183,10 @@ def ufw_after_init(topology: Topology, host: HostSettings) -> str:
       127.0.0.1, so only oauth2-proxy (the service account; its container shares the host
       network) and the IDE user may connect to it. The gateway's port from the VM itself is the
       service account's only (cloudflared, the health check): no local process can pose as
-      cloudflared behind trusted_proxies. The IDE user reaches nothing else on the VM.
+      cloudflared behind trusted_proxies. With `ideEgressDomains` set, the IDE user alone may
+      reach the allowlisting proxy on 127.0.0.1:{IDE_PROXY_PORT} (so its log's account is right); the
+      proxy's own account opens 443 (and 80 for `http://` names) off the VM, to any address: the
+      proxy judges the names. The IDE user reaches nothing else on the VM.
     - Nothing for the IDE user to squat: a listener of the IDE user may answer (SYN-ACK, whose
       owner is the listening socket's) only as code-server on 127.0.0.1:{CODE_SERVER_PORT}; a
       port it binds while its owner is down (the gateway's, on the VM's address or loopback)
@@ -189,6 +200,8 @@ def ufw_after_init(topology: Topology, host: HostSettings) -> str:
     limit, burst = REFUSAL_LOG_LIMIT
     synack = "-p tcp --tcp-flags SYN,ACK SYN,ACK"
     allow = "\n    ".join(_egress_lines(topology, host))
+    proxy = (f'    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {IDE_PROXY_PORT} --syn -m owner --uid-owner "$IDE" -j RETURN\n'
+             f"    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {IDE_PROXY_PORT} --syn -j {REFUSED_CHAIN}\n") if topology.ide_proxy else ""
     return f"""#!/bin/sh
 {HEADER}set -e
 SVC={svc}
@@ -233,7 +246,7 @@ start)
     iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -j {REFUSED_CHAIN}
     iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -m owner --uid-owner "$SVC" -j RETURN
     iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -j {REFUSED_CHAIN}
-    iptables -w -A {LOOPBACK_CHAIN} {synack} -s 127.0.0.1 --sport {CODE_SERVER_PORT} -m owner --uid-owner "$IDE" -j RETURN
+{proxy}    iptables -w -A {LOOPBACK_CHAIN} {synack} -s 127.0.0.1 --sport {CODE_SERVER_PORT} -m owner --uid-owner "$IDE" -j RETURN
     for ipt in iptables ip6tables; do
         $ipt -w -A {LOOPBACK_CHAIN} {synack} -m owner --uid-owner "$IDE" -j {REFUSED_CHAIN}
         $ipt -w -A {LOOPBACK_CHAIN} -m owner --uid-owner "$IDE" -m conntrack --ctstate NEW -j {REFUSED_CHAIN}
@@ -452,6 +465,7 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
         if host.debian.bpf_framework else ""
     )
     return f"""{HEADER}[Service]
+EnvironmentFile={CODE_SERVER_ENV}
 ExecStart=
 ExecStart=/usr/bin/code-server --config {CODE_SERVER_CONFIG}
 UMask=0077
@@ -476,6 +490,31 @@ SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
 """
+
+
+def ide_proxy_url() -> str:
+    """The allowlisting proxy as the IDE's tools name it."""
+    return f"http://127.0.0.1:{IDE_PROXY_PORT}"
+
+
+def code_server_env(topology: Topology, host: HostSettings) -> str:
+    """`CODE_SERVER_ENV`: what code-server, its extensions and its terminal inherit.
+
+    With the proxy on, both spellings of each proxy variable (curl and git read `http_proxy` in
+    lower case only, npm and pip either): every tool of the terminal goes through the one logged
+    door, the editor's own downloads (extensions) too. Loopback stays direct (`NO_PROXY`), which
+    is where code-server and its own services live. `EXTENSIONS_GALLERY` is read by code-server
+    in place of its product.json gallery. A tool that ignores the variables reaches nothing at all
+    (the firewall hook), so these are convenience, not a control.
+    """
+    lines = [HEADER.rstrip("\n")]
+    if topology.ide_proxy:
+        url = ide_proxy_url()
+        for name in ("HTTPS_PROXY", "HTTP_PROXY"):
+            lines += [f"{name}={url}", f"{name.lower()}={url}"]
+        lines += ["NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1"]
+    lines.append(f"EXTENSIONS_GALLERY='{json.dumps(host.ide_gallery.product, separators=(',', ':'))}'")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -683,3 +722,66 @@ def zabbix_agent(topology: Topology, host: HostSettings) -> str:
 def ufw_rules_text(rules: Sequence[str]) -> str:
     """The rule list as the firewall step's parameter (one `ufw …` line each)."""
     return "".join(rule + "\n" for rule in rules)
+
+
+SQUID_CONFIG = "/etc/squid/squid.conf"
+#: What every line of the proxy's access log starts with (in the journal, syslog identifier squid).
+SQUID_LOG_TAG = "hcs-ide-proxy"
+
+
+def _squid_domain(domain: EgressDomain) -> str:
+    """Squid's dstdomain spelling: `.example.com` is the name and every name under it, as `*.example.com` is here."""
+    return "." + domain.base if domain.wildcard else domain.name
+
+
+def squid_config(topology: Topology) -> str:
+    """`/etc/squid/squid.conf` (replaces Debian's): the IDE user's one door off the VM.
+
+    - Listens on 127.0.0.1 only; the firewall hook lets only the IDE user connect there, so every
+      request is that account's, and the log says so (`note account`, one per listener).
+    - HTTPS only as CONNECT to port 443 of a listed name; plain HTTP (port 80) only to names
+      listed `http://`; everything else is refused with 403 and logged. A CONNECT to an IP literal
+      is refused before any name is judged, and `dstdomain -n` never turns an address into a name
+      by reverse DNS (a PTR record of an attacker's address could otherwise read like a listed name).
+    - Caches nothing (no response, no credential in a request to a listed host outlives it), adds
+      no X-Forwarded-For (the far side learns no local address), runs no ICMP pinger.
+    - The access log goes to syslog, hence the journal, where Wazuh reads it; one line per request:
+      the account, the method and target, Squid's verdict and status, the bytes.
+    """
+    https = " ".join(_squid_domain(d) for d in topology.ide_egress)
+    plain = " ".join(_squid_domain(d) for d in topology.ide_egress if d.plain_http)
+    ide = topology.accounts.ide_user
+    http_rule = (f"acl ide_http_names dstdomain -n {plain}\n"
+                 "# Plain HTTP only to the names listed http://, only on port 80, never as CONNECT.\n"
+                 "http_access allow ide_client !CONNECT http_port ide_http_names\n") if plain else ""
+    return f"""{HEADER}# The IDE user's allowlisting proxy: only names of ideEgressDomains, only HTTPS (and HTTP where listed).
+http_port 127.0.0.1:{IDE_PROXY_PORT} name=ide
+visible_hostname {SQUID_LOG_TAG}
+acl ide_client myportname ide
+acl ip_literal dstdom_regex -n ^[0-9.]+$ ^\\[?[0-9a-fA-F:]+\\]?$
+acl https_port port 443
+acl http_port port 80
+acl CONNECT method CONNECT
+acl ide_https_names dstdomain -n {https}
+# Who asked: the firewall lets only {ide} reach this listener.
+note account {ide} ide_client
+http_access deny ip_literal
+http_access deny CONNECT !https_port
+http_access allow ide_client CONNECT https_port ide_https_names
+{http_rule}http_access deny all
+http_reply_access allow all
+icp_access deny all
+htcp_access deny all
+snmp_access deny all
+cache deny all
+cache_mem 0 MB
+forwarded_for delete
+pinger_enable off
+shutdown_lifetime 2 seconds
+logformat hcs {SQUID_LOG_TAG} account=%{{account}}note client=%>a:%>p %rm %ru verdict=%Ss status=%>Hs bytes=%<st server=%<a
+access_log syslog:daemon.info logformat=hcs
+cache_log /var/log/squid/cache.log
+cache_store_log none
+coredump_dir /var/spool/squid
+"""
+

@@ -1,7 +1,8 @@
 """The DMZ host's setup as data: which script runs with which parameters and files, in what order.
 
 One `Step` per concern (packages with the configurations their first start must see, accounts,
-ownership map, sshd, upgrades, fail2ban, code-server, backup, Wazuh, Zabbix, firewall). Building
+ownership map, sshd, upgrades, fail2ban, code-server, the VSIX files, the IDE's proxy, backup, Wazuh,
+Zabbix, firewall). Building
 the list registers nothing, so tests and the benchmark can read it; `DmzHost` turns each step into
 one `remote.Command`.
 """
@@ -22,7 +23,9 @@ BASE_PACKAGES = (
     "curl",
     "docker.io",
     "fail2ban",
+    "git",
     "iptables",
+    "openssh-client",
     "python3-systemd",
     "ufw",
     "ulogd2",
@@ -132,9 +135,32 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             },
             (
                 _vm(render.CODE_SERVER_CONFIG, render.code_server_config(host)),
+                _vm(render.CODE_SERVER_ENV, render.code_server_env(topology, host)),
                 _vm("/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf", render.code_server_sandbox(host, ide)),
             ),
             after=("layout",),
+        )
+    )
+    if host.ide_extensions:
+        steps.append(
+            Step(
+                "extensions",
+                "extensions",
+                {
+                    "HCS_IDE_USER": ide,
+                    "HCS_EXTENSIONS": "".join(f"{x.url} {x.sha256}\n" for x in host.ide_extensions),
+                    **_proxy(topology),
+                },
+                after=("code-server",),
+            )
+        )
+    steps.append(
+        Step(
+            "ide-proxy",
+            "ide-proxy",
+            {"HCS_IDE_PROXY": "on" if topology.ide_proxy else "off"},
+            (_vm(render.SQUID_CONFIG, render.squid_config(topology)),) if topology.ide_proxy else (),
+            after=("packages",),
         )
     )
     agents: list[str] = []
