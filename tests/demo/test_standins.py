@@ -347,3 +347,46 @@ def test_which_ca_settings_node_trusts(trust: str, served_gallery: tuple[str, _S
         assert result.returncode != 0 and "unable to verify the first certificate" in result.stdout + result.stderr
     else:
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_extension_activates_in_browser_ide_and_server_queries_via_proxy(
+    served_gallery: tuple[str, _Served, vsix.Vsix], proxy: ConnectProxy, ca: DemoCA, tmp_path: Path
+) -> None:
+    """The VSIX's proofs (status bar text, marker file) in a real workbench; and the running server's
+    own gallery request (the browser's fetch fails without CORS, VS Code falls back to the server)
+    goes through HTTPS_PROXY. Workspace trust is off here: in Restricted Mode code-server 4.139.1
+    showed the extension disabled although it declares untrustedWorkspaces support."""
+    from playwright.sync_api import sync_playwright
+
+    base, served, built = served_gallery
+    env = {"EXTENSIONS_GALLERY": gallery.gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
+    result, extensions = _install(str(built.path), tmp_path, "ide", env, {
+        "chat.disableAIFeatures": True, "workbench.startupEditor": "none", "security.workspace.trust.enabled": False})
+    assert result.returncode == 0, result.stdout + result.stderr
+    port, home = _free_port(), tmp_path / "home"
+    argv = [*_code_server(), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none", "--disable-telemetry", "--disable-update-check",
+            "--user-data-dir", str(tmp_path / "ide" / "data"), "--extensions-dir", str(extensions), str(tmp_path / "ide")]
+    with (tmp_path / "code-server.log").open("w") as log:
+        server = subprocess.Popen(argv, env={"PATH": "/usr/bin:/bin", "HOME": str(home), **env, "HTTPS_PROXY": proxy.url},
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page()
+            for _ in range(50):  # code-server binds within ~1 s
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/")
+                    break
+                except Exception:  # noqa: BLE001 - connection refused while starting
+                    page.wait_for_timeout(200)
+            page.wait_for_selector(".monaco-workbench", timeout=30_000)
+            page.locator(".statusbar").get_by_text(vsix.PROOF_TEXT).wait_for(timeout=30_000)
+            browser.close()
+        assert (home / vsix.MARKER_NAME).read_text().strip().startswith("20")
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    target = base.removeprefix("https://")
+    assert f"CONNECT {target} HTTP/1.1" in proxy.requests, proxy.requests
+    assert "gallery: POST /vscode/gallery/extensionquery 200" in served.lines()

@@ -94,6 +94,8 @@ def package_json(version: str = VERSION) -> dict[str, object]:
         "engines": {"vscode": ENGINE},
         "categories": ["Other"],
         "activationEvents": ["onStartupFinished"],
+        # Runs in a folder the user has not trusted yet (restricted mode disables extensions that don't say so).
+        "capabilities": {"untrustedWorkspaces": {"supported": True}, "virtualWorkspaces": True},
         "main": "./extension.js",
     }
 
