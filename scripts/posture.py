@@ -144,28 +144,57 @@ def _ide_unit_bind_limits(plan: PlanResult) -> list[Registered]:
 
 @dataclass(frozen=True)
 class Flow:
-    """One flow off the VM and the accounts whose sockets may open it (as the firewall hook allows)."""
+    """One flow off the VM and the accounts whose sockets may open it (as the firewall hook allows).
+
+    `domains`: the names a flow by name may reach (the IDE proxy's), as the FortiGate's FQDN
+    objects in the plan hold them; the VM's netfilter cannot match names, so its hook alone
+    cannot show them.
+    """
 
     name: str
     protocol: str
     port: str
     destinations: tuple[str, ...]
     accounts: tuple[str, ...]
-
-
-def egress_flows(plan: PlanResult) -> list[Flow]:
-    """Who may open what off the VM, read from the firewall hook the plan installs (its `allow` lines)."""
-    flows: dict[str, Flow] = {}
-    for r in _file("/etc/ufw/after.init")(plan):
-        for who, proto, dest, port, name in re.findall(r"(?m)^\s*allow (\S+) -p (\S+) -d (\S+) --dport (\d+)\s+# (\S+)$",
-                                                       str(r.inputs.get("content", ""))):
-            f = flows.get(name, Flow(name, proto, port, (), ()))
-            flows[name] = Flow(name, proto, port, f.destinations + ((dest,) if dest not in f.destinations else ()),
-                               f.accounts + ((who,) if who not in f.accounts else ()))
-    return list(flows.values())
+    domains: tuple[str, ...] = ()
 
 
 _FORTIOS = "pulumi-python:dynamic/fortios:"
+
+
+def _fortigate_names(plan: PlanResult) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """Per egress flow (the part of a `-out-` policy's name after `-out-`): protocol, port and the
+    FQDN values its destinations hold; flows to addresses only are left out."""
+    fqdns = {r.inputs.get("name"): (r.inputs.get("payload") or {}).get("fqdn") for r in plan.of_type(_FORTIOS + "FirewallAddress")}
+    ports = {r.inputs.get("name"): r.inputs.get("payload") or {} for r in plan.of_type(_FORTIOS + "FirewallServiceCustom")}
+    found = {}
+    for r in plan.of_type(_FORTIOS + "FirewallPolicy"):
+        name, payload = str(r.inputs.get("name", "")), r.inputs.get("payload") or {}
+        names = tuple(sorted(fqdns[d["name"]] for d in payload.get("dstaddr", []) if fqdns.get(d["name"])))
+        if "-out-" not in name or not names:
+            continue
+        service = next((ports[s["name"]] for s in payload.get("service", []) if s["name"] in ports), {})
+        proto, port = next(((k.split("-")[0], str(v)) for k, v in service.items() if k.endswith("-portrange")), ("", ""))
+        found[name.rpartition("-out-")[2]] = (proto, port, names)
+    return found
+
+
+def egress_flows(plan: PlanResult) -> list[Flow]:
+    """Who may open what off the VM, read from the firewall hook the plan installs (its `allow` lines),
+    with the names of a flow by name from the FortiGate; such a flow the hook opens to no account
+    is listed with none (it cannot leave the VM)."""
+    flows: dict[str, Flow] = {}
+    for r in _file("/etc/ufw/after.init")(plan):
+        for who, proto, dest, port, name in re.findall(r"(?m)^\s*allow (\S+) -p (\S+)(?: -d (\S+))? --dport (\d+)\s+# (\S+)$",
+                                                       str(r.inputs.get("content", ""))):
+            dest = dest or "any address"  # a flow by name: the port, for its accounts, to anywhere
+            f = flows.get(name, Flow(name, proto, port, (), ()))
+            flows[name] = Flow(name, proto, port, f.destinations + ((dest,) if dest not in f.destinations else ()),
+                               f.accounts + ((who,) if who not in f.accounts else ()))
+    for name, (proto, port, names) in _fortigate_names(plan).items():
+        f = flows.get(name, Flow(name, proto, port, (), ()))
+        flows[name] = Flow(f.name, f.protocol, f.port, f.destinations, f.accounts, names)
+    return list(flows.values())
 
 
 def _ufw_rules(plan: PlanResult, pattern: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -320,8 +349,10 @@ def markdown(rows: Sequence[Row], stack: str, edge: str, flows: Sequence[Flow] =
         lines += ["", "Egress by identity: who may open each flow off the VM (everyone else, the IDE user always, is refused "
                   "and logged; a service switched off has no flow)", "",
                   "| flow | destinations | port | accounts |", "|---|---|---|---|"]
-        lines += [f"| {f.name} | {', '.join(f.destinations)} | {f.protocol}/{f.port} | {', '.join(f'`{a}`' for a in f.accounts)} |"
-                  for f in flows]
+        for f in flows:
+            where = ", ".join(f.destinations + (("by name: " + ", ".join(f"`{d}`" for d in f.domains),) if f.domains else ()))
+            who = ", ".join(f"`{a}`" for a in f.accounts) or "none (the VM opens it to no account)"
+            lines.append(f"| {f.name} | {where} | {f.protocol}/{f.port} | {who} |")
     return "\n".join(lines) + "\n"
 
 

@@ -112,3 +112,16 @@ def test_each_flow_off_the_vm_names_its_accounts_and_a_switched_off_service_has_
     assert {f.name for f in off} == set(on) - {"backup", "wazuh-events", "wazuh-enroll", "zabbix-active"}
     tunnel = {f.name: f.accounts for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS, edge="cloudflare")))}
     assert tunnel["cf-tunnel-udp"] == tunnel["cf-tunnel-tcp"] == ("codesvc",)
+
+
+def test_the_ide_proxys_flows_show_the_names_the_fortigate_lets_through(dev_config: StackConfig) -> None:
+    """Read from the plan's FQDN objects: a wildcard with its apex, plain HTTP only where asked; no names, no such flow."""
+    plan = run_program(dev_config.with_values(**TEST_SECRETS, ideEgressDomains=["git.example.com", "*.pypi.org", "http://deb.example.org"]))
+    flows = {f.name: f for f in posture.egress_flows(plan)}
+    https, http = flows["ide-proxy-https"], flows["ide-proxy-http"]
+    assert (https.protocol, https.port, https.domains) == ("tcp", "443", ("*.pypi.org", "deb.example.org", "git.example.com", "pypi.org"))
+    assert (http.protocol, http.port, http.domains) == ("tcp", "80", ("deb.example.org",))
+    assert not [f for f in flows.values() if f.domains and f.name not in ("ide-proxy-https", "ide-proxy-http")]
+    table = posture.markdown([], "dev", "fortigate", list(flows.values()))
+    assert "| ide-proxy-http | by name: `deb.example.org` | tcp/80 |" in table
+    assert not [f for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS))) if f.domains or "ide" in f.name]

@@ -41,7 +41,8 @@ class FortigateEdge(pulumi.ComponentResource):
     """Everything the FortiGate does for the code-server VM, through the FortiOS REST API.
 
     Builds (token `hcs:fortigate:Edge`): address objects for the VM, the front proxy, the
-    management subnets and every egress destination; address groups; one custom service per
+    management subnets and every egress destination, FQDN objects for the IDE proxy's names (a
+    wildcard and its apex); address groups; one custom service per
     port; a VIP (public IP:443 on the WAN interface → the front proxy, TCP port-forward); an IPS
     sensor unless an existing one is named; and one ordered policy block:
     WAN → DMZ HTTPS to the VIP with UTM and IPS on, front proxy → VM gateway port, management

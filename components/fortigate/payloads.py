@@ -2,7 +2,13 @@
 
 Pure (settings in, payload dicts out, no pulumi), so the rule set is tested without a device.
 Field names are the device's own. The egress policies come from `Topology.egress_rules`, the
-same allowlist the host's UFW renders, so the two firewalls cannot disagree.
+same allowlist the host's UFW renders, so the two firewalls cannot disagree. A flow by name (the
+IDE proxy's `domains`) goes to FQDN address objects: the VM's host firewall cannot match names,
+so for those flows the FortiGate is the network layer that holds the proxy to its list. The
+FortiGate resolves a plain FQDN object itself, but fills a wildcard one only from DNS answers it
+forwards: the VM's resolvers (`dnsServers`) must sit beyond the FortiGate, and the FortiGate
+should ask the same servers, or a CDN name may resolve differently on each side (refused, logged;
+FortiOS admin guide, "Using wildcard FQDN addresses in firewall policies").
 
 The policies form one ordered block: inbound HTTPS to the VIP, the front proxy to the gateway,
 management SSH, one accept per egress rule, then an explicit, logged deny of everything else
@@ -12,14 +18,18 @@ directly after the previous one (by name), so a foreign policy slipped in betwee
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.settings.fortigate import FortigateSettings
+from components.settings.ide import EgressDomain
 from components.settings.topology import Topology
 
 HTTPS_PORT = 443
+#: FortiOS 7.4's limit for a firewall address name (fortios_7_4.json, firewall/address name).
+ADDRESS_NAME_LIMIT = 79
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,25 @@ def _service_name(prefix: str, protocol: str, port: int) -> str:
     return f"{prefix}-{protocol}-{port}"
 
 
+def _bounded(name: str, limit: int = ADDRESS_NAME_LIMIT) -> str:
+    """`name`, or its head and a digest of the whole when too long (FortiOS refuses, never truncates)."""
+    if len(name) <= limit:
+        return name
+    return f"{name[: limit - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def fqdn_targets(domain: EgressDomain) -> tuple[str, ...]:
+    """The FortiOS FQDN values that allow `domain`: `*.example.com` needs `example.com` as well.
+
+    FortiOS (6.2.2 and later, 7.4 included) writes a wildcard as `type fqdn` with `fqdn
+    "*.example.com"`; `type wildcard-fqdn` is gone from 7.4 (not in its `type` options), and the
+    separate `firewall wildcard-fqdn custom` table serves SSL-inspection exemptions, not policies.
+    Our `*.` covers the apex too; FortiOS documents its wildcard for the names under it only, so
+    the apex gets an object of its own instead of relying on the pattern.
+    """
+    return (domain.name, domain.base) if domain.wildcard else (domain.name,)
+
+
 def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
     """Every object of the edge, from the FortiGate settings and the shared topology."""
     p = fg.name_prefix
@@ -87,8 +116,24 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
     mgmt_group = f"{p}-mgmt"
     objects.append(CmdbSpec("addrgrp", mgmt_group, {"member": _members(*mgmt), "comment": comment}, depends_on=tuple(mgmt)))
 
+    fqdns: dict[str, str] = {}  # FQDN value -> address object name
+
+    def fqdn(value: str) -> str:
+        # Plain names and wildcards in name spaces of their own, so the two never share a name.
+        if value not in fqdns:
+            name = _bounded(f"{p}-wildcard-{value[2:]}" if value.startswith("*.") else f"{p}-fqdn-{value}")
+            fqdns[value] = name
+            objects.append(CmdbSpec("address", name, {"type": "fqdn", "fqdn": value, "comment": comment}))
+        return fqdns[value]
+
     egress = topo.egress_rules
-    egress_dst = {rule.name: [address(rule.name.split("-")[0], d) for d in rule.destinations] for rule in egress}
+    egress_dst: dict[str, list[str]] = {}
+    for rule in egress:
+        dst = [address(rule.name.split("-")[0], d) for d in rule.destinations]
+        dst += [fqdn(value) for d in rule.domains for value in fqdn_targets(d)]
+        if not dst:
+            raise ValueError(f"egress rule {rule.name}: neither addresses nor names (a policy to nowhere)")
+        egress_dst[rule.name] = list(dict.fromkeys(dst))
 
     services: dict[tuple[str, int], str] = {}
 

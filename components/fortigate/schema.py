@@ -34,6 +34,7 @@ FACTS_FILE = Path(__file__).with_name("fortios_7_4.json")
 
 _VDOM = re.compile(r"^[A-Za-z0-9_-]{1,31}$")
 _BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f\"\\]")
+_FQDN_LABEL = re.compile(r"^(\*|(?!-)[A-Za-z0-9_-]{1,63}(?<!-))$")
 _PORTS = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 
 
@@ -51,6 +52,8 @@ class Table:
 
     `permission` is the admin-profile permission a token needs to write here; a 403 names it.
     `fields` are the device's field facts (from `fortios_7_4.json`); `name_limit` is the name's.
+    `required_by_type`: what an object of that `type` needs besides `required` (`type` unset
+    counts as the first key: the device's default type).
     """
 
     path: str
@@ -58,6 +61,7 @@ class Table:
     mkey: str
     permission: str
     required: tuple[str, ...] = ()
+    required_by_type: dict[str, tuple[str, ...]] = field(default_factory=dict)
     member_fields: frozenset[str] = frozenset()
     subnet_fields: frozenset[str] = frozenset()
     port_list_fields: frozenset[str] = frozenset()
@@ -84,7 +88,8 @@ TABLES: dict[str, Table] = {
         Table(
             "firewall/address", "firewall address", "name",
             "fwgrp-permission address (Firewall > Address: read-write)",
-            required=("subnet",),
+            # A subnet, or a name (a wildcard is `type fqdn` too: `fqdn "*.example.com"`).
+            required_by_type={"ipmask": ("subnet",), "fqdn": ("fqdn",)},
             subnet_fields=frozenset({"subnet"}),
             fields=_FACTS["firewall/address"],
         ),
@@ -330,6 +335,15 @@ def _vip_mappedip(value: Any) -> list[dict[str, str]]:
     return out
 
 
+def _fqdn(value: Any) -> str:
+    """A DNS name, `*` allowed as a whole label (`*.example.com`): FortiOS matches it against DNS answers."""
+    text = str(value).strip()
+    labels = text.split(".")
+    if len(text) > 255 or len(labels) < 2 or not all(_FQDN_LABEL.match(x) for x in labels):
+        raise ValueError(f"expected a DNS name such as www.example.com or *.example.com, got {value!r}")
+    return text
+
+
 def _ipv4(value: Any) -> str:
     try:
         return str(ipaddress.IPv4Address(str(value).strip()))
@@ -340,6 +354,7 @@ def _ipv4(value: Any) -> str:
 _SPECIAL: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("firewall/vip", "mappedip"): _vip_mappedip,
     ("firewall/vip", "extip"): _ipv4,
+    ("firewall/address", "fqdn"): _fqdn,
 }
 
 
@@ -361,7 +376,8 @@ def check_payload(tbl: Table, payload: Any) -> tuple[dict[str, Any], list[CheckE
     out: dict[str, Any] = {}
     if tbl.mkey in payload:
         problems.append(CheckError(tbl.mkey, f"{tbl.label}: {tbl.mkey} is the object's key; set it as the resource's name (a policyid is assigned by the device)"))
-    for key in tbl.required:
+    kind = payload.get("type", next(iter(tbl.required_by_type), None))
+    for key in tbl.required + tbl.required_by_type.get(kind, ()):
         if key not in payload:
             problems.append(CheckError(key, f"{tbl.label}: {key} is required"))
     for key, value in payload.items():

@@ -29,11 +29,18 @@ the provider's own normalisation (tests must not restate the code under test):
   never be able to send one);
 - injectable faults: latency, a connection dropped before or after the request is applied,
   and bare 5xx answers;
+- per address type, the value that type needs (`_check_address`): a valid `subnet` for `ipmask`,
+  a DNS name in `fqdn` for `fqdn` (a wildcard is `fqdn "*.example.com"` on FortiOS ≥ 6.2.2);
+  `type wildcard-fqdn` is not a 7.4 option (the facts' enum) and a `wildcard-fqdn` value is
+  refused, a stricter stand-in than a device that may keep it unused;
 - it counts and logs every request.
 
 What it does not prove: that the field facts match a real FortiOS 7.4 (they come from the
 public sources named in the facts file), the device's real default values, its exact error codes
 for a bad field (assumed -651 with a `cli_error`), or how a real device orders concurrent writes.
+It resolves no names: an FQDN object here is a string, so nothing shows which addresses a real
+device would put behind it, whether its wildcard matches several labels or the apex, or that a
+policy to it lets the traffic through.
 Unverified on hardware: whether FortiOS refuses a duplicate policy *name*. By default this
 stand-in accepts one (the harder case: the provider must refuse it itself);
 `unique_policy_names=True` models a device that refuses it with -5.
@@ -95,7 +102,7 @@ REFERENCES: dict[tuple[str, str], tuple[str, ...]] = {
 
 #: The device defaults the tests rely on (every other field gets a placeholder, see `_placeholders`).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "firewall/address": {"type": "ipmask", "comment": "", "color": 0, "allow-routing": "disable"},
+    "firewall/address": {"type": "ipmask", "subnet": "0.0.0.0 0.0.0.0", "comment": "", "color": 0, "allow-routing": "disable"},
     "firewall/addrgrp": {"comment": "", "color": 0, "exclude": "disable"},
     "firewall.service/custom": {"protocol": "TCP/UDP/SCTP", "tcp-portrange": "", "udp-portrange": "", "comment": "", "category": ""},
     "firewall/vip": {"type": "static-nat", "portforward": "disable", "protocol": "tcp", "comment": "", "extport": "0-65535", "arp-reply": "enable"},
@@ -107,6 +114,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "ips/sensor": {"comment": "", "block-malicious-url": "disable", "entries": []},
 }
 _FILTER = re.compile(r"^([a-z0-9-]+)(==|!=|=@|!@|<=|>=|<|>)(.*)$")
+#: One label of an FQDN object's name: a DNS label, or `*` alone.
+_DNS_LABEL = re.compile(r"^(\*|[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)$")
 
 
 def _placeholder(spec: dict[str, Any]) -> Any:
@@ -243,6 +252,25 @@ def _mask(value: Any) -> str:
     return f"{network.network_address} {network.netmask}"
 
 
+def _check_address(obj: dict[str, Any]) -> None:
+    """What each address type needs, on the stored object (POST, and PUT merged onto the old one)."""
+    kind = obj.get("type")
+    if obj.get("wildcard-fqdn"):
+        raise _bad_field("wildcard-fqdn", 'no address type uses it in 7.4 (a wildcard is type fqdn, fqdn "*.example.com")')
+    if kind == "ipmask":
+        try:
+            obj["subnet"] = _mask(obj.get("subnet"))
+        except ValueError:
+            raise ApiError(500, -651, f"invalid subnet {obj.get('subnet')!r}") from None
+    elif kind == "fqdn":
+        name = obj.get("fqdn")
+        if not isinstance(name, str) or not name:
+            raise _bad_field("fqdn", "an address of type fqdn needs a name")
+        labels = name.split(".")
+        if len(labels) < 2 or not all(_DNS_LABEL.match(x) for x in labels):
+            raise _bad_field("fqdn", f"invalid name {name!r}")
+
+
 def _names(value: Any) -> list[str]:
     if isinstance(value, str):
         return [v for v in value.split() if v]
@@ -365,11 +393,8 @@ class FortiOSEmulator:
         obj = {**_placeholders(path), **copy.deepcopy(DEFAULTS.get(path, {})), **copy.deepcopy(body)}
         if path in ("firewall/address", "firewall/addrgrp", "firewall/vip", "firewall/policy"):
             obj.setdefault("uuid", str(uuid.uuid4()))
-        if path == "firewall/address" and "subnet" in obj:
-            try:
-                obj["subnet"] = _mask(obj["subnet"])
-            except ValueError:
-                raise ApiError(500, -651, f"invalid subnet {obj['subnet']!r}") from None
+        if path == "firewall/address":
+            _check_address(obj)
         for (table, fld), _ in REFERENCES.items():
             if table == path and fld in obj and isinstance(obj[fld], list):
                 obj[fld] = [{"name": n, "q_origin_key": n} for n in _names(obj[fld])]

@@ -127,3 +127,21 @@ def test_a_get_returns_every_field_of_the_object(api: httpx.Client) -> None:
     got = api.get("firewall/address/a").json()["results"][0]
     # fields a FortiOS 7.4 address always carries, none of which the request set
     assert {"allow-routing", "associated-interface", "fabric-object", "color", "type", "comment", "uuid"} <= got.keys()
+
+
+def test_an_address_must_carry_the_value_of_its_type(api: httpx.Client, emulator: FortiOSEmulator) -> None:
+    """A name object needs its name; 7.4 writes a wildcard as type fqdn (no wildcard-fqdn type or value)."""
+    assert _error(api.post("firewall/address", json={"name": "f", "type": "fqdn"}))[:2] == (500, -651)
+    assert _error(api.post("firewall/address", json={"name": "f", "type": "fqdn", "fqdn": "exa mple.com"}))[:2] == (500, -651)
+    status, code, text = _error(api.post("firewall/address", json={"name": "w", "type": "wildcard-fqdn", "wildcard-fqdn": "*.pypi.org"}))
+    assert (status, code) == (500, -651) and text.startswith("type: invalid option 'wildcard-fqdn'")
+    assert _error(api.post("firewall/address", json={"name": "w", "type": "fqdn", "fqdn": "*.pypi.org",
+                                                     "wildcard-fqdn": "*.pypi.org"}))[:2] == (500, -651)
+    assert emulator.find("root", "firewall/address", "f") is None and emulator.find("root", "firewall/address", "w") is None
+
+    for name, value in (("f", "git.example.com"), ("w", "*.pypi.org")):
+        assert api.post("firewall/address", json={"name": name, "type": "fqdn", "fqdn": value}).status_code == 200
+        assert emulator.find("root", "firewall/address", name)["fqdn"] == value
+    assert _error(api.put("firewall/address/f", json={"fqdn": ""}))[:2] == (500, -651)  # checked on PUT too
+    assert _error(api.put("firewall/address/f", json={"type": "ipmask", "subnet": "192.0.2.300/32"}))[:2] == (500, -651)
+    assert emulator.find("root", "firewall/address", "f")["fqdn"] == "git.example.com"

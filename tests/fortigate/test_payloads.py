@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import ssl
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from components.fortigate import payloads
 from tests.fortigate.conftest import TOKEN
 from tests.fortigate.emulator import FortiOSEmulator
 from tests.fortigate.stack import dev_settings
+
+#: The IDE's allowlist in the example's forms: a name, a wildcard (the name and all under it), plain HTTP.
+IDE_DOMAINS = json.dumps(["git.example.com", "*.pypi.org", "http://deb.example.org"])
 
 KIND_PATH = {"address": "firewall/address", "addrgrp": "firewall/addrgrp", "service": "firewall.service/custom",
              "vip": "firewall/vip", "ips-sensor": "ips/sensor", "policy": "firewall/policy"}
@@ -92,10 +96,12 @@ def test_every_policy_logs_and_the_block_is_chained_in_order(plan_and_settings) 
         assert policy.placement == f"after:{previous.name}" and previous.name in policy.depends_on
 
 
-def test_the_device_accepts_every_object_in_plan_order(plan_and_settings, emulator: FortiOSEmulator,
+@pytest.mark.parametrize("changes", [{}, {"ideEgressDomains": IDE_DOMAINS}], ids=["dev", "ide-names"])
+def test_the_device_accepts_every_object_in_plan_order(changes: dict[str, str], emulator: FortiOSEmulator,
                                                       certificate: tuple[Path, Path]) -> None:
     """The FortiOS stand-in (its own field, name and reference checks) is the oracle, not the provider's schema."""
-    plan, _ = plan_and_settings
+    settings = dev_settings(**changes)
+    plan = payloads.build(settings.fortigate, settings.topology)
     names = [o.name for o in plan.objects]
     assert len(names) == len(set(names))
     with httpx.Client(base_url=f"{emulator.url}/api/v2/cmdb/", headers={"Authorization": f"Bearer {TOKEN}"},
@@ -122,3 +128,56 @@ def test_ipv6_management_subnets_are_refused_by_name() -> None:
     settings = dev_settings(managementSubnets=["2001:db8::/64"])
     with pytest.raises(ValueError, match="managementSubnets: .*IPv4"):
         payloads.build(settings.fortigate, settings.topology)
+
+
+def _fqdns(plan: payloads.EdgePlan, names: list[dict[str, str]]) -> list[str]:
+    """The names behind a policy's destinations; each must be an FQDN object, never an address."""
+    by_name = {o.name: o for o in plan.objects}
+    out = []
+    for member in names:
+        obj = by_name[member["name"]]
+        assert (obj.kind, obj.payload.get("type")) == ("address", "fqdn") and "subnet" not in obj.payload, obj
+        out.append(obj.payload["fqdn"])
+    return out
+
+
+def test_the_ide_proxy_reaches_its_names_on_its_ports_before_the_deny() -> None:
+    settings = dev_settings(ideEgressDomains=IDE_DOMAINS)
+    plan = payloads.build(settings.fortigate, settings.topology)
+    policies = plan.of_kind("policy")
+    assert [p.name for p in policies[-3:]] == ["hcs-out-ide-proxy-https", "hcs-out-ide-proxy-http", "hcs-out-deny"]
+    https, http = policies[-3], policies[-2]
+    # `*.pypi.org` allows pypi.org itself too; FortiOS's wildcard only matches the names under it
+    assert sorted(_fqdns(plan, https.payload["dstaddr"])) == ["*.pypi.org", "deb.example.org", "git.example.com", "pypi.org"]
+    assert _fqdns(plan, http.payload["dstaddr"]) == ["deb.example.org"]
+    assert _ports(plan, https.payload["service"]) == {("tcp", 443)} and _ports(plan, http.payload["service"]) == {("tcp", 80)}
+    for policy in (https, http):
+        assert policy.payload["srcaddr"] == [{"name": "hcs-vm"}] and policy.payload["srcintf"] == [{"name": "dmz"}]
+        assert (policy.payload["action"], policy.payload["logtraffic"]) == ("accept", "all")
+    names = [o for o in plan.objects if o.payload.get("type") == "fqdn"]
+    assert sorted(o.payload["fqdn"] for o in names) == ["*.pypi.org", "deb.example.org", "git.example.com", "pypi.org"]  # each once
+    for obj in names:  # names only: an IP literal would bypass what the proxy and the FortiGate judge by name
+        with pytest.raises(ValueError):
+            ipaddress.ip_address(obj.payload["fqdn"].removeprefix("*."))
+        assert obj.name.startswith("hcs-") and len(obj.name) <= 79
+
+
+def test_without_names_the_edge_has_no_name_objects_and_no_proxy_policy(plan_and_settings) -> None:
+    plan, _ = plan_and_settings
+    assert all("subnet" in o.payload and "type" not in o.payload for o in plan.of_kind("address"))
+    assert not [p for p in plan.of_kind("policy") if "ide" in p.name]
+    empty = dev_settings(ideEgressDomains="[]")
+    assert payloads.build(empty.fortigate, empty.topology).objects == plan.objects
+
+
+def test_long_names_get_distinct_bounded_object_names() -> None:
+    label = "a" * 63
+    # the two plain names share the first 79 characters of their object names
+    domains = json.dumps([f"*.{label}.{label}.example.com", f"x.{label}.{label}.example.org", f"x.{label}.{label}.example.net"])
+    settings = dev_settings(ideEgressDomains=domains, fortigateNamePrefix="c" * 12)
+    plan = payloads.build(settings.fortigate, settings.topology)
+    names = {o.payload["fqdn"]: o.name for o in plan.objects if o.payload.get("type") == "fqdn"}
+    assert len(names) == 4 and len(set(names.values())) == 4
+    assert all(len(n) <= 79 and n.startswith("c" * 12 + "-") for n in names.values())
+    again = payloads.build(settings.fortigate, settings.topology)
+    assert {o.name for o in again.objects} == {o.name for o in plan.objects}  # deterministic

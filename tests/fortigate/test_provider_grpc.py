@@ -70,6 +70,27 @@ def policy(device: FortiOSEmulator, ca: Path, name: str, placement: str, **paylo
     return cmdb_props(device, ca, "firewall/policy", name, fields, placement=placement)
 
 
+def test_a_name_object_checks_updates_and_shows_drift(host: ProviderHost, emulator: FortiOSEmulator, ca: Path) -> None:
+    """An FQDN address through the host: no subnet needed, a new name is an update in place, drift shows."""
+    props = cmdb_props(emulator, ca, "firewall/address", "hcs-wildcard-pypi.org", {"type": "fqdn", "fqdn": "*.pypi.org"})
+    assert [f for f, _ in host.check({**props, "payload": {"type": "fqdn"}}).failures] == ["payload.fqdn"]
+    id_, state, inputs = deploy(host, props)
+    assert state["payload"] == {"type": "fqdn", "fqdn": "*.pypi.org"}
+    assert not host.diff(id_, host.read(id_, state)[1], inputs).some
+
+    changed = host.check({**props, "payload": {"type": "fqdn", "fqdn": "*.python.org"}}, olds=inputs).inputs
+    diff = host.diff(id_, state, changed)
+    assert diff.some and diff.replaces == []
+    state = host.update(id_, state, changed)
+    assert emulator.find("root", "firewall/address", id_)["fqdn"] == "*.python.org"
+
+    emulator.poke("root", "firewall/address", id_, fqdn="*.example.net")
+    _, state = host.read(id_, state)
+    assert state["payload"]["fqdn"] == "*.example.net" and host.diff(id_, state, changed).some
+    host.update(id_, state, changed)
+    assert emulator.find("root", "firewall/address", id_)["fqdn"] == "*.python.org"
+
+
 def test_address_full_lifecycle(host: ProviderHost, emulator: FortiOSEmulator, ca: Path) -> None:
     props = address(emulator, ca)
     (id_, state, inputs), created = measured(emulator, lambda: deploy(host, props))

@@ -59,3 +59,14 @@ def test_placement() -> None:
     for bad in ("bottom", "after:", "top:1", "before"):
         with pytest.raises(schema.CheckError):
             schema.placement(bad)
+
+
+def test_an_address_needs_the_value_of_its_type() -> None:
+    """A subnet object needs `subnet`, a name object `fqdn` (a wildcard too: FortiOS ≥ 6.2.2 has no wildcard-fqdn type)."""
+    assert [p.field for p in schema.check_payload(ADDRESS, {"comment": "x"})[1]] == ["subnet"]
+    assert [p.field for p in schema.check_payload(ADDRESS, {"type": "fqdn", "comment": "x"})[1]] == ["fqdn"]
+    for name in ("git.example.com", "*.pypi.org"):
+        assert schema.check_payload(ADDRESS, {"type": "fqdn", "fqdn": name}) == ({"type": "fqdn", "fqdn": name}, [])
+    for bad in ("pypi", "exa mple.com", "*pypi.org", "https://pypi.org", "-a.example.com"):
+        assert [p.field for p in schema.check_payload(ADDRESS, {"type": "fqdn", "fqdn": bad})[1]] == ["fqdn"], bad
+    assert [p.field for p in schema.check_payload(ADDRESS, {"type": "wildcard-fqdn", "wildcard-fqdn": "*.pypi.org"})[1]] == ["type"]
