@@ -185,7 +185,7 @@ def egress_flows(plan: PlanResult) -> list[Flow]:
     is listed with none (it cannot leave the VM)."""
     flows: dict[str, Flow] = {}
     for r in _file("/etc/ufw/after.init")(plan):
-        for who, proto, dest, port, name in re.findall(r"(?m)^\s*allow (\S+) -p (\S+)(?: -d (\S+))? --dport (\d+)\s+# (\S+)$",
+        for who, proto, dest, port, name in re.findall(r"(?m)^\s*allow (\S+) -p (\S+)(?: -d (\S+))? --dport (\d+)\s+# ([^\s:]+)(?::.*)?$",
                                                        str(r.inputs.get("content", ""))):
             dest = dest or "any address"  # a flow by name: the port, for its accounts, to anywhere
             f = flows.get(name, Flow(name, proto, port, (), ()))

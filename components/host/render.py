@@ -504,8 +504,10 @@ def code_server_env(topology: Topology, host: HostSettings) -> str:
     lower case only, npm and pip either): every tool of the terminal goes through the one logged
     door, the editor's own downloads (extensions) too. Loopback stays direct (`NO_PROXY`), which
     is where code-server and its own services live. `EXTENSIONS_GALLERY` is read by code-server
-    in place of its product.json gallery. A tool that ignores the variables reaches nothing at all
-    (the firewall hook), so these are convenience, not a control.
+    in place of its product.json gallery. `NODE_USE_SYSTEM_CA`: code-server's Node (extension
+    downloads, extension hosts) trusts the VM's CA store as git and curl do, where an internal
+    gallery's or code host's CA belongs (Node 24 otherwise knows only its bundled roots). A tool
+    that ignores the variables reaches nothing at all (the firewall hook): convenience, not a control.
     """
     lines = [HEADER.rstrip("\n")]
     if topology.ide_proxy:
@@ -513,6 +515,7 @@ def code_server_env(topology: Topology, host: HostSettings) -> str:
         for name in ("HTTPS_PROXY", "HTTP_PROXY"):
             lines += [f"{name}={url}", f"{name.lower()}={url}"]
         lines += ["NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1"]
+    lines.append("NODE_USE_SYSTEM_CA=1")
     lines.append(f"EXTENSIONS_GALLERY='{json.dumps(host.ide_gallery.product, separators=(',', ':'))}'")
     return "\n".join(lines) + "\n"
 

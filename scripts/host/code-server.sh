@@ -15,7 +15,7 @@ if [ "$installed" != "installed $HCS_CS_VERSION" ]; then
     if [ "$name $version" != "code-server $HCS_CS_VERSION" ]; then
         rm -f "$deb"; hcs_fail "package is $name $version, expected code-server $HCS_CS_VERSION; refused"
     fi
-    apt-get -q install -y --no-install-recommends "$deb" >/dev/null
+    hcs_apt install -y --no-install-recommends "$deb" >/dev/null
     rm -f "$deb"
     hcs_changed "code-server $HCS_CS_VERSION installed"
 fi

@@ -61,6 +61,11 @@ hcs_dir() {
     fi
 }
 
+# hcs_apt ARG…: apt-get, one step at a time: steps run in parallel (code-server's package, the IDE's
+# proxy, the vendor agents) and apt takes its locks without waiting; the lock's timeout also waits
+# out the VM's own apt timers (unattended-upgrades).
+hcs_apt() { flock -w 900 /run/hcs-apt.lock apt-get -q -o DPkg::Lock::Timeout=600 "$@"; }
+
 # hcs_pkgs PKG…: install the Debian packages that are missing (apt-get update only then).
 hcs_pkgs() {
     local missing=() p
@@ -68,8 +73,8 @@ hcs_pkgs() {
         if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then missing+=("$p"); fi
     done
     if [ "${#missing[@]}" -gt 0 ]; then
-        apt-get -q update >/dev/null
-        apt-get -q install -y --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+        hcs_apt update >/dev/null
+        hcs_apt install -y --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
         hcs_changed "installed ${missing[*]}"
     fi
 }

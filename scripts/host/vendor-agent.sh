@@ -22,8 +22,9 @@ if [ "$(cat "/etc/apt/sources.list.d/$HCS_REPO_NAME.sources" 2>/dev/null)" != "$
     hcs_changed "apt source $HCS_REPO_NAME written"
 fi
 if ! dpkg-query -W -f='${db:Status-Status}' "$HCS_AGENT_PACKAGE" 2>/dev/null | grep -qx installed; then
-    # shellcheck disable=SC2086 # K=V words for env
-    env ${HCS_AGENT_ENV:-} bash -c 'apt-get -q update >/dev/null && apt-get -q install -y "$0" >/dev/null' "$HCS_AGENT_PACKAGE"
+    hcs_apt update >/dev/null
+    # shellcheck disable=SC2086 # K=V words for the package's postinst
+    (export ${HCS_AGENT_ENV:-}; hcs_apt install -y "$HCS_AGENT_PACKAGE" >/dev/null)
     hcs_changed "$HCS_AGENT_PACKAGE installed"
 fi
 hcs_install_files

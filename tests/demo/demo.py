@@ -38,7 +38,7 @@ import docker
 
 from scripts import go_cache
 from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
-from tests.demo import codeserver_deb, fortigate, images, network
+from tests.demo import codehost, codeserver_deb, fortigate, images, network, vsix
 from components.files import FILE_TYPE
 from components.gateway.render_caddy import FRONT_HOP_HOME
 from components.gateway.stack import OAUTH2_PROXY_DIR
@@ -174,6 +174,35 @@ def _start_services(vm: BootedVM, state: DemoState, ca: DemoCA, deb: codeserver_
     _wait("the registry", lambda: _https_up(vm, f"https://{network.REGISTRY}/v2/", ca.cert), work / "registry.log")
 
 
+def _alive(state: DemoState, key: str) -> bool:
+    return key in state.processes and Path(f"/proc/{state.processes[key]}").exists()
+
+
+def _start_ide_hosts(vm: BootedVM, state: DemoState, ca: DemoCA, progress: Progress) -> None:
+    """The IDE user's destinations on the test network: a git code host the demo stack lists, one it
+    does not, and an Open VSX stand-in serving the test extension (stand-ins: tests/demo/codehost.py,
+    gallery.py), each with a certificate of the demo CA for its name."""
+    work = Path(state.workdir)
+    repos = work / "code-host"
+    if not (repos / "demo.git").exists():
+        codehost.make_repo(repos, "demo")
+    extensions = work / "gallery"
+    vsix.build(extensions)
+    for key, (name, address), argv in (
+            ("code-host", network.CODE_HOST, ["-m", "tests.demo.codehost", "--root", str(repos)]),
+            ("other-code-host", network.OTHER_CODE_HOST, ["-m", "tests.demo.codehost", "--root", str(repos)]),
+            ("gallery", network.GALLERY, ["-m", "tests.demo.gallery", "--vsix-dir", str(extensions)])):
+        if _alive(state, key):
+            continue
+        progress(f"starting {key} (https://{name}, {address}:443)")
+        cert = ca.issue(key, dns=(name,), ips=(address,))
+        state.processes[key] = _spawn_detached(
+            vm.peer_argv([sys.executable, *argv, "--listen", address, "--port", "443", "--cert", str(cert.cert), "--key", str(cert.key)]),
+            work / f"{key}.log")
+        state.save()
+        _wait(key, lambda address=address: _https_up(vm, f"https://{address}/", ca.cert), work / f"{key}.log")
+
+
 def _front_is_default_source(vm: BootedVM) -> None:
     """Connections from the peer side to the VM leave from the front proxy's address, as a real
     central Caddy's do (the peer namespace owns many addresses of the DMZ; clients bind explicitly)."""
@@ -259,6 +288,8 @@ def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[st
         wazuhEnabled="false",
         zabbixEnabled="false",
         zabbixPsk=None,
+        ideEgressDomains=list(network.IDE_EGRESS),
+        ideExtensionGallery=f"https://{network.GALLERY[0]}",
         fortigateCaBundle=str(ca.cert),
         fortigateApiToken=token,
         **pushed,
@@ -293,6 +324,22 @@ def apply_fortigate(vm: BootedVM, plan: PlanResult, work: Path) -> dict[str, int
     if proc.returncode != 0:
         raise RealRootError(f"applying the FortiGate objects failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ide_hosts(vm: BootedVM, ca: DemoCA) -> None:
+    """What the VM's image would bring for the IDE's internal hosts: their names in /etc/hosts (the
+    demo's DNS address answers no queries) and the demo CA in the system trust store (git, curl)."""
+    hosts = vm.path / "etc/hosts"
+    block = "".join(f"{address} {name}\n" for name, address in (network.CODE_HOST, network.OTHER_CODE_HOST, network.GALLERY))
+    text = hosts.read_text()
+    if block not in text:
+        hosts.write_text(text + "# the demo's test hosts\n" + block)
+    anchor = vm.path / "usr/local/share/ca-certificates/hcs-demo-ca.crt"
+    if not anchor.exists() or anchor.read_bytes() != ca.cert.read_bytes():
+        anchor.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ca.cert, anchor)
+        anchor.chmod(0o644)
+        vm.chroot_run(["update-ca-certificates"])
 
 
 def _trust_registry(ca: DemoCA) -> Callable[[Path], None]:
@@ -430,6 +477,8 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
         _start_services(vm, state, ca, deb, progress)
         state.images = _push_images(vm, ca, load_stack_config("dev"), work, progress)
         state.save()
+    _ide_hosts(vm, ca)
+    _start_ide_hosts(vm, state, ca, progress)
     config = demo_config(vm, deb, state.images, ca, fortios_token(work))
     idp = identity(config, work)
     _start_identity(vm, state, idp, progress)

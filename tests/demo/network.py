@@ -12,6 +12,8 @@ trusted proxies are exactly the ones the example stack renders:
     registry      192.0.2.41     :443, the OCI registry the VM pulls the gateway images from
     identity      192.0.2.60     :443, the Entra stand-in (`entraEgress` points here)
     DNS / NTP     192.0.2.53 / 192.0.2.123, Wazuh 192.0.2.20, Zabbix 192.0.2.21, backup 192.0.2.30
+    IDE's hosts   192.0.2.70 code.demo.test (listed), 192.0.2.71 code.elsewhere.test (not listed),
+                  192.0.2.72 gallery.demo.test (listed): a git code host, another, an Open VSX stand-in
     outsiders     192.0.2.99 (on the DMZ, not allowlisted), 203.0.113.50 (an internet client)
 """
 
@@ -35,21 +37,29 @@ WAZUH = "192.0.2.20"
 ZABBIX = "192.0.2.21"
 BACKUP = ("192.0.2.30", 8000)
 DMZ_OUTSIDER = "192.0.2.99"
+#: The IDE user's destinations (name, address), reached only through its proxy on the VM; the VM
+#: resolves the names from /etc/hosts (the demo's DNS address answers no queries).
+CODE_HOST = ("code.demo.test", "192.0.2.70")
+OTHER_CODE_HOST = ("code.elsewhere.test", "192.0.2.71")
+GALLERY = ("gallery.demo.test", "192.0.2.72")
+#: The demo stack's ideEgressDomains: the code host and the gallery, not the other code host.
+IDE_EGRESS = (CODE_HOST[0], GALLERY[0])
 INTERNET_CLIENT = "203.0.113.50"
 
 #: What the demo VM may reach, written out from Pulumi.dev.yaml and the demo's overrides (apt proxy,
 #: backup, registry, the Entra stand-in; Wazuh and Zabbix are off in the demo), with who may open it.
 ALLOWED = [
-    ("dns", "udp", DNS, 53, ("root", "codesvc")), ("dns", "tcp", DNS, 53, ("root", "codesvc")),
+    ("dns", "udp", DNS, 53, ("root", "codesvc", "proxy")), ("dns", "tcp", DNS, 53, ("root", "codesvc", "proxy")),
     ("ntp", "udp", NTP, 123, ("root",)),
     ("apt proxy", "tcp", APT_PROXY[0], APT_PROXY[1], ("root",)), ("backup", "tcp", *BACKUP, ("root",)),
     ("registry", "tcp", REGISTRY, 443, ("root",)), ("entra (stand-in)", "tcp", IDENTITY, 443, ("codesvc",)),
+    ("IDE proxy (Squid: any address, listed names)", "tcp", CODE_HOST[1], 443, ("proxy",)),
 ]
 #: IPv6 on the demo network, added by the attacker suite (the stack's allowlist is IPv4 only).
 VM6, GATEWAY6, OUTSIDE6 = "2001:db8::10", "2001:db8::1", "2001:db8::53"
 
 PEERS = (FRONT_PROXY, ADMIN, APT_PROXY[0], REGISTRY, IDENTITY, DNS, NTP, WAZUH, ZABBIX, BACKUP[0], DMZ_OUTSIDER,
-         INTERNET_CLIENT)
+         INTERNET_CLIENT, CODE_HOST[1], OTHER_CODE_HOST[1], GALLERY[1])
 
 
 def root_config() -> RootConfig:

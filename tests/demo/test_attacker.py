@@ -23,6 +23,7 @@ from playwright.sync_api import Browser
 from components.gateway.stack import OAUTH2_PROXY_DIR
 from components.host import render
 from components.settings import debian
+from components.settings.topology import IDE_PROXY_PORT
 from tests.demo import demo, network
 from tests.demo.attacker import AGENT_DIR, IDE_USER, Agent, Attempt, start_agent
 
@@ -121,6 +122,9 @@ def local_attempts(running: demo.Demo, agent: Agent) -> list[Attempt]:
         if (address, port) == ("127.0.0.1", render.CODE_SERVER_PORT):
             rows.append(Attempt(f"its own code-server: {proto} {address}:{port}", "open", seen, False,
                                 open_because="the IDE user is code-server's own identity; its terminal is code-server's child"))
+        elif (address, port) == ("127.0.0.1", IDE_PROXY_PORT):
+            rows.append(Attempt(f"its allowlisting proxy: {proto} {address}:{port}", "open", seen, False,
+                                open_because="the IDE user's one door off the VM; what it lets through is the proxy rows' business"))
         else:
             # IPv6 is closed to the unit by its address families too, so it stays refused without the identity layers
             rows.append(Attempt(f"local listener: {proto} {address}:{port}", "refused by the VM", seen, _refused(seen),

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
 SERVICE_USER, IDE_USER = "codesvc", "coder"  # Pulumi.yaml defaults of serviceUser / ideUser
+SQUID = "proxy"  # Debian's Squid, the IDE's allowlisting proxy (the demo stack lists ideEgressDomains)
 
 ALLOWED = [flow[:4] for flow in network.ALLOWED]
 DENIED = [
@@ -146,7 +147,7 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
     log = booted_demo.workdir / "listeners.log"
     log.unlink(missing_ok=True)  # "ready" must be this run's
     listeners = vm.peer_spawn([sys.executable, "-m", "tests.demo.listeners", *specs], log=log)
-    users = ("root", SERVICE_USER, IDE_USER)
+    users = ("root", SERVICE_USER, IDE_USER, SQUID)
     try:
         deadline = time.monotonic() + 10
         while "ready" not in log.read_text():
@@ -163,22 +164,26 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
         listeners.kill()
         listeners.wait()
     table = "\n".join("| " + " | ".join(row) + " |" for row in rows)
-    print("\n| destination | port | address | root | service account | IDE user |\n|---|---|---|---|---|---|\n" + table)
+    print("\n| destination | port | address | root | service account | IDE user | IDE proxy |\n|---|---|---|---|---|---|---|\n" + table)
     out = demo.BUILD / f"egress-debian{booted_demo.state.release}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
     for row, (*_, identities) in zip(rows, network.ALLOWED):
         for user, result in zip(users, row[3:]):
             assert result == "connected" if user in identities else result in REFUSED, (row, user, table)
-    # Anything else never leaves the VM, for anyone: refused by its netfilter, not even refused far away.
-    assert all(result in REFUSED for row in rows[len(ALLOWED):] for result in row[3:]), table
+    # Anything else never leaves the VM, for anyone: refused by its netfilter, not even refused far away;
+    # but Squid's account reaches port 443 of any address (the names are the proxy's to judge, and the
+    # FortiGate's FQDN objects'), so a row on tcp/443 connects for it alone.
+    for row in rows[len(ALLOWED):]:
+        for user, result in zip(users, row[3:]):
+            assert result == "connected" if (user, row[1]) == (SQUID, "tcp/443") else result in REFUSED, (row, user, table)
 
 
 #: The demo stack's FortiGate policy block, written from its intent (Pulumi.dev.yaml with Wazuh and
 #: Zabbix off): inbound first, the VM's allowlist, the logged deny last.
 DEMO_POLICY_ORDER = [
     "hcs-in-https", "hcs-proxy-to-vm", "hcs-mgmt-ssh", "hcs-out-dns-udp", "hcs-out-dns-tcp", "hcs-out-ntp",
-    "hcs-out-apt-proxy", "hcs-out-backup", "hcs-out-entra-login", "hcs-out-registry", "hcs-out-deny",
+    "hcs-out-apt-proxy", "hcs-out-backup", "hcs-out-entra-login", "hcs-out-registry", "hcs-out-ide-proxy-https", "hcs-out-deny",
 ]
 
 
@@ -197,6 +202,10 @@ def test_fortigate_objects_on_the_firewall_api(running_demo: demo.Demo) -> None:
 
     policies = [p["name"] for p in table("firewall/policy")]
     assert policies == DEMO_POLICY_ORDER
+    # The IDE proxy's policy opens exactly the demo's ideEgressDomains, as FQDN objects (names, never addresses).
+    fqdn = {a["name"]: a.get("fqdn") for a in table("firewall/address") if a.get("type") == "fqdn"}
+    ide = next(p for p in table("firewall/policy") if p["name"] == "hcs-out-ide-proxy-https")
+    assert sorted(fqdn.get(m["name"]) for m in ide["dstaddr"]) == sorted(network.IDE_EGRESS), ide["dstaddr"]
     deny = next(p for p in table("firewall/policy") if p["name"] == "hcs-out-deny")
     assert deny["action"] == "deny" and deny["logtraffic"] == "all"
     vip = next(v for v in table("firewall/vip") if v["name"] == "hcs-vip-https")
