@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from components.settings import checks, debian, rules
+from components.settings.topology import IDE_PROXY_PORT, SQUID
 from scripts.offline import PlanResult, Registered
-from scripts.policy.rules import Res, debian_release, evaluate
+from scripts.policy.rules import SQUID_CONFIG, Res, debian_release, evaluate
 
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 
@@ -146,9 +147,9 @@ def _ide_unit_bind_limits(plan: PlanResult) -> list[Registered]:
 class Flow:
     """One flow off the VM and the accounts whose sockets may open it (as the firewall hook allows).
 
-    `domains`: the names a flow by name may reach (the IDE proxy's), as the FortiGate's FQDN
-    objects in the plan hold them; the VM's netfilter cannot match names, so its hook alone
-    cannot show them.
+    `domains`: the names a flow by name may reach (the IDE proxy's), from the hook's comment: the
+    VM's netfilter opens such a flow to any address for its account, the proxy judges the names
+    (and the FortiGate, as FQDN objects).
     """
 
     name: str
@@ -159,42 +160,38 @@ class Flow:
     domains: tuple[str, ...] = ()
 
 
-_FORTIOS = "pulumi-python:dynamic/fortios:"
-
-
-def _fortigate_names(plan: PlanResult) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    """Per egress flow (the part of a `-out-` policy's name after `-out-`): protocol, port and the
-    FQDN values its destinations hold; flows to addresses only are left out."""
-    fqdns = {r.inputs.get("name"): (r.inputs.get("payload") or {}).get("fqdn") for r in plan.of_type(_FORTIOS + "FirewallAddress")}
-    ports = {r.inputs.get("name"): r.inputs.get("payload") or {} for r in plan.of_type(_FORTIOS + "FirewallServiceCustom")}
-    found = {}
-    for r in plan.of_type(_FORTIOS + "FirewallPolicy"):
-        name, payload = str(r.inputs.get("name", "")), r.inputs.get("payload") or {}
-        names = tuple(sorted(fqdns[d["name"]] for d in payload.get("dstaddr", []) if fqdns.get(d["name"])))
-        if "-out-" not in name or not names:
-            continue
-        service = next((ports[s["name"]] for s in payload.get("service", []) if s["name"] in ports), {})
-        proto, port = next(((k.split("-")[0], str(v)) for k, v in service.items() if k.endswith("-portrange")), ("", ""))
-        found[name.rpartition("-out-")[2]] = (proto, port, names)
-    return found
+#: The hook's `allow` lines: by address (`-d ADDRESS  # flow`), or by name (`# flow: names`, no `-d`: Squid judges them).
+_ALLOW = re.compile(r"(?m)^\s*allow (\S+) -p (\S+)(?: -d (\S+))? --dport (\d+)\s+# ([^\s:]+)(?::[ \t]*(.*))?$")
 
 
 def egress_flows(plan: PlanResult) -> list[Flow]:
-    """Who may open what off the VM, read from the firewall hook the plan installs (its `allow` lines),
-    with the names of a flow by name from the FortiGate; such a flow the hook opens to no account
-    is listed with none (it cannot leave the VM)."""
+    """Who may open what off the VM, read from the firewall hook the plan installs (its `allow` lines);
+    a flow by name (the IDE proxy's) goes to any address, and `domains` holds the names it lets through."""
     flows: dict[str, Flow] = {}
     for r in _file("/etc/ufw/after.init")(plan):
-        for who, proto, dest, port, name in re.findall(r"(?m)^\s*allow (\S+) -p (\S+)(?: -d (\S+))? --dport (\d+)\s+# ([^\s:]+)(?::.*)?$",
-                                                       str(r.inputs.get("content", ""))):
-            dest = dest or "any address"  # a flow by name: the port, for its accounts, to anywhere
+        for who, proto, dest, port, name, names in _ALLOW.findall(str(r.inputs.get("content", ""))):
             f = flows.get(name, Flow(name, proto, port, (), ()))
+            dest = dest or "any address"
             flows[name] = Flow(name, proto, port, f.destinations + ((dest,) if dest not in f.destinations else ()),
-                               f.accounts + ((who,) if who not in f.accounts else ()))
-    for name, (proto, port, names) in _fortigate_names(plan).items():
-        f = flows.get(name, Flow(name, proto, port, (), ()))
-        flows[name] = Flow(f.name, f.protocol, f.port, f.destinations, f.accounts, names)
+                               f.accounts + ((who,) if who not in f.accounts else ()),
+                               f.domains + tuple(d for d in names.split() if d not in f.domains))
     return list(flows.values())
+
+
+def _ide_proxy_hook(plan: PlanResult) -> list[Registered]:
+    """The firewall hook, when it opens the proxy's way out (HTTPS to Squid's account alone, by name)."""
+    return [r for r in _file("/etc/ufw/after.init")(plan)
+            if re.search(rf"(?m)^\s*allow {SQUID} -p tcp --dport 443\s+# ide-proxy-https: \S", str(r.inputs.get("content", "")))]
+
+
+def _ide_plain_http(plan: PlanResult) -> str:
+    """Names the proxy lets the IDE user reach over plain HTTP (`http://` entries of ideEgressDomains)."""
+    names = sorted({d for f in egress_flows(plan) if f.name == "ide-proxy-http" for d in f.domains})
+    return (f"plain HTTP through the IDE's proxy to {', '.join(names)} (ideEgressDomains http://): content and credentials "
+            "cross the network in clear, and no TLS check proves the server is the one named") if names else ""
+
+
+_FORTIOS = "pulumi-python:dynamic/fortios:"
 
 
 def _ufw_rules(plan: PlanResult, pattern: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -282,10 +279,16 @@ CONTROLS: tuple[Control, ...] = (
             "any other local account acting as the IDE user, or posing as cloudflared; the terminal using local services",
             _file("/etc/ufw/after.init")),
     Control("Host", "Egress by identity (owner match, IPv4 and IPv6): each flow only for its accounts (table below), "
-            "nothing off the VM for the IDE user (DNS included), no listener of the IDE user answers; refusals "
-            "rejected at once and logged with the uid (NFLOG → ulogd2 → journal)",
+            "nothing off the VM for the IDE user (DNS included; its only way out is the allowlisting proxy, when on), "
+            "no listener of the IDE user answers; refusals rejected at once and logged with the uid (NFLOG → ulogd2 → journal)",
             "the terminal reaching out (data over DNS, a foreign tunnel), squatting a port another account serves",
             _both(_file("/etc/ufw/after.init"), _file("/etc/ulogd.conf"))),
+    Control("Host", f"The IDE's way out: an allowlisting proxy (Squid, as `{SQUID}`) on 127.0.0.1:{IDE_PROXY_PORT} that only "
+            "the IDE user may connect to; CONNECT to 443 of listed names, plain HTTP to 80 only of names listed http://, "
+            f"IP literals refused, nothing cached, each request logged with the account; only `{SQUID}` goes out, by name",
+            "the terminal reaching any name or address but the listed ones, unlogged downloads, another account using the "
+            "proxy's way out", _both(_file(SQUID_CONFIG), _ide_proxy_hook),
+            switch="ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)", weakened=_ide_plain_http),
     Control("Host", "The IDE's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost; Unix and "
             "IPv4 sockets only), and everything the terminal starts dies with it",
             "a way out if the firewall hook is wrong or flushed", _ide_unit_loopback_only),

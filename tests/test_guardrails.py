@@ -18,13 +18,18 @@ from tests.support import TEST_SECRETS
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
 
 
+#: Without ideEgressDomains the IDE's proxy is off (the IDE user then reaches nothing off the VM).
+IDE_PROXY = next(c.control for c in posture.CONTROLS if c.control.startswith("The IDE's way out"))
+NO_PROXY = {IDE_PROXY: "switched off: ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)"}
+
+
 def _status(rows: list[posture.Row]) -> dict[str, str]:
     return {row.control: row.status for row in rows}
 
 
 def test_dev_stack_has_every_control_on_or_not_applicable(dev_plan: PlanResult) -> None:
     rows = posture.posture(dev_plan, "fortigate")
-    assert {r.status for r in rows} == {"on", "n/a"}
+    assert {r.control: r.note for r in rows if r.status not in ("on", "n/a")} == NO_PROXY
     assert {r.control for r in rows if r.status == "n/a"} == {
         "Cloudflare Tunnel: outbound only, no inbound port",
         "Cloudflare Access on every request, enforced at the connector",
@@ -39,7 +44,7 @@ def test_cloudflare_edge_marks_the_fortigate_inbound_path_not_applicable(dev_con
     assert status["FortiGate VIP: only TCP 443 forwarded, to the front proxy"] == "n/a"
     assert status["Central Caddy (wildcard TLS) → local gateway site block"] == "n/a"
     assert status["Cloudflare Access on every request, enforced at the connector"] == "on"
-    assert "OFF" not in status.values()
+    assert [control for control, s in status.items() if s == "OFF"] == [IDE_PROXY]
 
 
 def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None:
@@ -49,6 +54,7 @@ def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None
     assert off == {
         "Wazuh file-integrity monitoring (proxy stack, /etc/ssh, units)": "switched off: wazuhEnabled",
         "UFW default deny out, same allowlist as the firewall": "switched off: ufwDenyOutgoing",
+        **NO_PROXY,
     }
     text = posture.terminal(rows)
     assert "OFF  <--" in text and "WARNING: control OFF: Detection: Wazuh" in text
@@ -58,7 +64,8 @@ def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None
 def test_conditional_access_off_is_a_warning(dev_config: StackConfig) -> None:
     rows = posture.posture(run_program(dev_config.with_values(entraConditionalAccess=False)), "fortigate")
     off = {r.control: r.note for r in rows if r.status == "OFF"}
-    assert off == {"Entra Conditional Access: MFA required, sign-in frequency = the session's maximum": "switched off: entraConditionalAccess"}
+    assert off == {"Entra Conditional Access: MFA required, sign-in frequency = the session's maximum": "switched off: entraConditionalAccess",
+                   **NO_PROXY}
     assert "WARNING: control OFF: Identity: Entra Conditional Access" in posture.terminal(rows)
 
 
@@ -67,7 +74,7 @@ def test_opting_into_the_port_proxy_is_a_warning_and_a_policy_failure(dev_config
     off = {r.control: r.note for r in rows if r.status == "OFF"}
     assert off["code-server port proxy off (/proxy/<port>, /absproxy/<port>)"] == "switched off: codeServerPortProxy (set it false)"
     assert "code-server-port-proxy-off" in off[f"Policy pack: {len(RULES) - 1}/{len(RULES)} mandatory policies pass"]
-    assert len(off) == 2
+    assert len(off) == 3 and IDE_PROXY in off
 
 
 def test_make_plan_writes_the_posture(tmp_path: Path) -> None:
@@ -114,14 +121,16 @@ def test_each_flow_off_the_vm_names_its_accounts_and_a_switched_off_service_has_
     assert tunnel["cf-tunnel-udp"] == tunnel["cf-tunnel-tcp"] == ("codesvc",)
 
 
-def test_the_ide_proxys_flows_show_the_names_the_fortigate_lets_through(dev_config: StackConfig) -> None:
-    """Read from the plan's FQDN objects: a wildcard with its apex, plain HTTP only where asked; no names, no such flow."""
+def test_the_ide_proxys_flows_show_the_names_the_proxy_lets_through(dev_config: StackConfig) -> None:
+    """Read from the hook the plan installs: to any address for Squid's account, the names as listed
+    (a wildcard as written), plain HTTP only where asked; no names, no such flow."""
     plan = run_program(dev_config.with_values(**TEST_SECRETS, ideEgressDomains=["git.example.com", "*.pypi.org", "http://deb.example.org"]))
     flows = {f.name: f for f in posture.egress_flows(plan)}
     https, http = flows["ide-proxy-https"], flows["ide-proxy-http"]
-    assert (https.protocol, https.port, https.domains) == ("tcp", "443", ("*.pypi.org", "deb.example.org", "git.example.com", "pypi.org"))
+    assert (https.protocol, https.port, https.destinations, https.domains) == \
+        ("tcp", "443", ("any address",), ("git.example.com", "*.pypi.org", "deb.example.org"))
     assert (http.protocol, http.port, http.domains) == ("tcp", "80", ("deb.example.org",))
     assert not [f for f in flows.values() if f.domains and f.name not in ("ide-proxy-https", "ide-proxy-http")]
     table = posture.markdown([], "dev", "fortigate", list(flows.values()))
-    assert "| ide-proxy-http | by name: `deb.example.org` | tcp/80 |" in table
+    assert "| ide-proxy-http | any address, by name: `deb.example.org` | tcp/80 | `proxy` |" in table
     assert not [f for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS))) if f.domains or "ide" in f.name]

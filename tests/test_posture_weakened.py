@@ -70,3 +70,36 @@ def test_debian_13_has_every_release_control(dev_config: StackConfig) -> None:
     weakened, rows = _weakened(dev_config)
     status = {r.control: r.status for r in rows}
     assert status[RELEASE] == "on" and status[BIND_LIMITS] == "on" and RELEASE not in weakened
+
+
+IDE_PROXY = next(c.control for c in posture.CONTROLS if c.control.startswith("The IDE's way out"))
+
+
+def test_the_ide_proxy_is_on_off_or_weakened_by_its_plain_http_names(dev_config: StackConfig) -> None:
+    """On with HTTPS names only; weakened, naming them, when names are listed http://; off (saying what
+    that means) without a list. Its flows list the names they let through, for Squid's account alone."""
+    weakened, rows = _weakened(dev_config, ideEgressDomains=["git.example.com", "*.pypi.org"])
+    assert {r.control: r.status for r in rows}[IDE_PROXY] == "on" and IDE_PROXY not in weakened
+    proxy = next(r for r in rows if r.control == IDE_PROXY)
+    assert set(proxy.resources) == {"vm:/etc/squid/squid.conf", "vm:/etc/ufw/after.init"}
+
+    plan = run_program(dev_config.with_values(**TEST_SECRETS, ideEgressDomains=["git.example.com", "http://deb.example.org",
+                                                                                "http://*.debian.example"]))
+    rows = posture.posture(plan, "fortigate")
+    note = next(r.note for r in rows if r.control == IDE_PROXY and r.status == "WEAKENED")
+    assert "*.debian.example, deb.example.org" in note and "git.example.com" not in note and "in clear" in note
+    assert f"WARNING: control WEAKENED: Host: {IDE_PROXY}" in posture.terminal(rows)
+    flows = {f.name: f for f in posture.egress_flows(plan)}
+    assert flows["ide-proxy-https"].domains == ("git.example.com", "deb.example.org", "*.debian.example")
+    assert flows["ide-proxy-http"].domains == ("deb.example.org", "*.debian.example")
+    assert flows["ide-proxy-https"].destinations == flows["ide-proxy-http"].destinations == ("any address",)
+    assert flows["ide-proxy-https"].accounts == flows["ide-proxy-http"].accounts == ("proxy",)
+    assert flows["ide-proxy-http"].port == "80" and flows["dns-udp"].destinations == ("192.0.2.53",)
+    assert "| ide-proxy-https | any address, by name: `git.example.com`, `deb.example.org`, `*.debian.example` | tcp/443 | `proxy` |" in \
+        posture.markdown(rows, "dev", "fortigate", posture.egress_flows(plan))
+
+    _, rows = _weakened(dev_config)
+    off = next(r for r in rows if r.control == IDE_PROXY)
+    assert off.status == "OFF" and off.resources == ()
+    assert off.note == "switched off: ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)"
+    assert not [f for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS))) if f.name.startswith("ide-proxy")]

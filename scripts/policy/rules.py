@@ -9,6 +9,7 @@ breaks an invariant fails before anyone deploys it. No Pulumi import: plain data
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,12 @@ UFW_AFTER_INIT = "/etc/ufw/after.init"
 BACKUP_SERVICE = "/etc/systemd/system/hcs-backup.service"
 BACKUP_ENV = "/etc/restic/hcs-backup.env"
 BACKUP_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
+SQUID_CONFIG = "/etc/squid/squid.conf"
+#: Debian's Squid account and the IDE proxy's loopback port (SQUID and IDE_PROXY_PORT of
+#: components/settings/topology.py: the pack carries its own copy, tests/policy/test_rules.py
+#: keeps them equal).
+SQUID_ACCOUNT = "proxy"
+IDE_PROXY_PORT = 3128
 
 
 @dataclass(frozen=True)
@@ -190,14 +197,15 @@ def code_server_port_by_identity(resources: Sequence[Res]) -> list[str]:
     for path, text in hooks:
         svc, ide = _hook_accounts(text)
         port = r"iptables -w -A hcs-loopback -p tcp -d 127\.0\.0\.1 --dport (\d+) --syn"
-        allowed = re.findall(rf"{port} -m owner --uid-owner \"\$(\w+)\" -j RETURN", text)
-        rejected = re.findall(rf"{port} -j hcs-refused", text)
+        # The IDE proxy's port is judged by ide-proxy-allowlist (open to the IDE user only with Squid).
+        allowed = [(p, u) for p, u in re.findall(rf"{port} -m owner --uid-owner \"\$(\w+)\" -j RETURN", text) if p != str(IDE_PROXY_PORT)]
+        rejected = [p for p in re.findall(rf"{port} -j hcs-refused", text) if p != str(IDE_PROXY_PORT)]
         if sorted(u for _, u in allowed) != ["IDE", "SVC"] or len(rejected) != 1 or {p for p, _ in allowed} != set(rejected):
             found.append(f"{path}: expected exactly the service account and the IDE user allowed to connect to code-server's "
                          f"port and a refusal for everyone else; got allowed {[u for _, u in allowed]}, refused ports {rejected}")
         gateway = r"iptables -w -A hcs-loopback -p tcp --dport (\d+) --syn"
-        gw_allowed = re.findall(rf"{gateway} -m owner --uid-owner \"\$(\w+)\" -j RETURN", text)
-        gw_rejected = re.findall(rf"{gateway} -j hcs-refused", text)
+        gw_allowed = [(p, u) for p, u in re.findall(rf"{gateway} -m owner --uid-owner \"\$(\w+)\" -j RETURN", text) if p != str(IDE_PROXY_PORT)]
+        gw_rejected = [p for p in re.findall(rf"{gateway} -j hcs-refused", text) if p != str(IDE_PROXY_PORT)]
         if [u for _, u in gw_allowed] != ["SVC"] or {p for p, _ in gw_allowed} != set(gw_rejected) or len(gw_rejected) != 1:
             found.append(f"{path}: expected the gateway's port open to the service account only from the VM itself "
                          "(cloudflared, the health check), so no local process can pose as cloudflared behind trusted_proxies")
@@ -223,8 +231,8 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
         for who in sorted({m for m in re.findall(r"(?m)^\s*allow (\S+) ", text)} & {ide, "$IDE", "nobody"}):
             found.append(f"{path}: {who} must not be allowed any flow off the VM: whoever reaches the IDE's terminal "
                          "would reach it too (DNS alone carries data out)")
-        if re.search(r"(?m)^\s*iptables -w -A hcs-egress (?!.*--uid-owner).*-j RETURN", text) or \
-                re.search(r"(?m)^\s*allow \S+ (?!.*-d )", text):
+        # `allow` lines without `-d` (by name, Squid's) are judged by ide-proxy-allowlist.
+        if re.search(r"(?m)^\s*iptables -w -A hcs-egress (?!.*--uid-owner).*-j RETURN", text):
             found.append(f"{path}: every RETURN off the VM must name its account and its destination")
         for family in ("iptables", "ip6tables"):
             if not re.search(rf"(?m)^\s*{family} -w -A hcs-egress -j hcs-refused$", text):
@@ -249,6 +257,140 @@ def egress_by_identity(resources: Sequence[Res]) -> list[str]:
         if _bpf_release(resources) and not {"SocketBindAllow=tcp:8080", "SocketBindDeny=any", "RestrictNetworkInterfaces=lo"} <= set(lines):
             found.append(f"{path}: expected SocketBindAllow=tcp:8080, SocketBindDeny=any and RestrictNetworkInterfaces=lo "
                          "where systemd enforces them (Debian 13): the terminal must not listen on any port")
+    return found
+
+
+@dataclass(frozen=True)
+class _Acl:
+    """One Squid ACL, all its `acl` lines merged (Squid ORs the values of lines of the same name)."""
+
+    type: str
+    flags: frozenset[str]
+    values: tuple[str, ...]
+
+
+def _squid_directives(text: str) -> list[list[str]]:
+    """squid.conf's directives, each split into words (comments and blank lines dropped)."""
+    return [line.split() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _squid_acls(directives: list[list[str]]) -> dict[str, _Acl]:
+    acls: dict[str, _Acl] = {}
+    for words in directives:
+        if words[0] != "acl" or len(words) < 3:
+            continue
+        name, kind, rest = words[1], words[2], words[3:]
+        flags = frozenset(w for w in rest if w.startswith("-"))
+        values = tuple(w for w in rest if not w.startswith("-"))
+        known = acls.get(name)
+        acls[name] = _Acl(kind, flags | (known.flags if known else frozenset()), (known.values if known else ()) + values)
+    return acls
+
+
+def _ip_literal(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.lstrip(".").strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _regex_matches(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:  # a pattern Python cannot read is not judged a match
+        return False
+
+
+def _matches_every_ip_literal(acl: _Acl | None) -> bool:
+    """A `dstdom_regex -n` ACL matching IPv4 and IPv6 literals as the client wrote them (never looked up)."""
+    if acl is None or acl.type != "dstdom_regex" or "-n" not in acl.flags:
+        return False
+    samples = ("192.0.2.1", "2001:db8::1", "[2001:db8::1]")
+    return all(any(_regex_matches(pattern, sample) for pattern in acl.values) for sample in samples)
+
+
+def _squid_findings(path: str, text: str) -> list[str]:
+    """What squid.conf must say for the IDE's proxy to let out listed names only, each request logged."""
+    found = []
+    directives = _squid_directives(text)
+    acls = _squid_acls(directives)
+    ports = [w for w in directives if w[0] in ("http_port", "https_port")]
+    if not ports or any(w[0] != "http_port" or len(w) < 2 or w[1] != f"127.0.0.1:{IDE_PROXY_PORT}" for w in ports):
+        found.append(f"{path}: Squid must listen on 127.0.0.1:{IDE_PROXY_PORT} alone (http_port 127.0.0.1:{IDE_PROXY_PORT}), "
+                     f"the port the firewall hook opens to the IDE user only; got {[' '.join(w) for w in ports]}")
+    listener_names = {o.split("=", 1)[1] for w in ports for o in w[2:] if o.startswith("name=")}
+    listener = {n for n, a in acls.items() if a.type == "myportname" and a.values and set(a.values) <= listener_names}
+    connect = {n for n, a in acls.items() if a.type == "method" and a.values == ("CONNECT",)}
+    port_443 = {n for n, a in acls.items() if a.type == "port" and a.values == ("443",)}
+    port_80 = {n for n, a in acls.items() if a.type == "port" and a.values == ("80",)}
+    names = {n for n, a in acls.items() if a.type == "dstdomain"}
+    for name in sorted(names):
+        acl = acls[name]
+        if "-n" not in acl.flags:
+            found.append(f"{path}: acl {name} dstdomain must use -n: without it Squid turns an IP literal into a name by "
+                         "reverse DNS, and an attacker's PTR record can read like a listed name")
+        if literals := [v for v in acl.values if _ip_literal(v)]:
+            found.append(f"{path}: acl {name} lists IP literals {literals}: the IDE's way out is by name only")
+        if files := [v for v in acl.values if v.startswith('"')]:
+            found.append(f"{path}: acl {name} reads names from {files}: list them inline, so the plan shows what is allowed")
+    access = [w[1:] for w in directives if w[0] == "http_access" and len(w) > 1]
+    first_allow = next((i for i, w in enumerate(access) if w[0] == "allow"), len(access))
+    if not any(w[0] == "deny" and len(w) == 2 and _matches_every_ip_literal(acls.get(w[1])) for w in access[:first_allow]):
+        found.append(f"{path}: before any http_access allow, an http_access deny of an acl dstdom_regex -n matching IPv4 and "
+                     "IPv6 literals: an address is no name, it bypasses what the list, the log and the FortiGate judge")
+    for words in access[first_allow:]:
+        if words[0] != "allow":
+            continue
+        terms = set(words[1:])
+        https = bool(terms & connect and terms & port_443)
+        http = bool({"!" + n for n in connect} & terms and terms & port_80)
+        if not (terms & listener and terms & names and (https or http)):
+            found.append(f"{path}: http_access allow {' '.join(words[1:])}: every allow must require the IDE's listener "
+                         "(acl myportname), a dstdomain list, and either CONNECT with port 443 or !CONNECT with port 80")
+    if access[-1:] != [["deny", "all"]]:
+        found.append(f"{path}: the last http_access must be deny all, or whatever no rule names is let through")
+    if ["cache", "deny", "all"] not in directives or any(w[:2] == ["cache", "allow"] for w in directives):
+        found.append(f"{path}: cache deny all: nothing fetched (a credential in a request, a response) may outlive the request")
+    formats = {w[1]: " ".join(w[2:]) for w in directives if w[0] == "logformat" and len(w) > 2}
+    logs = [w for w in directives if w[0] == "access_log"]
+    logged = [w for w in logs if len(w) > 1 and w[1].startswith("syslog:")
+              and any(o.startswith("logformat=") and "%{account}note" in formats.get(o.split("=", 1)[1], "") for o in w[2:])]
+    notes = [w for w in directives if w[:2] == ["note", "account"] and len(w) > 3 and set(w[3:]) <= listener]
+    if not logged or any(w[1:2] == ["none"] for w in logs) or not notes:
+        found.append(f"{path}: every request must be logged to syslog (the journal) with the account: access_log syslog:… "
+                     "logformat=<a format with %{account}note>, and note account <IDE user> <the listener's acl>")
+    return found
+
+
+def _by_name_allows(text: str) -> list[tuple[str, str]]:
+    """The hook's `allow` lines without a destination (by name: Squid judges it): (account, the line)."""
+    return [(m.group(1), m.group(0).strip()) for m in re.finditer(r"(?m)^\s*allow (\S+) (?!.*-d ).*$", text)]
+
+
+def ide_proxy_allowlist(resources: Sequence[Res]) -> list[str]:
+    """The IDE user's one way out is Squid on loopback, by name, to listed names; otherwise it has none."""
+    squid = _files(resources, SQUID_CONFIG)
+    installed = any(r.props.get("path") == SQUID_CONFIG for r in _of(resources, FILE))
+    found = [finding for path, text in squid for finding in _squid_findings(path, text)]
+    port = rf"iptables -w -A hcs-loopback -p tcp (?:-d 127\.0\.0\.1 )?--dport {IDE_PROXY_PORT} --syn"
+    for path, text in _files(resources, UFW_AFTER_INIT):
+        for who, line in _by_name_allows(text):
+            if not installed:
+                found.append(f"{path}: {line!r} opens a port off the VM to any address, and no {SQUID_CONFIG} is installed "
+                             "to judge the names: every flow without Squid names its destination (-d)")
+            elif who != SQUID_ACCOUNT or not re.fullmatch(r"allow \S+ -p tcp --dport (443|80)\s*(#.*)?", line):
+                found.append(f"{path}: {line!r}: only Squid's account ({SQUID_ACCOUNT}) may go out without a destination, "
+                             "and only on tcp 443 or 80; Squid judges the names, nothing else does")
+        allowed = re.findall(rf'{port} -m owner --uid-owner "?\$?(\w+)"? -j RETURN', text)
+        refused = re.search(rf"(?m)^\s*{port} -j hcs-refused$", text)
+        if installed and (allowed != ["IDE"] or not refused):
+            found.append(f"{path}: the IDE user alone may connect to the proxy on 127.0.0.1:{IDE_PROXY_PORT} and everyone "
+                         f"else must be refused there (got allowed {allowed}, refusal {'present' if refused else 'missing'}): "
+                         "another account would use Squid's way out, logged as the IDE user")
+        if not installed and allowed:
+            found.append(f"{path}: {allowed} may connect to 127.0.0.1:{IDE_PROXY_PORT} but no {SQUID_CONFIG} is installed: "
+                         "whatever listens there is no allowlisting proxy")
     return found
 
 
@@ -470,6 +612,10 @@ RULES: tuple[Rule, ...] = (
          "(owner match in ufw's after.init).", code_server_port_by_identity, stack=True),
     Rule("egress-by-identity", "Off the VM each flow is open only to the accounts that use it, the IDE user to none "
          "(IPv4 and IPv6, refusals logged), and the IDE's unit reaches loopback only.", egress_by_identity, stack=True),
+    Rule("ide-proxy-allowlist", "The IDE's way out is the allowlisting proxy alone: Squid on 127.0.0.1, reachable by the "
+         "IDE user only, CONNECT to 443 (plain HTTP to 80 where listed) of listed names only, no IP literal, nothing "
+         "cached, each request logged with the account; only Squid's account goes out by name, and only with Squid.",
+         ide_proxy_allowlist, stack=True),
     Rule("dmz-hop-mutual-tls", "The hop central Caddy → gateway is mutual TLS: the gateway requires a client certificate "
          "of the hop's CA on the network, the central Caddy verifies the gateway against that CA.", dmz_hop_mutual_tls, stack=True),
     Rule("code-server-port-proxy-off", "code-server's port proxy (/proxy/<port>, /absproxy/<port>) is off.",

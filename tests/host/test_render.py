@@ -130,6 +130,43 @@ def test_ufw_rules_follow_the_shared_egress_allowlist() -> None:
     assert render.ufw_defaults(open_out.host)["outgoing"] == "allow"
 
 
+#: ideEgressDomains for the proxy's tests: a name, a wildcard, one name also over plain HTTP.
+PROXY_DOMAINS = '["git.example.com", "*.pypi.org", "http://deb.example.org"]'
+
+
+def squid_complaints(conf: Path, text: str) -> list[str]:
+    """What Squid says is wrong with `text` as its config (`squid -k parse`: every directive and ACL
+    read as the daemon reads them, nothing started): its warnings and errors, and its exit status."""
+    conf.write_text(text)
+    done = subprocess.run([tool("squid"), "-k", "parse", "-f", str(conf)], capture_output=True, text=True, timeout=60)
+    found = [line for line in done.stderr.splitlines() if re.search(r"\b(WARNING|ERROR|FATAL)\b", line)]
+    return found + ([f"exit status {done.returncode}"] if done.returncode else [])
+
+
+def test_squid_reads_the_ide_proxy_config_without_a_complaint(tmp_path: Path) -> None:
+    s = sample.settings(ideEgressDomains=PROXY_DOMAINS)
+    text = render.squid_config(s.topology)
+    assert squid_complaints(tmp_path / "squid.conf", text) == []
+    # The validator is no formality: a name inside a listed wildcard, a port that is none.
+    assert squid_complaints(tmp_path / "squid.conf", text.replace(" .pypi.org", " .pypi.org files.pypi.org"))
+    assert "exit status 1" in squid_complaints(tmp_path / "squid.conf", text.replace("127.0.0.1:3128", "127.0.0.1:proxy"))
+
+
+def test_the_ide_proxy_opens_by_name_to_squid_alone_and_its_port_to_the_ide_user_alone() -> None:
+    s = sample.settings(ideEgressDomains=PROXY_DOMAINS)
+    hook = render.ufw_after_init(s.topology, s.host)
+    by_name = [line.strip() for line in hook.splitlines() if re.match(r"\s*allow \S+ (?!.*-d )", line)]
+    assert by_name == ["allow proxy -p tcp --dport 443  # ide-proxy-https: git.example.com *.pypi.org deb.example.org",
+                       "allow proxy -p tcp --dport 80  # ide-proxy-http: deb.example.org"]
+    port = f"iptables -w -A hcs-loopback -p tcp -d 127.0.0.1 --dport {render.IDE_PROXY_PORT} --syn"
+    assert [line.strip() for line in hook.splitlines() if f"--dport {render.IDE_PROXY_PORT} " in line] == [
+        f'{port} -m owner --uid-owner "$IDE" -j RETURN',
+        f"iptables -w -A hcs-loopback -p tcp --dport {render.IDE_PROXY_PORT} --syn -j hcs-refused"]
+    off = sample.settings()
+    assert not off.topology.ide_proxy and "--dport 3128" not in render.ufw_after_init(off.topology, off.host)
+    assert not [line for line in render.ufw_after_init(off.topology, off.host).splitlines() if re.match(r"\s*allow \S+ (?!.*-d )", line)]
+
+
 def test_fail2ban_configuration_passes_fail2ban_client(tmp_path: Path) -> None:
     s = sample.settings()
     jail = render.fail2ban(s.topology)

@@ -32,6 +32,21 @@ def cf_resources(dev_config: StackConfig) -> list[Res]:
     return _resources(run_program(dev_config.with_values(edge="cloudflare")))
 
 
+#: ideEgressDomains of the "proxy" stack: HTTPS to a name and a wildcard, plain HTTP to one name.
+PROXY_DOMAINS = ["git.example.com", "*.pypi.org", "http://deb.example.org"]
+
+
+@pytest.fixture(scope="module")
+def proxy_resources(dev_config: StackConfig) -> list[Res]:
+    """The dev stack with the IDE's allowlisting proxy on (Squid's config, the hook's by-name lines)."""
+    return _resources(run_program(dev_config.with_values(ideEgressDomains=PROXY_DOMAINS)))
+
+
+@pytest.fixture(scope="module")
+def stacks(dev_resources: list[Res], cf_resources: list[Res], proxy_resources: list[Res]) -> dict[str, list[Res]]:
+    return {"dev": dev_resources, "cloudflare": cf_resources, "proxy": proxy_resources}
+
+
 def _mutate(resources: list[Res], pick: Callable[[Res], bool], change: Callable[[dict[str, Any]], None]) -> list[Res]:
     out, hit = [], False
     for r in resources:
@@ -68,6 +83,10 @@ def _edit_file(suffix: str, old: str, new: str) -> tuple[Callable[[Res], bool], 
 
 def _named(name: str) -> Callable[[Res], bool]:
     return lambda r: r.name == name
+
+
+SQUID = "/etc/squid/squid.conf"
+HOOK = "/etc/ufw/after.init"
 
 
 # (rule, stack, pick, change) — each must make exactly that rule fail
@@ -137,19 +156,50 @@ FAILURES: list[tuple[str, str, Callable[[Res], bool], Callable[[dict[str, Any]],
      _set_path("config.ingresses", [{"hostname": "code.example.com", "service": "http://127.0.0.1:8880"}, {"service": "http_status:404"}])),
     ("tunnel-access-required", "cloudflare", _named("cloudflare-tunnel-config"),
      lambda props: props["config"]["ingresses"].pop()),
+    # The IDE's proxy: Squid's config (each line the renderer writes, weakened) and the hook's lines for it.
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "acl ide_https_names dstdomain -n ", "acl ide_https_names dstdomain ")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "dstdomain -n git.example.com", "dstdomain -n 192.0.2.99 git.example.com")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_port 127.0.0.1:3128 ", "http_port 0.0.0.0:3128 ")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_port 127.0.0.1:3128 ", "http_port 127.0.0.1:3129 ")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_access deny ip_literal\n", "")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_access deny ip_literal\n", "http_access allow ide_client CONNECT https_port "
+                                                  "ide_https_names\nhttp_access deny ip_literal\n")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_access deny all\n", "")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_access allow ide_client CONNECT https_port ide_https_names",
+                                                  "http_access allow ide_client ide_https_names")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_access allow ide_client CONNECT https_port ide_https_names",
+                                                  "http_access allow CONNECT https_port ide_https_names")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "http_access allow ide_client !CONNECT http_port", "http_access allow ide_client !CONNECT")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "acl https_port port 443\n", "acl https_port port 443\nacl https_port port 22\n")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "cache deny all\n", "")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, "access_log syslog:daemon.info logformat=hcs", "access_log none")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(SQUID, " account=%{account}note", "")),
+    ("ide-proxy-allowlist", "proxy", _named("vm:/etc/squid/squid.conf"), _set_path("path", "/etc/squid/squid.conf.dpkg-old")),
+    ("ide-proxy-allowlist", "dev", *_edit_file(HOOK, "    iptables -w -A hcs-egress -j hcs-refused\n",
+                                                "    allow proxy -p tcp --dport 443  # ide-proxy-https: git.example.com\n"
+                                                "    iptables -w -A hcs-egress -j hcs-refused\n")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(HOOK, "allow proxy -p tcp --dport 443", "allow root -p tcp --dport 443")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(HOOK, "allow proxy -p tcp --dport 80 ", "allow proxy -p tcp --dport 22 ")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(HOOK, "    iptables -w -A hcs-loopback -p tcp --dport 3128 --syn -j hcs-refused\n", "")),
+    ("ide-proxy-allowlist", "proxy", *_edit_file(HOOK, '--dport 3128 --syn -m owner --uid-owner "$IDE" -j RETURN',
+                                                  '--dport 3128 --syn -m owner --uid-owner "$SVC" -j RETURN')),
+    ("ide-proxy-allowlist", "dev", *_edit_file(HOOK, "    iptables -w -A hcs-loopback -p tcp --dport 8880 --syn -j hcs-refused\n",
+                                                "    iptables -w -A hcs-loopback -p tcp --dport 8880 --syn -j hcs-refused\n"
+                                                '    iptables -w -A hcs-loopback -p tcp -d 127.0.0.1 --dport 3128 --syn -m owner --uid-owner "$IDE" -j RETURN\n')),
+    # With the proxy on, the other hook rules still hold: the IDE user gets no other loopback port, no flow off the VM.
+    ("code-server-port-by-identity", "proxy", *_edit_file(HOOK, "--dport 8080 --syn -j hcs-refused", "--dport 8080 --syn -j RETURN")),
+    ("egress-by-identity", "proxy", *_edit_file(HOOK, "allow proxy -p tcp -d 192.0.2.53 --dport 53", "allow coder -p tcp -d 192.0.2.53 --dport 53")),
 ]
 
 
-@pytest.mark.parametrize("stack", ["dev", "cloudflare"])
-def test_the_program_passes_every_policy(stack: str, dev_resources: list[Res], cf_resources: list[Res]) -> None:
-    resources = dev_resources if stack == "dev" else cf_resources
-    assert evaluate(resources) == {name: [] for name in RULE_NAMES}
+@pytest.mark.parametrize("stack", ["dev", "cloudflare", "proxy"])
+def test_the_program_passes_every_policy(stack: str, stacks: dict[str, list[Res]]) -> None:
+    assert evaluate(stacks[stack]) == {name: [] for name in RULE_NAMES}
 
 
 @pytest.mark.parametrize(("rule", "stack", "pick", "change"), FAILURES, ids=[f"{f[0]}-{i}" for i, f in enumerate(FAILURES)])
-def test_each_policy_catches_its_violation(rule: str, stack: str, pick: Any, change: Any,
-                                           dev_resources: list[Res], cf_resources: list[Res]) -> None:
-    resources = _mutate(dev_resources if stack == "dev" else cf_resources, pick, change)
+def test_each_policy_catches_its_violation(rule: str, stack: str, pick: Any, change: Any, stacks: dict[str, list[Res]]) -> None:
+    resources = _mutate(stacks[stack], pick, change)
     failing = {name: found for name, found in evaluate(resources).items() if found}
     assert set(failing) == {rule}, failing
     assert all(len(message) > 30 for message in failing[rule])  # says what to do, not just "bad"
@@ -176,3 +226,18 @@ def test_the_packs_bpf_releases_are_the_programs() -> None:
     from scripts.policy.rules import BPF_RELEASES
 
     assert BPF_RELEASES == {v for v, r in debian.RELEASES.items() if r.bpf_framework}
+
+
+def test_the_packs_proxy_account_and_port_are_the_programs() -> None:
+    """The pack judges Squid's by-name lines and its loopback port with its own copy of both."""
+    from components.settings import topology
+    from scripts.policy.rules import IDE_PROXY_PORT, SQUID_ACCOUNT
+
+    assert (SQUID_ACCOUNT, IDE_PROXY_PORT) == (topology.SQUID, topology.IDE_PROXY_PORT)
+
+
+def test_the_ide_user_gets_no_flow_off_the_vm_even_by_name(proxy_resources: list[Res]) -> None:
+    """Squid's by-name line given to the IDE user: it would reach any address on 443 without the proxy."""
+    resources = _mutate(proxy_resources, *_edit_file(HOOK, "allow proxy -p tcp --dport 443", "allow coder -p tcp --dport 443"))
+    failing = {name for name, found in evaluate(resources).items() if found}
+    assert {"egress-by-identity", "ide-proxy-allowlist"} == failing
