@@ -149,3 +149,20 @@ def test_make_plan_works_for_the_cloudflare_example_stack(tmp_path: Path) -> Non
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "hcs:cloudflare:Edge  cloudflare" in done.stdout and "docker:index/container:Container  gateway-cloudflared" in done.stdout
+
+
+def test_with_the_cloudflare_edge_the_vm_alone_holds_the_ides_way_out(dev_config: StackConfig) -> None:
+    """No FortiGate in front: the host's own rules are the IDE proxy's only network layer, and they are
+    the same as with the FortiGate edge (Squid's account out on 443, by name, the proxy's config)."""
+    names = ["git.example.com", "*.pypi.org"]
+    plans = {edge: run_program(dev_config.with_values(edge=edge, ideEgressDomains=names, **({"fortigateUrl": None} if edge == "cloudflare" else {})))
+             for edge in ("fortigate", "cloudflare")}
+
+    def host_files(plan: PlanResult) -> dict[str, str]:
+        return {r.inputs["path"]: r.inputs["content"] for r in plan.of_type("hcs:files:File")
+                if r.inputs["path"] in ("/etc/squid/squid.conf", "/etc/ufw/after.init")}
+
+    fortigate, cloudflare = host_files(plans["fortigate"]), host_files(plans["cloudflare"])
+    assert "allow proxy -p tcp --dport 443  # ide-proxy-https: git.example.com *.pypi.org" in cloudflare["/etc/ufw/after.init"]
+    assert cloudflare["/etc/squid/squid.conf"] == fortigate["/etc/squid/squid.conf"]
+    assert not [r for r in plans["cloudflare"].resources if r.type.startswith("pulumi-python:dynamic/fortios:")]

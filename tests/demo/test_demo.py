@@ -142,7 +142,7 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
     """Each allowlisted destination answers exactly the accounts that use it (root, the service
     account); the IDE user reaches none of them; nothing else leaves the VM for anyone."""
     vm = booted_demo.vm
-    served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443)}
+    served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443), (network.CODE_HOST[1], 443)}
     specs = [f"{proto}:{addr}:{port}" for _, proto, addr, port in ALLOWED + DENIED if (addr, port) not in served]
     log = booted_demo.workdir / "listeners.log"
     log.unlink(missing_ok=True)  # "ready" must be this run's
@@ -168,15 +168,14 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
     out = demo.BUILD / f"egress-debian{booted_demo.state.release}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
-    for row, (*_, identities) in zip(rows, network.ALLOWED):
+    # Squid's account reaches port 443 of any address (the names are the proxy's to judge, and the
+    # FortiGate's FQDN objects'): every row on tcp/443 connects for it. Everything else leaves the VM
+    # only for the accounts of its flow, refused by the VM's own netfilter for everyone else.
+    expected = [identities for *_, identities in network.ALLOWED] + [() for _ in DENIED]
+    for row, identities in zip(rows, expected, strict=True):
         for user, result in zip(users, row[3:]):
-            assert result == "connected" if user in identities else result in REFUSED, (row, user, table)
-    # Anything else never leaves the VM, for anyone: refused by its netfilter, not even refused far away;
-    # but Squid's account reaches port 443 of any address (the names are the proxy's to judge, and the
-    # FortiGate's FQDN objects'), so a row on tcp/443 connects for it alone.
-    for row in rows[len(ALLOWED):]:
-        for user, result in zip(users, row[3:]):
-            assert result == "connected" if (user, row[1]) == (SQUID, "tcp/443") else result in REFUSED, (row, user, table)
+            opens = user in identities or (user, row[1]) == (SQUID, "tcp/443")
+            assert (result == "connected") if opens else (result in REFUSED), f"{row[0]} as {user}: {result}\n{table}"
 
 
 #: The demo stack's FortiGate policy block, written from its intent (Pulumi.dev.yaml with Wazuh and

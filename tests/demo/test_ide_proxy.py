@@ -10,6 +10,7 @@ The table is printed and written to build/demo/ide-proxy.md, with the proxy's lo
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -38,7 +39,9 @@ def _connect_status(agent: Agent, url: str, *extra: str) -> tuple[str, dict]:  #
 
 def proxy_attempts(agent: Agent, workdir: str) -> list[Attempt]:
     rows = []
-    clone = f"{workdir}/clone-{int(time.time() * 1000)}"
+    scratch = agent.run("mktemp", "-d", "-p", workdir, "proxy-XXXXXX")
+    assert scratch["rc"] == 0, scratch
+    clone = f"{scratch['stdout'].strip()}/clone"
     out = agent.run("git", "clone", "--quiet", f"https://{CODE}/demo.git", clone)
     readme = agent.run("cat", f"{clone}/README.md")
     got = readme["stdout"] if out["rc"] == 0 else ""
@@ -140,8 +143,10 @@ def test_a_vsix_is_installed_by_the_converge_only_with_its_digest(running_demo: 
     listed = f"{vsix.PUBLISHER}.{vsix.NAME}@0.0.2"
 
     def installed() -> list[str]:
-        out = vm.chroot_run(["code-server", "--list-extensions", "--show-versions"], user=ide, check=False)
-        return out.stdout.lower().split()
+        """The IDE user's installed extensions as publisher.name@version, from code-server's own record."""
+        record = vm.path / "home" / ide / ".local/share/code-server/extensions/extensions.json"
+        entries = json.loads(record.read_text()) if record.exists() else []
+        return [f"{e['identifier']['id']}@{e['version']}".lower() for e in entries]
 
     idp = demo.identity(running_demo.config, running_demo.workdir)
     wrong = running_demo.config.with_values(ideExtensions=[f"{url}@sha256:{'0' * 64}"])
