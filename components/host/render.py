@@ -728,6 +728,7 @@ def ufw_rules_text(rules: Sequence[str]) -> str:
 
 
 SQUID_CONFIG = "/etc/squid/squid.conf"
+SQUID_DROP_IN = "/etc/systemd/system/squid.service.d/10-hcs.conf"
 #: What every line of the proxy's access log starts with (in the journal, syslog identifier squid).
 SQUID_LOG_TAG = "hcs-ide-proxy"
 
@@ -787,4 +788,14 @@ cache_log /var/log/squid/cache.log
 cache_store_log none
 coredump_dir /var/spool/squid
 """
+
+
+def squid_service() -> str:
+    """Drop-in for Debian's `squid.service`: started once exec'd, ready when the step sees it listen.
+
+    The packaged unit is `Type=notify`; Squid 5.7 (Debian 12) sends its readiness from the worker
+    (`NotifyAccess=all`), and on the booted Debian 12 VM systemd never took it: the start timed out
+    although Squid listened. The step waits for the listener on loopback itself instead.
+    """
+    return HEADER + "[Service]\nType=exec\n"
 

@@ -15,7 +15,7 @@ from components.files import HostFile
 from components.host import render
 from components.settings import debian
 from components.settings.host import HostSettings
-from components.settings.topology import Topology
+from components.settings.topology import IDE_PROXY_PORT, Topology
 
 #: Debian packages of every host (restic only with backups; the release's own on top).
 BASE_PACKAGES = (
@@ -158,8 +158,9 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
         Step(
             "ide-proxy",
             "ide-proxy",
-            {"HCS_IDE_PROXY": "on" if topology.ide_proxy else "off"},
-            (_vm(render.SQUID_CONFIG, render.squid_config(topology)),) if topology.ide_proxy else (),
+            {"HCS_IDE_PROXY": "on" if topology.ide_proxy else "off", "HCS_IDE_PROXY_PORT": str(IDE_PROXY_PORT)},
+            (_vm(render.SQUID_CONFIG, render.squid_config(topology)), _vm(render.SQUID_DROP_IN, render.squid_service()))
+            if topology.ide_proxy else (),
             after=("packages",),
         )
     )
