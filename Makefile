@@ -3,14 +3,29 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# The one Python minor the program runs on: the dynamic providers' state is pickled (dill) by the
+# Python that ran `pulumi up`, and only that minor reads it back (pulumi#2900). The workflows read
+# the same file (actions/setup-python's python-version-file).
+PYTHON_MINOR := $(strip $(shell cat .python-version))
 STACK ?= dev
 # Debian packages the tests need, one list per area (installed with apt when running as root).
 APT_LISTS := $(wildcard tests/apt-packages/*.txt)
 
 .PHONY: plan test test-fast mutants apt caches demo demo-down readme bench clean
 
-$(VENV)/.runtime: requirements.txt
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 required"; exit 1; }
+# The interpreter checked is the venv's when it exists (a venv made by another minor is refused too),
+# else $(PYTHON), before the venv is made from it.
+$(VENV)/.runtime: requirements.txt .python-version
+	@py="$$(test -x $(PY) && echo $(PY) || echo $(PYTHON))"; \
+	found="$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"; \
+	if [ "$$found" != "$(PYTHON_MINOR)" ]; then \
+	  echo "error: Python $(PYTHON_MINOR) required (.python-version), but $$py is $${found:-not a working Python}." >&2; \
+	  echo "  The dynamic providers' state is pickled by the Python that ran pulumi up, and only that minor" >&2; \
+	  echo "  reads it back: refresh/destroy would fail on another one (pulumi#2900)." >&2; \
+	  echo "  Fix: install Python $(PYTHON_MINOR) (Debian 12: apt install python3; or pyenv install $(PYTHON_MINOR))" >&2; \
+	  echo "  and run make PYTHON=python$(PYTHON_MINOR) ...; a .venv made by another minor: rm -rf $(VENV) first." >&2; \
+	  exit 1; \
+	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@

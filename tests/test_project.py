@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import yaml
 
 from components.settings import MappingSource, load
@@ -56,3 +62,76 @@ def test_the_mutant_list_applies_to_the_code_as_it_is() -> None:
     assert [t for m in found for t in m.tests if not (PROJECT_DIR / t.split("::")[0]).exists()] == []
     layers = {m.control.split(":")[0] for m in found}
     assert {"Network edge", "Transport", "Identity", "Host", "Detection", "Guardrails"} <= layers
+
+
+# --- one Python minor (pulumi#2900) ------------------------------------------------------------
+
+_STAND_IN = """#!/bin/sh
+# A stand-in interpreter: reports Python {minor} to the Makefile's check, refuses anything else.
+case "$*" in *version_info*) echo {minor} ;; *) echo "stand-in asked to run: $*" >&2; exit 3 ;; esac
+"""
+
+
+def _pinned_minor() -> str:
+    return (PROJECT_DIR / ".python-version").read_text().strip()
+
+
+def _make_runtime(tmp_path: Path, python: str) -> subprocess.CompletedProcess[str]:
+    """`make .venv/.runtime` in a copy of the Makefile's inputs (never the clone's own .venv)."""
+    for name in ("Makefile", ".python-version", "requirements.txt"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    return subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), f"PYTHON={python}", ".venv/.runtime"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def _stand_in(path: Path, minor: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_STAND_IN.format(minor=minor))
+    path.chmod(0o755)
+    return path
+
+
+def test_python_version_is_one_minor_the_venv_and_the_workflows_use() -> None:
+    """.python-version names a minor (no patch: any 3.11.x reads a 3.11 pickle); the venv runs it; every
+    setup-python step reads that file; the test job's Debian image ships that minor as python3."""
+    minor = _pinned_minor()
+    assert re.fullmatch(r"3\.\d+", minor), minor
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" == minor, "the venv runs another minor than .python-version"
+    makefile = (PROJECT_DIR / "Makefile").read_text()
+    assert "PYTHON_MINOR := $(strip $(shell cat .python-version))" in makefile and "pulumi#2900" in makefile
+    debian_python3 = {"bookworm": "3.11", "trixie": "3.13"}  # Debian's python3 per release
+    setups = 0
+    for workflow in sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml")):
+        for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
+            steps = job.get("steps", [])
+            for step in steps:
+                if str(step.get("uses", "")).startswith("actions/setup-python@"):
+                    setups += 1
+                    assert step.get("with") == {"python-version-file": ".python-version"}, (workflow.name, name)
+            if not any(str(s.get("uses", "")).startswith("actions/setup-python@") for s in steps):
+                image = str((job.get("container") or {}).get("image", ""))
+                release = image.removeprefix("debian:")
+                assert debian_python3.get(release) == minor, (workflow.name, name, image)
+    assert setups >= 3
+
+
+def test_make_refuses_another_python_minor_naming_the_reason_and_the_fix(tmp_path: Path) -> None:
+    minor = _pinned_minor()
+    other = _stand_in(tmp_path / "bin" / "python-other", "3.99")
+    result = _make_runtime(tmp_path, str(other))
+    assert result.returncode != 0
+    assert f"Python {minor} required (.python-version), but {other} is 3.99" in result.stderr
+    assert "pulumi#2900" in result.stderr and f"pyenv install {minor}" in result.stderr
+    assert "stand-in asked to run" not in result.stderr  # refused before any venv is made
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_make_takes_the_pinned_minor_and_refuses_a_venv_of_another(tmp_path: Path) -> None:
+    minor = _pinned_minor()
+    pinned = _stand_in(tmp_path / "bin" / "python-pinned", minor)
+    result = _make_runtime(tmp_path, str(pinned))
+    assert "required" not in result.stderr
+    assert "stand-in asked to run: -m venv .venv" in result.stderr  # the check passed; the venv comes next
+    _stand_in(tmp_path / ".venv" / "bin" / "python", "3.99")  # a venv left by another minor
+    result = _make_runtime(tmp_path, str(pinned))
+    assert result.returncode != 0 and "but .venv/bin/python is 3.99" in result.stderr and "rm -rf .venv" in result.stderr
