@@ -80,6 +80,26 @@ def _port_proxy_off(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/etc/code-server/hcs.yaml")(plan) if "disable-proxy: true\n" in str(r.inputs.get("content", ""))]
 
 
+_TRANSFERS = (("downloads", "codeServerDisableFileDownloads"), ("uploads", "codeServerDisableFileUploads"))
+
+
+def _transfers_off(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/etc/code-server/hcs.yaml")(plan)
+            if any(f"disable-file-{word}: true\n" in str(r.inputs.get("content", "")) for word, _ in _TRANSFERS)]
+
+
+def _transfers_half_off(plan: PlanResult) -> str:
+    """One of the two switched off: name the one still on."""
+    text = " ".join(str(r.inputs.get("content", "")) for r in _transfers_off(plan))
+    on = [f"{word} still on ({key})" for word, key in _TRANSFERS if f"disable-file-{word}: true\n" not in text]
+    return "; ".join(on)
+
+
+def _idle_timeout(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/etc/code-server/hcs.yaml")(plan)
+            if re.search(r"(?m)^idle-timeout-seconds: [1-9][0-9]*$", str(r.inputs.get("content", "")))]
+
+
 def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/oauth2-proxy.cfg")(plan) if 'http_address = "unix://' in str(r.inputs.get("content", ""))]
 
@@ -298,6 +318,13 @@ CONTROLS: tuple[Control, ...] = (
             switch="vmDebianRelease 13 (Debian 12's systemd 252 has no BPF framework: both settings would do nothing)"),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
             _port_proxy_off, switch="codeServerPortProxy (set it false)"),
+    Control("Host", "code-server's download and upload actions off (the workbench's Download… and Upload…, files dropped in); "
+            "the UI's actions only: the terminal still prints a file (cat, base64) and the editor's clipboard still copies",
+            "workspace files taken home, or files brought in, in two clicks", _transfers_off,
+            switch="codeServerDisableFileDownloads and codeServerDisableFileUploads (opt-in)", weakened=_transfers_half_off),
+    Control("Host", "An IDE nobody has open ends: with no browser connected for codeServerIdleTimeout, code-server exits, "
+            "systemd starts a fresh one, and what the terminal left running is killed with the old one",
+            "shells and jobs left running unattended after the user has gone", _idle_timeout),
     Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",
             "local uids reaching oauth2-proxy, or binding its port to receive sessions",
             _both(_oauth2_proxy_socket, _file(SOCKET_TMPFILES))),

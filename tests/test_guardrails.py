@@ -21,6 +21,10 @@ WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
 #: Without ideEgressDomains the IDE's proxy is off (the IDE user then reaches nothing off the VM).
 IDE_PROXY = next(c.control for c in posture.CONTROLS if c.control.startswith("The IDE's way out"))
 NO_PROXY = {IDE_PROXY: "switched off: ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)"}
+#: code-server's download and upload actions are opt-in: on by default, so their row is OFF.
+TRANSFERS = next(c.control for c in posture.CONTROLS if c.control.startswith("code-server's download and upload actions off"))
+DEFAULT_OFF = {**NO_PROXY, TRANSFERS: "switched off: codeServerDisableFileDownloads and codeServerDisableFileUploads (opt-in)"}
+IDLE = next(c.control for c in posture.CONTROLS if c.control.startswith("An IDE nobody has open ends"))
 
 
 def _status(rows: list[posture.Row]) -> dict[str, str]:
@@ -29,7 +33,7 @@ def _status(rows: list[posture.Row]) -> dict[str, str]:
 
 def test_dev_stack_has_every_control_on_or_not_applicable(dev_plan: PlanResult) -> None:
     rows = posture.posture(dev_plan, "fortigate")
-    assert {r.control: r.note for r in rows if r.status not in ("on", "n/a")} == NO_PROXY
+    assert {r.control: r.note for r in rows if r.status not in ("on", "n/a")} == DEFAULT_OFF
     assert {r.control for r in rows if r.status == "n/a"} == {
         "Cloudflare Tunnel: outbound only, no inbound port",
         "Cloudflare Access on every request, enforced at the connector",
@@ -44,7 +48,7 @@ def test_cloudflare_edge_marks_the_fortigate_inbound_path_not_applicable(dev_con
     assert status["FortiGate VIP: only TCP 443 forwarded, to the front proxy"] == "n/a"
     assert status["Central Caddy (wildcard TLS) → local gateway site block"] == "n/a"
     assert status["Cloudflare Access on every request, enforced at the connector"] == "on"
-    assert [control for control, s in status.items() if s == "OFF"] == [IDE_PROXY]
+    assert [control for control, s in status.items() if s == "OFF"] == [IDE_PROXY, TRANSFERS]
 
 
 def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None:
@@ -54,7 +58,7 @@ def test_a_switched_off_control_is_shown_loudly(dev_config: StackConfig) -> None
     assert off == {
         "Wazuh file-integrity monitoring (proxy stack, /etc/ssh, units)": "switched off: wazuhEnabled",
         "UFW default deny out, same allowlist as the firewall": "switched off: ufwDenyOutgoing",
-        **NO_PROXY,
+        **DEFAULT_OFF,
     }
     text = posture.terminal(rows)
     assert "OFF  <--" in text and "WARNING: control OFF: Detection: Wazuh" in text
@@ -65,7 +69,7 @@ def test_conditional_access_off_is_a_warning(dev_config: StackConfig) -> None:
     rows = posture.posture(run_program(dev_config.with_values(entraConditionalAccess=False)), "fortigate")
     off = {r.control: r.note for r in rows if r.status == "OFF"}
     assert off == {"Entra Conditional Access: MFA required, sign-in frequency = the session's maximum": "switched off: entraConditionalAccess",
-                   **NO_PROXY}
+                   **DEFAULT_OFF}
     assert "WARNING: control OFF: Identity: Entra Conditional Access" in posture.terminal(rows)
 
 
@@ -74,7 +78,31 @@ def test_opting_into_the_port_proxy_is_a_warning_and_a_policy_failure(dev_config
     off = {r.control: r.note for r in rows if r.status == "OFF"}
     assert off["code-server port proxy off (/proxy/<port>, /absproxy/<port>)"] == "switched off: codeServerPortProxy (set it false)"
     assert "code-server-port-proxy-off" in off[f"Policy pack: {len(RULES) - 1}/{len(RULES)} mandatory policies pass"]
-    assert len(off) == 3 and IDE_PROXY in off
+    assert len(off) == 4 and IDE_PROXY in off and TRANSFERS in off
+
+
+def test_download_and_upload_switches_turn_their_row_on_one_alone_is_a_warning(dev_config: StackConfig) -> None:
+    both = _status(posture.posture(run_program(dev_config.with_values(
+        codeServerDisableFileDownloads=True, codeServerDisableFileUploads=True)), "fortigate"))
+    assert both[TRANSFERS] == "on" and both[IDLE] == "on"
+    rows = posture.posture(run_program(dev_config.with_values(codeServerDisableFileDownloads=True)), "fortigate")
+    weakened = {r.control: r.note for r in rows if r.status == "WEAKENED"}
+    assert weakened == {TRANSFERS: "acknowledged: uploads still on (codeServerDisableFileUploads)"}
+    assert f"WARNING: control WEAKENED: Host: {TRANSFERS}" in posture.terminal(rows)
+
+
+def test_the_idle_timeout_row_reads_the_rendered_config(dev_plan: PlanResult) -> None:
+    """On by default (1h); a config without the line (or with 0) shows the row OFF."""
+    assert _status(posture.posture(dev_plan, "fortigate"))[IDLE] == "on"
+    config = next(r for r in dev_plan.resources if str(r.inputs.get("path", "")) == "/etc/code-server/hcs.yaml")
+    assert "idle-timeout-seconds: 3600\n" in str(config.inputs["content"])
+    idle = next(c for c in posture.CONTROLS if c.control == IDLE)
+    original = config.inputs["content"]
+    try:
+        config.inputs["content"] = str(original).replace("idle-timeout-seconds: 3600\n", "idle-timeout-seconds: 0\n")
+        assert idle.select(dev_plan) == []
+    finally:
+        config.inputs["content"] = original
 
 
 def test_make_plan_writes_the_posture(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -25,6 +26,16 @@ def test_dev_stack_is_valid(dev_config: StackConfig) -> None:
     assert settings.public_url == "https://code.example.com"
     assert settings.entra.group.member_object_ids  # the dev stack creates its group
     assert [r.name for r in settings.topology.egress_rules][:2] == ["dns-udp", "dns-tcp"]
+
+
+def test_code_server_transfers_are_opt_in_and_the_idle_timeout_defaults_to_an_hour(dev_config: StackConfig) -> None:
+    host = load(_source(dev_config, {}), today=TODAY).host
+    assert (host.code_server_disable_downloads, host.code_server_disable_uploads) == (False, False)
+    assert host.code_server_idle_timeout == dt.timedelta(hours=1)
+    changes = {"codeServerDisableFileDownloads": True, "codeServerDisableFileUploads": True, "codeServerIdleTimeout": "1h30m"}
+    host = load(_source(dev_config, changes), today=TODAY).host
+    assert (host.code_server_disable_downloads, host.code_server_disable_uploads) == (True, True)
+    assert host.code_server_idle_timeout == dt.timedelta(minutes=90)
 
 
 # (id, changes, key named in the error, fragment of what is expected)
@@ -61,6 +72,11 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("gateway-port-privileged", {"gatewayPort": 443}, "gatewayPort", "from 1024"),
     ("dns-name-not-ip", {"dnsServers": ["dns.example.com"]}, "dnsServers[0]", "IP address"),
     ("bool-word", {"wazuhEnabled": "yes"}, "wazuhEnabled", "true or false"),
+    ("downloads-word", {"codeServerDisableFileDownloads": "yes"}, "codeServerDisableFileDownloads", "true or false"),
+    ("uploads-word", {"codeServerDisableFileUploads": "1"}, "codeServerDisableFileUploads", "true or false"),
+    ("idle-timeout-zero", {"codeServerIdleTimeout": "0s"}, "codeServerIdleTimeout", "greater than zero"),
+    ("idle-timeout-seconds", {"codeServerIdleTimeout": "3600"}, "codeServerIdleTimeout", "Go duration"),
+    ("idle-timeout-week", {"codeServerIdleTimeout": "168h"}, "codeServerIdleTimeout", "more than 24h"),
     ("wazuh-manager-missing", {"wazuhManagerAddress": None}, "wazuhManagerAddress", "required when wazuhEnabled"),
     ("backup-repo-path", {"backupRepository": "/srv/backup"}, "backupRepository", "restic repository"),
     ("backup-port-missing", {"backupRepositoryPort": None}, "backupRepositoryPort", "required when backupEnabled"),

@@ -409,6 +409,23 @@ def code_server_config(host: HostSettings) -> str:
     "unsupported protocol scheme unix", 502), and the IDE is one long WebSocket.
     `auth: none` is safe only because code-server listens on 127.0.0.1 and oauth2-proxy in front
     is the one that authenticates.
+
+    `disable-file-downloads` / `disable-file-uploads` (opt-in, `codeServerDisableFileDownloads` /
+    `codeServerDisableFileUploads`): in 4.139.1 the server only hands them to the workbench as
+    `isEnabledFileDownloads`/`isEnabledFileUploads`, which hide its Download… and Upload… actions
+    (and dropping files in). Nothing on the server refuses a transfer: the terminal can still print
+    a file to the screen (`cat`, `base64`), and the editor's clipboard copies text out and in.
+
+    `idle-timeout-seconds` (`codeServerIdleTimeout`): the timer starts when code-server starts and
+    again whenever its heartbeat (every request, then a check of open connections 60 s later) finds
+    no connection left: every tab of the IDE closed. An open tab's WebSocket keeps it alive however
+    long nobody types; the session's end there is oauth2-proxy's (`cookieExpire`). When the timer
+    fires code-server logs "Idle timeout of N seconds exceeded" and exits with status 0 (4.139.1's
+    main.js, wrapper.js). The stock `code-server@.service` has `Restart=always`, which the sandbox
+    drop-in keeps: systemd starts a fresh code-server at once, and `KillMode=mixed` kills what the
+    terminal left running (a build, a forgotten server) with the old one. For the user: open the
+    IDE after the timeout and it comes up on a new server with no terminals; files on disk are as
+    they were. code-server refuses 60 or less at start (the settings refuse 1m or less).
     """
     return (
         HEADER
@@ -418,6 +435,9 @@ def code_server_config(host: HostSettings) -> str:
         + f"disable-proxy: {'false' if host.code_server_port_proxy else 'true'}\n"
         + "disable-telemetry: true\n"
         + "disable-update-check: true\n"
+        + ("disable-file-downloads: true\n" if host.code_server_disable_downloads else "")
+        + ("disable-file-uploads: true\n" if host.code_server_disable_uploads else "")
+        + f"idle-timeout-seconds: {int(host.code_server_idle_timeout.total_seconds())}\n"
     )
 
 

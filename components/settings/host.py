@@ -52,6 +52,14 @@ class HostSettings:
     #: Where the IDE installs extensions from (through the proxy), and the VSIX files the converge installs.
     ide_gallery: ide.Gallery = ide.Gallery(ide.OPEN_VSX)
     ide_extensions: tuple[ide.Vsix, ...] = ()
+    #: code-server's own download and upload actions off (`disable-file-downloads`, `disable-file-uploads`).
+    #: The UI's actions only: the terminal can still print a file (cat, base64) and the editor's
+    #: clipboard still copies text out and pastes it in.
+    code_server_disable_downloads: bool = False
+    code_server_disable_uploads: bool = False
+    #: code-server exits after this long with no connection at all (every browser tab of the IDE
+    #: closed); systemd starts a fresh one, and what the terminal left running dies with the old one.
+    code_server_idle_timeout: dt.timedelta = dt.timedelta(hours=1)
 
 
 def _package_url(value: str) -> str:
@@ -81,6 +89,14 @@ def _zabbix_psk(value: str) -> None:
 _identity = checks.matching(r"[A-Za-z0-9._-]{1,128}", "1-128 characters of letters, digits, '.', '_' or '-'")
 
 
+#: code-server refuses `idle-timeout-seconds` of 60 or less (cli.js); a day is the longest a sign-in lasts.
+MIN_IDLE_TIMEOUT = dt.timedelta(seconds=60)
+MAX_IDLE_TIMEOUT = dt.timedelta(hours=24)
+
+_idle_timeout = rules.guard(rules.duration, ("idle-timeout-short", lambda d: d <= MIN_IDLE_TIMEOUT),
+                            ("idle-timeout-long", lambda d: d > MAX_IDLE_TIMEOUT))
+
+
 def _release(r: Reader) -> debian.DebianRelease | None:
     version = r.integer("vmDebianRelease", lo=0, hi=999)
     if version is None:
@@ -107,6 +123,9 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
     password = r.secret("backupPassword", checks.min_length(16), required=backup_on)
     schedule = r.string("backupSchedule", lambda v: calendar.schedule(v, today))
     port_proxy = r.boolean("codeServerPortProxy")
+    no_downloads = r.boolean("codeServerDisableFileDownloads")
+    no_uploads = r.boolean("codeServerDisableFileUploads")
+    idle_timeout = r.string("codeServerIdleTimeout", _idle_timeout)
     rest_user = r.string("backupRestUser", _identity)
     rest_password = r.secret("backupRestPassword", checks.min_length(16), required=backup_on)
     release = _release(r)
@@ -126,7 +145,8 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         r.problem("zabbixPsk", "only applies when zabbixEnabled is true; unset it")
     if topology is not None and not backup_on and r.is_set("backupPassword"):
         r.problem("backupPassword", "only applies when backupEnabled is true; unset it")
-    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user, release, gallery, extensions):
+    if len(r.problems) > start or topology is None or None in (version, sha256, url, deny_out, volume, identity, schedule, port_proxy, rest_user, release, gallery, extensions,
+                                                                                  no_downloads, no_uploads, idle_timeout):
         return None
     return HostSettings(
         code_server=CodeServerPackage(version, sha256, url.replace("{version}", version)),
@@ -142,4 +162,7 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
         debian=release,
         ide_gallery=gallery,
         ide_extensions=extensions,
+        code_server_disable_downloads=no_downloads,
+        code_server_disable_uploads=no_uploads,
+        code_server_idle_timeout=idle_timeout,
     )

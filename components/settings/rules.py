@@ -35,7 +35,7 @@ ACK_WIDE_EGRESS = "acknowledgeWideEgress"
 PEER_KEYS = ("vmAddress", "frontProxyAddresses", "dnsServers", "ntpServers", "aptProxyAddress", "wazuhManagerAddress",
              "zabbixServerAddress", "backupRepositoryAddress", "fortigatePublicIp")
 EGRESS_KEYS = ("entraEgress", "registryEgress", "cloudflareTunnelEgress")
-DURATION_KEYS = ("cookieExpire", "cookieRefresh", "cloudflareAccessSessionDuration")
+DURATION_KEYS = ("cookieExpire", "cookieRefresh", "cloudflareAccessSessionDuration", "codeServerIdleTimeout")
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,19 @@ RULES: tuple[Rule, ...] = (
          "one of the services fails to bind, and UFW would open that port to the other service's peers"),
     Rule("go-duration", DURATION_KEYS,
          "anything Go's time.ParseDuration refuses (e.g. 1d, 12 hours), zero or negative, fractions of a second",
-         "oauth2-proxy reads durations with Go's parser, and the renderers write whole seconds"),
+         "oauth2-proxy reads durations with Go's parser (every duration key shares its syntax), and the renderers write whole seconds"),
     Rule("cookie-expire-long", ("cookieExpire",),
          "more than 24h",
          "sign-in with MFA is repeated at least daily (like the Access session cap); a longer cookie lets a stolen one outlive the day"),
     Rule("cookie-refresh-short", ("cookieRefresh",),
          "less than 1m",
          "a refresh on (almost) every request throttles Entra's token endpoint, and the IDE's WebSocket drops (1006)"),
+    Rule("idle-timeout-short", ("codeServerIdleTimeout",),
+         "1m or less",
+         "code-server 4.139.1 refuses an idle-timeout-seconds of 60 or less and would not start"),
+    Rule("idle-timeout-long", ("codeServerIdleTimeout",),
+         "more than 24h",
+         "what the terminal left running with no browser attached would outlive the day's sign-in (cookieExpire is at most 24h)"),
     Rule("session-whole-minutes", ("cloudflareAccessSessionDuration",),
          "durations with seconds",
          "Cloudflare is sent <h>h<m>m, so seconds would be dropped without a word"),

@@ -8,6 +8,7 @@ wrote; systemd-analyze scores the units offline. Tools missing on the machine fa
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import json
 import re
@@ -183,6 +184,19 @@ def test_fail2ban_configuration_passes_fail2ban_client(tmp_path: Path) -> None:
     assert "192.0.2.5" in jail  # the front proxy is never banned
 
 
+def test_code_server_transfers_and_idle_timeout_lines() -> None:
+    """Each switch writes its own line; the idle timeout in whole seconds, whatever the duration's spelling."""
+    host = sample.settings().host
+    both = render.code_server_config(dataclasses.replace(host, code_server_disable_downloads=True, code_server_disable_uploads=True,
+                                                         code_server_idle_timeout=dt.timedelta(hours=1, minutes=30)))
+    assert "disable-file-downloads: true\n" in both and "disable-file-uploads: true\n" in both
+    assert "idle-timeout-seconds: 5400\n" in both
+    downloads = render.code_server_config(dataclasses.replace(host, code_server_disable_downloads=True))
+    assert "disable-file-downloads: true\n" in downloads and "disable-file-uploads" not in downloads
+    uploads = render.code_server_config(dataclasses.replace(host, code_server_disable_uploads=True))
+    assert "disable-file-uploads: true\n" in uploads and "disable-file-downloads" not in uploads
+
+
 def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     s = sample.settings()
     config = render.code_server_config(s.host)
@@ -191,6 +205,7 @@ def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     assert "disable-proxy: true\n" in config
     opted_in = render.code_server_config(dataclasses.replace(s.host, code_server_port_proxy=True))
     assert "disable-proxy: false\n" in opted_in
+    assert "disable-file-" not in config and "idle-timeout-seconds: 3600\n" in config  # opt-in; the 1h default
     units = tmp_path / "etc/systemd/system"
     (units / "code-server@.service.d").mkdir(parents=True)
     # The unit the code-server .deb ships (its content as packaged upstream, written here by hand).
