@@ -221,6 +221,9 @@ def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
                            capture_output=True, text=True)
     starts = [line for line in shown.stdout.splitlines() if line.startswith("ExecStart=")]
     assert shown.returncode == 0 and starts[-2:] == ["ExecStart=", "ExecStart=/usr/bin/code-server --config /etc/code-server/hcs.yaml"], shown
+    # The idle timeout relies on the packaged Restart=always (code-server exits 0 when idle): the drop-in keeps it.
+    assert [line for line in shown.stdout.splitlines() if line.startswith("Restart")] == ["Restart=always"], shown.stdout
+    assert "KillMode=mixed" in shown.stdout
 
 
 def test_socket_directories_as_systemd_tmpfiles_creates_them(tmp_path: Path) -> None:
