@@ -585,6 +585,58 @@ def vm_egress_ends_in_logged_deny(resources: Sequence[Res]) -> list[str]:
     return found
 
 
+# --- staying current ----------------------------------------------------------------------
+
+#: The oldest releases without the known auth bypasses and cookie leaks (`>=` these passes).
+#: oauth2-proxy v7.15.2 fixed five advisories, among them two critical authentication bypasses
+#: (GHSA-5hvv-m4w4-gf6v, health-check User-Agent; GHSA-7x63-xv5r-3p2x, spoofed X-Forwarded-Uri).
+#: code-server: GHSA-p483-wpfp-42cj (session cookie extractable through a crafted proxy URL) and
+#: 4.124.2's fix (code-server's session token stripped before proxying to a local port) — the floor is
+#: 4.124.2, the later of the two. 4.145.0 stripped it from proxied WebSockets too; not required here,
+#: because the port proxy stays off (code-server-port-proxy-off) and code-server runs with auth none.
+VERSION_FLOORS = {"oauth2-proxy": (7, 15, 2), "code-server": (4, 124, 2)}
+_FLOOR_WHY = {
+    "oauth2-proxy": "earlier releases have authentication bypasses fixed in v7.15.2 (GHSA-5hvv-m4w4-gf6v, GHSA-7x63-xv5r-3p2x)",
+    "code-server": "earlier releases leak code-server's session cookie through the port proxy (GHSA-p483-wpfp-42cj, "
+                   "fixed by 4.99.4; the token is stripped before proxying since 4.124.2)",
+}
+
+
+def _release(text: str) -> tuple[int, ...] | None:
+    found = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(n) for n in found.groups()) if found else None
+
+
+def code_server_version(resources: Iterable[Res]) -> str | None:
+    """The code-server release the host steps install (`HCS_CS_VERSION` in their commands)."""
+    for r in _of(resources, COMMAND):
+        found = re.search(r"\bHCS_CS_VERSION=([0-9][^\s;'\"]*)", str(r.props.get("create", "")))
+        if found:
+            return found.group(1)
+    return None
+
+
+def known_fixed_versions(resources: Sequence[Res]) -> list[str]:
+    """oauth2-proxy and code-server are at least the releases that fixed their known advisories."""
+    pinned: list[tuple[str, str, str]] = []
+    for r in _of(resources, "docker:index/remoteImage:RemoteImage"):
+        ref = str(r.props.get("name", "")).split("@", 1)[0]
+        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "")
+        if repo.endswith("/oauth2-proxy"):
+            pinned.append(("oauth2-proxy", r.name, tag))
+    if (version := code_server_version(resources)) is not None:
+        pinned.append(("code-server", "the code-server step", version))
+    found = []
+    for component, where, version in pinned:
+        floor = ".".join(map(str, VERSION_FLOORS[component]))
+        release = _release(version)
+        if release is None:
+            found.append(f"{where}: {component} {version!r} names no release, so it cannot be held to the floor {floor}; pin a release tag")
+        elif release < VERSION_FLOORS[component]:
+            found.append(f"{where}: {component} {version} is older than {floor}: {_FLOOR_WHY[component]}; pin {floor} or later")
+    return found
+
+
 def tunnel_enforces_access(resources: Sequence[Res]) -> list[str]:
     found = []
     for r in _of(resources, "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"):
@@ -632,6 +684,8 @@ RULES: tuple[Rule, ...] = (
          fortigate_inbound_protected, stack=True),
     Rule("fortigate-vm-egress", "The VM's FortiGate egress lists each destination and ends in a logged deny.",
          vm_egress_ends_in_logged_deny, stack=True),
+    Rule("known-fixed-versions", "oauth2-proxy is v7.15.2 or later and code-server 4.124.2 or later (the releases that "
+         "fixed their known auth bypasses and the port-proxy cookie leak).", known_fixed_versions, stack=True),
     Rule("tunnel-access-required", "A Cloudflare tunnel enforces Access at the connector and ends in 404.",
          tunnel_enforces_access),
 )
