@@ -127,13 +127,15 @@ def test_the_workflows_cover_tests_preview_deploy_and_drift() -> None:
     docs = {w.stem: yaml.safe_load(w.read_text()) for w in WORKFLOWS}
     steps = {name: [s for job in d["jobs"].values() for s in job["steps"]] for name, d in docs.items()}
     assert any(s.get("run") == "make test" for s in steps["test"])
-    pulumi = {name: next(s["with"] for s in st if "pulumi/actions" in s.get("uses", "")) for name, st in steps.items() if name != "test"}
+    pulumi = {name: next(s["with"] for s in st if "pulumi/actions" in s.get("uses", "")) for name, st in steps.items()
+              if name not in ("test", "advisories")}
     assert pulumi["preview"]["command"] == "preview" and pulumi["preview"]["policyPacks"] == "scripts/policy"
     assert pulumi["preview"]["comment-on-pr"] is True
     assert pulumi["deploy"]["command"] == "up" and pulumi["deploy"]["policyPacks"] == "scripts/policy"
     assert docs["deploy"]["jobs"]["up"]["environment"] == "${{ matrix.stack }}"
     assert pulumi["drift"] == {"command": "preview", "stack-name": "${{ matrix.stack }}", "refresh": True, "expect-no-changes": True}
     assert "schedule" in docs["drift"][True]  # YAML 1.1 reads the key `on` as True
+    assert "schedule" in docs["advisories"][True] and any(s.get("run", "").endswith("scripts/advisories.py") for s in steps["advisories"])
 
 
 def test_each_flow_off_the_vm_names_its_accounts_and_a_switched_off_service_has_none(dev_config: StackConfig) -> None:
