@@ -2,9 +2,8 @@
 
 One `Step` per concern (packages with the configurations their first start must see, accounts,
 ownership map, sshd, upgrades, fail2ban, code-server, the VSIX files, the IDE's proxy, backup, Wazuh,
-Zabbix, firewall). Building
-the list registers nothing, so tests and the benchmark can read it; `DmzHost` turns each step into
-one `remote.Command`.
+Zabbix, firewall). Building the list registers nothing, so tests and the benchmark can read it;
+`DmzHost` turns each step into one `remote.Command`.
 """
 
 from __future__ import annotations

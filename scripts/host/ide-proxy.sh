@@ -16,12 +16,9 @@ if [ "$HCS_IDE_PROXY" = on ]; then
             systemctl start squid.service; hcs_changed "squid.service started"
         fi
         systemctl is-active --quiet squid.service || hcs_fail "squid.service is not active: the IDE has no way out"
-        for _ in $(seq 100); do
-            if ss -Hltn "sport = :$HCS_IDE_PROXY_PORT" | grep -q "127.0.0.1:$HCS_IDE_PROXY_PORT"; then break; fi
-            sleep 0.2
-        done
-        ss -Hltn "sport = :$HCS_IDE_PROXY_PORT" | grep -q "127.0.0.1:$HCS_IDE_PROXY_PORT" \
-            || hcs_fail "squid does not listen on 127.0.0.1:$HCS_IDE_PROXY_PORT within 20 s: the IDE has no way out"
+        listening() { ss -Hltn "sport = :$HCS_IDE_PROXY_PORT" | grep -q "127.0.0.1:$HCS_IDE_PROXY_PORT"; }
+        for _ in $(seq 100); do listening && break; sleep 0.2; done
+        listening || hcs_fail "squid does not listen on 127.0.0.1:$HCS_IDE_PROXY_PORT within 20 s: the IDE has no way out"
     fi
 elif dpkg-query -W -f='${db:Status-Status}' squid 2>/dev/null | grep -qx installed; then
     if systemctl is-enabled --quiet squid.service 2>/dev/null; then

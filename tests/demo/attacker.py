@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from tests.demo import demo
 from tests.livepath.browser import fill_login_form, new_session, type_in_terminal
@@ -81,6 +83,19 @@ class Agent:
         return bool(self.pid) and Path(f"/proc/{self.pid}").exists()
 
 
+@contextmanager
+def signed_in_workbench(running: demo.Demo, browser: Browser) -> Iterator[Page]:
+    """A new browser session signed in as the demo's user alice, on the loaded workbench; closed after."""
+    session = new_session(browser)
+    try:
+        session.page.goto(f"https://{running.config.values['hostname']}/")
+        fill_login_form(session, type("User", (), demo.user(running, "alice"))())
+        session.page.wait_for_selector(".monaco-workbench", timeout=90_000)
+        yield session.page
+    finally:
+        session.context.close()
+
+
 def start_agent(running: demo.Demo, browser: Browser) -> Agent:
     """Sign in as a person would and type the agent's start into the IDE's terminal."""
     vm = running.vm
@@ -99,19 +114,13 @@ def start_agent(running: demo.Demo, browser: Browser) -> Agent:
                         user=IDE_USER, check=False).stdout != "200":
         assert time.monotonic() < deadline, "code-server did not serve on 127.0.0.1:8080 within 60 s"
         time.sleep(0.2)
-    session = new_session(browser)
-    try:
-        session.page.goto(f"https://{running.config.values['hostname']}/")
-        fill_login_form(session, type("User", (), demo.user(running, "alice"))())
-        session.page.wait_for_selector(".monaco-workbench", timeout=90_000)
-        type_in_terminal(session.page, f"setsid -f python3 ~/{AGENT_DIR}/attack_agent.py ~/{AGENT_DIR} >/dev/null 2>&1")
+    with signed_in_workbench(running, browser) as page:
+        type_in_terminal(page, f"setsid -f python3 ~/{AGENT_DIR}/attack_agent.py ~/{AGENT_DIR} >/dev/null 2>&1")
         ready = agent.dir / "ready"
         deadline = time.monotonic() + 30
         while not (ready.exists() and ready.read_text().strip()):
             assert time.monotonic() < deadline, "the agent typed into the terminal did not start"
             time.sleep(0.1)
-    finally:
-        session.context.close()
     # The pid as the VM's own /proc shows it; the host sees it under another number.
     inner = int(ready.read_text())
     agent.pid = _host_pid(vm, inner)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from tests.tls_server import https_server, run_stand_in, stand_in_parser
 
 README_TEXT = "hcs demo repository: cloned through the IDE's egress proxy\n"
 _COMMIT_ENV = {  # a fixed identity and date: the same repository content gives the same commit
@@ -193,35 +194,15 @@ def make_server(root: Path, host: str, port: int, cert: str, key: str) -> Thread
         if not Path(needed).is_file():
             raise CodeHostError(f"TLS file {needed} does not exist")
     handler = type("BoundHandler", (Handler,), {"root": root.resolve(), "backend": http_backend()})
-    server = ThreadingHTTPServer((host, port), handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    return server
+    return https_server(handler, host, port, cert, key)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="A read-only git code host over HTTPS (tests and demo only).")
-    parser.add_argument("--listen", required=True, help="address to bind, e.g. 127.0.0.1")
-    parser.add_argument("--port", type=int, default=443)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
+    parser = stand_in_parser("A read-only git code host over HTTPS (tests and demo only).")
     parser.add_argument("--root", required=True, type=Path, help="directory holding <name>.git bare repositories")
     args = parser.parse_args(argv)
-    try:
-        server = make_server(args.root, args.listen, args.port, args.cert, args.key)
-    except (CodeHostError, OSError) as error:
-        print(f"codehost: error: {error}", file=sys.stderr)
-        return 1
-    print("ready", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_stand_in("codehost", lambda: make_server(args.root, args.listen, args.port, args.cert, args.key),
+                        (CodeHostError, OSError))
 
 
 if __name__ == "__main__":

@@ -232,8 +232,7 @@ def _start_front(vm: BootedVM, state: DemoState, site_block: str, hostname: str,
         (front / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     site = front / f"{hostname}.caddy"
     current = all((front / "hop" / path).exists() and (front / "hop" / path).read_text() == text for path, text in hop.items())
-    if site.exists() and site.read_text() == site_block and current and "front-caddy" in state.processes \
-            and Path(f"/proc/{state.processes['front-caddy']}").exists():
+    if site.exists() and site.read_text() == site_block and current and _alive(state, "front-caddy"):
         return
     for path, text in hop.items():
         target = front / "hop" / path
@@ -423,7 +422,7 @@ def reconverge(running: Demo, extra: dict[str, Rewrite], progress: Progress = la
 
 
 def _start_identity(vm: BootedVM, state: DemoState, idp: idp_setup.IdpFiles, progress: Progress) -> None:
-    if "idp" in state.processes and Path(f"/proc/{state.processes['idp']}").exists():
+    if _alive(state, "idp"):
         return
     progress(f"starting the Entra stand-in (tests/idp) on {network.IDENTITY}:443")
     work = Path(state.workdir)

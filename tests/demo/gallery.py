@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import sys
 import uuid
 import zipfile
@@ -44,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from tests.tls_server import https_server, run_stand_in, stand_in_parser
 
 VSIX_ASSET = "Microsoft.VisualStudio.Services.VSIXPackage"
 MANIFEST_ASSET = "Microsoft.VisualStudio.Code.Manifest"
@@ -276,44 +277,15 @@ def make_server(extensions: list[Extension], host: str, port: int, cert: str, ke
         if not Path(needed).is_file():
             raise GalleryError(f"TLS file {needed} does not exist")
     handler = type("BoundHandler", (Handler,), {"catalogue": Catalogue(extensions)})
-    server = ThreadingHTTPServer((host, port), handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    return server
-
-
-def gallery_env(base: str) -> str:
-    """The EXTENSIONS_GALLERY value that points code-server at a gallery under `base` (no trailing /)."""
-    return json.dumps({
-        "serviceUrl": f"{base}/vscode/gallery",
-        "itemUrl": f"{base}/vscode/item",
-        "resourceUrlTemplate": f"{base}/vscode/unpkg/{{publisher}}/{{name}}/{{version}}/{{path}}",
-    })
+    return https_server(handler, host, port, cert, key)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="An Open VSX stand-in (tests and demo only).")
-    parser.add_argument("--listen", required=True, help="address to bind, e.g. 127.0.0.1")
-    parser.add_argument("--port", type=int, default=443)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--key", required=True)
+    parser = stand_in_parser("An Open VSX stand-in (tests and demo only).")
     parser.add_argument("--vsix-dir", required=True, type=Path, help="directory of .vsix files to serve")
     args = parser.parse_args(argv)
-    try:
-        server = make_server(load_directory(args.vsix_dir), args.listen, args.port, args.cert, args.key)
-    except (GalleryError, OSError) as error:
-        print(f"gallery: error: {error}", file=sys.stderr)
-        return 1
-    print("ready", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_stand_in("gallery", lambda: make_server(load_directory(args.vsix_dir), args.listen, args.port, args.cert, args.key),
+                        (GalleryError, OSError))
 
 
 if __name__ == "__main__":

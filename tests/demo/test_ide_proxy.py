@@ -17,8 +17,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.demo import codehost, demo, network, vsix
-from tests.demo.attacker import IDE_USER, Agent, Attempt, start_agent
-from tests.livepath.browser import fill_login_form, new_session
+from tests.demo.attacker import IDE_USER, Agent, Attempt, signed_in_workbench, start_agent
 
 pytestmark = pytest.mark.slow
 
@@ -96,14 +95,8 @@ def test_the_ide_reaches_listed_names_only_through_its_proxy(running_demo: demo.
 
 def _workbench_shows(running: demo.Demo, browser: Browser, text: str) -> None:
     """Sign in as a person would and wait for `text` in the workbench's status bar."""
-    session = new_session(browser)
-    try:
-        session.page.goto(f"https://{running.config.values['hostname']}/")
-        fill_login_form(session, type("User", (), demo.user(running, "alice"))())
-        session.page.wait_for_selector(".monaco-workbench", timeout=90_000)
-        session.page.locator(".statusbar").get_by_text(text).wait_for(timeout=60_000)
-    finally:
-        session.context.close()
+    with signed_in_workbench(running, browser) as page:
+        page.locator(".statusbar").get_by_text(text).wait_for(timeout=60_000)
 
 
 def test_an_extension_from_the_gallery_through_the_proxy_activates_in_the_ide(running_demo: demo.Demo, browser: Browser) -> None:

@@ -26,10 +26,16 @@ from pathlib import Path
 
 import pytest
 
+from components.settings.ide import Gallery
 from tests.demo import codehost, gallery, vsix
 from tests.demo.pki import DemoCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _gallery_env(base: str) -> str:
+    """EXTENSIONS_GALLERY as the product writes it (components/settings/ide.py) for a gallery at `base`."""
+    return json.dumps(Gallery(base).product)
 
 
 def _free_port() -> int:
@@ -208,7 +214,7 @@ def _install(extension: str, tmp_path: Path, tag: str, env: dict[str, str], sett
 @pytest.mark.slow
 def test_code_server_installs_from_gallery(served_gallery: tuple[str, _Served, vsix.Vsix], ca: DemoCA, tmp_path: Path) -> None:
     base, served, built = served_gallery
-    env = {"EXTENSIONS_GALLERY": gallery.gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
+    env = {"EXTENSIONS_GALLERY": _gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
     result, extensions = _install(built.extension_id, tmp_path, "gallery", env)
     assert result.returncode == 0, result.stdout + result.stderr
     # A gallery install names the directory with the target platform Open VSX reports ("universal").
@@ -222,7 +228,7 @@ def test_code_server_installs_from_gallery(served_gallery: tuple[str, _Served, v
 def test_code_server_installs_vsix_offline(tmp_path: Path) -> None:
     built = vsix.build(tmp_path / "vsix")
     # No gallery reachable: port 9 on 127.0.0.1 refuses; a file install must not need it.
-    result, extensions = _install(str(built.path), tmp_path, "offline", {"EXTENSIONS_GALLERY": gallery.gallery_env("https://127.0.0.1:9")})
+    result, extensions = _install(str(built.path), tmp_path, "offline", {"EXTENSIONS_GALLERY": _gallery_env("https://127.0.0.1:9")})
     assert result.returncode == 0, result.stdout + result.stderr
     assert (extensions / built.install_dir_name / "package.json").is_file()
 
@@ -301,7 +307,7 @@ def proxy() -> Iterator[ConnectProxy]:
 @pytest.mark.parametrize("how", ["HTTPS_PROXY", "https_proxy", "http.proxy in User/settings.json", "HTTPS_PROXY despite NO_PROXY"])
 def test_cli_install_goes_through_proxy(how: str, served_gallery: tuple[str, _Served, vsix.Vsix], proxy: ConnectProxy, ca: DemoCA, tmp_path: Path) -> None:
     base, _served, built = served_gallery
-    env = {"EXTENSIONS_GALLERY": gallery.gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
+    env = {"EXTENSIONS_GALLERY": _gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
     settings = None
     if how.startswith("http.proxy"):
         settings = {"http.proxy": proxy.url}
@@ -319,7 +325,7 @@ def test_cli_install_goes_through_proxy(how: str, served_gallery: tuple[str, _Se
 @pytest.mark.slow
 def test_cli_install_fails_closed_when_proxy_is_down(served_gallery: tuple[str, _Served, vsix.Vsix], ca: DemoCA, tmp_path: Path) -> None:
     base, served, built = served_gallery
-    env = {"EXTENSIONS_GALLERY": gallery.gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert), "HTTPS_PROXY": "http://127.0.0.1:9"}
+    env = {"EXTENSIONS_GALLERY": _gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert), "HTTPS_PROXY": "http://127.0.0.1:9"}
     result, _ = _install(built.extension_id, tmp_path, "dead-proxy", env)
     assert result.returncode != 0 and "ECONNREFUSED 127.0.0.1:9" in result.stdout + result.stderr
     assert not any("extensionquery" in line for line in served.lines()), "went around the proxy"
@@ -333,7 +339,7 @@ def test_which_ca_settings_node_trusts(trust: str, served_gallery: tuple[str, _S
     base, _served, built = served_gallery
     bundle = tmp_path / "system-bundle.pem"
     bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text() + ca.cert.read_text())
-    env = {"EXTENSIONS_GALLERY": gallery.gallery_env(base)}
+    env = {"EXTENSIONS_GALLERY": _gallery_env(base)}
     env.update({
         "none": {},
         "SSL_CERT_FILE only": {"SSL_CERT_FILE": str(bundle)},
@@ -359,7 +365,7 @@ def test_extension_activates_in_browser_ide_and_server_queries_via_proxy(
     from playwright.sync_api import sync_playwright
 
     base, served, built = served_gallery
-    env = {"EXTENSIONS_GALLERY": gallery.gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
+    env = {"EXTENSIONS_GALLERY": _gallery_env(base), "NODE_EXTRA_CA_CERTS": str(ca.cert)}
     result, extensions = _install(str(built.path), tmp_path, "ide", env, {
         "chat.disableAIFeatures": True, "workbench.startupEditor": "none", "security.workspace.trust.enabled": False})
     assert result.returncode == 0, result.stdout + result.stderr

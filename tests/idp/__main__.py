@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.idp import directory, server
+from tests.tls_server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         state.admin_token = args.admin_token_file.read_text().strip()
     httpd = server.make_server(state, host.strip("[]"), int(port), args.cert, args.key)
     print(f"Entra stand-in for tenant {state.directory.tenant_id} on https://{args.listen}", flush=True)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(httpd)
 
 
 if __name__ == "__main__":

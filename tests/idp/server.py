@@ -42,7 +42,6 @@ import hmac
 import html
 import json
 import secrets
-import ssl
 import threading
 import time
 import uuid
@@ -54,6 +53,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
 from tests.idp import tokens
+from tests.tls_server import https_server
 from tests.idp.directory import Client, Directory, User, groups_claim, secret_matches
 
 CODE_LIFETIME = 60
@@ -473,9 +473,4 @@ class Handler(BaseHTTPRequestHandler):
 def make_server(state: State, host: str, port: int, cert: str, key: str) -> ThreadingHTTPServer:
     """The HTTPS server (TLS 1.2+) on `host:port`; `serve_forever()` runs it."""
     handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer((host, port), handler)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    return server
+    return https_server(handler, host, port, cert, key)
