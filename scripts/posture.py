@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from components.settings import checks, debian, rules
 from components.settings.topology import IDE_PROXY_PORT, SQUID
 from scripts.offline import PlanResult, Registered
-from scripts.policy.rules import SQUID_CONFIG, Res, debian_release, evaluate
+from scripts.policy.rules import SQUID_CONFIG, VERSION_FLOORS, Res, code_server_version, debian_release, evaluate
 
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 
@@ -98,6 +98,17 @@ def _transfers_half_off(plan: PlanResult) -> str:
 def _idle_timeout(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/etc/code-server/hcs.yaml")(plan)
             if re.search(r"(?m)^idle-timeout-seconds: [1-9][0-9]*$", str(r.inputs.get("content", "")))]
+
+
+def _code_server_pinned(plan: PlanResult) -> list[Registered]:
+    """The code-server step, when it installs a release at or above the known-fixed floor.
+
+    unattended-upgrades never sees this `.deb` (it comes from no apt source), so the pin is the
+    whole update path: below the floor the row is OFF, whatever else the host does."""
+    steps = _named("vm-code-server")(plan)
+    version = code_server_version([Res(r.type, r.name, r.inputs) for r in steps])
+    found = re.match(r"(\d+)\.(\d+)\.(\d+)$", version or "")
+    return steps if found and tuple(map(int, found.groups())) >= VERSION_FLOORS["code-server"] else []
 
 
 def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
@@ -292,6 +303,11 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "UFW default deny out, same allowlist as the firewall", "egress if the edge firewall fails",
             _ufw_out_deny, switch="ufwDenyOutgoing", weakened=_ufw_wide_egress),
     Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
+    Control("Host", "code-server's .deb, which unattended-upgrades does not cover: the pinned codeServerVersion only, its "
+            "SHA-256 checked before install, at or above the known-fixed floor " + ".".join(map(str, VERSION_FLOORS["code-server"])) + "; new releases arrive as "
+            "Renovate PRs (approved on the dashboard, the SHA-256 committed by a person) and the daily advisory check "
+            "fails while the pin has a published advisory", "a known code-server vulnerability left installed",
+            _code_server_pinned, switch="codeServerVersion below the known-fixed floor (pin a later release)"),
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
             "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
     Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "

@@ -164,3 +164,14 @@ def test_the_ide_proxys_flows_show_the_names_the_proxy_lets_through(dev_config: 
     table = posture.markdown([], "dev", "fortigate", list(flows.values()))
     assert "| ide-proxy-http | any address, by name: `deb.example.org` | tcp/80 | `proxy` |" in table
     assert not [f for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS))) if f.domains or "ide" in f.name]
+
+
+def test_a_code_server_release_below_the_known_fixed_floor_turns_its_update_row_off(dev_config: StackConfig) -> None:
+    """unattended-upgrades does not cover the .deb: the posture says so, and a pin under the floor is OFF."""
+    deb = next(c.control for c in posture.CONTROLS if c.control.startswith("code-server's .deb"))
+    assert "unattended-upgrades does not cover" in deb and "Renovate" in deb
+    assert _status(posture.posture(run_program(dev_config), "fortigate"))[deb] == "on"
+    rows = posture.posture(run_program(dev_config.with_values(codeServerVersion="4.99.0")), "fortigate")
+    off = {r.control: r.note for r in rows if r.status == "OFF"}
+    assert off[deb].startswith("switched off: codeServerVersion below the known-fixed floor")
+    assert "known-fixed-versions" in off[f"Policy pack: {len(RULES) - 1}/{len(RULES)} mandatory policies pass"]
