@@ -17,7 +17,9 @@ space under Debian's default `HISTCONTROL=ignoreboth` (not in the history, so no
 repeat of the last command, all go unrecorded. It is a record of cooperative use; auditd is the one
 that is not the user's to stop. And who typed it is correlation, not fact: the Unix account is shared
 by everyone of the allowed group; the person is the one the gateway and oauth2-proxy logged for the
-IDE's connection at that time (same minute, same client; exact only once each person has an account).
+IDE's connection at that time (exact only once each person has an account). Per command, not per
+terminal: code-server keeps a terminal running when the browser goes, and whoever signs in next
+reattaches to it (seen on the demo), so the person who opened a terminal need not be who typed in it.
 """
 
 from __future__ import annotations
