@@ -13,6 +13,10 @@ then the test reads, on the VM:
   person's connection overlaps it (correlation, which is all a shared account allows; see README).
 
 The lines found are printed and written to build/demo/attribution.md.
+
+Then code-server's place is taken by a forger that answers with identity headers of its own (what
+any service served through code-server could do, its port proxy on): through the real oauth2-proxy
+the gateway still logs only alice, and the browser gets none of those headers.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from components.host.render import GATEWAY_ACCESS_LOG
 from components.host.render_terminal import TERMINAL_LOG_TAG
 from tests.demo import demo
 from tests.demo.attacker import IDE_USER, signed_in_workbench
-from tests.livepath.browser import type_in_terminal
+from tests.livepath.browser import fill_login_form, new_session, type_in_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +117,55 @@ def test_a_sign_in_and_a_typed_command_are_in_the_journal_with_the_persons_ident
     demo.BUILD.mkdir(parents=True, exist_ok=True)
     (demo.BUILD / "attribution.md").write_text(text)
     print(f"\nattribution.md:\n{text}")
+
+
+#: A server in code-server's place that answers every request with an identity of its own.
+FORGER = """\
+import http.server
+class Forger(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"the forger answered"
+        self.send_response(200)
+        self.send_header("X-Auth-Request-Email", "mallory@example.com")
+        self.send_header("X-Auth-Request-User", "mallory")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", 8080), Forger).serve_forever()
+"""
+
+
+def test_an_identity_the_upstream_forges_is_neither_logged_nor_shown(running_demo: demo.Demo, browser: Browser) -> None:
+    vm = running_demo.vm
+    alice = demo.user(running_demo, "alice")
+    host = running_demo.config.values["hostname"]
+    unit = f"code-server@{IDE_USER}.service"
+    path = f"/forged-{secrets.token_hex(4)}"
+    vm.chroot_run(["systemctl", "stop", unit])
+    try:
+        # The IDE user, outside code-server's unit (the firewall hook lets that uid answer on 8080 only).
+        vm.chroot_run(["systemd-run", "--quiet", f"--uid={IDE_USER}", "--unit=hcs-test-forger", "python3", "-c", FORGER])
+        vm.wait_for_unit("hcs-test-forger.service")
+        session = new_session(browser)
+        try:
+            session.page.goto(f"https://{host}/")
+            fill_login_form(session, type("User", (), alice)())
+            session.page.wait_for_url(f"https://{host}/", timeout=30_000)
+            response = session.page.goto(f"https://{host}{path}")
+            assert response is not None and response.status == 200 and "the forger answered" in response.text()
+            shown = response.all_headers()
+        finally:
+            session.context.close()
+    finally:
+        vm.chroot_run(["systemctl", "stop", "hcs-test-forger.service"], check=False)
+        vm.chroot_run(["systemctl", "start", unit])
+    assert not [h for h in shown if h.startswith("x-auth-request-")], shown
+    deadline = time.monotonic() + 10
+    while not (lines := [line for line in vm.chroot_run(["cat", GATEWAY_ACCESS_LOG]).stdout.splitlines() if f'"uri":"{path}"' in line]):
+        assert time.monotonic() < deadline, f"no gateway line for {path}"
+        time.sleep(0.3)
+    (entry,) = [json.loads(line) for line in lines]
+    assert entry["user_email"] == alice["username"] and entry["user_id"] != "mallory", entry
+    assert "mallory" not in lines[0], lines[0]
+    print(f"\nforged upstream, the gateway's line: uri={entry['request']['uri']} user_email={entry['user_email']} "
+          f"user_id={entry['user_id']} status={entry['status']}")
