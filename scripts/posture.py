@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from components.host.render_terminal import TERMINAL_LOG_TAG, TERMINAL_RECORDER
 from components.settings import checks, debian, rules
 from components.settings.topology import IDE_PROXY_PORT, SQUID
 from scripts.offline import PlanResult, Registered
@@ -222,6 +223,21 @@ def _ide_plain_http(plan: PlanResult) -> str:
             "cross the network in clear, and no TLS check proves the server is the one named") if names else ""
 
 
+def _oauth2_proxy_logs_identity(plan: PlanResult) -> list[Registered]:
+    """oauth2-proxy's container logs to the journal, and its config writes auth and request lines with the user."""
+    journal = [r for r in _named("gateway-oauth2-proxy")(plan) if r.inputs.get("logDriver") == "journald"]
+    config = [r for r in _file("/oauth2-proxy.cfg")(plan)
+              if all(re.search(rf'(?m)^{key} = ".*user={{{{\.Username}}}}', str(r.inputs.get("content", "")))
+                     for key in ("auth_logging_format", "request_logging_format"))]
+    return journal + config if journal and config else []
+
+
+def _gateway_logs_user(plan: PlanResult) -> list[Registered]:
+    """The gateway's Caddyfile logs the user oauth2-proxy asserted (first value only) and hands the browser none of it."""
+    wanted = ("~^([^,]+)", "log_append user_email {hcs_user_email}", "log_append user_id {hcs_user_id}", "-X-Auth-Request-*")
+    return [r for r in _file("/caddy/Caddyfile")(plan) if all(w in str(r.inputs.get("content", "")) for w in wanted)]
+
+
 _FORTIOS = "pulumi-python:dynamic/fortios:"
 
 
@@ -350,6 +366,19 @@ CONTROLS: tuple[Control, ...] = (
             _named("vm-fail2ban")),
     Control("Detection", "Wazuh file-integrity monitoring (proxy stack, /etc/ssh, units)", "silent tampering",
             _named("vm-wazuh"), switch="wazuhEnabled"),
+    Control("Detection", "Attribution: oauth2-proxy's auth and request lines in the journal (`journalctl -t oauth2-proxy`, "
+            "read by Wazuh) with the user's email (the auth line adds the `sub` claim) and the gateway's request ID; "
+            "no authorization code, token or cookie in them", "sign-ins and requests nobody can trace to a person",
+            _oauth2_proxy_logs_identity),
+    Control("Detection", "Attribution: the gateway's JSON access log names the user oauth2-proxy asserted (user_email, user_id; "
+            "its first value only, so a copy the upstream appends or the client sends is never logged; the browser gets "
+            "none of the X-Auth-Request-* headers)", "requests and IDE sessions in the shipped log without a person, or with a forged one",
+            _gateway_logs_user),
+    Control("Detection", f"Attribution: the IDE terminal's record in the journal (`journalctl -t {TERMINAL_LOG_TAG}`): each "
+            "interactive bash of the IDE user, its commands typed, with the uid and unit journald stamps; the person is "
+            "bound by time to the gateway's lines of that moment (one shared account: correlation, not proof), and the "
+            "user's own shell writes it (another profile, bash --norc, a leading space escape it; auditd on a real VM does not)",
+            "commands in the IDE nobody can trace", _both(_file(TERMINAL_RECORDER), _named("vm-terminal-record"))),
     Control("Detection", "Zabbix agent 2 (active, PSK; no keys that reach the network or read files)", "unnoticed outages",
             _named("vm-zabbix"), switch="zabbixEnabled"),
     Control("Detection", "restic backups (service + timer)", "data loss", _named("vm-backup"), switch="backupEnabled"),

@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.gateway.render_oauth2_proxy import REQUEST_ID_HEADER
 from components.host.render import OAUTH2_PROXY_SOCKET
 
 #: Where the container sees its JSON access log (a host directory fail2ban reads is mounted here).
@@ -38,6 +39,15 @@ HSTS = "max-age=31536000; includeSubDomains"
 ACCESS_JWT_HEADER = "Cf-Access-Jwt-Assertion"
 #: OAuth callback parameters whose values are replaced in the access log.
 REDACTED_QUERY = ("code", "state")
+#: The identity oauth2-proxy asserts on its responses (`set_xauthrequest`): the log field each goes to.
+#: Only the first value counts: oauth2-proxy sets its own before proxying, and Go's ReverseProxy
+#: *appends* whatever the upstream (code-server, or anything served through it) sends under the same name.
+IDENTITY_HEADERS = {"X-Auth-Request-Email": "user_email", "X-Auth-Request-User": "user_id"}
+#: Every header oauth2-proxy's `set_xauthrequest` writes (the groups' object IDs among them): removed
+#: from the browser's response, and a client's own copies never reach the log or the upstream.
+IDENTITY_HEADER_PREFIX = "X-Auth-Request-"
+_IDENTITY_HEADER_NAMES = ("X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username",
+                          "X-Auth-Request-Groups", "X-Auth-Request-Access-Token")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Where the central Caddy's host keeps the hop's files (one directory per hostname), and how the
@@ -143,15 +153,23 @@ def gateway(p: GatewayParams) -> str:
 			wrap json
 			fields {{
 				request>headers>{ACCESS_JWT_HEADER} delete
-				request>uri query {{
+{"".join(f"				request>headers>{h} delete{chr(10)}" for h in (*_IDENTITY_HEADER_NAMES, REQUEST_ID_HEADER))}				request>uri query {{
 {"".join(f"					replace {q} REDACTED{chr(10)}" for q in REDACTED_QUERY)}				}}
 			}}
 		}}
 	}}
 
+	# Who this is: what oauth2-proxy asserted, read from its response (the first value only; see
+	# IDENTITY_HEADERS), appended to this request's log line. The line's `uuid` goes to oauth2-proxy
+	# as {REQUEST_ID_HEADER} (a client's own is dropped), which puts it in its auth and request lines.
+{_identity_maps()}	# A client's own identity headers reach neither the upstream nor the log.
+	request_header -{IDENTITY_HEADER_PREFIX}*
+
 	# Set when the response is written, so upstream values cannot override them.
 	header {{
 		defer
+		# The asserted identity is for the log: the browser needs none of it (the groups' IDs least).
+		-{IDENTITY_HEADER_PREFIX}*
 		Strict-Transport-Security "{HSTS}"
 		X-Content-Type-Options "nosniff"
 		Referrer-Policy "strict-origin-when-cross-origin"
@@ -178,12 +196,22 @@ def gateway(p: GatewayParams) -> str:
 			# Nothing in this chain sets these; a client-supplied value could only mislead.
 			header_up -X-Forwarded-Uri
 			header_up -Forwarded
+			header_up {REQUEST_ID_HEADER} {{http.request.uuid}}
 			stream_close_delay {STREAM_CLOSE_DELAY}
 		}}
 	}}
 }}
 
 {sites}"""
+
+
+def _identity_maps() -> str:
+    """`map` + `log_append` per identity header: the text before the first comma of the joined values
+    (Caddy joins repeated fields with ","), i.e. oauth2-proxy's own value; none without one."""
+    return "".join(
+        f"\tmap {{http.reverse_proxy.header.{header}}} {{hcs_{field}}} {{\n\t\t~^([^,]+) \"${{1}}\"\n\t}}\n"
+        f"\tlog_append {field} {{hcs_{field}}}\n"
+        for header, field in IDENTITY_HEADERS.items())
 
 
 def _site(scheme: str, port: int, listen: Sequence[Address], peers: Sequence[Address], tls: str) -> str:

@@ -63,6 +63,19 @@ ENTRA_TOKEN_LIFETIME = dt.timedelta(hours=1)
 COOKIE_SECRET_BYTES = 32
 #: At most this many sign-in attempts in flight per browser (each holds a ~0.4 KB CSRF cookie).
 CSRF_COOKIE_LIMIT = 5
+#: The request ID both logs share: the gateway sets it to its own per-request UUID (a client's value
+#: never arrives), and oauth2-proxy puts it in its auth and request lines.
+REQUEST_ID_HEADER = "X-Request-Id"
+#: What starts every auth and request line (the journal's syslog identifier is the container's tag).
+LOG_TAG = "hcs-oauth2-proxy"
+#: v7.15's templates offer `Username` only: the session's email (the `sub` claim when it has none).
+#: The auth line's message adds the session (`Session{email:… user:<sub> …}`; it says only whether
+#: tokens exist, never their values).
+AUTH_LOG_FORMAT = (LOG_TAG + " auth user={{.Username}} status={{.Status}} client={{.Client}} request_id={{.RequestID}} "
+                   "{{.RequestMethod}} {{.Host}} {{.Message}}")
+REQUEST_LOG_FORMAT = (LOG_TAG + " request user={{.Username}} client={{.Client}} request_id={{.RequestID}} {{.RequestMethod}} "
+                      "{{.Host}} {{.RequestURI}} status={{.StatusCode}} bytes={{.ResponseSize}} seconds={{.RequestDuration}} "
+                      "upstream={{.Upstream}}")
 
 _ISSUER = re.compile(r"^https://login\.microsoftonline\.com/(?P<tenant>[0-9a-fA-F-]{36})/v2\.0$")
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
@@ -191,6 +204,18 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "cookie_expire": go_duration(p.cookie_expire),
         "cookie_refresh": go_duration(p.cookie_refresh),
         "session_store_type": "cookie",
+        # Attribution: the identity as response headers (X-Auth-Request-User = the `sub` claim,
+        # -Email, -Preferred-Username, -Groups), which the gateway logs and removes before the
+        # browser sees them. Never with pass_access_token (the token would become a header too).
+        "set_xauthrequest": True,
+        "auth_logging": True,
+        "auth_logging_format": AUTH_LOG_FORMAT,
+        "request_logging": True,
+        "request_logging_format": REQUEST_LOG_FORMAT,
+        "request_id_header": REQUEST_ID_HEADER,
+        # The callback's URI carries the authorization code and state; its outcome, with the user,
+        # is the auth line.
+        "exclude_logging_paths": [CALLBACK_PATH],
         "ping_path": PING_PATH,
         "ready_path": READY_PATH,
         "silence_ping_logging": True,
@@ -275,6 +300,12 @@ def check_options(opts: Mapping[str, Any]) -> None:
     scope = str(opts.get("scope", "")).split()
     need("openid" in scope and "offline_access" in scope, "scope must include openid and offline_access (refresh tokens)")
     need(opts.get("code_challenge_method") == "S256", "code_challenge_method must be S256 (PKCE)")
+    need(not (opts.get("set_xauthrequest") and opts.get("pass_access_token")),
+         "set_xauthrequest with pass_access_token would put the access token in a response header")
+    need(opts.get("auth_logging") is not False and opts.get("request_logging") is not False,
+         "auth_logging and request_logging must stay on: they are who signed in and what they did")
+    need(CALLBACK_PATH in (opts.get("exclude_logging_paths") or []),
+         f"exclude_logging_paths must hold {CALLBACK_PATH}: its URI carries the authorization code")
     redirect = urlsplit(str(opts.get("redirect_url", "")))
     need(redirect.scheme == "https" and bool(redirect.hostname) and redirect.path == CALLBACK_PATH,
          "redirect_url must be https://<hostname>/oauth2/callback")

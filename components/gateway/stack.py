@@ -35,11 +35,17 @@ CLOUDFLARED_METRICS = "127.0.0.1:20241"
 FILE_MODE = "0640"
 DIR_MODE = "0750"
 CONFIG_HASH_LABEL = "org.hardened-code-server.config-sha256"
-#: Explicit, because kreuzwerker/docker diffs unset log options forever (#473).
-LOG_DRIVER = "local"
-LOG_OPTS = {"max-size": "20m", "max-file": "5"}
+#: The journal: every container's output (oauth2-proxy's auth and request lines with the user, the
+#: gateway's own messages) lands where Wazuh already reads, beside the host's, with the container's
+#: name as its syslog identifier (`journalctl -t oauth2-proxy`) and journald's own rate limits and
+#: rotation. Options explicit, because kreuzwerker/docker diffs unset log options forever (#473).
+LOG_DRIVER = "journald"
 #: An admin's `docker stop` during an incident sticks; anything else restarts.
 RESTART = "unless-stopped"
+#: A replaced container is stopped (SIGTERM) before it is removed: without this the provider removes
+#: it by force (SIGKILL), and oauth2-proxy, killed, leaves its socket file behind, so its successor
+#: fails with "address already in use" (seen on the demo when the config changed).
+DESTROY_GRACE_SECONDS = 10
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 
 
@@ -47,7 +53,8 @@ def hardened(**settings: Any) -> dict[str, Any]:
     """Container arguments every container of the stack gets, plus its own `settings`.
 
     Host network (UFW, not Docker's NAT which bypasses it, guards the ports), a read-only root,
-    every capability dropped, `no-new-privileges`, the restart policy and explicit log options.
+    every capability dropped, `no-new-privileges`, the restart policy, a clean stop before removal,
+    and the journal, tagged with the container's name.
     One place, so a new container cannot forget one of them.
     """
     return {
@@ -56,8 +63,9 @@ def hardened(**settings: Any) -> dict[str, Any]:
         "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"]),
         "security_opts": [NO_NEW_PRIVILEGES],
         "restart": RESTART,
+        "destroy_grace_seconds": DESTROY_GRACE_SECONDS,
         "log_driver": LOG_DRIVER,
-        "log_opts": LOG_OPTS,
+        "log_opts": {"tag": settings["name"]},
         **settings,
     }
 

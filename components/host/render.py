@@ -629,6 +629,12 @@ def wazuh_agent(topology: Topology) -> str:
     (`report_changes`) would copy file content to the manager, so they are off wherever secrets
     live: the proxy stack (its `.env`, secrets), `/etc/ssh` (host private keys); `nodiff` pins the
     `.env` as a second guard.
+
+    Logs: the journal (everything on the VM, and so the attribution: oauth2-proxy's auth and request
+    lines with the user, under its container's tag; the IDE terminal's record, `hcs-terminal`; the
+    firewall's refusals and the IDE proxy's requests with the account) and the gateway's JSON access
+    log (each request with `user_email`/`user_id` as oauth2-proxy asserted them, and its `uuid`, which
+    oauth2-proxy's line repeats as `request_id`).
     """
     assert topology.wazuh.address is not None
     manager = escape(str(topology.wazuh.address))

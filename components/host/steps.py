@@ -1,7 +1,7 @@
 """The DMZ host's setup as data: which script runs with which parameters and files, in what order.
 
 One `Step` per concern (packages with the configurations their first start must see, accounts,
-ownership map, sshd, upgrades, fail2ban, code-server, the VSIX files, the IDE's proxy, backup, Wazuh,
+ownership map, sshd, upgrades, fail2ban, code-server, the VSIX files, the IDE terminal's record, the IDE's proxy, backup, Wazuh,
 Zabbix, firewall). Building the list registers nothing, so tests and the benchmark can read it;
 `DmzHost` turns each step into one `remote.Command`.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from components.files import HostFile
-from components.host import render
+from components.host import render, render_terminal
 from components.settings import debian
 from components.settings.host import HostSettings
 from components.settings.topology import IDE_PROXY_PORT, Topology
@@ -153,6 +153,15 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 after=("code-server",),
             )
         )
+    steps.append(
+        Step(
+            "terminal-record",
+            "terminal-record",
+            {"HCS_RECORDER": render_terminal.TERMINAL_RECORDER},
+            (_vm(render_terminal.TERMINAL_RECORDER, render_terminal.terminal_recorder(ide)),),
+            after=("code-server",),
+        )
+    )
     steps.append(
         Step(
             "ide-proxy",

@@ -38,7 +38,7 @@ INPUTS_LABEL = "org.hardened-code-server.demo-inputs-sha256"
 #: Container inputs the mapping handles; anything else in the graph is refused.
 CONTAINER_INPUTS = frozenset({
     "name", "image", "command", "user", "networkMode", "readOnly", "capabilities", "securityOpts", "restart",
-    "logDriver", "logOpts", "mounts", "tmpfs", "labels", "healthcheck", "entrypoints", "envs",
+    "logDriver", "logOpts", "mounts", "tmpfs", "labels", "healthcheck", "entrypoints", "envs", "destroyGraceSeconds",
 })
 #: A step's stdin rewrite for the demo: (create, stdin) → (create, stdin). See `GatewayOverrides`.
 Rewrite = Callable[[str, str | None], tuple[str, str | None]]
@@ -134,6 +134,9 @@ class LiveMocks(PlanMocks):
             self.applied.add(name, 0, f"{name}: unchanged ({existing.id[:12]})")
             return existing.id
         if existing is not None:
+            # As the provider does: stop first when the graph gives a grace period, then remove.
+            if inputs.get("destroyGraceSeconds"):
+                existing.stop(timeout=int(inputs["destroyGraceSeconds"]))
             existing.remove(force=True)
         created = self.engine.api.create_container(**container_spec(self.engine, inputs, fingerprint))
         self.engine.api.start(created["Id"])

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 HOST = "code.example.com"
 FRONT, LOCAL, STRANGER = "127.0.0.2", "127.0.0.1", "127.0.0.3"
 CLIENT = "198.51.100.77"
+REAL_EMAIL, REAL_SUB, FORGED = "alice@example.com", "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", "mallory@example.com"
 
 
 def free_port() -> int:
@@ -69,6 +70,15 @@ class Upstream:
         response.headers["X-Content-Type-Options"] = "upstream-value"
         if request.path == "/own-csp":
             response.headers["Content-Security-Policy"] = "default-src 'self'"
+        if request.path.startswith("/signed-in"):
+            # What oauth2-proxy sends back for a signed-in request: its own identity headers first...
+            response.headers["X-Auth-Request-Email"] = REAL_EMAIL
+            response.headers["X-Auth-Request-User"] = REAL_SUB
+            response.headers["X-Auth-Request-Groups"] = "5f5f5f5f-6a6a-7b7b-8c8c-9d9d9d9d9d9d"
+            if request.path == "/signed-in/forged":
+                # ...then, appended by Go's ReverseProxy, what a process behind it answered under the same names.
+                response.headers["X-Auth-Request-Email"] = FORGED
+                response.headers["X-Auth-Request-User"] = FORGED
         return response
 
     async def handler(self, ws: ServerConnection) -> None:
@@ -291,3 +301,39 @@ def test_access_log_keeps_no_access_token_and_no_oauth_code_or_state(live: Live)
     # ...while the request itself reached the upstream unchanged (only the log is filtered)
     seen = [r for r in live.upstream.seen if r["path"].startswith("/oauth2/callback")][-1]
     assert seen["path"].endswith(f"code={code}&state={state}&x=kept") and seen["cf-access-jwt-assertion"] == jwt
+
+
+def _logged(live: Live, uri: str) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 5
+    while not (found := [json.loads(line) for line in live.access_log.read_text().splitlines() if f'"uri":"{uri}"' in line]):
+        assert time.monotonic() < deadline, f"no log line for {uri}"
+        time.sleep(0.1)
+    return found[-1]
+
+
+def test_the_log_names_the_user_oauth2_proxy_asserted_and_the_browser_gets_none_of_it(live: Live) -> None:
+    r = live.get(FRONT, "/signed-in/plain", headers={"X-Forwarded-For": CLIENT})
+    assert r.status_code == 200 and not [h for h in r.headers if h.lower().startswith("x-auth-request-")], r.headers
+    entry = _logged(live, "/signed-in/plain")
+    assert (entry["user_email"], entry["user_id"]) == (REAL_EMAIL, REAL_SUB)
+    # the same ID went to oauth2-proxy (which logs it) as X-Request-Id
+    seen = [s for s in live.upstream.seen if s["path"] == "/signed-in/plain"][-1]
+    assert entry["uuid"] == seen["x-request-id"] and len(entry["uuid"]) == 36
+
+
+def test_an_identity_the_upstream_appends_is_not_logged(live: Live) -> None:
+    r = live.get(FRONT, "/signed-in/forged", headers={"X-Forwarded-For": CLIENT})
+    assert r.status_code == 200 and FORGED not in str(r.headers)
+    entry = _logged(live, "/signed-in/forged")
+    assert (entry["user_email"], entry["user_id"]) == (REAL_EMAIL, REAL_SUB)
+    assert FORGED not in json.dumps(entry)
+
+
+def test_an_identity_the_client_sends_reaches_neither_the_log_nor_the_upstream(live: Live) -> None:
+    forged = {"X-Forwarded-For": CLIENT, "X-Auth-Request-Email": FORGED, "X-Auth-Request-User": FORGED, "X-Request-Id": FORGED}
+    live.get(FRONT, "/not-signed-in", headers=forged)
+    entry = _logged(live, "/not-signed-in")
+    assert FORGED not in json.dumps(entry), json.dumps(entry)
+    assert entry["user_email"] is None and entry["user_id"] is None
+    seen = [s for s in live.upstream.seen if s["path"] == "/not-signed-in"][-1]
+    assert FORGED not in json.dumps(seen) and seen["x-request-id"] == entry["uuid"]

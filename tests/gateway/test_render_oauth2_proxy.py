@@ -76,6 +76,19 @@ def test_rendered_config_is_the_intended_policy() -> None:
     assert cfg["cookie_secret_file"] == "/etc/oauth2-proxy/cookie-secret"
 
 
+def test_the_logs_say_who_and_never_a_credential() -> None:
+    """Attribution: both logs carry the user, a request ID the gateway sets, and a tag to find them by;
+    the callback (its URI holds the authorization code) stays out of the request log."""
+    cfg = rendered()
+    assert cfg["set_xauthrequest"] is True and cfg["pass_access_token"] is False
+    assert cfg["auth_logging"] is True and cfg["request_logging"] is True
+    for key in ("auth_logging_format", "request_logging_format"):
+        assert cfg[key].startswith("hcs-oauth2-proxy ") and "user={{.Username}}" in cfg[key] and "request_id={{.RequestID}}" in cfg[key]
+    assert "{{.Message}}" in cfg["auth_logging_format"]  # the session: email and the `sub` claim
+    assert cfg["request_id_header"] == "X-Request-Id"
+    assert cfg["exclude_logging_paths"] == ["/oauth2/callback"]
+
+
 def test_no_secret_is_in_the_config() -> None:
     cfg = rendered()
     assert "client_secret" not in cfg and "cookie_secret" not in cfg
@@ -159,6 +172,10 @@ OPEN_DOORS = [
     ({"tls_cert_file": "/etc/ssl/cert.pem"}, "TLS listener"),
     ({"email_domains": []}, "email_domains is required"),
     ({"cookie_httponly": False}, "cookie_httponly must be true"),
+    ({"pass_access_token": True}, "access token in a response header"),
+    ({"auth_logging": False}, "auth_logging and request_logging must stay on"),
+    ({"request_logging": False}, "auth_logging and request_logging must stay on"),
+    ({"exclude_logging_paths": []}, "authorization code"),
 ]
 
 

@@ -131,10 +131,12 @@ def test_both_containers_are_locked_down(graph: list[Registered], name: str) -> 
     assert c["securityOpts"] == ["no-new-privileges:true"]
     assert c["capabilities"]["drops"] == ["ALL"]
     assert c["restart"] == "unless-stopped"
+    assert c["destroyGraceSeconds"] == 10  # stopped, not killed, when replaced: oauth2-proxy removes its socket
     assert c["networkMode"] == "host" and not c.get("ports")
     assert c.get("privileged") in (None, False)
     assert not c.get("envs"), "no environment at all: nothing secret can leak there"
-    assert c["logDriver"] == "local" and c["logOpts"] == {"max-size": "20m", "max-file": "5"}
+    # the journal, where Wazuh reads, findable by the container's name (journalctl -t oauth2-proxy)
+    assert c["logDriver"] == "journald" and c["logOpts"] == {"tag": name}
     assert [label["label"] for label in c["labels"]] == [CONFIG_HASH_LABEL]
 
 

@@ -126,6 +126,15 @@ def test_code_flow_with_pkce_gives_entra_shaped_tokens(idp: Idp) -> None:
     assert len(body["id_token"]) > 1200 and len(body["access_token"]) > 2000 and len(body["refresh_token"]) > 1300
 
 
+def test_sub_is_the_same_for_one_person_and_one_app_only(idp: Idp) -> None:
+    """Entra's `sub` is pairwise: stable across sign-ins of a person to an app (the gateway logs it as the
+    person's ID), different for another person or another app."""
+    first, again = (_claims(idp, _tokens_for(idp, CLIENT)["id_token"])["sub"] for _ in range(2))
+    other_person = _claims(idp, _tokens_for(idp, CLIENT, "carol")["id_token"])["sub"]
+    other_app = _claims(idp, _tokens_for(idp, _client_for(("SecurityGroup",)))["id_token"])["sub"]
+    assert first == again and len({first, other_person, other_app}) == 3 and re.fullmatch(r"[A-Za-z0-9_-]{43}", first)
+
+
 def test_user_outside_the_group_gets_tokens_without_the_group(idp: Idp) -> None:
     _, verifier, callback = _sign_in(idp, "bob")
     claims = _claims(idp, _redeem(idp, callback["code"], verifier).json()["id_token"])

@@ -14,6 +14,7 @@ second factor, so no token of it claims `mfa`.
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,12 @@ def issuer(tenant_id: str) -> str:
 def _opaque(length: int) -> str:
     """A random URL-safe string of `length` characters (Entra's opaque claim values)."""
     return base64.urlsafe_b64encode(secrets.token_bytes(length)).decode().rstrip("=")[:length]
+
+
+def pairwise_sub(oid: str, client_id: str) -> str:
+    """Entra's `sub`: opaque, but the same for one person and one app every time (a pairwise ID), and
+    another for another app. The gateway logs it as the person's ID, so it must not change per sign-in."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"{oid}:{client_id}".encode()).digest()).decode().rstrip("=")
 
 
 @dataclass
@@ -75,7 +82,7 @@ def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: st
         "preferred_username": user.username,
         "rh": f"1.A{_opaque(62)}.",
         "sid": sid,
-        "sub": _opaque(43),
+        "sub": pairwise_sub(user.oid, client_id),
         "tid": tenant_id,
         "uti": _opaque(22),
         "ver": "2.0",
@@ -116,7 +123,7 @@ def access_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid
         "scp": " ".join(s for s in scope.split() if s not in ("openid", "offline_access")) + " User.Read",
         "sid": sid,
         "signin_state": ["kmsi"],
-        "sub": _opaque(43),
+        "sub": pairwise_sub(user.oid, GRAPH_APP_ID),
         "tenant_region_scope": "EU",
         "tid": tenant_id,
         "unique_name": user.username,
