@@ -88,6 +88,8 @@ def test_a_sign_in_and_a_typed_command_are_in_the_journal_with_the_persons_ident
     socket = max(sockets, key=lambda e: e["duration"])
     (proxied,) = [line for line in requests if f"request_id={socket['uuid']} " in line]
     assert f"user={alice} " in proxied, proxied
+    # ...and the gateway's user_id is the session's `sub` oauth2-proxy logged at the sign-in.
+    assert f"user:{socket['user_id']} " in auth[-1]["MESSAGE"], (socket["user_id"], auth[-1]["MESSAGE"])
 
     # The terminal's line: the account and the unit are journald's (from the kernel), not the line's.
     (line,) = typed
@@ -104,7 +106,7 @@ def test_a_sign_in_and_a_typed_command_are_in_the_journal_with_the_persons_ident
     when = lambda ts: dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S")  # noqa: E731
     text = "\n".join([
         f"Attribution on the demo: {alice} signed in and typed `echo {marker}` into the IDE's terminal.", "",
-        "oauth2-proxy (journal, `journalctl -t oauth2-proxy`), the sign-in:", "", f"    {auth[0]['MESSAGE']}", "",
+        "oauth2-proxy (journal, `journalctl -t oauth2-proxy`), the sign-in:", "", f"    {auth[-1]['MESSAGE']}", "",
         "oauth2-proxy's request line for the IDE's WebSocket (same request ID as the gateway's `uuid`):", "", f"    {proxied}", "",
         f"The gateway's access log ({GATEWAY_ACCESS_LOG}), that WebSocket:", "",
         "    " + json.dumps({k: socket[k] for k in ("ts", "uuid", "user_email", "user_id", "status", "duration")}
