@@ -691,7 +691,7 @@ if [ "$force" = no ]; then
         fi
     done
     if [ "${{#held[@]}}" -gt 0 ]; then
-        echo "hcs-restore: ${{held[*]}} already hold files; nothing restored (--force writes the snapshot over them)" >&2
+        echo "hcs-restore: files already in ${{held[*]}}; nothing restored (--force writes the snapshot over them)" >&2
         exit 1
     fi
 fi

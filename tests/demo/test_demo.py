@@ -142,7 +142,8 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
     """Each allowlisted destination answers exactly the accounts that use it (root, the service
     account); the IDE user reaches none of them; nothing else leaves the VM for anyone."""
     vm = booted_demo.vm
-    served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443), (network.CODE_HOST[1], 443)}
+    served = {network.APT_PROXY, network.BACKUP, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443),
+              (network.CODE_HOST[1], 443)}
     specs = [f"{proto}:{addr}:{port}" for _, proto, addr, port in ALLOWED + DENIED if (addr, port) not in served]
     log = booted_demo.workdir / "listeners.log"
     log.unlink(missing_ok=True)  # "ready" must be this run's

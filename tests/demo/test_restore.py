@@ -1,0 +1,108 @@
+"""Restore, on the booted demo: what the IDE user had comes back on a new VM from the product's backups.
+
+The user changes a setting (`window.title`, a value of this run) and installs the test extension
+from the gallery, both from the IDE's own terminal, as a person there would. The product's backup
+unit runs (`hcs-backup.service`, the unit the timer fires: started here, since waiting for its
+schedule is no test) to the demo's backup server. Then `make demo-down --keep-backups` and
+`make demo` destroy and re-create the VM (a new root, new accounts, new CAs; the backup server's
+data stays, as a backup host outlives a VM). The setting and the extension are gone; the operator
+runs `sudo hcs-restore` over SSH (refused: the new VM already holds a setting of the demo's own),
+then `sudo hcs-restore --force`; and a newly signed-in browser shows both: the window title is the
+setting, the extension's status bar item is there.
+
+The re-created demo replaces the session's (`running_demo` is updated in place), so the tests after
+this one run on the new VM. Not shown here: a restore onto a VM of another release, or with another
+uid for the IDE user (the script sets the owner by name either way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import shlex
+
+import pytest
+from playwright.sync_api import Page
+
+from components.host import render
+from tests.demo import demo, vsix
+from tests.demo.attacker import IDE_USER, launched_browser, signed_in_workbench, start_agent
+from tests.realroot.runner import Result
+
+pytestmark = pytest.mark.slow
+
+EXTENSION = f"{vsix.PUBLISHER}.{vsix.NAME}"
+SETTINGS = f"{render.code_server_data_dir(IDE_USER)}/User/settings.json"
+
+
+def _extensions(running: demo.Demo) -> str:
+    """What code-server itself lists for the IDE user (its extensions directory and record); from the
+    home directory, since Node needs a working directory it can name (nsenter's `/` is not one)."""
+    return running.vm.chroot_run(["sh", "-c", "cd && code-server --list-extensions"], user=IDE_USER).stdout
+
+
+def _stat(running: demo.Demo, path: str) -> str:
+    return running.vm.chroot_run(["stat", "-c", "%U:%G %a", path]).stdout.strip()
+
+
+def _restic(running: demo.Demo, command: str) -> Result:
+    """restic as root on the VM with the backup unit's environment (the root-only repository and password files)."""
+    return running.vm.runner().run(
+        f"sudo -n sh -c {shlex.quote(f'set -a; . {render.RESTIC_ENV_FILE}; set +a; {command}')}", timeout=60)
+
+
+def _recreate(running: demo.Demo) -> None:
+    """`make demo-down --keep-backups`, then `make demo`: a new VM under the same tag."""
+    tag, release = running.state.tag, running.state.release
+    demo.down(tag, progress=lambda _line: None, keep_backups=True)
+    fresh = demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True), release=release)
+    for f in dataclasses.fields(fresh):
+        setattr(running, f.name, getattr(fresh, f.name))
+
+
+def _shows(page: Page, title: str) -> None:
+    page.wait_for_function("title => document.title.includes(title)", arg=title, timeout=60_000)
+    page.locator(".statusbar").get_by_text(vsix.PROOF_TEXT).wait_for(timeout=60_000)
+
+
+def test_the_users_setting_and_extension_come_back_on_a_new_vm(running_demo: demo.Demo) -> None:
+    title = f"hcs-restore-{secrets.token_hex(4)}"
+    with launched_browser(running_demo) as browser:
+        agent = start_agent(running_demo, browser)
+        out = agent.run("/usr/bin/code-server", "--install-extension", EXTENSION, "--force", timeout=60)
+        assert out["rc"] == 0, out
+        edit = ("import json, sys; p = sys.argv[1]; s = json.load(open(p)); s['window.title'] = sys.argv[2]; "
+                "json.dump(s, open(p, 'w'), indent=2)")
+        out = agent.run("python3", "-c", edit, SETTINGS, title)
+        assert out["rc"] == 0, out
+    assert EXTENSION in _extensions(running_demo)
+    owner = _stat(running_demo, SETTINGS)
+
+    vm = running_demo.vm
+    assert vm.systemctl("show", "-p", "NextElapseUSecRealtime", "--value", "hcs-backup.timer"), "the backup timer is not running"
+    vm.chroot_run(["systemctl", "start", "hcs-backup.service"], timeout=120)
+    snapshots = json.loads(_restic(running_demo, "restic snapshots --json --tag hardened-code-server").stdout)
+    assert render.code_server_data_dir(IDE_USER) in snapshots[-1]["paths"], snapshots[-1]
+    taken = snapshots[-1]["short_id"]
+
+    _recreate(running_demo)
+    assert title not in running_demo.vm.chroot_run(["cat", SETTINGS]).stdout
+    assert EXTENSION not in _extensions(running_demo)
+
+    refused = running_demo.vm.runner().run("sudo -n hcs-restore")
+    assert refused.exit_code == 1 and "nothing restored" in refused.stderr, refused
+    restored = running_demo.vm.runner().run("sudo -n hcs-restore --force", timeout=300)
+    assert restored.exit_code == 0, restored
+    print(restored.stdout)
+    assert json.loads(running_demo.vm.chroot_run(["cat", SETTINGS]).stdout)["window.title"] == title
+    assert _stat(running_demo, SETTINGS) == owner
+    assert EXTENSION in _extensions(running_demo)
+    assert running_demo.vm.systemctl("is-active", f"code-server@{IDE_USER}.service") == "active"
+    with launched_browser(running_demo) as browser, signed_in_workbench(running_demo, browser) as page:
+        _shows(page, title)
+
+    # The new VM can add snapshots but not remove the one the old VM took (the server is append-only).
+    forget = _restic(running_demo, f"timeout 8 restic forget {taken}")
+    assert "403" in forget.stderr, forget
+    assert taken in _restic(running_demo, "restic snapshots --tag hardened-code-server").stdout
