@@ -41,6 +41,8 @@ def test_units_run_under_systemd(booted_demo: demo.Demo) -> None:
         assert vm.systemctl("is-active", unit) == "active", vm.systemctl("status", "--no-pager", unit)
     timers = vm.systemctl("list-timers", "--all", "--no-legend", "--plain")
     assert "hcs-backup.timer" in timers and "apt-daily-upgrade.timer" in timers, timers
+    # started, not only enabled: an enabled timer nobody started waits for the next boot
+    assert vm.systemctl("show", "-p", "NextElapseUSecRealtime", "--value", "hcs-backup.timer"), timers
 
 
 def test_code_server_is_the_package_in_the_sandboxed_unit(booted_demo: demo.Demo) -> None:
