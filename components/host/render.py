@@ -655,11 +655,13 @@ def restore_script(topology: Topology, host: HostSettings) -> str:
     files (nothing secret on a command line or in the environment), and restores every path of
     `backup_paths` from the newest snapshot of the product's tag (or the one named) to where it was.
     code-server is stopped first (`KillMode=mixed`: nothing of the IDE user still runs to write
-    there, or to swap a path for a symlink under root's feet) and started again however the
-    restore ends. Ownership is the ownership map's, the IDE user's, whatever uid the account had
-    on the VM the snapshot came from. A target that holds a file is refused unless `--force`,
-    which writes the snapshot's files over it (files the snapshot lacks stay); code-server's own
-    logs, caches and socket (`CODE_SERVER_DATA_EXCLUDED`, what any start writes) do not count.
+    there) and started again however the restore ends. Root only reads: `restic dump` streams each
+    path as a tar archive into a `tar` that runs as the IDE user, so every file is written with that
+    user's rights and is that user's (whatever uid the account had on the VM the snapshot came
+    from), and a symlink left in a target can never make root write elsewhere. A target that holds
+    a file is refused unless `--force`, which writes the snapshot's files over it (files the
+    snapshot lacks stay); code-server's own logs, caches and socket (`CODE_SERVER_DATA_EXCLUDED`,
+    what any start writes) do not count.
     """
     ide = topology.accounts.ide_user
     data = code_server_data_dir(ide)
@@ -698,13 +700,16 @@ fi
 unit=code-server@{ide}.service
 systemctl stop "$unit"
 trap 'systemctl start "$unit"' EXIT
-includes=()
-for path in "${{paths[@]}}"; do includes+=(--include "$path"); done
-restic restore "$snapshot" --tag hardened-code-server --target / "${{includes[@]}}"
 for path in "${{paths[@]}}"; do
-    if [ -e "$path" ]; then chown -hR {ide}:{ide} -- "$path"; chmod 0700 -- "$path"; fi
+    depth=$(printf %s "$path" | tr -cd / | wc -c)
+    runuser -u {ide} -- mkdir -p -- "$path"
+    if ! restic dump --tag hardened-code-server "$snapshot" "$path" \\
+            | runuser -u {ide} -- tar -x -p -f - -C "$path" --strip-components="$depth"; then
+        echo "hcs-restore: $path not restored from snapshot $snapshot (is it in the snapshot?)" >&2
+        exit 1
+    fi
+    echo "hcs-restore: restored $path from snapshot $snapshot"
 done
-echo "hcs-restore: restored ${{paths[*]}} from snapshot $snapshot"
 """
 
 
