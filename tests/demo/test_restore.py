@@ -3,12 +3,12 @@
 The user changes a setting (`window.title`, a value of this run) and installs the test extension
 from the gallery, both from the IDE's own terminal, as a person there would. The product's backup
 unit runs (`hcs-backup.service`, the unit the timer fires: started here, since waiting for its
-schedule is no test) to the demo's backup server. Then `make demo-down --keep-backups` and
-`make demo` destroy and re-create the VM (a new root, new accounts, new CAs; the backup server's
-data stays, as a backup host outlives a VM). The setting and the extension are gone; the operator
-runs `sudo hcs-restore` over SSH (refused: the new VM already holds a setting of the demo's own),
-then `sudo hcs-restore --force`; and a newly signed-in browser shows both: the window title is the
-setting, the extension's status bar item is there.
+schedule is no test) to the demo's backup server. Then `scripts/demo.py down --keep-backups` and
+`up` (what `make demo` runs) destroy and re-create the VM (a new root, new accounts, new CAs; the
+backup server's data stays, as a backup host outlives a VM). The setting and the extension are
+gone; the operator runs `sudo hcs-restore` over SSH (refused: the new VM already holds a setting of
+the demo's own), then `sudo hcs-restore --force`; and a newly signed-in browser shows both: the
+window title is the setting, the extension's status bar item is there.
 
 The re-created demo replaces the session's (`running_demo` is updated in place), so the tests after
 this one run on the new VM. Not shown here: a restore onto a VM of another release, or one where the
@@ -75,7 +75,7 @@ def _snapshots(running: demo.Demo) -> list[dict[str, Any]]:
 
 
 def _recreate(running: demo.Demo) -> None:
-    """`make demo-down --keep-backups`, then `make demo`: a new VM under the same tag."""
+    """`scripts/demo.py down --keep-backups`, then `up` (`make demo`): a new VM under the same tag."""
     tag, release = running.state.tag, running.state.release
     demo.down(tag, progress=lambda _line: None, keep_backups=True)
     fresh = demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True), release=release)
