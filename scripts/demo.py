@@ -4,6 +4,7 @@
     python scripts/demo.py up      # bring it up, or converge the running demo again; writes build/demo/demo.json
     python scripts/demo.py up --release 12   # the same on a Debian 12 VM (the default is the product's, 13)
     python scripts/demo.py down    # remove everything it made (processes, VM, namespaces, its directory)
+    python scripts/demo.py down --keep-backups   # the same, but the backup server's data stays for the next up
 
 Needs root (network namespaces, systemd-nspawn) and the caches `make caches` builds.
 """
@@ -33,10 +34,12 @@ def main() -> int:
     parser.add_argument("--tag", default=demo.DEFAULT_TAG, help="names the demo's namespaces and directory")
     parser.add_argument("--release", type=int, choices=sorted(debian.RELEASES), default=debian.DEFAULT,
                         help="the VM's Debian release (vmDebianRelease)")
+    parser.add_argument("--keep-backups", action="store_true",
+                        help="down: keep the backup server's repositories, so the next up's new VM can restore from them")
     args = parser.parse_args()
     try:
         if args.action == "down":
-            removed = demo.down(args.tag, _progress)
+            removed = demo.down(args.tag, _progress, keep_backups=args.keep_backups)
             demo.BUILD.joinpath("demo.json").unlink(missing_ok=True)
             _progress(f"demo {args.tag} is gone ({len(removed)} things removed)" if removed else f"no demo {args.tag} was running")
             return 0

@@ -112,6 +112,12 @@ def _code_server_pinned(plan: PlanResult) -> list[Registered]:
     return steps if found and tuple(map(int, found.groups())) >= VERSION_FLOORS["code-server"] else []
 
 
+def _backup_covers_the_ide(plan: PlanResult) -> list[Registered]:
+    """The backup unit's set ends with code-server's user data (its default user-data-dir, the extensions in it)."""
+    return [r for r in _file("/etc/systemd/system/hcs-backup.service")(plan)
+            if re.search(r"(?m)^ .*/\.local/share/code-server$", str(r.inputs.get("content", "")))]
+
+
 def _oauth2_proxy_socket(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/oauth2-proxy.cfg")(plan) if 'http_address = "unix://' in str(r.inputs.get("content", ""))]
 
@@ -382,6 +388,10 @@ CONTROLS: tuple[Control, ...] = (
     Control("Detection", "Zabbix agent 2 (active, PSK; no keys that reach the network or read files)", "unnoticed outages",
             _named("vm-zabbix"), switch="zabbixEnabled"),
     Control("Detection", "restic backups (service + timer)", "data loss", _named("vm-backup"), switch="backupEnabled"),
+    Control("Detection", "Backups hold the IDE too: code-server's user data and extensions (not its logs and caches); "
+            "`hcs-restore` brings them back with the workspace (Day two, tested on a re-created demo VM)",
+            "losing the user's settings and extensions with the VM",
+            _both(_backup_covers_the_ide, _file("/usr/local/sbin/hcs-restore")), switch="backupEnabled"),
     Control("Detection", "Backups append-only: rest-server account in a root-only file, no forget/prune/init on the VM",
             "an intruder deleting the backup history", _both(_named("vm-backup"), _file("/etc/restic/hcs-backup.repository")),
             switch="backupEnabled"),

@@ -103,3 +103,14 @@ def test_the_ide_proxy_is_on_off_or_weakened_by_its_plain_http_names(dev_config:
     assert off.status == "OFF" and off.resources == ()
     assert off.note == "switched off: ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)"
     assert not [f for f in posture.egress_flows(run_program(dev_config.with_values(**TEST_SECRETS))) if f.name.startswith("ide-proxy")]
+
+
+def test_the_ide_backup_row_reads_the_backup_set_from_the_plan(dev_config: StackConfig) -> None:
+    """On with the product's backup unit and restore command; OFF once the unit's set no longer ends
+    with code-server's user data (what a person reads there is what the VM gets)."""
+    control = next(c for c in posture.CONTROLS if c.control.startswith("Backups hold the IDE too"))
+    plan = run_program(dev_config.with_values(**TEST_SECRETS))
+    assert [r.status for r in posture.posture(plan, "fortigate", (control,)) if r.control == control.control] == ["on"]
+    unit = next(r for r in plan.of_type("hcs:files:File") if r.inputs.get("path") == "/etc/systemd/system/hcs-backup.service")
+    unit.inputs["content"] = str(unit.inputs["content"]).replace(" /home/coder/.local/share/code-server\n", "\n")
+    assert [r.status for r in posture.posture(plan, "fortigate", (control,)) if r.control == control.control] == ["OFF"]

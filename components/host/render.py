@@ -39,6 +39,12 @@ RESTIC_ENV_FILE = "/etc/restic/hcs-backup.env"
 RESTIC_PASSWORD_FILE = "/etc/restic/hcs-backup.password"
 #: The repository URL with the rest-server account in it (root-only, secret).
 RESTIC_REPOSITORY_FILE = "/etc/restic/hcs-backup.repository"
+#: The operator's restore command (root only), installed with the backup units.
+RESTORE_COMMAND = "/usr/local/sbin/hcs-restore"
+#: What code-server 4.139.1 writes into its user data directory that is no user data: its logs,
+#: the caches of downloaded VSIX files and profiles (`CachedExtensionVSIXs`, `CachedProfilesData`…)
+#: and its IPC socket. Rebuilt on start, so left out of the backup set.
+CODE_SERVER_DATA_EXCLUDED = ("logs", "coder-logs", "Cached*", "code-server-ipc.sock")
 ZABBIX_PSK_FILE = "/etc/zabbix/hcs.psk"
 
 # No NIST curves, no SHA-1, no CBC, no encrypt-and-MAC: the set ssh-audit reports without a single
@@ -562,8 +568,27 @@ def restic_repository(repository: str, user: str, password: str) -> str:
     return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}\n"
 
 
+def code_server_data_dir(ide_user: str) -> str:
+    """code-server's default `user-data-dir` for the IDE user: settings, keybindings, snippets, the
+    extensions' state (`User/`), and the extensions themselves (`extensions/`, the default
+    `extensions-dir`, with `extensions.json`, code-server's record of what is installed)."""
+    return f"/home/{ide_user}/.local/share/code-server"
+
+
+def backup_paths(topology: Topology, host: HostSettings) -> tuple[str, ...]:
+    """The backup set, and what `hcs-restore` brings back: the workspace, the data volume and
+    code-server's user data with the extensions. All of it is the IDE user's (the ownership map)."""
+    ide = topology.accounts.ide_user
+    return (f"/home/{ide}/workspace", host.workspace_volume, code_server_data_dir(ide))
+
+
 def backup(topology: Topology, host: HostSettings) -> BackupFiles:
-    """restic service/timer backing up the IDE workspace and the data volume, append-only.
+    """restic service/timer backing up the IDE user's work and IDE, append-only.
+
+    The set (`backup_paths`) leaves out what rebuilds itself: code-server's logs, caches and
+    socket (`CODE_SERVER_DATA_EXCLUDED`), and every directory tagged as a cache (`CACHEDIR.TAG`,
+    e.g. Cargo's `target/`). `User/workspaceStorage` stays in: it is the state extensions keep
+    per folder, not a cache, and nothing rebuilds it.
 
     The repository password (`RESTIC_PASSWORD_FILE`) and the rest-server account
     (`RESTIC_REPOSITORY_FILE`) are root-only files, never the unit's environment or a command line.
@@ -573,17 +598,18 @@ def backup(topology: Topology, host: HostSettings) -> BackupFiles:
     `init`: a missing repository fails the unit loudly instead of silently starting an empty one.
     Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
     """
-    ide = topology.accounts.ide_user
-    paths = f"/home/{ide}/workspace {host.workspace_volume}"
+    data = code_server_data_dir(topology.accounts.ide_user)
+    excludes = "".join(f"  --exclude {data}/{name} \\\n" for name in CODE_SERVER_DATA_EXCLUDED)
     service = f"""{HEADER}[Unit]
-Description=restic backup of the code-server workspace
+Description=restic backup of the code-server workspace and user data
 Wants=network-online.target
 After=network-online.target
 
 [Service]
 Type=oneshot
 EnvironmentFile={RESTIC_ENV_FILE}
-ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server {paths}
+ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server --exclude-caches \\
+{excludes}  {" ".join(backup_paths(topology, host))}
 CacheDirectory=restic
 Nice=10
 IOSchedulingClass=idle
@@ -620,6 +646,71 @@ WantedBy=timers.target
         + "RESTIC_CACHE_DIR=/var/cache/restic\n"
     )
     return BackupFiles(service=service, timer=timer, env=env)
+
+
+def restore_script(topology: Topology, host: HostSettings) -> str:
+    """`RESTORE_COMMAND`: the operator's one command that brings the backup set back (README, Day two).
+
+    It reads the backup unit's own environment file, so the same root-only repository and password
+    files (nothing secret on a command line or in the environment), and restores every path of
+    `backup_paths` from the newest snapshot of the product's tag (or the one named) to where it was.
+    code-server is stopped first (`KillMode=mixed`: nothing of the IDE user still runs to write
+    there) and started again however the restore ends. Root only reads: `restic dump` streams each
+    path as a tar archive into a `tar` that runs as the IDE user, so every file is written with that
+    user's rights and is that user's (whatever uid the account had on the VM the snapshot came
+    from), and a symlink left in a target can never make root write elsewhere. A target that holds
+    a file is refused unless `--force`, which writes the snapshot's files over it (files the
+    snapshot lacks stay); code-server's own logs, caches and socket (`CODE_SERVER_DATA_EXCLUDED`,
+    what any start writes) do not count.
+    """
+    ide = topology.accounts.ide_user
+    data = code_server_data_dir(ide)
+    paths = backup_paths(topology, host)
+    rebuilt = " -o ".join(f"-path '{data}/{name}'" for name in CODE_SERVER_DATA_EXCLUDED)
+    return f"""#!/bin/bash
+{HEADER}# hcs-restore [--force] [SNAPSHOT]: the IDE user's workspace, data volume, code-server user data and
+# extensions back from the newest snapshot (or SNAPSHOT, an ID from `restic snapshots`). As root.
+set -euo pipefail
+umask 077
+force=no snapshot=latest
+for arg in "$@"; do
+    case $arg in
+        --force) force=yes ;;
+        -*) echo "usage: hcs-restore [--force] [SNAPSHOT]" >&2; exit 2 ;;
+        *) snapshot=$arg ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || {{ echo "hcs-restore: run it as root (sudo hcs-restore)" >&2; exit 1; }}
+set -a
+. {RESTIC_ENV_FILE}
+set +a
+paths=({" ".join(paths)})
+if [ "$force" = no ]; then
+    held=()
+    for path in "${{paths[@]}}"; do
+        if [ -n "$(find "$path" -mindepth 1 \\( {rebuilt} \\) -prune -o ! -type d -print -quit 2>/dev/null)" ]; then
+            held+=("$path")
+        fi
+    done
+    if [ "${{#held[@]}}" -gt 0 ]; then
+        echo "hcs-restore: files already in ${{held[*]}}; nothing restored (--force writes the snapshot over them)" >&2
+        exit 1
+    fi
+fi
+unit=code-server@{ide}.service
+systemctl stop "$unit"
+trap 'systemctl start "$unit"' EXIT
+for path in "${{paths[@]}}"; do
+    depth=$(printf %s "$path" | tr -cd / | wc -c)
+    runuser -u {ide} -- mkdir -p -- "$path"
+    if ! restic dump --tag hardened-code-server "$snapshot" "$path" \\
+            | runuser -u {ide} -- tar -x -p -f - -C "$path" --strip-components="$depth"; then
+        echo "hcs-restore: $path not restored from snapshot $snapshot (is it in the snapshot?)" >&2
+        exit 1
+    fi
+    echo "hcs-restore: restored $path from snapshot $snapshot"
+done
+"""
 
 
 def wazuh_agent(topology: Topology) -> str:

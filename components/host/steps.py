@@ -187,6 +187,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                         mode="0600", secret=True),
                     _vm("/etc/systemd/system/hcs-backup.service", b.service),
                     _vm("/etc/systemd/system/hcs-backup.timer", b.timer),
+                    _vm(render.RESTORE_COMMAND, render.restore_script(topology, host), mode="0750"),
                 ),
                 after=("layout",),
             )

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.demo import demo
+from components.gateway import render_oauth2_proxy
+from tests.demo import demo, network
 from tests.livepath.browser import fill_login_form, new_session, type_in_terminal
+from tests.livepath.chain import CHROMIUM, CHROMIUM_ARGS, spki_sha256
 
 HERE = Path(__file__).resolve().parent
 AGENT_DIR = ".hcs-attack"
@@ -81,6 +83,29 @@ class Agent:
 
     def alive(self) -> bool:
         return bool(self.pid) and Path(f"/proc/{self.pid}").exists()
+
+
+@contextmanager
+def launched_browser(running: demo.Demo) -> Iterator[Browser]:
+    """Chromium in the peer namespace (a person on the network), trusting exactly the demo's CAs
+    (the `browser` fixture's; a test that re-creates the demo launches one for the new CAs)."""
+    work, vm = running.workdir, running.vm
+    wrapper = work / "chromium-in-peer-namespace"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {vm.peer_namespace} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    front = demo.front_ca(work)
+    idp_ca = work / "idp/tls/idp-ca.crt"
+    pins = ",".join(spki_sha256(c) for c in (front, front.with_name("intermediate.crt"), idp_ca))
+    hostname = running.config.values["hostname"]
+    args = [*CHROMIUM_ARGS,
+            f"--host-resolver-rules=MAP {hostname} {network.FRONT_PROXY}, MAP {render_oauth2_proxy.ENTRA_HOST} {network.IDENTITY}",
+            f"--ignore-certificate-errors-spki-list={pins}"]
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(wrapper), args=args)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 @contextmanager

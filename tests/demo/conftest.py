@@ -6,12 +6,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from components.gateway import render_oauth2_proxy
 from components.settings import debian
-from tests.demo import demo, network
-from tests.livepath.chain import CHROMIUM, CHROMIUM_ARGS, spki_sha256
+from tests.demo import demo
+from tests.demo.attacker import launched_browser
 
 
 @pytest.fixture(scope="session")
@@ -56,18 +55,5 @@ def booted_demo(request: pytest.FixtureRequest) -> demo.Demo:
 @pytest.fixture(scope="module")
 def browser(running_demo: demo.Demo) -> Iterator[Browser]:
     """Chromium in the peer namespace (a person on the network), trusting exactly the demo's CAs."""
-    work, vm = running_demo.workdir, running_demo.vm
-    wrapper = work / "chromium-in-peer-namespace"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {vm.peer_namespace} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
-    front = demo.front_ca(work)
-    idp_ca = work / "idp/tls/idp-ca.crt"
-    pins = ",".join(spki_sha256(c) for c in (front, front.with_name("intermediate.crt"), idp_ca))
-    hostname = running_demo.config.values["hostname"]
-    args = [*CHROMIUM_ARGS,
-            f"--host-resolver-rules=MAP {hostname} {network.FRONT_PROXY}, MAP {render_oauth2_proxy.ENTRA_HOST} {network.IDENTITY}",
-            f"--ignore-certificate-errors-spki-list={pins}"]
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(wrapper), args=args)
+    with launched_browser(running_demo) as launched:
         yield launched
-        launched.close()

@@ -6,7 +6,8 @@
    the packages a fresh VM lacks; the demo CA is trusted by its Docker for the registry (the one
    file the demo puts on the VM itself: in production the registry's certificate is the operator's);
 3. the test network's services in the peer namespace: the apt proxy (Debian's mirror and the
-   package site with the `.deb`), the OCI registry with the two gateway images pushed by digest;
+   package site with the `.deb`), the OCI registry with the two gateway images pushed by digest,
+   the backup server (`_start_backup_server`);
 4. the program: the real `__main__.py` evaluated for the demo stack (the example stack with the
    demo's addresses, host key, package digest and image digests), every remote command run over
    SSH and every container created in the VM's Docker (`live.LiveMocks`);
@@ -14,7 +15,9 @@
 6. `build/demo/demo.json`: the URL, how to reach the VM, the namespaces, the test users.
 
 The demo's state (pids, namespaces, the VM) lives in `${HCS_DEMO_DIR:-/var/lib/hardened-code-server-demo}`,
-outside the clone: the VM's root, its admin key and the CA's keys never go into `build/`.
+outside the clone: the VM's root, its admin key and the CA's keys never go into `build/`. The backup
+server's data lives beside it (`backup_dir`), so `down(keep_backups=True)` and `up()` re-create the
+VM while its backups survive, as a backup host outlives the VMs it serves.
 """
 
 from __future__ import annotations
@@ -64,6 +67,11 @@ Progress = Callable[[str], None]
 
 def demo_dir(tag: str) -> Path:
     return Path(os.environ.get("HCS_DEMO_DIR") or "/var/lib/hardened-code-server-demo") / tag
+
+
+def backup_dir(tag: str) -> Path:
+    """The backup server's repositories for demo `tag`: outside `demo_dir`, which `down()` removes."""
+    return demo_dir(tag).with_name(f"{tag}.backups")
 
 
 @dataclass
@@ -203,6 +211,40 @@ def _start_ide_hosts(vm: BootedVM, state: DemoState, ca: DemoCA, progress: Progr
         _wait(key, lambda address=address: _https_up(vm, f"https://{address}/", ca.cert), work / f"{key}.log")
 
 
+def _start_backup_server(vm: BootedVM, state: DemoState, ca: DemoCA, config: StackConfig, progress: Progress) -> None:
+    """The backup host: rclone's `serve restic` at `network.BACKUP`, a stand-in for restic's
+    rest-server (not packaged in Debian 12, its Go module not served here) speaking the same REST
+    protocol, as strict where the product relies on it: `--append-only` (a snapshot's DELETE gets 403;
+    only locks may go), an htpasswd account (the stack's `backupRestUser`, `backupRestPassword`;
+    a wrong one gets 401), TLS with a certificate of the demo CA. The repository is initialised
+    here, once, as the backup host's operator would (the VM never runs `restic init`). It does not
+    prove rest-server's own code (its `--private-repos`, its quota) or pruning on the backup host."""
+    if _alive(state, "backup"):
+        return
+    work, data = Path(state.workdir), backup_dir(state.tag)
+    data.mkdir(mode=0o700, exist_ok=True)
+    repository = config.values["backupRepository"].rsplit("/", 1)[1]
+    if not (data / repository / "config").exists():
+        progress(f"initialising the restic repository {repository} on the backup server")
+        subprocess.run(["restic", "init", "--repo", str(data / repository), "--password-file", "/dev/stdin"],
+                       input=config.values["backupPassword"], text=True, capture_output=True, check=True)
+    hashed = subprocess.run(["openssl", "passwd", "-apr1", "-stdin"], input=config.values["backupRestPassword"],
+                            text=True, capture_output=True, check=True).stdout.strip()
+    htpasswd, rclone_config = work / "backup.htpasswd", work / "rclone.conf"
+    htpasswd.touch(mode=0o600)
+    htpasswd.write_text(f"{config.values['backupRestUser']}:{hashed}\n")
+    rclone_config.touch(mode=0o600)
+    address, port = network.BACKUP
+    cert = ca.issue("backup", dns=(network.BACKUP_HOST,), ips=(address,))
+    progress(f"starting the backup server (rclone serve restic, append-only) on https://{network.BACKUP_HOST}:{port}")
+    state.processes["backup"] = _spawn_detached(
+        vm.peer_argv(["rclone", "serve", "restic", str(data), "--addr", f"{address}:{port}", "--append-only",
+                      "--htpasswd", str(htpasswd), "--cert", str(cert.cert), "--key", str(cert.key), "--config", str(rclone_config)]),
+        work / "backup.log")
+    state.save()
+    _wait("the backup server", lambda: _https_up(vm, f"https://{address}:{port}/", ca.cert), work / "backup.log")
+
+
 def _front_is_default_source(vm: BootedVM) -> None:
     """Connections from the peer side to the VM leave from the front proxy's address, as a real
     central Caddy's do (the peer namespace owns many addresses of the DMZ; clients bind explicitly)."""
@@ -289,6 +331,9 @@ def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[st
         zabbixPsk=None,
         ideEgressDomains=list(network.IDE_EGRESS),
         ideExtensionGallery=f"https://{network.GALLERY[0]}",
+        backupRepository=f"rest:https://{network.BACKUP_HOST}:{network.BACKUP[1]}/code-server",
+        backupRepositoryAddress=network.BACKUP[0],
+        backupRepositoryPort=str(network.BACKUP[1]),
         fortigateCaBundle=str(ca.cert),
         fortigateApiToken=token,
         **pushed,
@@ -326,10 +371,12 @@ def apply_fortigate(vm: BootedVM, plan: PlanResult, work: Path) -> dict[str, int
 
 
 def _ide_hosts(vm: BootedVM, ca: DemoCA) -> None:
-    """What the VM's image would bring for the IDE's internal hosts: their names in /etc/hosts (the
-    demo's DNS address answers no queries) and the demo CA in the system trust store (git, curl)."""
+    """What the VM's image would bring for the internal hosts (the IDE's, the backup server): their
+    names in /etc/hosts (the demo's DNS address answers no queries) and the demo CA in the system
+    trust store (git, curl, restic)."""
     hosts = vm.path / "etc/hosts"
-    block = "".join(f"{address} {name}\n" for name, address in (network.CODE_HOST, network.OTHER_CODE_HOST, network.GALLERY))
+    block = "".join(f"{address} {name}\n" for name, address in
+                    (network.CODE_HOST, network.OTHER_CODE_HOST, network.GALLERY, (network.BACKUP_HOST, network.BACKUP[0])))
     text = hosts.read_text()
     if block not in text:
         hosts.write_text(text + "# the demo's test hosts\n" + block)
@@ -481,6 +528,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
     config = demo_config(vm, deb, state.images, ca, fortios_token(work))
     idp = identity(config, work)
     _start_identity(vm, state, idp, progress)
+    _start_backup_server(vm, state, ca, config, progress)
     state.users = [{"username": u.username, "password": u.password,
                     "note": ("in the allowed group" if u.in_group else "NOT in the allowed group")
                     + ("" if u.username.endswith("@" + json.loads(config.values["emailDomains"])[0]) else ", outside emailDomains")}
@@ -502,8 +550,9 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
     return Demo(vm, state, config, plan, applied, timings)
 
 
-def down(tag: str = DEFAULT_TAG, progress: Progress = print) -> list[str]:
-    """Stop and remove everything `up()` made for `tag`; return what was removed."""
+def down(tag: str = DEFAULT_TAG, progress: Progress = print, keep_backups: bool = False) -> list[str]:
+    """Stop and remove everything `up()` made for `tag` (the backup server's data too, unless
+    `keep_backups`: then the next `up()` serves them to its new VM); return what was removed."""
     work = demo_dir(tag)
     removed: list[str] = []
     state = DemoState.load(work)
@@ -526,6 +575,9 @@ def down(tag: str = DEFAULT_TAG, progress: Progress = print) -> list[str]:
     if work.exists():
         shutil.rmtree(work)
         removed.append(str(work))
+    if not keep_backups and backup_dir(tag).exists():
+        shutil.rmtree(backup_dir(tag))
+        removed.append(str(backup_dir(tag)))
     for line in removed:
         progress(f"removed {line}")
     return removed
@@ -595,6 +647,5 @@ def leftovers(tag: str) -> list[str]:
             if str(work) in cmdline or f"/run/netns/{tag}v" in cmdline:
                 found.append(f"process {proc.name}: {cmdline[:120]}")
     found += [f"mount {line.split()[4]}" for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(work) in line]
-    if work.exists():
-        found.append(f"directory {work}")
+    found += [f"directory {path}" for path in (work, backup_dir(tag)) if path.exists()]
     return found

@@ -11,7 +11,8 @@ trusted proxies are exactly the ones the example stack renders:
     apt proxy     192.0.2.40     :3142, Debian's mirror and the package site, nothing else
     registry      192.0.2.41     :443, the OCI registry the VM pulls the gateway images from
     identity      192.0.2.60     :443, the Entra stand-in (`entraEgress` points here)
-    DNS / NTP     192.0.2.53 / 192.0.2.123, Wazuh 192.0.2.20, Zabbix 192.0.2.21, backup 192.0.2.30
+    DNS / NTP     192.0.2.53 / 192.0.2.123, Wazuh 192.0.2.20, Zabbix 192.0.2.21
+    backup        192.0.2.30     :8000, backup.demo.test: restic's REST protocol (rclone), append-only
     IDE's hosts   192.0.2.70 code.demo.test (listed), 192.0.2.71 code.elsewhere.test (not listed),
                   192.0.2.72 gallery.demo.test (listed): a git code host, another, an Open VSX stand-in
     outsiders     192.0.2.99 (on the DMZ, not allowlisted), 203.0.113.50 (an internet client)
@@ -36,6 +37,8 @@ NTP = "192.0.2.123"
 WAZUH = "192.0.2.20"
 ZABBIX = "192.0.2.21"
 BACKUP = ("192.0.2.30", 8000)
+#: The backup server's name (its certificate's), resolved by the VM from /etc/hosts.
+BACKUP_HOST = "backup.demo.test"
 DMZ_OUTSIDER = "192.0.2.99"
 #: The IDE user's destinations (name, address), reached only through its proxy on the VM; the VM
 #: resolves the names from /etc/hosts (the demo's DNS address answers no queries).

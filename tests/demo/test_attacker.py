@@ -50,7 +50,7 @@ def scene(running_demo: demo.Demo) -> Iterator[None]:
     """The VM's neighbours on the network for the attempts: a listener at each destination the VM
     may reach (TCP and UDP), and IPv6 on the demo's link (the stack's allowlist is IPv4 only)."""
     vm = running_demo.vm
-    served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.CODE_HOST[1], 443)}
+    served = {network.APT_PROXY, network.BACKUP, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.CODE_HOST[1], 443)}
     specs = sorted({f"{p}:{addr}:{port}" for _, _, addr, port, _ in network.ALLOWED for p in ("tcp", "udp")
                     if not (p == "tcp" and (addr, port) in served)}
                    | {f"tcp:{network.INTERNET_CLIENT}:443", f"udp:{network.INTERNET_CLIENT}:53",

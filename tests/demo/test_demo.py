@@ -41,6 +41,8 @@ def test_units_run_under_systemd(booted_demo: demo.Demo) -> None:
         assert vm.systemctl("is-active", unit) == "active", vm.systemctl("status", "--no-pager", unit)
     timers = vm.systemctl("list-timers", "--all", "--no-legend", "--plain")
     assert "hcs-backup.timer" in timers and "apt-daily-upgrade.timer" in timers, timers
+    # started, not only enabled: an enabled timer nobody started waits for the next boot
+    assert vm.systemctl("show", "-p", "NextElapseUSecRealtime", "--value", "hcs-backup.timer"), timers
 
 
 def test_code_server_is_the_package_in_the_sandboxed_unit(booted_demo: demo.Demo) -> None:
@@ -142,7 +144,8 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
     """Each allowlisted destination answers exactly the accounts that use it (root, the service
     account); the IDE user reaches none of them; nothing else leaves the VM for anyone."""
     vm = booted_demo.vm
-    served = {network.APT_PROXY, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443), (network.CODE_HOST[1], 443)}
+    served = {network.APT_PROXY, network.BACKUP, (network.REGISTRY, 443), (network.IDENTITY, 443), (network.FRONT_PROXY, 443),
+              (network.CODE_HOST[1], 443)}
     specs = [f"{proto}:{addr}:{port}" for _, proto, addr, port in ALLOWED + DENIED if (addr, port) not in served]
     log = booted_demo.workdir / "listeners.log"
     log.unlink(missing_ok=True)  # "ready" must be this run's

@@ -12,6 +12,7 @@ import datetime as dt
 
 import json
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -265,8 +266,57 @@ def test_backup_units_and_env(tmp_path: Path) -> None:
     (units / "hcs-backup.service").write_text(b.service)
     (units / "hcs-backup.timer").write_text(b.timer)
     assert unset_directives(tmp_path, "hcs-backup.service") == set(sandbox.BACKUP_OPEN) | set(sandbox.OFFLINE_ONLY)
+    verify = subprocess.run([tool("systemd-analyze"), "verify", str(units / "hcs-backup.service"), str(units / "hcs-backup.timer")],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
     calendar = subprocess.run([tool("systemd-analyze"), "calendar", s.host.backup_schedule], capture_output=True, text=True)
     assert calendar.returncode == 0, calendar.stderr
+
+
+def _exec_start(unit: str) -> list[str]:
+    """The unit's ExecStart as systemd splits it (continuation lines joined)."""
+    line = next(l for l in unit.replace("\\\n", " ").splitlines() if l.startswith("ExecStart="))
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def test_restic_backs_up_user_data_and_extensions_without_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit's own restic command line, every absolute path moved under a temporary root, run by
+    real restic against a local repository: code-server's settings, extension state and extensions
+    are in the snapshot with the workspace and the volume; its logs, caches and socket, and a
+    directory tagged as a cache, are not."""
+    s = sample.settings()
+    root = tmp_path / "root"
+    data = render.code_server_data_dir(s.topology.accounts.ide_user)
+    kept = ["/home/coder/workspace/app/main.py", f"{s.host.workspace_volume}/dataset.csv",
+            f"{data}/User/settings.json", f"{data}/User/globalStorage/state.vscdb",
+            f"{data}/User/workspaceStorage/0f1e/state.vscdb", f"{data}/extensions/extensions.json",
+            f"{data}/extensions/hcs-test.proof-0.0.1/package.json", f"{data}/machineid"]
+    left_out = [f"{data}/logs/20261206T213051/remoteagent.log", f"{data}/coder-logs/code-server-stdout.log",
+                f"{data}/CachedExtensionVSIXs/hcs-test.proof-0.0.1", f"{data}/CachedProfilesData/__default__profile__/main",
+                "/home/coder/workspace/app/target/debug/app"]
+    for path in kept + left_out:
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_text(path)
+    (root / "home/coder/workspace/app/target/CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    ipc = socket.socket(socket.AF_UNIX)
+    monkeypatch.chdir(root / data.lstrip("/"))  # a socket's path must be short: bind it relative
+    ipc.bind("code-server-ipc.sock")
+    (tmp_path / "password").write_text("repository password\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RESTIC_REPOSITORY": str(tmp_path / "repository"),
+           "RESTIC_PASSWORD_FILE": str(tmp_path / "password")}
+    subprocess.run([tool("restic"), "--no-cache", "init"], env=env, capture_output=True, check=True)
+    argv = [str(root) + word if word.startswith(("/home/", "/mnt/")) else word
+            for word in _exec_start(render.backup(s.topology, s.host).service)]
+    assert argv[0] == "/usr/bin/restic" and argv[1] == "backup", argv
+    done = subprocess.run([tool("restic"), "--no-cache", *argv[1:]], env=env, capture_output=True, text=True)
+    ipc.close()
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run([tool("restic"), "--no-cache", "ls", "--json", "latest"], env=env, capture_output=True, text=True, check=True)
+    paths = {json.loads(l)["path"].removeprefix(str(root)) for l in listed.stdout.splitlines() if '"path"' in l}
+    assert set(kept) <= paths, sorted(set(kept) - paths)
+    gone = [f"{data}/logs", f"{data}/coder-logs", f"{data}/CachedExtensionVSIXs", f"{data}/CachedProfilesData",
+            f"{data}/code-server-ipc.sock", "/home/coder/workspace/app/target/debug"]  # the tag itself stays
+    assert not [p for p in paths if any(p == x or p.startswith(x + "/") for x in gone)], sorted(paths)
 
 
 def test_restic_sends_the_rest_account_from_the_root_only_repository_file(tmp_path: Path) -> None:
