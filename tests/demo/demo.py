@@ -486,6 +486,22 @@ def converge(vm: BootedVM, config: StackConfig, progress: Progress, rewrites: di
     return plan, mocks.applied
 
 
+def _running_with(release: int, tag: str) -> str | None:
+    """Another demo whose VM of `release` is running (its systemd alive), if any.
+
+    Both VMs would bind the host's /sys/fs/cgroup and name their units alike: one cgroup, so one
+    VM's per-unit BPF programs (IPAddressDeny) filter the other's processes (seen here: the weakened
+    attacker suite timed out while a second demo ran)."""
+    for work in sorted(demo_dir(tag).parent.glob("*/vm-state.json")):
+        other = DemoState.load(work.parent)
+        if other is None or other.tag == tag or other.release != release:
+            continue
+        comm = Path(f"/proc/{load_state(work).init_pid}/comm")
+        if comm.is_file() and comm.read_text().strip() == "systemd":
+            return other.tag
+    return None
+
+
 def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs.DEFAULT_RELEASE) -> Demo:
     """Bring the demo up on a Debian `release` VM, or converge the running one again (see the module docstring)."""
     timings: dict[str, float] = {}
@@ -510,6 +526,11 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
             down(tag, progress)
             state, vm = None, None
     if vm is None or state is None:
+        if (other := _running_with(release, tag)) is not None:
+            raise RealRootError(
+                f"demo {other} already runs a Debian {release} VM: two VMs of one release share this machine's cgroup paths, "
+                f"so systemd's IP filters of one unit (code-server's IPAddressDeny) act on the other's; take {other} down first "
+                "or use the other release (--release)")
         work.mkdir(parents=True, exist_ok=True)
         ca = DemoCA(work / "pki")
         state = DemoState(tag=tag, workdir=str(work), started=time.time(), release=release)
