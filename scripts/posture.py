@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from components.host import render_baseline as baseline
 from components.settings import checks, debian, rules
 from components.settings.topology import IDE_PROXY_PORT, SQUID
 from scripts.offline import PlanResult, Registered
@@ -158,6 +159,11 @@ def _release_weakness(plan: PlanResult, today: dt.date | None = None) -> str:
     return "; ".join(found)
 
 
+def _sshd_banner(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/sshd_config.d/00-hardening.conf")(plan)
+            if {f"Banner {baseline.ISSUE_NET}", "DebianBanner no"} <= set(str(r.inputs.get("content", "")).splitlines())]
+
+
 def _ide_unit_bind_limits(plan: PlanResult) -> list[Registered]:
     wanted = {"SocketBindAllow=tcp:8080", "SocketBindDeny=any", "RestrictNetworkInterfaces=lo"}
     return [r for r in _file("10-hcs-sandbox.conf")(plan) if wanted <= set(str(r.inputs.get("content", "")).splitlines())]
@@ -292,6 +298,18 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "UFW default deny out, same allowlist as the firewall", "egress if the edge firewall fails",
             _ufw_out_deny, switch="ufwDenyOutgoing", weakened=_ufw_wide_egress),
     Control("Host", "Unattended security upgrades", "known CVEs", _named("vm-upgrades")),
+    Control("Host", "Kernel and network sysctls of the baseline: kernel pointers and log hidden, no unprivileged BPF or "
+            "perf, ptrace of one's own descendants only, protected links, FIFOs and files in sticky directories; no "
+            "forwarding, redirects, source routes or router advertisements, strict reverse path, SYN cookies",
+            "kernel information leaks for an exploit, the terminal tracing other processes, /tmp races, spoofed routes",
+            _file(baseline.SYSCTL_FILE)),
+    Control("Host", "No core dumps: hard limit 0 for login sessions and every unit, none of set-uid processes, "
+            "systemd-coredump keeps none", "a process's memory (keys, tokens, files) left on disk",
+            _both(_file(baseline.CORE_LIMITS), _file(baseline.MANAGER_DROP_IN), _file(baseline.SYSCTL_FILE))),
+    Control("Host", "/proc shows each account its own processes only (hidepid=invisible; systemd-logind by a group)",
+            "any account reading others' command lines and environments", _file(baseline.HIDEPID_UNIT)),
+    Control("Host", "Login banners on the console and SSH before authentication; no release in them or in SSH's identification",
+            "users unwarned of monitoring; scanners reading the exact Debian package", _both(_file(baseline.ISSUE_NET), _sshd_banner)),
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
             "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
     Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "

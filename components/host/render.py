@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from components.host.render_baseline import ISSUE_NET
 from components.settings.debian import DebianRelease
 from components.settings.host import HostSettings
 from components.settings.ide import EgressDomain
@@ -97,6 +98,9 @@ def sshd_hardening(topology: Topology, release: DebianRelease) -> str:
         "ClientAliveCountMax 2",
         "# VERBOSE logs the key fingerprint of every login (audit trail, fail2ban).",
         "LogLevel VERBOSE",
+        "# The login banner before authentication (the baseline step's); no distribution in the version string.",
+        f"Banner {ISSUE_NET}",
+        "DebianBanner no",
         f"# The pinned host key's algorithm ({pinned}) stays offered, or Pulumi could not connect.",
         "HostKeyAlgorithms " + ",".join(host_key_algs),
         f"# Debian {release.version}'s OpenSSH: post-quantum key exchange first.",

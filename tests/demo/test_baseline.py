@@ -1,0 +1,91 @@
+"""The auditor's baseline on the booted demo VM: hidepid, no core dumps, banners, and what of the
+sysctls a container VM can show.
+
+Expectations are written from the design (components/host/render_baseline.py's intent: each
+account sees its own processes, no core file anywhere, a banner before authentication), not read
+back from the renderer. The demo VM is a container: its kernel is this machine's and /proc/sys is
+read-only inside (nspawn), so no sysctl can apply there; the test checks the VM says so and that
+the values are the kernel's, never half-applied (the sysctls themselves are proven in a network
+namespace by tests/host/test_render_baseline.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.demo import demo
+from tests.demo.attacker import IDE_USER, start_agent
+
+pytestmark = pytest.mark.slow
+
+SERVICE_USER = "codesvc"  # Pulumi.yaml's default serviceUser
+
+
+def test_proc_shows_each_account_its_own_processes(booted_demo: demo.Demo) -> None:
+    vm = booted_demo.vm
+    gid = vm.chroot_run(["getent", "group", "hcs-proc"]).stdout.split(":")[2]
+    options = vm.chroot_run(["findmnt", "-n", "-o", "OPTIONS", "/proc"]).stdout.strip().split(",")
+    assert "hidepid=invisible" in options and f"gid={gid}" in options, options
+    # The admin over SSH (a PAM session, no privilege used): its own processes only.
+    seen = vm.runner().run("ps -eo user= | sort -u")
+    assert seen.ok and seen.stdout.split() == [vm.admin_user], seen
+    # root sees every account (Docker, sshd and the agents run as root), the containers still run.
+    everyone = set(vm.chroot_run(["ps", "-eo", "user="]).stdout.split())
+    assert {"root", SERVICE_USER, IDE_USER} <= everyone, everyone
+    running = {c.name for c in booted_demo.docker().containers.list()}
+    assert {"caddy-gateway", "oauth2-proxy"} <= running
+    assert vm.systemctl("is-active", "hcs-hidepid.service") == "active"
+
+
+def test_no_core_dumps_for_sessions_and_units(booted_demo: demo.Demo) -> None:
+    vm = booted_demo.vm
+    assert vm.systemctl("show", "-p", "DefaultLimitCORE", "--value") == "0"
+    pid = vm.systemctl("show", "-p", "MainPID", "--value", f"code-server@{IDE_USER}.service")
+    limit = re.search(r"(?m)^Max core file size\s+(\S+)\s+(\S+)", vm.chroot_run(["cat", f"/proc/{pid}/limits"]).stdout)
+    assert limit and limit.groups() == ("0", "0"), limit
+    # An SSH login (PAM's limits) cannot raise it either.
+    session = vm.runner().run("ulimit -Hc; ulimit -c unlimited 2>&1; echo rc=$?")
+    assert session.stdout.splitlines()[0] == "0" and "rc=0" not in session.stdout, session
+
+
+def test_sysctls_on_a_container_vm_are_the_kernels(booted_demo: demo.Demo) -> None:
+    """The file is in place for the next boot of a real VM; in the container every value is the
+    kernel's own because /proc/sys is read-only, which the VM shows (systemd-sysctl.service does not start)."""
+    vm = booted_demo.vm
+    text = vm.chroot_run(["cat", "/etc/sysctl.d/90-hcs-baseline.conf"]).stdout
+    wanted = dict(re.findall(r"(?m)^([a-z0-9_.]+) = (\S+)$", text))
+    assert "kernel.kptr_restrict" in wanted and "net.ipv4.conf.all.rp_filter" in wanted
+    assert "ro" in vm.chroot_run(["findmnt", "-n", "-o", "OPTIONS", "--target", "/proc/sys"]).stdout.strip().split(",")
+    condition = vm.systemctl("show", "-p", "ConditionResult", "--value", "systemd-sysctl.service")
+    assert condition == "no", condition
+    # Nothing the VM's root can write there, whatever the value: the kernel is this machine's.
+    refused = vm.chroot_run(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/tcp_rfc1337"], check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stderr
+
+
+def test_banner_before_authentication(booted_demo: demo.Demo) -> None:
+    vm = booted_demo.vm
+    argv = [a.replace("LogLevel=ERROR", "LogLevel=INFO") for a in vm.runner().target.argv("true")]
+    # No key offered (method "none"): sshd shows the banner, then refuses.
+    done = vm.peer_run(argv[:-3] + ["-o", "PreferredAuthentications=none", *argv[-3:]])
+    assert done.returncode == 255 and "Authorised use only." in done.stderr, done.stderr
+    # The identification string, read as a scanner does, from a management address (UFW admits SSH from those only).
+    read = ("import socket, sys; s = socket.create_connection((sys.argv[1], int(sys.argv[2])), 10, (sys.argv[3], 0)); "
+            "print(s.makefile('rb').readline().decode().strip())")
+    ident = vm.peer_run(["python3", "-c", read, vm.address, str(vm.port), vm.config.client_address], timeout=30).stdout
+    assert ident.startswith("SSH-2.0-OpenSSH_") and "Debian" not in ident, ident
+
+
+def test_the_ide_terminal_gets_no_core_and_sees_only_its_own(running_demo: demo.Demo, browser: Browser) -> None:
+    """From the IDE's own terminal: the hard core limit is 0, a crash leaves no core file, and /proc
+    lists no other account's process (hidepid for the VM; the unit's ProtectProc for code-server)."""
+    agent = start_agent(running_demo, browser)
+    limits = agent.run("sh", "-c", "ulimit -c; ulimit -Hc; ulimit -c unlimited; echo rc=$?")
+    assert limits["stdout"].splitlines()[:2] == ["0", "0"] and "rc=0" not in limits["stdout"], limits
+    crash = agent.run("sh", "-c", "cd ~ && python3 -c 'import os; os.abort()'; echo rc=$?; ls ~ | grep -c '^core' || true")
+    assert "rc=134" in crash["stdout"] and crash["stdout"].split()[-1] == "0", crash
+    pids = agent.run("sh", "-c", "ls -d /proc/[0-9]* | wc -l; ps -eo user= | sort -u")["stdout"].split()
+    assert pids[1:] == [IDE_USER], pids
