@@ -308,6 +308,11 @@ CONTROLS: tuple[Control, ...] = (
             _both(_file(baseline.CORE_LIMITS), _file(baseline.MANAGER_DROP_IN), _file(baseline.SYSCTL_FILE))),
     Control("Host", "/proc shows each account its own processes only (hidepid=invisible; systemd-logind by a group)",
             "any account reading others' command lines and environments", _file(baseline.HIDEPID_UNIT)),
+    Control("Detection", "auditd: watches on accounts, sudoers, sshd, the proxy stack, code-server's unit and config, the "
+            "firewall, the clock; every command of the IDE user (by uid) and of people logged in (by login uid); "
+            "rules locked until reboot (-e 2), shipped by Wazuh when on",
+            "an intruder's changes and commands without a record; a terminal session nobody can attribute",
+            _both(_named("vm-audit"), _file(baseline.AUDIT_RULES), _file(baseline.AUDIT_FINALIZE))),
     Control("Host", "Login banners on the console and SSH before authentication; no release in them or in SSH's identification",
             "users unwarned of monitoring; scanners reading the exact Debian package", _both(_file(baseline.ISSUE_NET), _sshd_banner)),
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",

@@ -632,7 +632,9 @@ def wazuh_agent(topology: Topology) -> str:
     File integrity monitoring covers the proxy stack, `/etc/ssh` and the systemd units. Diffs
     (`report_changes`) would copy file content to the manager, so they are off wherever secrets
     live: the proxy stack (its `.env`, secrets), `/etc/ssh` (host private keys); `nodiff` pins the
-    `.env` as a second guard.
+    `.env` as a second guard. Beside the journal and the gateway's log it ships auditd's log (the
+    baseline's rules: accounts, sudoers, sshd, the proxy stack, every command of the IDE user) and
+    dpkg's log (every package installed, upgraded or removed, unattended upgrades included).
     """
     assert topology.wazuh.address is not None
     manager = escape(str(topology.wazuh.address))
@@ -682,6 +684,14 @@ def wazuh_agent(topology: Topology) -> str:
   <localfile>
     <log_format>json</log_format>
     <location>{escape(GATEWAY_ACCESS_LOG)}</location>
+  </localfile>
+  <localfile>
+    <log_format>audit</log_format>
+    <location>/var/log/audit/audit.log</location>
+  </localfile>
+  <localfile>
+    <log_format>syslog</log_format>
+    <location>/var/log/dpkg.log</location>
   </localfile>
 </ossec_config>
 """

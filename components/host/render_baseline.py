@@ -149,3 +149,85 @@ BANNER = (
 def issue() -> str:
     """`/etc/issue` (local consoles) and `/etc/issue.net` (sshd's `Banner`): the same text, no escapes."""
     return BANNER
+
+
+#: Installed by the baseline step: libpam-tmpdir gives every PAM session (SSH, su, sudo) a /tmp
+#: directory of its own (TMPDIR=/tmp/user/UID, 0700), so no session's temporary files are another
+#: account's to read or race; needrestart names the services still running old libraries after
+#: an upgrade.
+BASELINE_PACKAGES = ("libpam-tmpdir", "needrestart")
+NEEDRESTART_CONF = "/etc/needrestart/conf.d/90-hcs.conf"
+
+
+def needrestart_conf() -> str:
+    """`NEEDRESTART_CONF`: list, never restart (needrestart.conf's `restart` = `l`).
+
+    Restarting on its own would restart code-server in the middle of a session (every terminal and
+    what it runs dies with the unit) and sshd or Docker under the converge. Listing leaves the stale
+    libraries visible (apt's and unattended-upgrades' output, `needrestart -b`) until code-server's
+    idle restart or a planned one; the kernel is the reboot's.
+    """
+    return HEADER + "# List the services to restart after an upgrade; restart none of them.\n$nrconf{restart} = 'l';\n"
+
+
+AUDIT_RULES = "/etc/audit/rules.d/50-hcs.rules"
+AUDIT_FINALIZE = "/etc/audit/rules.d/99-hcs-finalize.rules"
+#: Every key the rules tag events with (`ausearch -k KEY`), and what it answers.
+AUDIT_KEYS = {
+    "identity": "who changed an account or group",
+    "privilege": "who changed who may use sudo",
+    "sshd": "who changed how SSH lets people in",
+    "hcs-proxy-stack": "who touched the proxy stack (its secrets)",
+    "hcs-code-server": "who changed code-server's unit or config",
+    "firewall": "who changed UFW or its hook",
+    "audit-config": "who changed the audit rules themselves",
+    "hcs-ide-exec": "what the IDE user ran (its terminal, tasks, extensions)",
+    "admin-exec": "what a person logged in over SSH ran, sudo included",
+    "time-change": "who set the clock (log times)",
+    "modules": "who loaded or removed a kernel module",
+}
+
+
+def audit_rules(ide_user: str, proxy_stack_dir: str, code_server_config_dir: str) -> str:
+    """`AUDIT_RULES`: watches on the files that decide who gets in and what runs, and every command
+    of the IDE user and of people logged in.
+
+    The IDE user never logs in (its shell is code-server's child, in code-server's unit), so its
+    login uid is unset: its commands are matched by `uid=`, which attributes every terminal session,
+    task and extension process to that account. A person over SSH has a login uid that sudo keeps,
+    so `auid>=1000` follows an admin into root. Both architectures: a 32-bit binary would otherwise
+    run unseen.
+    """
+    watches = [
+        ("identity", ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/security/opasswd")),
+        ("privilege", ("/etc/sudoers", "/etc/sudoers.d")),
+        ("sshd", ("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d")),
+        ("hcs-proxy-stack", (proxy_stack_dir,)),
+        ("hcs-code-server", (code_server_config_dir, "/etc/systemd/system/code-server@.service.d",
+                             "/usr/lib/systemd/system/code-server@.service")),
+        ("firewall", ("/etc/ufw",)),
+        ("audit-config", ("/etc/audit",)),
+        ("time-change", ("/etc/localtime",)),
+    ]
+    lines = [HEADER.rstrip("\n")]
+    for key, paths in watches:
+        lines.append(f"## {AUDIT_KEYS[key]}")
+        lines += [f"-w {path} -p wa -k {key}" for path in paths]
+    syscalls = [
+        ("hcs-ide-exec", "execve,execveat", "execve,execveat", f"-F uid={ide_user}"),
+        ("admin-exec", "execve,execveat", "execve,execveat", "-F auid>=1000 -F auid!=unset"),
+        ("time-change", "adjtimex,settimeofday,clock_settime", "adjtimex,settimeofday,clock_settime,stime", ""),
+        ("modules", "init_module,finit_module,delete_module", "init_module,finit_module,delete_module", ""),
+    ]
+    for key, b64, b32, fields in syscalls:
+        lines.append(f"## {AUDIT_KEYS[key]}")
+        lines += [f"-a always,exit -F arch={arch} -S {calls} {fields} -k {key}".replace("  ", " ")
+                  for arch, calls in (("b64", b64), ("b32", b32))]
+    return "\n".join(lines) + "\n"
+
+
+def audit_finalize() -> str:
+    """`AUDIT_FINALIZE`: the rules are immutable once loaded (`-e 2`): root itself cannot remove a
+    watch without a reboot, which is its own record. The price: a changed rule set loads at the
+    next boot (the audit step says so)."""
+    return HEADER + "-e 2\n"

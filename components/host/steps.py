@@ -1,7 +1,7 @@
 """The DMZ host's setup as data: which script runs with which parameters and files, in what order.
 
 One `Step` per concern (packages with the configurations their first start must see, accounts,
-ownership map, the auditor's baseline, sshd, upgrades, fail2ban, code-server, the VSIX files, the
+ownership map, the auditor's baseline, auditd, sshd, upgrades, fail2ban, code-server, the VSIX files, the
 IDE's proxy, backup, Wazuh, Zabbix, firewall). Building the list registers nothing, so tests and the benchmark can read it;
 `DmzHost` turns each step into one `remote.Command`.
 """
@@ -113,6 +113,7 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
         # After the baseline: sshd's Banner names the file it installs.
         Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology, host.debian)),),
              after=("accounts", "baseline")),
+        audit_step(topology),
         Step("upgrades", "upgrades", files=(_vm("/etc/apt/apt.conf.d/20auto-upgrades", render.unattended_upgrades()),), after=("packages",)),
     ]
     steps.append(
@@ -218,12 +219,14 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
 
 
 def baseline_step() -> Step:
-    """The auditor's baseline (components/host/render_baseline.py): sysctls, no core dumps, hidepid, banners."""
+    """The auditor's baseline (components/host/render_baseline.py): sysctls, no core dumps, hidepid, banners,
+    libpam-tmpdir and needrestart."""
     b = render_baseline
     return Step(
         "baseline",
         "baseline",
-        {"HCS_PROC_GROUP": b.PROC_GROUP, "HCS_SYSCTLS": "".join(f"{s.key} {s.value}\n" for s in b.SYSCTLS)},
+        {"HCS_PROC_GROUP": b.PROC_GROUP, "HCS_SYSCTLS": "".join(f"{s.key} {s.value}\n" for s in b.SYSCTLS),
+         "HCS_PACKAGES": " ".join(b.BASELINE_PACKAGES)},
         (
             _vm(b.SYSCTL_FILE, b.sysctl_conf()),
             _vm(b.CORE_LIMITS, b.core_limits()),
@@ -233,9 +236,21 @@ def baseline_step() -> Step:
             _vm(b.LOGIND_DROP_IN, b.logind_drop_in()),
             _vm(b.ISSUE, b.issue()),
             _vm(b.ISSUE_NET, b.issue()),
+            _vm(b.NEEDRESTART_CONF, b.needrestart_conf()),
         ),
         after=("packages",),
     )
+
+
+def audit_step(topology: Topology) -> Step:
+    """auditd and the rules of the accounts and files that matter (components/host/render_baseline.py).
+
+    After layout: the IDE user named in the rules exists, and so does the proxy stack directory.
+    """
+    b = render_baseline
+    rules = b.audit_rules(topology.accounts.ide_user, render.PROXY_STACK_DIR, render.CODE_SERVER_CONFIG.rsplit("/", 1)[0])
+    return Step("audit", "audit", {}, (_vm(b.AUDIT_RULES, rules, mode="0640"), _vm(b.AUDIT_FINALIZE, b.audit_finalize(), mode="0640")),
+                after=("layout",))
 
 
 def _vendor_step(

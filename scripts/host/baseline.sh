@@ -2,6 +2,7 @@
 # the core dump limits (PAM, the systemd manager, systemd-coredump), the hidepid unit with
 # systemd-logind's exception, the login banners. HCS_SYSCTLS: "key value" per line, read back
 # after applying. HCS_PROC_GROUP: the group that still sees every process (hidepid's gid=).
+# HCS_PACKAGES: libpam-tmpdir (its PAM profile enables itself) and needrestart (HCS_FILES: list only).
 # Applied now only on a booted system (systemd is PID 1); an image root gets it all at its boot,
 # and never writes the kernel of whatever machine builds it.
 if ! getent group "$HCS_PROC_GROUP" >/dev/null; then
@@ -9,6 +10,9 @@ if ! getent group "$HCS_PROC_GROUP" >/dev/null; then
     hcs_changed "group $HCS_PROC_GROUP created"
 fi
 hcs_install_files
+# shellcheck disable=SC2086 # a word list by design
+hcs_pkgs $HCS_PACKAGES
+hcs_validate perl -c /etc/needrestart/conf.d/90-hcs.conf
 hcs_validate systemd-analyze verify /etc/systemd/system/hcs-hidepid.service
 hcs_unit_enabled hcs-hidepid.service
 if hcs_systemd; then

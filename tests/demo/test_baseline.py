@@ -95,3 +95,39 @@ def test_the_ide_terminal_gets_no_core_and_sees_only_its_own(running_demo: demo.
     assert "rc=134" in crash["stdout"] and crash["stdout"].split()[-1] == "0", crash
     pids = agent.run("sh", "-c", "ls -d /proc/[0-9]* | wc -l; ps -eo user= | sort -u")["stdout"].split()
     assert pids[1:] == [IDE_USER], pids
+
+
+#: auditctl's lines when the kernel refuses a request it parsed (the VM is not in the kernel's
+#: initial pid namespace), and its note on -w rules; anything else is a complaint about the rule.
+KERNEL_REFUSAL = re.compile(r"^(Error sending .* request \(Operation not permitted\)|There was an error while processing parameters"
+                            r"|Old style watch rules are slower)$")
+
+
+def test_audit_rules_compiled_and_parsed_by_the_vms_auditctl(booted_demo: demo.Demo) -> None:
+    """The VM's own auditctl reads every line of the compiled rules (its users, its syscall table);
+    the kernel refuses each only because the VM is a container, and the VM says so instead of a failed unit."""
+    vm = booted_demo.vm
+    compiled = [line for line in vm.chroot_run(["cat", "/etc/audit/audit.rules"]).stdout.splitlines() if line and not line.startswith("#")]
+    assert "-a always,exit -F arch=b64 -S execve,execveat -F uid=coder -k hcs-ide-exec" in compiled
+    assert "-w /etc/shadow -p wa -k identity" in compiled and compiled[-1] == "-e 2", compiled[-3:]
+    assert "No change" in vm.chroot_run(["augenrules", "--check"]).stdout
+    for line in compiled:
+        said = vm.chroot_run(["auditctl", *line.split()], check=False)
+        complaints = [m for m in (said.stdout + said.stderr).splitlines() if not KERNEL_REFUSAL.match(m)]
+        assert not complaints and "Operation not permitted" in said.stderr, (line, said.stderr)
+    # A rule auditctl cannot read is reported as such (the check above can fail).
+    bad = vm.chroot_run(["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "uid=nobody-here", "-k", "x"], check=False)
+    assert [m for m in bad.stderr.splitlines() if not KERNEL_REFUSAL.match(m)] == ["Unknown user: nobody-here"], bad.stderr
+    for unit in ("auditd.service", "audit-rules.service"):
+        assert vm.systemctl("is-enabled", unit) == "disabled" and vm.systemctl("is-failed", unit) != "failed"
+    assert vm.systemctl("is-system-running") == "running"
+
+
+def test_sessions_get_a_private_tmp_and_needrestart_only_lists(booted_demo: demo.Demo) -> None:
+    vm = booted_demo.vm
+    session = vm.runner().run('echo "$TMPDIR"; stat -c %U:%a "$TMPDIR"')
+    assert session.stdout.split() == [f"/tmp/user/{vm.chroot_run(['id', '-u', vm.admin_user]).stdout.strip()}", f"{vm.admin_user}:700"], session
+    batch = vm.chroot_run(["needrestart", "-b"]).stdout
+    assert batch.startswith("NEEDRESTART-VER:"), batch
+    assert vm.chroot_run(["perl", "-e", 'our %nrconf; do "/etc/needrestart/needrestart.conf"; '
+                          'do $_ for glob "/etc/needrestart/conf.d/*.conf"; print $nrconf{restart}']).stdout == "l"

@@ -135,3 +135,45 @@ def test_banners_name_no_system_and_sshd_serves_one(tmp_path: Path) -> None:
         sshd.terminate()
         sshd.wait()
     assert re.fullmatch(r"SSH-2\.0-OpenSSH_[0-9.]+p[0-9]+", ident), ident
+
+
+def test_audit_rules_watch_what_the_baselines_name() -> None:
+    """Written from CIS Debian 4.1.3 (identity, sudoers, time, modules, -e 2) and the design (the IDE
+    user's commands by uid, the proxy stack, code-server's unit); the rules' syntax is checked by
+    the VM's own auditctl on the demo (tests/demo/test_baseline.py)."""
+    s = sample.settings()
+    (step,) = [st for st in host_steps(s.topology, s.host) if st.name == "audit"]
+    files = {f.path: f for f in step.files}
+    rules = files[render_baseline.AUDIT_RULES].content.splitlines()
+    watched = {(line.split()[1], line.split()[-1]) for line in rules if line.startswith("-w ") and " -p wa " in line}
+    for path, key in (("/etc/passwd", "identity"), ("/etc/shadow", "identity"), ("/etc/group", "identity"), ("/etc/gshadow", "identity"),
+                      ("/etc/sudoers", "privilege"), ("/etc/sudoers.d", "privilege"), ("/etc/ssh/sshd_config.d", "sshd"),
+                      ("/opt/code-server/docker", "hcs-proxy-stack"), ("/etc/code-server", "hcs-code-server"),
+                      ("/etc/systemd/system/code-server@.service.d", "hcs-code-server"), ("/etc/localtime", "time-change")):
+        assert (path, key) in watched, (path, key)
+    syscalls = [line for line in rules if line.startswith("-a always,exit ")]
+    for arch in ("b64", "b32"):
+        assert f"-a always,exit -F arch={arch} -S execve,execveat -F uid=coder -k hcs-ide-exec" in syscalls
+        assert f"-a always,exit -F arch={arch} -S execve,execveat -F auid>=1000 -F auid!=unset -k admin-exec" in syscalls
+        assert any(f"arch={arch} " in line and "finit_module" in line and line.endswith("-k modules") for line in syscalls)
+        assert any(f"arch={arch} " in line and "settimeofday" in line and line.endswith("-k time-change") for line in syscalls)
+    # Locked once loaded; augenrules puts -e last whatever the file's name, the name keeps it last too.
+    assert [line for line in files[render_baseline.AUDIT_FINALIZE].content.splitlines() if not line.startswith("#")] == ["-e 2"]
+    assert {(f.owner, f.mode) for f in files.values()} == {("root", "0640")}
+
+
+def test_wazuh_ships_the_audit_log_and_the_package_log() -> None:
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(render.wazuh_agent(sample.settings().topology))
+    shipped = {(lf.findtext("log_format"), lf.findtext("location")) for lf in root.iter("localfile")}
+    assert {("audit", "/var/log/audit/audit.log"), ("syslog", "/var/log/dpkg.log")} <= shipped
+
+
+def test_needrestart_lists_and_restarts_nothing(tmp_path: Path) -> None:
+    """perl (needrestart's configuration is Perl, read with `do`) evaluates the file: restart mode `l`, list only."""
+    conf = tmp_path / "90-hcs.conf"
+    conf.write_text(render_baseline.needrestart_conf())
+    done = subprocess.run([tool("perl"), "-e", 'our %nrconf; do $ARGV[0] or die "$@$!"; print $nrconf{restart}', str(conf)],
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, "l"), done.stderr
