@@ -16,10 +16,13 @@ hcs_validate perl -c /etc/needrestart/conf.d/90-hcs.conf
 hcs_validate systemd-analyze verify /etc/systemd/system/hcs-hidepid.service
 hcs_unit_enabled hcs-hidepid.service
 if hcs_systemd; then
+    # The manager re-reads system.conf.d on a reload; a re-exec would also drop the bus connection
+    # of any systemctl the steps running beside this one are waiting on.
     if hcs_files_changed /etc/systemd/system.conf.d/90-hcs-nocore.conf; then
-        systemctl daemon-reexec
-        echo "systemd re-executed: units started from now on get no core files"
+        systemctl daemon-reload
+        echo "systemd reloaded: units started from now on get no core files"
     fi
+    [ "$(systemctl show -p DefaultLimitCORE --value)" = 0 ] || hcs_fail "the systemd manager's DefaultLimitCORE is not 0"
     if hcs_files_changed /etc/systemd/system/hcs-hidepid.service || ! systemctl is-active --quiet hcs-hidepid.service; then
         systemctl daemon-reload
         systemctl restart hcs-hidepid.service

@@ -118,6 +118,8 @@ def test_audit_rules_compiled_and_parsed_by_the_vms_auditctl(booted_demo: demo.D
     # A rule auditctl cannot read is reported as such (the check above can fail).
     bad = vm.chroot_run(["auditctl", "-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-F", "uid=nobody-here", "-k", "x"], check=False)
     assert [m for m in bad.stderr.splitlines() if not KERNEL_REFUSAL.match(m)] == ["Unknown user: nobody-here"], bad.stderr
+    # The package change itself is on record where Wazuh's agent reads it (render.wazuh_agent's localfile).
+    assert re.search(r"(?m) status installed auditd:amd64 ", vm.chroot_run(["cat", "/var/log/dpkg.log"]).stdout)
     for unit in ("auditd.service", "audit-rules.service"):
         assert vm.systemctl("is-enabled", unit) == "disabled" and vm.systemctl("is-failed", unit) != "failed"
     assert vm.systemctl("is-system-running") == "running"
