@@ -120,8 +120,10 @@ def test_audit_rules_compiled_and_parsed_by_the_vms_auditctl(booted_demo: demo.D
     assert [m for m in bad.stderr.splitlines() if not KERNEL_REFUSAL.match(m)] == ["Unknown user: nobody-here"], bad.stderr
     # The package change itself is on record where Wazuh's agent reads it (render.wazuh_agent's localfile).
     assert re.search(r"(?m) status installed auditd:amd64 ", vm.chroot_run(["cat", "/var/log/dpkg.log"]).stdout)
-    for unit in ("auditd.service", "audit-rules.service"):
-        assert vm.systemctl("is-enabled", unit) == "disabled" and vm.systemctl("is-failed", unit) != "failed"
+    # Debian 13 ships audit-rules.service beside auditd.service; Debian 12 only the latter.
+    units = ["auditd.service"] + (["audit-rules.service"] if booted_demo.state.release == 13 else [])
+    for unit in units:
+        assert vm.systemctl("is-enabled", unit) == "disabled" and vm.systemctl("is-failed", unit) != "failed", unit
     assert vm.systemctl("is-system-running") == "running"
 
 

@@ -177,3 +177,10 @@ def test_needrestart_lists_and_restarts_nothing(tmp_path: Path) -> None:
     done = subprocess.run([tool("perl"), "-e", 'our %nrconf; do $ARGV[0] or die "$@$!"; print $nrconf{restart}', str(conf)],
                           capture_output=True, text=True)
     assert (done.returncode, done.stdout) == (0, "l"), done.stderr
+
+
+def test_the_proc_group_is_refused_as_a_stack_account() -> None:
+    """The baseline step creates the group on every VM: a stack naming it as an account would rewrite it."""
+    from components.settings.accounts import SYSTEM_NAMES
+
+    assert render_baseline.PROC_GROUP in SYSTEM_NAMES
