@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from components.host import render_baseline as baseline
 from components.host.render_terminal import TERMINAL_LOG_TAG, TERMINAL_RECORDER
 from components.settings import checks, debian, rules
 from components.settings.topology import IDE_PROXY_PORT, SQUID
@@ -176,6 +177,11 @@ def _release_weakness(plan: PlanResult, today: dt.date | None = None) -> str:
     return "; ".join(found)
 
 
+def _sshd_banner(plan: PlanResult) -> list[Registered]:
+    return [r for r in _file("/sshd_config.d/00-hardening.conf")(plan)
+            if {f"Banner {baseline.ISSUE_NET}", "DebianBanner no"} <= set(str(r.inputs.get("content", "")).splitlines())]
+
+
 def _ide_unit_bind_limits(plan: PlanResult) -> list[Registered]:
     wanted = {"SocketBindAllow=tcp:8080", "SocketBindDeny=any", "RestrictNetworkInterfaces=lo"}
     return [r for r in _file("10-hcs-sandbox.conf")(plan) if wanted <= set(str(r.inputs.get("content", "")).splitlines())]
@@ -330,6 +336,23 @@ CONTROLS: tuple[Control, ...] = (
             "Renovate PRs (approved on the dashboard, the SHA-256 committed by a person) and the daily advisory check "
             "fails while the pin has a published advisory", "a known code-server vulnerability left installed",
             _code_server_pinned, switch="codeServerVersion below the known-fixed floor (pin a later release)"),
+    Control("Host", "Kernel and network sysctls of the baseline: kernel pointers and log hidden, no unprivileged BPF or "
+            "perf, ptrace of one's own descendants only, protected links, FIFOs and files in sticky directories; no "
+            "forwarding, redirects, source routes or router advertisements, strict reverse path, SYN cookies",
+            "kernel information leaks for an exploit, the terminal tracing other processes, /tmp races, spoofed routes",
+            _file(baseline.SYSCTL_FILE)),
+    Control("Host", "No core dumps: hard limit 0 for login sessions and every unit, none of set-uid processes, "
+            "systemd-coredump keeps none", "a process's memory (keys, tokens, files) left on disk",
+            _both(_file(baseline.CORE_LIMITS), _file(baseline.MANAGER_DROP_IN), _file(baseline.SYSCTL_FILE))),
+    Control("Host", "/proc shows each account its own processes only (hidepid=invisible; systemd-logind by a group)",
+            "any account reading others' command lines and environments", _file(baseline.HIDEPID_UNIT)),
+    Control("Detection", "auditd: watches on accounts, sudoers, sshd, the proxy stack, code-server's unit and config, the "
+            "firewall, the clock; every command of the IDE user (by uid) and of people logged in (by login uid); "
+            "rules locked until reboot (-e 2), shipped by Wazuh when on",
+            "an intruder's changes and commands without a record; a terminal session nobody can attribute",
+            _both(_named("vm-audit"), _file(baseline.AUDIT_RULES), _file(baseline.AUDIT_FINALIZE))),
+    Control("Host", "Login banners on the console and SSH before authentication; no release in them or in SSH's identification",
+            "users unwarned of monitoring; scanners reading the exact Debian package", _both(_file(baseline.ISSUE_NET), _sshd_banner)),
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
             "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
     Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from components.host.render_baseline import ISSUE_NET
 from components.settings.debian import DebianRelease
 from components.settings.host import HostSettings
 from components.settings.ide import EgressDomain
@@ -103,6 +104,9 @@ def sshd_hardening(topology: Topology, release: DebianRelease) -> str:
         "ClientAliveCountMax 2",
         "# VERBOSE logs the key fingerprint of every login (audit trail, fail2ban).",
         "LogLevel VERBOSE",
+        "# The login banner before authentication (the baseline step's); no distribution in the version string.",
+        f"Banner {ISSUE_NET}",
+        "DebianBanner no",
         f"# The pinned host key's algorithm ({pinned}) stays offered, or Pulumi could not connect.",
         "HostKeyAlgorithms " + ",".join(host_key_algs),
         f"# Debian {release.version}'s OpenSSH: post-quantum key exchange first.",
@@ -723,9 +727,10 @@ def wazuh_agent(topology: Topology) -> str:
 
     Logs: the journal (everything on the VM, and so the attribution: oauth2-proxy's auth and request
     lines with the user, under its container's tag; the IDE terminal's record, `hcs-terminal`; the
-    firewall's refusals and the IDE proxy's requests with the account) and the gateway's JSON access
+    firewall's refusals and the IDE proxy's requests with the account), the gateway's JSON access
     log (each request with `user_email`/`user_id` as oauth2-proxy asserted them, and its `uuid`, which
-    oauth2-proxy's line repeats as `request_id`).
+    oauth2-proxy's line repeats as `request_id`), auditd's log (the baseline's rules: accounts,
+    sudoers, sshd, the proxy stack, every command of the IDE user) and dpkg's log (every package installed, upgraded or removed, unattended upgrades included).
     """
     assert topology.wazuh.address is not None
     manager = escape(str(topology.wazuh.address))
@@ -775,6 +780,14 @@ def wazuh_agent(topology: Topology) -> str:
   <localfile>
     <log_format>json</log_format>
     <location>{escape(GATEWAY_ACCESS_LOG)}</location>
+  </localfile>
+  <localfile>
+    <log_format>audit</log_format>
+    <location>/var/log/audit/audit.log</location>
+  </localfile>
+  <localfile>
+    <log_format>syslog</log_format>
+    <location>/var/log/dpkg.log</location>
   </localfile>
 </ossec_config>
 """

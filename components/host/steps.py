@@ -1,9 +1,9 @@
 """The DMZ host's setup as data: which script runs with which parameters and files, in what order.
 
 One `Step` per concern (packages with the configurations their first start must see, accounts,
-ownership map, sshd, upgrades, fail2ban, code-server, the VSIX files, the IDE terminal's record, the IDE's proxy, backup, Wazuh,
-Zabbix, firewall). Building the list registers nothing, so tests and the benchmark can read it;
-`DmzHost` turns each step into one `remote.Command`.
+ownership map, the auditor's baseline, auditd, sshd, upgrades, fail2ban, code-server, the VSIX files,
+the IDE terminal's record, the IDE's proxy, backup, Wazuh, Zabbix, firewall). Building the list registers
+nothing, so tests and the benchmark can read it; `DmzHost` turns each step into one `remote.Command`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from components.files import HostFile
-from components.host import render, render_terminal
+from components.host import render, render_baseline, render_terminal
 from components.settings import debian
 from components.settings.host import HostSettings
 from components.settings.topology import IDE_PROXY_PORT, Topology
@@ -109,7 +109,11 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             (_vm(render.SOCKET_TMPFILES, render.socket_tmpfiles(topology)),),
             after=("accounts",),
         ),
-        Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology, host.debian)),), after=("accounts",)),
+        baseline_step(),
+        # After the baseline: sshd's Banner names the file it installs.
+        Step("sshd", "sshd", files=(_vm("/etc/ssh/sshd_config.d/00-hardening.conf", render.sshd_hardening(topology, host.debian)),),
+             after=("accounts", "baseline")),
+        audit_step(topology),
         Step("upgrades", "upgrades", files=(_vm("/etc/apt/apt.conf.d/20auto-upgrades", render.unattended_upgrades()),), after=("packages",)),
     ]
     steps.append(
@@ -137,7 +141,8 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
                 _vm(render.CODE_SERVER_ENV, render.code_server_env(topology, host)),
                 _vm("/etc/systemd/system/code-server@.service.d/10-hcs-sandbox.conf", render.code_server_sandbox(host, ide)),
             ),
-            after=("layout",),
+            # After the baseline: code-server's unit starts with the manager's core limit of 0.
+            after=("layout", "baseline"),
         )
     )
     if host.ide_extensions:
@@ -221,6 +226,41 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
     release = {"HCS_DEBIAN_RELEASE": str(host.debian.version),
                "HCS_DEBIAN_RELEASES": " ".join(str(v) for v in sorted(debian.RELEASES))}
     return [replace(s, env={**s.env, **release}) for s in steps]
+
+
+def baseline_step() -> Step:
+    """The auditor's baseline (components/host/render_baseline.py): sysctls, no core dumps, hidepid, banners,
+    libpam-tmpdir and needrestart."""
+    b = render_baseline
+    return Step(
+        "baseline",
+        "baseline",
+        {"HCS_PROC_GROUP": b.PROC_GROUP, "HCS_SYSCTLS": "".join(f"{s.key} {s.value}\n" for s in b.SYSCTLS),
+         "HCS_PACKAGES": " ".join(b.BASELINE_PACKAGES)},
+        (
+            _vm(b.SYSCTL_FILE, b.sysctl_conf()),
+            _vm(b.CORE_LIMITS, b.core_limits()),
+            _vm(b.MANAGER_DROP_IN, b.manager_core_limit()),
+            _vm(b.COREDUMP_DROP_IN, b.coredump_conf()),
+            _vm(b.HIDEPID_UNIT, b.hidepid_unit()),
+            _vm(b.LOGIND_DROP_IN, b.logind_drop_in()),
+            _vm(b.ISSUE, b.issue()),
+            _vm(b.ISSUE_NET, b.issue()),
+            _vm(b.NEEDRESTART_CONF, b.needrestart_conf()),
+        ),
+        after=("packages",),
+    )
+
+
+def audit_step(topology: Topology) -> Step:
+    """auditd and the rules of the accounts and files that matter (components/host/render_baseline.py).
+
+    After layout: the IDE user named in the rules exists, and so does the proxy stack directory.
+    """
+    b = render_baseline
+    rules = b.audit_rules(topology.accounts.ide_user, render.PROXY_STACK_DIR, render.CODE_SERVER_CONFIG.rsplit("/", 1)[0])
+    return Step("audit", "audit", {}, (_vm(b.AUDIT_RULES, rules, mode="0640"), _vm(b.AUDIT_FINALIZE, b.audit_finalize(), mode="0640")),
+                after=("layout",))
 
 
 def _vendor_step(

@@ -13,6 +13,7 @@ the docker group is root for every process running as nobody. Sources, read on D
   accounts step also creates itself; ulogd2's `ulog` account (the packages step installs it);
 - Debian 13 adds openssh-client's `_ssh` group (read off a debootstrapped trixie root: its
   /etc/passwd, /etc/group, sysusers.d and base-passwd 3.6.7's master files name nothing else new);
+- the baseline step's own `hcs-proc` group (hidepid's exception, components/host/render_baseline.py);
 - the vendor agents the stack may install: wazuh-agent (`wazuh`) and zabbix-agent2 (`zabbix`), as
   their packages create them (from the vendors' documentation; not checked on this machine).
 
@@ -33,10 +34,10 @@ BASE_GROUPS = frozenset({
     "backup", "operator", "list", "irc", "src", "shadow", "utmp", "video", "sasl", "plugdev", "staff",
     "games", "users", "nogroup",
 })
-#: Created by packages of the VM (sysusers.d, postinst scripts, vendor agents).
+#: Created by packages of the VM (sysusers.d, postinst scripts, vendor agents) and by the baseline step.
 PACKAGE_ACCOUNTS = frozenset({
     "systemd-network", "systemd-timesync", "systemd-journal", "messagebus", "polkitd", "sshd",
-    "docker", "ulog", "_ssh", "wazuh", "zabbix",
+    "docker", "ulog", "_ssh", "wazuh", "zabbix", "hcs-proc",
 })
 
 #: Every name a stack account or group must not take.

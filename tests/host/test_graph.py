@@ -61,7 +61,9 @@ def test_every_file_is_recorded_and_secret_ones_stay_secret() -> None:
 def test_order_puts_accounts_before_sshd_and_the_firewall_last() -> None:
     steps = mockgraph.command_steps(graph())
     deps = {s.name: set(s.depends_on) for s in steps}
-    assert deps["vm-sshd"] == {"vm-accounts"}
+    # sshd's Banner names the baseline's file; code-server's unit starts under the baseline's core limit.
+    assert deps["vm-sshd"] == {"vm-accounts", "vm-baseline"}
+    assert deps["vm-code-server"] == {"vm-layout", "vm-baseline"}
     assert deps["vm-firewall"] == {s.name for s in steps} - {"vm-firewall"}
 
 

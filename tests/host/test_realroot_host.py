@@ -48,7 +48,7 @@ def converged(host: HostUnderTest) -> dict[str, object]:
     bad = {s.name: s for s in host.steps(codeServerSha256="0" * 64)}
     refused = None
     try:
-        run_steps(runner, [s for s in order_steps(list(bad.values())) if s.name in ("vm-packages", "vm-accounts", "vm-layout", "vm-code-server")])
+        run_steps(runner, [s for s in order_steps(list(bad.values())) if s.name in ("vm-packages", "vm-accounts", "vm-layout", "vm-baseline", "vm-code-server")])
     except StepFailed as failure:
         refused = failure
     installed_after_refusal = host.root.chroot_run(["dpkg-query", "-W", "code-server"], check=False).returncode
