@@ -62,6 +62,8 @@ def test_the_mutant_list_applies_to_the_code_as_it_is() -> None:
     assert [t for m in found for t in m.tests if not (PROJECT_DIR / t.split("::")[0]).exists()] == []
     layers = {m.control.split(":")[0] for m in found}
     assert {"Network edge", "Transport", "Identity", "Host", "Detection", "Guardrails"} <= layers
+    said = re.search(r"`tests/mutants.txt` \((\d+) mutants", (PROJECT_DIR / "README.md").read_text())
+    assert said and int(said.group(1)) == len(found), "the README's count of mutants is stale"
 
 
 # --- one Python minor (pulumi#2900) ------------------------------------------------------------
