@@ -117,6 +117,10 @@ def placeholder_secret(key: str) -> str:
     digest = hashlib.sha256(f"hcs-plan-placeholder:{key}".encode()).hexdigest()
     if key.endswith("PrivateKey"):
         return f"-----BEGIN OPENSSH PRIVATE KEY-----\nPLACEHOLDER{digest}\n-----END OPENSSH PRIVATE KEY-----\n"
+    if key == "proxmoxApiToken":
+        return f"plan@pve!placeholder={uuid.UUID(digest[:32])}"
+    if key == "digitaloceanToken":
+        return f"dop_v1_{digest}"
     return digest
 
 

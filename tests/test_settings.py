@@ -106,12 +106,21 @@ def test_optional_keys_at_their_empty_pulumi_yaml_defaults_are_not_set(dev_confi
     declared = _declared()
     left_out = ("entraGroupName", "entraGroupMembers", "entraAppDisplayName", "aptProxyAddress", "zabbixServerAddress",
                 "zabbixPsk", "backupRepository", "backupRepositoryAddress", "backupRepositoryPort", "backupPassword",
-                "backupRestPassword", "fortigateIpsSensor", "fortigateCaBundle")
+                "backupRestPassword", "fortigateIpsSensor", "fortigateCaBundle", "vmHostKey", "proxmoxEndpoint",
+                "proxmoxNode", "proxmoxTemplateVmId", "proxmoxBridge", "proxmoxVlanTag", "proxmoxApiToken",
+                "digitaloceanRegion", "digitaloceanSize", "digitaloceanImage", "digitaloceanVpcUuid", "digitaloceanToken")
     changes = {key: declared[key]["default"] for key in left_out}
     existing = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
     source = _source(dev_config, {**changes, "entraGroupObjectId": existing, "zabbixEnabled": False, "backupEnabled": False},
                      secret_keys={"vmSshPrivateKey", "fortigateApiToken"})
+    with pytest.raises(ConfigError) as error:  # vmHostKey at "" is unset: still required for an existing VM
+        load(source, today=TODAY)
+    assert [str(p) for p in error.value.problems] == ["config error: vmHostKey: is required (a string)"]
+    source = _source(dev_config, {**changes, "vmHostKey": dev_config.values["vmHostKey"], "entraGroupObjectId": existing,
+                                  "zabbixEnabled": False, "backupEnabled": False},
+                     secret_keys={"vmSshPrivateKey", "fortigateApiToken"})
     settings = load(source, today=TODAY)
+    assert settings.vm_provider.kind == "existing" and settings.vm_provider.proxmox is None
     assert settings.entra.group == ExistingGroup(existing)
     assert settings.entra.app_display_name == "code-server (code.example.com)"
     assert settings.topology.apt_proxy is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, cloudflare, entra, fortigate, gateway, host, topology
+from components.settings import checks, cloudflare, entra, fortigate, gateway, host, provider, topology
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -24,6 +24,7 @@ class Settings:
     edge: str
     entra: entra.EntraSettings
     topology: topology.Topology
+    vm_provider: provider.VmProvider
     host: host.HostSettings
     gateway: gateway.GatewaySettings
     cloudflare: cloudflare.CloudflareSettings | None
@@ -41,19 +42,28 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     edge = r.string("edge", checks.one_of("fortigate", "cloudflare"))
     today = today or dt.date.today()
     entra_settings = entra.parse(r, hostname, today)
-    topology_settings = topology.parse(r, edge)
-    host_settings = host.parse(r, topology_settings, today)
+    vm_provider = provider.kind(r)
+    release = host.release(r)
+    topology_settings = topology.parse(r, edge, None if vm_provider is None else vm_provider != provider.EXISTING)
+    host_settings = host.parse(r, topology_settings, today, release)
+    provider_settings = provider.parse(r, vm_provider, release)
+    if provider_settings is not None and provider_settings.creates_vm:
+        # Checked above like any other stack, then refused until the program creates the VM (issue 32):
+        # only a VM booted with the generated host key can answer the pin, so nothing else could be set up.
+        r.problem("vmProvider", f"{vm_provider}: its settings are valid, but this version does not create the VM yet "
+                  "(the provider's resources are still to come, issue 32); use existing")
     gateway_settings = gateway.parse(r)
     cloudflare_settings = cloudflare.parse(r, edge)
     fortigate_settings = fortigate.parse(r, edge)
     r.finish()
     # finish() raised if any parser recorded a problem, so nothing below is None
-    assert hostname and edge and entra_settings and topology_settings and host_settings and gateway_settings
+    assert hostname and edge and entra_settings and topology_settings and provider_settings and host_settings and gateway_settings
     return Settings(
         hostname=hostname,
         edge=edge,
         entra=entra_settings,
         topology=topology_settings,
+        vm_provider=provider_settings,
         host=host_settings,
         gateway=gateway_settings,
         cloudflare=cloudflare_settings,

@@ -97,7 +97,8 @@ _idle_timeout = rules.guard(rules.duration, ("idle-timeout-short", lambda d: d <
                             ("idle-timeout-long", lambda d: d > MAX_IDLE_TIMEOUT))
 
 
-def _release(r: Reader) -> debian.DebianRelease | None:
+def release(r: Reader) -> debian.DebianRelease | None:
+    """`vmDebianRelease`, read once for the host steps and the VM provider's image."""
     version = r.integer("vmDebianRelease", lo=0, hi=999)
     if version is None:
         return None
@@ -108,8 +109,11 @@ def _release(r: Reader) -> debian.DebianRelease | None:
         return None
 
 
-def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings | None:
-    """Read the host keys; the agents' secrets are required only when their agent is enabled."""
+def parse(r: Reader, topology: Topology | None, today: dt.date, release: debian.DebianRelease | None) -> HostSettings | None:
+    """Read the host keys; the agents' secrets are required only when their agent is enabled.
+
+    `release` is `vmDebianRelease` as `release()` read it (None if it is wrong).
+    """
     start = len(r.problems)
     version = r.string("codeServerVersion", checks.version)
     sha256 = r.string("codeServerSha256", checks.sha256_hex)
@@ -128,7 +132,6 @@ def parse(r: Reader, topology: Topology | None, today: dt.date) -> HostSettings 
     idle_timeout = r.string("codeServerIdleTimeout", _idle_timeout)
     rest_user = r.string("backupRestUser", _identity)
     rest_password = r.secret("backupRestPassword", checks.min_length(16), required=backup_on)
-    release = _release(r)
     gallery = r.string("ideExtensionGallery", ide.gallery)
     extensions = r.strings("ideExtensions", ide.vsix)
     if gallery is not None and topology is not None and topology.ide_proxy and gallery.base != ide.OPEN_VSX \

@@ -28,12 +28,16 @@ CLOUDFLARE_TUNNEL_PORT = 7844
 
 @dataclass(frozen=True)
 class VmSettings:
-    """How to reach the DMZ VM over SSH. `host_key` pins the server key (no trust on first use)."""
+    """How to reach the DMZ VM over SSH. `host_key` pins the server key (no trust on first use).
+
+    `host_key` is None exactly when the program creates the VM (`vmProvider` other than existing):
+    the pin is then the public half of the host key the program generates, never a pasted value.
+    """
 
     address: IPv4
     ssh_port: int
     admin_user: str
-    host_key: str
+    host_key: str | None
     private_key: Any  # pulumi.Output[str], secret
 
 
@@ -289,11 +293,22 @@ def _acknowledgement(r: Reader, key: str, acknowledged: bool, needed: bool) -> N
         r.problem(key, rules.violation("ack-unused", True))
 
 
-def parse(r: Reader, edge: str | None) -> Topology | None:
+def _host_key(r: Reader, creates_vm: bool | None) -> str | None:
+    """`vmHostKey`: required for an existing VM; refused for one the program creates (its key is generated)."""
+    if not creates_vm:
+        return r.string("vmHostKey", checks.ssh_host_key)
+    if r.is_set("vmHostKey"):
+        r.problem("vmHostKey", "must not be set when the program creates the VM (vmProvider other than existing): "
+                  "the program generates the VM's host key and pins the connection to it; unset vmHostKey")
+    return None
+
+
+def parse(r: Reader, edge: str | None, creates_vm: bool | None = False) -> Topology | None:
     """Read the VM, account, neighbour and egress keys; None if any of them is wrong.
 
     `frontProxyAddresses` is required with the FortiGate edge and validated whenever set, so one
-    stack file can switch edges with `edge` alone; likewise `cloudflareTunnelEgress`.
+    stack file can switch edges with `edge` alone; likewise `cloudflareTunnelEgress`. `creates_vm`
+    (None: `vmProvider` itself is wrong) decides whether `vmHostKey` is required or refused.
     """
     start = len(r.problems)
     vm_address = r.string("vmAddress", rules.guard(checks.ipv4_address, rules.SPECIAL))
@@ -301,7 +316,7 @@ def parse(r: Reader, edge: str | None) -> Topology | None:
         r.problem("vmAddress", rules.violation("vm-public", str(vm_address)))
     ssh_port = r.integer("vmSshPort", lo=1, hi=65535)
     admin_user = r.string("vmAdminUser", _account)
-    host_key = r.string("vmHostKey", checks.ssh_host_key)
+    host_key = _host_key(r, creates_vm)
     private_key = r.secret("vmSshPrivateKey", checks.openssh_private_key)
     service_user = r.string("serviceUser", _account)
     ide_user = r.string("ideUser", _account)
