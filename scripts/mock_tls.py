@@ -82,7 +82,10 @@ def answer(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
         key = ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"mock-tls-key:{name}".encode()).digest())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
         public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        return {"privateKeyPem": pem, "privateKeyPemPkcs8": pem, "publicKeyPem": public}
+        openssh = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+        public_openssh = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + "\n"
+        return {"privateKeyPem": pem, "privateKeyPemPkcs8": pem, "publicKeyPem": public,
+                "privateKeyOpenssh": openssh, "publicKeyOpenssh": public_openssh}
     if kind == "selfSignedCert:SelfSignedCert":
         key = _key(inputs["privateKeyPem"])
         subject = _name(inputs.get("subject"))

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _PUBLIC = re.compile(r"^ssh-ed25519 [A-Za-z0-9+/]+={0,3}$")
+#: The admin's key may be of any type OpenSSH's server accepts from a client (the host key is Ed25519).
+_CLIENT = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$")
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class UserData:
     admin_user: str
     #: sshd admits only this group once the host steps harden it (`AllowGroups`); the admin is in it from boot.
     admin_group: str
-    #: The admin's authorized key, `ssh-ed25519 AAAA…` (the public half of `vmSshPrivateKey`).
+    #: The admin's authorized key, `ssh-ed25519 AAAA…` or another type (the public half of `vmSshPrivateKey`).
     admin_public_key: str
     #: The VM's host key in OpenSSH form (`-----BEGIN OPENSSH PRIVATE KEY-----`), Ed25519. Secret.
     host_private_key: str
@@ -51,9 +53,10 @@ def _check(data: UserData) -> None:
     for name, value in (("admin_user", data.admin_user), ("admin_group", data.admin_group)):
         if not _USER.match(value):
             raise ValueError(f"{name}: expected a Linux account name, got {value!r}")
-    for name, value in (("admin_public_key", data.admin_public_key), ("host_public_key", data.host_public_key)):
-        if not _PUBLIC.match(value.strip()):
-            raise ValueError(f"{name}: expected one line 'ssh-ed25519 AAAA…' without a comment")
+    if not _CLIENT.match(data.admin_public_key.strip()):
+        raise ValueError("admin_public_key: expected one line '<type> AAAA…' without a comment")
+    if not _PUBLIC.match(data.host_public_key.strip()):
+        raise ValueError("host_public_key: expected one line 'ssh-ed25519 AAAA…' without a comment")
     try:
         key = serialization.load_ssh_private_key(data.host_private_key.encode(), password=None)
     except ValueError:

@@ -11,20 +11,24 @@ from components.settings.host import HostSettings
 from components.settings.topology import Topology, VmSettings
 
 
-def connection_args(vm: VmSettings) -> remote.ConnectionArgs:
-    """SSH to the VM as its admin, pinned to the configured host key.
+def connection_args(vm: VmSettings, host_key: pulumi.Input[str] | None = None) -> remote.ConnectionArgs:
+    """SSH to the VM as its admin, pinned to the configured host key (`vmHostKey`), or for a VM the
+    program creates to `host_key`, the public half of the key it generated (`CreatedVmIdentity`).
 
     pulumi-command 1.2.1 turns `host_key` into Go's `ssh.FixedHostKey` and restricts the offered
     host key algorithms to that key's type, so a server presenting any other key fails the
     handshake ("ssh: host key mismatch") and nothing runs. Without `host_key` it would accept any
-    key (`InsecureIgnoreHostKey`); the settings make `vmHostKey` mandatory for that reason.
+    key (`InsecureIgnoreHostKey`); so a connection without a pin is refused here.
     """
+    pin = vm.host_key if host_key is None else host_key
+    if pin is None:
+        raise ValueError("no host key to pin the VM's SSH connection to (vmHostKey, or the created VM's generated key)")
     return remote.ConnectionArgs(
         host=str(vm.address),
         port=vm.ssh_port,
         user=vm.admin_user,
         private_key=vm.private_key,
-        host_key=vm.host_key,
+        host_key=pin,
         dial_error_limit=3,
         per_dial_timeout=15,
     )
