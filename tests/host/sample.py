@@ -55,7 +55,8 @@ BASE: dict[str, Any] = {
     "cookieSecretRotation": "1",
     "backupSchedule": "daily",
 }
-SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "backupRestPassword", "fortigateApiToken"})
+SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "backupRestPassword", "fortigateApiToken",
+                     "proxmoxApiToken", "digitaloceanToken"})
 
 
 def settings(**overrides: Any) -> Settings:
