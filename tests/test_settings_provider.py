@@ -105,6 +105,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("pve-datastore", {**PROXMOX, "proxmoxDatastore": "local lvm"}, "proxmoxDatastore", "storage ID"),
     ("pve-token-form", {**PROXMOX, "proxmoxApiToken": "pulumi@pve:hcs:secret"}, "proxmoxApiToken", "USER@REALM!TOKENID=UUID"),
     ("pve-token-not-uuid", {**PROXMOX, "proxmoxApiToken": "pulumi@pve!hcs=" + "z" * 36}, "proxmoxApiToken", "USER@REALM!TOKENID=UUID"),
+    ("pve-token-hyphens", {**PROXMOX, "proxmoxApiToken": "pulumi@pve!hcs=" + "0" * 32 + "----"}, "proxmoxApiToken", "USER@REALM!TOKENID=UUID"),
     ("pve-token-missing", {**PROXMOX, "proxmoxApiToken": None}, "proxmoxApiToken", "--secret"),
     ("do-region", {**DIGITALOCEAN, "digitaloceanRegion": "frankfurt"}, "digitaloceanRegion", "region slug"),
     ("do-size", {**DIGITALOCEAN, "digitaloceanSize": "S 2vCPU"}, "digitaloceanSize", "size slug"),

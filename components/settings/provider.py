@@ -97,7 +97,7 @@ def _endpoint(value: str) -> str:
 def _pve_token(value: str) -> None:
     found = _PVE_TOKEN.match(value.strip())
     try:
-        ok = found is not None and bool(uuid.UUID(found["secret"]))
+        ok = found is not None and str(uuid.UUID(found["secret"])) == found["secret"].lower()
     except ValueError:
         ok = False
     if not ok:
