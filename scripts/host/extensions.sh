@@ -5,7 +5,9 @@
 # one removed from the list stays (it may be the user's own by now).
 ide_home=$(getent passwd "$HCS_IDE_USER" | cut -d: -f6)
 [ -n "$ide_home" ] || hcs_fail "no account $HCS_IDE_USER (the accounts step makes it)"
-as_ide() { runuser -u "$HCS_IDE_USER" -- env HOME="$ide_home" "$@"; }
+# Without root's TMPDIR: libpam-tmpdir (the baseline) gives this sudo session /tmp/user/0, which
+# the IDE user cannot enter (mktemp there was refused on the demo).
+as_ide() { runuser -u "$HCS_IDE_USER" -- env -u TMPDIR HOME="$ide_home" "$@"; }
 HCS_STAGE=$(mktemp -d)
 files=()
 while read -r url sha; do
