@@ -126,6 +126,14 @@ def start_agent(running: demo.Demo, browser: Browser) -> Agent:
     vm = running.vm
     uid, gid = (int(vm.chroot_run(["id", flag, IDE_USER]).stdout) for flag in ("-u", "-g"))
     agent = Agent(running)
+    # One agent at a time: code-server keeps a terminal (and what it started) for the next sign-in,
+    # and an agent left by an earlier test would answer the same requests (seen: two git clones
+    # racing into one directory).
+    vm.chroot_run(["pkill", "-KILL", "-u", IDE_USER, "-f", "attack_agent[.]py"], check=False)
+    deadline = time.monotonic() + 10
+    while vm.chroot_run(["pgrep", "-u", IDE_USER, "-f", "attack_agent[.]py"], check=False).returncode == 0:
+        assert time.monotonic() < deadline, "an earlier agent outlived SIGKILL for 10 s"
+        time.sleep(0.1)
     shutil.rmtree(agent.dir, ignore_errors=True)
     agent.dir.mkdir(mode=0o700)
     for source in (HERE / "attack_agent.py", HERE / "egress_probe.py"):
