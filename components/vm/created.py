@@ -7,6 +7,7 @@ import pulumi
 from components.host.created_vm import CreatedVmArgs, CreatedVmIdentity
 from components.settings.provider import DIGITALOCEAN, PROXMOX, VmProvider
 from components.settings.topology import Topology
+from components.vm.machine import MachineArgs
 
 
 class CreatedVm(pulumi.ComponentResource):
@@ -28,14 +29,14 @@ class CreatedVm(pulumi.ComponentResource):
         identity = CreatedVmIdentity(f"{name}-identity", CreatedVmArgs(vm.admin_user, topology.accounts.admin_group, vm.private_key), child)
         self.provider = provider.kind
         if provider.kind == PROXMOX and provider.proxmox is not None:
-            from components.vm.proxmox import ProxmoxClone, ProxmoxCloneArgs
+            from components.vm.proxmox import ProxmoxClone
 
             machine: ProxmoxClone | DropletVm = ProxmoxClone(
-                f"{name}-proxmox", ProxmoxCloneArgs(hostname, provider.proxmox, topology, identity.user_data), child)
+                f"{name}-proxmox", MachineArgs(hostname, provider.proxmox, topology, identity.user_data), child)
         elif provider.kind == DIGITALOCEAN and provider.digitalocean is not None:
-            from components.vm.digitalocean import DropletVm, DropletVmArgs
+            from components.vm.digitalocean import DropletVm
 
-            machine = DropletVm(f"{name}-droplet", DropletVmArgs(hostname, provider.digitalocean, topology, identity.user_data), child)
+            machine = DropletVm(f"{name}-droplet", MachineArgs(hostname, provider.digitalocean, topology, identity.user_data), child)
         else:
             raise ValueError(f"vmProvider {provider.kind}: not a provider the program creates VMs with")
         self.host_key = identity.host_key

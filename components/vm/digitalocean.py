@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_digitalocean as do
 
 from components.settings.provider import DigitalOceanDroplet
-from components.settings.topology import Topology
 from components.vm import render_cloud_firewall
+from components.vm.machine import MachineArgs
 
 
 def tag_name(hostname: str) -> str:
     """The droplet's tag, which its firewall selects: one per deployment (DO tags: letters, digits, `-`, `_`, `:`)."""
     return "hcs-" + re.sub(r"[^a-z0-9-]", "-", hostname.lower())
-
-
-@dataclass(frozen=True)
-class DropletVmArgs:
-    hostname: str
-    settings: DigitalOceanDroplet
-    topology: Topology
-    user_data: Any  # pulumi.Output[str], secret
 
 
 class DropletVm(pulumi.ComponentResource):
@@ -45,7 +35,7 @@ class DropletVm(pulumi.ComponentResource):
 
     machine_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: DropletVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: MachineArgs[DigitalOceanDroplet], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:vm:DropletVm", name, None, opts)
         s, topo = args.settings, args.topology
         provider = do.Provider(f"{name}-provider", token=s.api_token, opts=pulumi.ResourceOptions(parent=self))

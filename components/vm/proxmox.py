@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_proxmoxve as proxmoxve
 
 from components.settings.provider import ProxmoxVm
-from components.settings.topology import Topology
+from components.vm.machine import MachineArgs
 
 
 def snippet_name(hostname: str, user_data: str) -> str:
@@ -22,14 +20,6 @@ def snippet_name(hostname: str, user_data: str) -> str:
     """
     label = re.sub(r"[^a-z0-9-]", "-", hostname.lower())
     return f"hcs-{label}-{hashlib.sha256(user_data.encode()).hexdigest()[:16]}.yaml"
-
-
-@dataclass(frozen=True)
-class ProxmoxCloneArgs:
-    hostname: str
-    settings: ProxmoxVm
-    topology: Topology
-    user_data: Any  # pulumi.Output[str], secret
 
 
 class ProxmoxClone(pulumi.ComponentResource):
@@ -49,7 +39,7 @@ class ProxmoxClone(pulumi.ComponentResource):
 
     machine_id: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ProxmoxCloneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: MachineArgs[ProxmoxVm], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:vm:ProxmoxClone", name, None, opts)
         s, topo = args.settings, args.topology
         provider = proxmoxve.Provider(
