@@ -86,6 +86,7 @@ class Registered:
     provider: str = ""
     delete_before_replace: bool = False
     additional_secret_outputs: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -297,6 +298,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 delete_before_replace=False if read_id else bool(request.deleteBeforeReplace),
                 additional_secret_outputs=() if read_id else tuple(request.additionalSecretOutputs),
+                replace_on_changes=() if read_id else tuple(request.replaceOnChanges),
             )
         )
 

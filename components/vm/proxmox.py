@@ -84,7 +84,8 @@ class ProxmoxClone(pulumi.ComponentResource):
             scsi_hardware="virtio-scsi-single",
             on_boot=True,
             started=True,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(replace_on_changes=["initialization.userDataFileId"])),
+            # Another template or user-data is another machine (cloud-init reads user-data at first boot only).
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(replace_on_changes=["clone", "initialization.userDataFileId"])),
         )
         self.machine_id = vm.id
         self.ready: list[pulumi.Resource] = [vm]

@@ -106,6 +106,8 @@ def test_the_proxmox_vm_boots_from_the_snippet_at_its_static_address() -> None:
                                            "gateway": config["proxmoxGateway"]}}]
     assert vm.values["networkDevices"] == [{"bridge": config["proxmoxBridge"], "model": "virtio", "vlanId": int(config["proxmoxVlanTag"])}]
     assert vm.values["clone"]["vmId"] == int(config["proxmoxTemplateVmId"]) and vm.values["agent"] == {"enabled": False}
+    # another template or another user-data is another machine, never an edit of this one
+    assert set(vm.replace_on_changes) == {"clone", "initialization.userDataFileId"}
 
 
 def test_the_droplet_has_no_provider_key_and_is_behind_its_firewall_from_creation() -> None:
@@ -146,3 +148,12 @@ def test_the_cloud_firewall_is_the_vms_own_allowlist(stack: str, edge: str) -> N
         for dst in rule.destinations or (ipaddress.ip_network("0.0.0.0/0"),):
             ufw.add((rule.protocol, rule.port, ipaddress.ip_network(str(dst))))
     assert outbound == ufw
+
+
+def test_another_user_data_is_another_snippet_so_another_vm() -> None:
+    """A new admin key changes the user-data; its snippet gets a new name (the document's digest), so the
+    VM's `userDataFileId` changes, which replaces the VM (replace_on_changes above)."""
+    before = _plan("proxmox").one(USER_DATA["proxmox"][0]).id
+    changed = run_program(load_stack_config("proxmox").with_values(vmSshPrivateKey=TEST_SECRETS["vmSshPrivateKey"]))
+    after = changed.one(USER_DATA["proxmox"][0]).id
+    assert before != after and changed.one(MACHINE["proxmox"]).values["initialization"]["userDataFileId"] == after
