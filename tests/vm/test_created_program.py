@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.settings import MappingSource, load
 from components.vm import render_cloud_firewall
@@ -154,6 +156,8 @@ def test_another_user_data_is_another_snippet_so_another_vm() -> None:
     """A new admin key changes the user-data; its snippet gets a new name (the document's digest), so the
     VM's `userDataFileId` changes, which replaces the VM (replace_on_changes above)."""
     before = _plan("proxmox").one(USER_DATA["proxmox"][0]).id
-    changed = run_program(load_stack_config("proxmox").with_values(vmSshPrivateKey=TEST_SECRETS["vmSshPrivateKey"]))
+    new_key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    changed = run_program(load_stack_config("proxmox").with_values(vmSshPrivateKey=new_key))
     after = changed.one(USER_DATA["proxmox"][0]).id
     assert before != after and changed.one(MACHINE["proxmox"]).values["initialization"]["userDataFileId"] == after
