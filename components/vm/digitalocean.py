@@ -22,7 +22,8 @@ class DropletVm(pulumi.ComponentResource):
 
     Children: an explicit `digitalocean` provider (the token from stack config, never the
     environment), the deployment's `Tag`, the `Firewall` that selects that tag, the `Droplet`
-    (created with the tag, so the firewall applies from its first packet) and the
+    (created with the tag, so the firewall covers it from creation, once DigitalOcean has applied it:
+    the API reports that as `pendingChanges`; meanwhile sshd answers only the pinned admin key) and the
     `ReservedIpAssignment` of `vmAddress`. Outputs: `machine_id` (the droplet's id: a new droplet
     re-runs every host step), `ready` (resources the host steps wait for).
 
