@@ -18,7 +18,8 @@ from components.host.render_terminal import TERMINAL_LOG_TAG, TERMINAL_RECORDER
 from components.settings import checks, debian, rules
 from components.settings.topology import IDE_PROXY_PORT, SQUID
 from scripts.offline import PlanResult, Registered
-from scripts.policy.rules import SQUID_CONFIG, VERSION_FLOORS, Res, code_server_version, debian_release, evaluate
+from scripts.policy.rules import (SQUID_CONFIG, VERSION_FLOORS, Res, code_server_version, debian_release, evaluate,
+                                  release_numbers)
 
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 PROXMOX_VM = "proxmoxve:index/vmLegacy:VmLegacy"
@@ -113,9 +114,8 @@ def _code_server_pinned(plan: PlanResult) -> list[Registered]:
     unattended-upgrades never sees this `.deb` (it comes from no apt source), so the pin is the
     whole update path: below the floor the row is OFF, whatever else the host does."""
     steps = _named("vm-code-server")(plan)
-    version = code_server_version([Res(r.type, r.name, r.inputs) for r in steps])
-    found = re.match(r"(\d+)\.(\d+)\.(\d+)$", version or "")
-    return steps if found and tuple(map(int, found.groups())) >= VERSION_FLOORS["code-server"] else []
+    release = release_numbers(code_server_version([Res(r.type, r.name, r.inputs) for r in steps]) or "")
+    return steps if release is not None and release >= VERSION_FLOORS["code-server"] else []
 
 
 def _backup_covers_the_ide(plan: PlanResult) -> list[Registered]:

@@ -602,7 +602,10 @@ _FLOOR_WHY = {
 }
 
 
-def _release(text: str) -> tuple[int, ...] | None:
+def release_numbers(text: str) -> tuple[int, ...] | None:
+    """(major, minor, patch) of a release tag such as `v7.15.6` or `4.139.1` (a suffix is ignored); None if it names none.
+
+    The one reading of a version the policy pack's floor and the posture's row share."""
     found = re.match(r"v?(\d+)\.(\d+)\.(\d+)", text)
     return tuple(int(n) for n in found.groups()) if found else None
 
@@ -629,7 +632,7 @@ def known_fixed_versions(resources: Sequence[Res]) -> list[str]:
     found = []
     for component, where, version in pinned:
         floor = ".".join(map(str, VERSION_FLOORS[component]))
-        release = _release(version)
+        release = release_numbers(version)
         if release is None:
             found.append(f"{where}: {component} {version!r} names no release, so it cannot be held to the floor {floor}; pin a release tag")
         elif release < VERSION_FLOORS[component]:
