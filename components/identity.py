@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azuread as azuread
 
-from components.gateway import render_oauth2_proxy as oauth2
+from components import layout
 from components.settings.entra import EntraSettings, ExistingGroup
 
 #: Microsoft Graph's application ID and the delegated permission (scope) IDs oauth2-proxy needs.
@@ -27,7 +27,7 @@ DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
 
 def logout_url(hostname: str) -> str:
     """The front-channel logout URL: Entra calls it when the user signs out of Entra elsewhere."""
-    return f"https://{hostname}{oauth2.SIGN_OUT_PATH}"
+    return f"https://{hostname}{layout.SIGN_OUT_PATH}"
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class EntraAccess(pulumi.ComponentResource):
             f"{name}-oauth2-proxy",
             EntraAppArgs(
                 display_name=entra.app_display_name,
-                redirect_uri=f"https://{args.hostname}{oauth2.CALLBACK_PATH}",
+                redirect_uri=f"https://{args.hostname}{layout.CALLBACK_PATH}",
                 logout_url=logout_url(args.hostname),
                 group_object_id=group.object_id,
                 secret_end_date=entra.secret_end_date,
@@ -224,7 +224,7 @@ class EntraAccess(pulumi.ComponentResource):
         self.tenant_id = pulumi.Output.from_input(entra.tenant_id)
         self.issuer_url = pulumi.Output.from_input(f"https://login.microsoftonline.com/{entra.tenant_id}/v2.0")
         self.group_object_id = group.object_id
-        self.sign_out_url = pulumi.Output.from_input(oauth2.sign_out_url(args.hostname, entra.tenant_id))
+        self.sign_out_url = pulumi.Output.from_input(layout.sign_out_url(args.hostname, entra.tenant_id))
         self.register_outputs(
             {
                 "clientId": self.client_id,

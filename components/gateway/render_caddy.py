@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components.gateway.render_oauth2_proxy import REQUEST_ID_HEADER
-from components.host.render import OAUTH2_PROXY_SOCKET
+from components.layout import OAUTH2_PROXY_SOCKET
 
 #: Where the container sees its JSON access log (a host directory fail2ban reads is mounted here).
 ACCESS_LOG = "/var/log/caddy/access.log"

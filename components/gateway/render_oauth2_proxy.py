@@ -25,11 +25,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import tomli_w
 
-from components.host.render import CODE_SERVER_PORT, OAUTH2_PROXY_SOCKET
+from components.layout import CALLBACK_PATH, CODE_SERVER_PORT, ENTRA_HOST, OAUTH2_PROXY_SOCKET
 
 #: Where the container sees its files (the host directory is mounted read-only here).
 CONFIG_DIR = "/etc/oauth2-proxy"
@@ -53,11 +53,6 @@ COOKIE_NAME = "__Host-oauth2_proxy"
 PING_PATH = "/oauth2/ping"
 READY_PATH = "/oauth2/ready"
 SCOPE = "openid email profile offline_access"
-#: The only host `rd` may name besides this one: Entra's, whose end-session endpoint ends the
-#: Entra session on sign-out. Exact host, no port, no subdomains: nothing else is an allowed redirect.
-ENTRA_HOST = "login.microsoftonline.com"
-CALLBACK_PATH = "/oauth2/callback"
-SIGN_OUT_PATH = "/oauth2/sign_out"
 #: Entra ID access tokens live 60-90 minutes; the session must refresh before the shortest.
 ENTRA_TOKEN_LIFETIME = dt.timedelta(hours=1)
 COOKIE_SECRET_BYTES = 32
@@ -221,21 +216,6 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
         "silence_ping_logging": True,
         "show_debug_on_error": False,
     }
-
-
-def entra_logout_url(tenant_id: str) -> str:
-    """Entra's end-session endpoint of the tenant. Without `post_logout_redirect_uri` Entra ends its
-    session and shows its own "signed out" page: the app keeps its single redirect URI, and the
-    user is not sent back into a sign-in that could silently succeed."""
-    return f"https://{ENTRA_HOST}/{tenant_id}/oauth2/v2.0/logout"
-
-
-def sign_out_url(hostname: str, tenant_id: str) -> str:
-    """The sign-out link users follow: oauth2-proxy clears its cookie, then sends the browser to
-    Entra's end-session endpoint (allowed as `rd` by `whitelist_domains`), so Entra's session ends
-    too. A bare `/oauth2/sign_out` would clear only the cookie, and Entra would sign the user
-    straight back in on the next request."""
-    return f"https://{hostname}{SIGN_OUT_PATH}?rd={quote(entra_logout_url(tenant_id), safe='')}"
 
 
 def _loopback(host: str) -> bool:

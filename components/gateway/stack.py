@@ -17,8 +17,8 @@ from components.gateway import docker_ssh
 from components.gateway import render_caddy as caddy
 from components.gateway import render_oauth2_proxy as oauth2
 from components.gateway.hop_tls import HopPki, HopPkiArgs
-from components.host.install import HostFiles, HostFilesArgs, record_files
-from components.host.render import GATEWAY_LOG_DIR, OAUTH2_PROXY_SOCKET_DIR, PROXY_STACK_DIR
+from components.installer import HostFiles, HostFilesArgs, record_files
+from components.layout import GATEWAY_LOG_DIR, OAUTH2_PROXY_SOCKET_DIR, PROXY_STACK_DIR
 from components.settings.gateway import GatewaySettings
 from components.settings.topology import Topology
 

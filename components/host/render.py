@@ -17,24 +17,18 @@ from xml.sax.saxutils import escape
 
 from components.host.render_baseline import ISSUE_NET
 from components.settings.debian import DebianRelease
+from components.layout import (CODE_SERVER_PORT, GATEWAY_ACCESS_LOG, OAUTH2_PROXY_SOCKET_DIR, PROXY_ENV_FILE,
+                               PROXY_STACK_DIR)
 from components.settings.host import HostSettings
 from components.settings.ide import EgressDomain
 from components.settings.topology import IDE_PROXY_PORT, Topology
 
 HEADER = "# Managed by hardened-code-server (Pulumi); local edits are overwritten.\n"
 
-#: Where things live on the VM; the gateway component installs into PROXY_STACK_DIR.
-PROXY_STACK_DIR = "/opt/code-server/docker"
-PROXY_ENV_FILE = f"{PROXY_STACK_DIR}/.env"
-GATEWAY_LOG_DIR = "/var/log/caddy-gateway"
-GATEWAY_ACCESS_LOG = f"{GATEWAY_LOG_DIR}/access.log"
-CODE_SERVER_PORT = 8080
 #: code-server's config (root-owned: the IDE user cannot change where code-server listens).
 CODE_SERVER_CONFIG = "/etc/code-server/hcs.yaml"
 #: code-server's environment (root-owned): the proxy and the gallery, for it and all it starts.
 CODE_SERVER_ENV = "/etc/code-server/hcs.env"
-OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
-OAUTH2_PROXY_SOCKET = f"{OAUTH2_PROXY_SOCKET_DIR}/oauth2-proxy.sock"
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
 RESTIC_ENV_FILE = "/etc/restic/hcs-backup.env"
 RESTIC_PASSWORD_FILE = "/etc/restic/hcs-backup.password"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from components.files import HostFile
+from components import layout
 from components.host import render, render_baseline, render_terminal
 from components.settings import debian
 from components.settings.host import HostSettings
@@ -66,13 +67,13 @@ def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str
     svc, ide = topology.accounts.service_user, topology.accounts.ide_user
     return [
         ("dir", "0755", "root", "root", "/opt/code-server"),
-        ("dir", "0750", svc, svc, render.PROXY_STACK_DIR),
-        ("file", "0640", svc, svc, render.PROXY_ENV_FILE),
+        ("dir", "0750", svc, svc, layout.PROXY_STACK_DIR),
+        ("file", "0640", svc, svc, layout.PROXY_ENV_FILE),
         ("dir", "0750", ide, ide, f"/home/{ide}"),
         ("dir", "0700", ide, ide, f"/home/{ide}/workspace"),
         ("dir", "0700", ide, ide, host.workspace_volume),
-        ("dir", "0750", svc, svc, render.GATEWAY_LOG_DIR),
-        ("file", "0640", svc, svc, render.GATEWAY_ACCESS_LOG),
+        ("dir", "0750", svc, svc, layout.GATEWAY_LOG_DIR),
+        ("file", "0640", svc, svc, layout.GATEWAY_ACCESS_LOG),
         *(("dir", mode, owner, group, path) for mode, owner, group, path in render.socket_dirs(topology)),
     ]
 
@@ -265,7 +266,7 @@ def audit_step(topology: Topology) -> Step:
     After layout: the IDE user named in the rules exists, and so does the proxy stack directory.
     """
     b = render_baseline
-    rules = b.audit_rules(topology.accounts.ide_user, render.PROXY_STACK_DIR, render.CODE_SERVER_CONFIG.rsplit("/", 1)[0])
+    rules = b.audit_rules(topology.accounts.ide_user, layout.PROXY_STACK_DIR, render.CODE_SERVER_CONFIG.rsplit("/", 1)[0])
     return Step("audit", "audit", {}, (_vm(b.AUDIT_RULES, rules, mode="0640"), _vm(b.AUDIT_FINALIZE, b.audit_finalize(), mode="0640")),
                 after=("layout",))
 

@@ -7,7 +7,7 @@ from typing import Protocol
 import pulumi
 from pulumi_command import remote
 
-from components.host.install import run_step, script_text
+from components.installer import run_step, script_text
 from components.host.steps import host_steps
 from components.settings.host import HostSettings
 from components.settings.topology import Topology, VmSettings

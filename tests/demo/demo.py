@@ -45,7 +45,7 @@ from tests.demo import codehost, codeserver_deb, fortigate, images, network, vsi
 from components.files import FILE_TYPE
 from components.gateway.render_caddy import FRONT_HOP_HOME
 from components.gateway.stack import OAUTH2_PROXY_DIR
-from components.host.install import encode_contents
+from components.installer import encode_contents
 from tests.demo.live import Applied, LiveMocks, Rewrite
 from tests.idp import setup as idp_setup
 from tests.livepath import signin

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pulumi
 
 from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
-from components.host.install import record_files
+from components.installer import record_files
 from components.host.steps import host_steps
 from components.settings import PulumiConfigSource, load
 

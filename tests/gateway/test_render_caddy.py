@@ -11,7 +11,7 @@ import pytest
 
 from components.gateway import render_caddy as c
 from tests.support import front_hop_dir, hop_pki
-from components.host.render import OAUTH2_PROXY_SOCKET
+from components.layout import OAUTH2_PROXY_SOCKET
 
 IP = ipaddress.ip_address
 PARAMS = c.GatewayParams(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from components import layout
 from components.gateway import render_oauth2_proxy as o
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -204,7 +205,7 @@ def test_render_refuses_unsafe_params() -> None:
 
 
 def test_sign_out_url_clears_the_session_then_ends_entras() -> None:
-    url = o.sign_out_url("code.example.com", TENANT)
+    url = layout.sign_out_url("code.example.com", TENANT)
     assert url == ("https://code.example.com/oauth2/sign_out?rd="
                    f"https%3A%2F%2Flogin.microsoftonline.com%2F{TENANT}%2Foauth2%2Fv2.0%2Flogout")
 

@@ -14,6 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from components import layout
 from components.host import render
 from tests.host import sample
 from tests.host.test_render import tool
@@ -94,7 +95,7 @@ def test_every_account_reaches_exactly_its_own_destinations(tmp_path: Path) -> N
 
 def test_loopback_by_identity_and_nothing_for_the_ide_user_to_squat(tmp_path: Path) -> None:
     s = sample.settings()
-    code_server = ("127.0.0.1", render.CODE_SERVER_PORT)
+    code_server = ("127.0.0.1", layout.CODE_SERVER_PORT)
     other_local = ("127.0.0.1", 10050)  # e.g. the Zabbix agent's passive port, root's here
     steps: list[tuple[str, list[object]]] = [
         ("cs", ["listen", IDE, *code_server]), ("gw", ["listen", SVC, "127.0.0.1", GATEWAY_PORT]),

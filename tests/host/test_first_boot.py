@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from components.host.install import script_text
+from components.installer import script_text
 
 STAND_IN = """#!/bin/sh
 # stand-in for cloud-init: `status --wait` exits with $HCS_TEST_STATUS, `status --long` describes it

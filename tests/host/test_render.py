@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from components import layout
 from components.host import render
 from components.host.steps import host_steps
 from tests.host.audit import KEX, findings
@@ -237,7 +238,7 @@ def test_socket_directories_as_systemd_tmpfiles_creates_them(tmp_path: Path) -> 
     (tmp_path / "etc/group").write_text("root:x:0:\ncodesvc:x:998:\n")
     done = subprocess.run([tool("systemd-tmpfiles"), "--create", f"--root={tmp_path}", str(conf)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    made = tmp_path / render.OAUTH2_PROXY_SOCKET_DIR.lstrip("/")
+    made = tmp_path / layout.OAUTH2_PROXY_SOCKET_DIR.lstrip("/")
     st = made.stat()
     assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o750", 998, 998)
 

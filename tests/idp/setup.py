@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.gateway import render_oauth2_proxy as oauth2
+from components import layout
 from tests.idp import certs, directory
 
 OUTSIDE_DOMAIN = "elsewhere.test"
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def redirect_uris(hostname: str) -> tuple[str, ...]:
     """The app registration's only redirect URI, as `components.identity` registers it."""
-    return (f"https://{hostname}{oauth2.CALLBACK_PATH}",)
+    return (f"https://{hostname}{layout.CALLBACK_PATH}",)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 
-from components.gateway import render_oauth2_proxy
+from components import layout
 from tests.idp.setup import TestUser
 from tests.livepath.chain import LiveChain
 
@@ -71,7 +71,7 @@ def is_authorize(chain: LiveChain, url: str) -> bool:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     return ((parts.scheme, parts.hostname, parts.path) ==
-            ("https", render_oauth2_proxy.ENTRA_HOST, f"/{chain.settings.entra.tenant_id}/oauth2/v2.0/authorize")
+            ("https", layout.ENTRA_HOST, f"/{chain.settings.entra.tenant_id}/oauth2/v2.0/authorize")
             and query.get("redirect_uri") == [f"{chain.plan.public_url}/oauth2/callback"])
 
 

@@ -45,10 +45,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from components import layout
 from components import settings as product_settings
 from components.files import HostFile
 from components.gateway import render_caddy, render_oauth2_proxy
-from components.host import install, render, steps
+from components import installer as install
+from components.host import render, steps
 from scripts.code_server_cache import CodeServerInstall
 from scripts.go_cache import TOOLS
 from scripts.offline import load_stack_config
@@ -60,9 +62,9 @@ from tests.realroot.netns import NetworkPlan
 from tests.realroot.runner import SshRunner
 
 HERE = Path(__file__).resolve().parent
-CODE_SERVER_PORT = render.CODE_SERVER_PORT
+CODE_SERVER_PORT = layout.CODE_SERVER_PORT
 #: Where oauth2-proxy listens: the product's Unix socket, not a TCP port.
-OAUTH2_PROXY_SOCKET = render.OAUTH2_PROXY_SOCKET
+OAUTH2_PROXY_SOCKET = layout.OAUTH2_PROXY_SOCKET
 #: The TCP port oauth2-proxy used to listen on; nothing may listen there now.
 OLD_OAUTH2_PROXY_PORT = 4180
 CADDY_ADMIN_PORT = 2019
@@ -71,10 +73,10 @@ ROOT_CODE_SERVER = "/opt/hcs-test/code-server"
 ROOT_OAUTH2_PROXY = "/opt/hcs-test/bin/oauth2-proxy"
 ROOT_CADDY = "/opt/hcs-test/bin/caddy"
 # The proxy stack's files on the VM, under the product's stack directory (codesvc 0750).
-GATEWAY_CADDYFILE = f"{render.PROXY_STACK_DIR}/Caddyfile"
-OAUTH2_PROXY_DIR = f"{render.PROXY_STACK_DIR}/oauth2-proxy"
+GATEWAY_CADDYFILE = f"{layout.PROXY_STACK_DIR}/Caddyfile"
+OAUTH2_PROXY_DIR = f"{layout.PROXY_STACK_DIR}/oauth2-proxy"
 OAUTH2_PROXY_CFG = f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg"
-CADDY_STATE = f"{render.PROXY_STACK_DIR}/caddy-state"
+CADDY_STATE = f"{layout.PROXY_STACK_DIR}/caddy-state"
 # IDs the Entra component would produce; fixed test values (no Entra here).
 TEST_CLIENT_ID = "0a0a0a0a-1b1b-2c2c-3d3d-4e4e4e4e4e4e"
 TEST_GROUP_ID = "5f5f5f5f-6a6a-7b7b-8c8c-9d9d9d9d9d9d"
@@ -186,7 +188,7 @@ class LiveChain:
         self.front_state = workdir / "front-caddy"
         self.front_hop_dir = workdir / "front-hop"  # the central Caddy's HCS_HOP_DIR
         self.ca_cert = self.front_state / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-        self.gateway_access_log = root.path / render.GATEWAY_ACCESS_LOG.lstrip("/")
+        self.gateway_access_log = root.path / layout.GATEWAY_ACCESS_LOG.lstrip("/")
         self.logs: dict[str, Path] = {}
 
     # --- setup ----------------------------------------------------------------------------
@@ -263,7 +265,7 @@ class LiveChain:
             listen=(ipaddress.ip_address(plan.vm_ip), ipaddress.ip_address("127.0.0.1")),
             front_proxies=tuple(s.topology.front_proxy_addresses),
             # No container here: Caddy writes the host path the container would mount.
-            access_log=render.GATEWAY_ACCESS_LOG,
+            access_log=layout.GATEWAY_ACCESS_LOG,
             tls=render_caddy.HopTls(hop + render_caddy.HOP_CERT, hop + render_caddy.HOP_KEY, hop + render_caddy.HOP_CA),
         )
         oauth = render_oauth2_proxy.OAuth2ProxyParams(
@@ -290,7 +292,7 @@ class LiveChain:
                 HostFile("vm", f"{OAUTH2_PROXY_DIR}/client-secret", self.idp.client_secret, svc, svc, "0640"),
                 HostFile("vm", f"{OAUTH2_PROXY_DIR}/cookie-secret", self.cookie_secret, svc, svc, "0640"),
                 HostFile("vm", f"{OAUTH2_PROXY_DIR}/idp-ca.crt", self.idp.tls.ca_cert.read_text(), svc, svc, "0640"),
-                HostFile("vm", render.PROXY_ENV_FILE, f"OAUTH2_PROXY_TEST_SECRET={secrets.token_urlsafe(24)}\n", svc, svc, "0640"),
+                HostFile("vm", layout.PROXY_ENV_FILE, f"OAUTH2_PROXY_TEST_SECRET={secrets.token_urlsafe(24)}\n", svc, svc, "0640"),
                 HostFile("vm", f"{HOP_DIR}/{render_caddy.HOP_CA}", self.hop["ca.crt"].read_text(), svc, svc, "0640"),
                 HostFile("vm", f"{HOP_DIR}/{render_caddy.HOP_CERT}", self.hop["gateway.crt"].read_text(), svc, svc, "0640"),
                 HostFile("vm", f"{HOP_DIR}/{render_caddy.HOP_KEY}", self.hop["gateway.key"].read_text(), svc, svc, "0640"),
@@ -419,7 +421,7 @@ class LiveChain:
         return [
             *CHROMIUM_ARGS,
             # Entra's host goes to the stand-in: nothing can reach the real login.microsoftonline.com.
-            f"--host-resolver-rules=MAP {self.plan.hostname} {self.plan.front_ip}, MAP {render_oauth2_proxy.ENTRA_HOST} {signin.IDP_ADDRESS}",
+            f"--host-resolver-rules=MAP {self.plan.hostname} {self.plan.front_ip}, MAP {layout.ENTRA_HOST} {signin.IDP_ADDRESS}",
             # The front presents leaf + intermediate, the stand-in leaf + its CA; pinning those CAs' keys trusts exactly them.
             "--ignore-certificate-errors-spki-list=" + ",".join(
                 spki_sha256(c) for c in (self.ca_cert, self.ca_cert.with_name("intermediate.crt"), self.idp.tls.ca_cert)),

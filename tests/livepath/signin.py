@@ -24,6 +24,7 @@ from pathlib import Path
 
 import tomli_w
 
+from components import layout
 from components.gateway import render_oauth2_proxy
 from tests.demo import network
 from tests.idp import setup as idp_setup
@@ -44,7 +45,7 @@ def with_test_overrides(rendered: str, tenant_id: str) -> str:
     base = f"https://{IDP_ADDRESS}/{tenant_id}"
     overrides = {
         "skip_oidc_discovery": True,
-        "login_url": f"https://{render_oauth2_proxy.ENTRA_HOST}/{tenant_id}/oauth2/v2.0/authorize",
+        "login_url": f"https://{layout.ENTRA_HOST}/{tenant_id}/oauth2/v2.0/authorize",
         "redeem_url": f"{base}/oauth2/v2.0/token",
         "oidc_jwks_url": f"{base}/discovery/v2.0/keys",
         "provider_ca_files": [PROVIDER_CA_FILE],

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from components.host import render
+from components import layout
 from tests.livepath.browser import signed_in_cookie
 from tests.support import hop_pki
 from tests.livepath.chain import CADDY_ADMIN_PORT, CODE_SERVER_PORT, OAUTH2_PROXY_SOCKET, OLD_OAUTH2_PROXY_PORT, LiveChain
@@ -158,11 +158,11 @@ def test_ide_user_cannot_read_the_proxy_stack_or_write_outside_home_and_workspac
     chain = live_chain
     ide = chain.plan.ide_user
     for argv in (
-        ["ls", render.PROXY_STACK_DIR],
-        ["cat", render.PROXY_ENV_FILE],
-        ["cat", f"{render.PROXY_STACK_DIR}/Caddyfile"],
-        ["cat", f"{render.PROXY_STACK_DIR}/oauth2-proxy/oauth2-proxy.cfg"],
-        ["cat", render.GATEWAY_ACCESS_LOG],
+        ["ls", layout.PROXY_STACK_DIR],
+        ["cat", layout.PROXY_ENV_FILE],
+        ["cat", f"{layout.PROXY_STACK_DIR}/Caddyfile"],
+        ["cat", f"{layout.PROXY_STACK_DIR}/oauth2-proxy/oauth2-proxy.cfg"],
+        ["cat", layout.GATEWAY_ACCESS_LOG],
     ):
         denied = chain.root.chroot_run(argv, user=ide, check=False)
         assert denied.returncode != 0 and "Permission denied" in denied.stderr, argv

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from components.gateway import render_oauth2_proxy
+from components import layout
 from tests.livepath import signin
 from tests.livepath.browser import Session, cookie_header, is_authorize, new_session, session_cookies, sign_in
 from tests.livepath.chain import TEST_CLIENT_ID, LiveChain
@@ -276,10 +276,10 @@ def test_sign_out_ends_the_oauth2_proxy_and_the_idp_session(browser: Browser, li
     sign_in(session, chain, chain.idp.users["alice"])
     session.page.goto("about:blank")
     mark = len(session.journal.responses)
-    session.page.goto(render_oauth2_proxy.sign_out_url(chain.plan.hostname, chain.settings.entra.tenant_id))
+    session.page.goto(layout.sign_out_url(chain.plan.hostname, chain.settings.entra.tenant_id))
     session.page.wait_for_selector("#signed-out", timeout=30_000)
     out = [r for r in session.journal.after(mark) if r.url.startswith("https://")]
-    assert out[0].status == 302 and unquote(out[0].header("location")[0]) == render_oauth2_proxy.entra_logout_url(chain.settings.entra.tenant_id)
+    assert out[0].status == 302 and unquote(out[0].header("location")[0]) == layout.entra_logout_url(chain.settings.entra.tenant_id)
     cleared = [line for line in out[0].header("set-cookie") if line.startswith(chain.cookie_name)]
     assert cleared and all("max-age=0" in line.lower() or "expires=thu, 01 jan 1970" in line.lower() for line in cleared), cleared
     assert not session_cookies(session, chain)

@@ -29,7 +29,7 @@ from pulumi_command import remote
 
 from components.files import FileRecord, HostFile
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts" / "host"
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts" / "host"
 _ENV_NAME = re.compile(r"^HCS_[A-Z0-9_]+$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._@/+-]+$")
 
