@@ -79,11 +79,11 @@ test-fast: $(VENV)/.dev
 	$(VENV)/bin/ruff check --select F,E9 __main__.py components scripts tests
 	$(PY) -m pytest -c tests/pytest.ini tests -m "not slow"
 
-## readme: regenerate README.md's config reference and example posture
+## readme: regenerate the docs' generated sections (docs/configuration.md, the posture in docs/security-model.md)
 readme: $(VENV)/.runtime
 	$(PY) scripts/readme.py
 
-## bench: the measurements quoted in README.md (FortiOS requests, converge times, IDE latency, the DMZ hop's mutual TLS)
+## bench: the measurements quoted in docs/testing.md (FortiOS requests, converge times, IDE latency, the DMZ hop's mutual TLS)
 bench: $(VENV)/.dev apt caches
 	$(PY) scripts/bench_fortios.py
 	$(PY) scripts/bench_converge.py

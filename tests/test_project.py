@@ -1,4 +1,4 @@
-"""The project's declarations agree with the code: Pulumi.yaml keys, settings reads, README."""
+"""The project's declarations agree with the code: Pulumi.yaml keys, settings reads, the README and docs/."""
 
 from __future__ import annotations
 
@@ -46,9 +46,71 @@ def test_every_declared_key_has_a_type_and_a_description() -> None:
         assert len(decl.get("description", "")) > 20, key
 
 
-def test_readme_generated_sections_are_current() -> None:
-    text = (PROJECT_DIR / "README.md").read_text()
-    assert readme.render(text) == text, "run: make readme"
+README = PROJECT_DIR / "README.md"
+DOCS = PROJECT_DIR / "docs"
+README_MAX_LINES = 150  # what it is, the layers, the demo, the two commands, deploying, links (issue 33)
+
+
+def _pages() -> list[Path]:
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def _prose(text: str) -> str:
+    """`text` without fenced code blocks and inline code: what a reader sees as links and headings."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def _links(text: str) -> list[str]:
+    return re.findall(r"\]\(([^)\s]+)\)", _prose(text))
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces → '-'."""
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+def test_every_generated_section_is_current() -> None:
+    """Every page holding a generated section is one `make readme` regenerates, and none is stale."""
+    marked: dict[str, set[str]] = {}
+    for page in _pages():
+        sections = set(re.findall(r"<!-- (\S+):begin " + re.escape(readme.GENERATED), page.read_text()))
+        if sections:
+            marked[str(page.relative_to(PROJECT_DIR))] = sections
+    assert marked == {page: set(sections) for page, sections in readme.PAGES.items()}
+    for page in readme.PAGES:
+        current, updated = readme.render_page(page)
+        assert updated == current, f"{page} is stale: run make readme"
+
+
+def test_readme_is_short_and_links_every_docs_page() -> None:
+    text = README.read_text()
+    assert len(text.splitlines()) <= README_MAX_LINES, "the README answers the first questions and links the rest (docs/)"
+    linked = {(PROJECT_DIR / link.partition("#")[0]).resolve() for link in _links(text) if "://" not in link}
+    assert [page.name for page in DOCS.glob("*.md") if page.resolve() not in linked] == []
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves() -> None:
+    broken = []
+    for page in _pages():
+        for link in _links(page.read_text()):
+            if "://" in link or link.startswith("mailto:"):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append((page.name, link, "no such file"))
+            elif anchor and anchor not in _anchors(target.read_text()):
+                broken.append((page.name, link, "no such heading"))
+    assert broken == []
 
 
 def test_the_mutant_list_applies_to_the_code_as_it_is() -> None:
@@ -62,8 +124,8 @@ def test_the_mutant_list_applies_to_the_code_as_it_is() -> None:
     assert [t for m in found for t in m.tests if not (PROJECT_DIR / t.split("::")[0]).exists()] == []
     layers = {m.control.split(":")[0] for m in found}
     assert {"Network edge", "Transport", "Identity", "Host", "Detection", "Guardrails"} <= layers
-    said = re.search(r"`tests/mutants.txt` \((\d+) mutants", (PROJECT_DIR / "README.md").read_text())
-    assert said and int(said.group(1)) == len(found), "the README's count of mutants is stale"
+    said = re.search(r"`tests/mutants.txt` \((\d+) mutants", (DOCS / "testing.md").read_text())
+    assert said and int(said.group(1)) == len(found), "docs/testing.md's count of mutants is stale"
 
 
 # --- one Python minor (pulumi#2900) ------------------------------------------------------------
@@ -137,3 +199,46 @@ def test_make_takes_the_pinned_minor_and_refuses_a_venv_of_another(tmp_path: Pat
     _stand_in(tmp_path / ".venv" / "bin" / "python", "3.99")  # a venv left by another minor
     result = _make_runtime(tmp_path, str(pinned))
     assert result.returncode != 0 and "but .venv/bin/python is 3.99" in result.stderr and "rm -rf .venv" in result.stderr
+
+
+#: The layers of the program (a package or a module under components/) and what lies below them all.
+LAYERS = ("host", "gateway", "cloudflare", "fortigate", "identity", "vm")
+BELOW = ("settings", "layout", "files", "installer")
+#: Composition, not reach-through: the Cloudflare edge registers its own Entra app (Access's identity
+#: provider) with the identity layer's component, as `EntraAccess` does for oauth2-proxy.
+USES = {("cloudflare", "identity")}
+
+
+def _imported_components(path: Path) -> set[str]:
+    """The `components.<name>` modules a file imports (`import` and `from … import`, at any depth)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "components" and len(parts) > 1:
+                found.add(parts[1])
+            elif name == "components" and isinstance(node, ast.ImportFrom):
+                found.update(a.name for a in node.names)
+    return found
+
+
+def test_no_layer_imports_another_layer() -> None:
+    """Each layer imports only itself and what lies below the layers (settings, the VM's layout, the
+    file records and the installer); the one exception is the wiring, `__main__.py`."""
+    crossings = []
+    for layer in LAYERS:
+        package = PROJECT_DIR / "components" / layer
+        files = sorted(package.rglob("*.py")) if package.is_dir() else [package.with_suffix(".py")]
+        for path in files:
+            for imported in _imported_components(path) - {layer, *BELOW} - {used for user, used in USES if user == layer}:
+                crossings.append(f"{path.relative_to(PROJECT_DIR)} imports components.{imported}")
+    for below in BELOW:
+        package = PROJECT_DIR / "components" / below
+        for path in sorted(package.rglob("*.py")) if package.is_dir() else [package.with_suffix(".py")]:
+            for imported in _imported_components(path) & set(LAYERS):
+                crossings.append(f"{path.relative_to(PROJECT_DIR)} (below the layers) imports components.{imported}")
+    assert crossings == []

@@ -648,7 +648,7 @@ WantedBy=timers.target
 
 
 def restore_script(topology: Topology, host: HostSettings) -> str:
-    """`RESTORE_COMMAND`: the operator's one command that brings the backup set back (README, Day two).
+    """`RESTORE_COMMAND`: the operator's one command that brings the backup set back (docs/operations.md, Day two).
 
     It reads the backup unit's own environment file, so the same root-only repository and password
     files (nothing secret on a command line or in the environment), and restores every path of

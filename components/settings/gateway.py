@@ -51,7 +51,7 @@ class HopLifetimes:
 
     The leaf certificates live `cert_days` and are replaced by the first `pulumi up` in their last
     `renew_days` (pulumi-tls marks them ready for renewal), so a monthly `up` keeps them current;
-    the CA lives `ca_days` and is rotated by replacing it (README: rotating the hop CA).
+    the CA lives `ca_days` and is rotated by replacing it (docs/operations.md: rotating the hop CA).
     """
 
     cert_days: int

@@ -2,8 +2,8 @@
 baseline, or make a setup step harm the host, refused before any resource exists.
 
 The rules are data (which keys, what is refused, a one-line reason, and the acknowledgement key
-where a wide value has a legitimate use), so the settings parsers, the README's configuration
-reference and the tests all read the same list. The predicates live beside the data: `guard` wraps
+where a wide value has a legitimate use), so the settings parsers, the configuration
+reference (docs/configuration.md) and the tests all read the same list. The predicates live beside the data: `guard` wraps
 a value parser with single-value rules; cross-key rules are checked by the layer parsers with
 `violation`.
 """
@@ -142,7 +142,7 @@ BY_NAME = {rule.name: rule for rule in RULES}
 
 
 def rules_for(key: str) -> tuple[Rule, ...]:
-    """The rules that judge `key` (for the README's configuration reference)."""
+    """The rules that judge `key` (for the configuration reference, docs/configuration.md)."""
     return tuple(rule for rule in RULES if key in rule.keys)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
-from components.host.created_vm import CreatedVmArgs, CreatedVmIdentity
+from components.vm.identity import CreatedVmArgs, CreatedVmIdentity
 from components.settings.provider import DIGITALOCEAN, PROXMOX, VmProvider
 from components.settings.topology import Topology
 from components.vm.machine import MachineArgs

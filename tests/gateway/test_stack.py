@@ -286,5 +286,5 @@ def test_the_cloudflare_stacks_caddyfile_passes_caddy_validate(caddy_bin: str, c
     result = subprocess.run([caddy_bin, "validate", "--config", str(gateway), "--adapter", "caddyfile"], env=caddy_env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    # No inbound web path with the Cloudflare edge: the gateway listens on loopback only (the README's design).
+    # No inbound web path with the Cloudflare edge: the gateway listens on loopback only (the design: docs/architecture.md, the two edges).
     assert "127.0.0.1" in text and load_stack_config("cloudflare").values["vmAddress"] not in text

@@ -4,7 +4,7 @@ What is checked is the graph the engine would get: the user-data the machine boo
 generated host key whose public half every SSH step is pinned to; the setup starts only once the
 machine exists and waits for cloud-init; every step is tied to the machine's id; the droplet's cloud
 firewall is the VM's own allowlist. The answers of the provider mocks (ids) are `scripts/offline`'s;
-what only a real Proxmox VE or DigitalOcean can prove is listed in the README (Where the VM comes from).
+what only a real Proxmox VE or DigitalOcean can prove is listed in docs/operations.md (Where the VM comes from).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from components.host.render_cloud_init import UserData, render_user_data
+from components.vm.render_user_data import UserData, render_user_data
 from tests.host.test_render import tool
 
 

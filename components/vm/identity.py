@@ -14,7 +14,7 @@ import pulumi
 import pulumi_tls as tls
 from cryptography.hazmat.primitives import serialization
 
-from components.host.render_cloud_init import UserData, render_user_data
+from components.vm.render_user_data import UserData, render_user_data
 
 
 def public_half(private_key: str) -> str:
@@ -34,7 +34,7 @@ class CreatedVmArgs:
 
 
 class CreatedVmIdentity(pulumi.ComponentResource):
-    """The generated host key of a created VM (token `hcs:host:CreatedVmIdentity`).
+    """The generated host key of a created VM (token `hcs:vm:CreatedVmIdentity`).
 
     Child: one `tls.PrivateKey` (Ed25519, the pin's type; kept in state as a secret, so every `up`
     keeps the same key). Outputs: `host_key` (the pin, `ssh-ed25519 AAAA…`), `user_data` (secret: it
@@ -48,7 +48,7 @@ class CreatedVmIdentity(pulumi.ComponentResource):
     user_data: pulumi.Output[str]
 
     def __init__(self, name: str, args: CreatedVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("hcs:host:CreatedVmIdentity", name, None, opts)
+        super().__init__("hcs:vm:CreatedVmIdentity", name, None, opts)
         key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519",
                              opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["private_key_openssh", "private_key_pem"]))
         self.host_key = key.public_key_openssh.apply(lambda text: " ".join(text.split()[:2]))

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pulumi_command import remote
 
-from components.host.created_vm import CreatedVmArgs, CreatedVmIdentity
+from components.vm.identity import CreatedVmArgs, CreatedVmIdentity
 from components.host.vm import connection_args
 from components.settings.topology import VmSettings
 from scripts.offline import SECRET, record
@@ -49,7 +49,7 @@ def test_the_generated_key_is_the_pin_and_only_the_user_data_carries_it(tmp_path
 
     plan = record(build)
     key = plan.one("tls:index/privateKey:PrivateKey")
-    assert key.inputs["algorithm"] == "ED25519" and key.parent == plan.one("hcs:host:CreatedVmIdentity").urn
+    assert key.inputs["algorithm"] == "ED25519" and key.parent == plan.one("hcs:vm:CreatedVmIdentity").urn
     assert "privateKeyOpenssh" in key.additional_secret_outputs
     # the probe is pinned to the generated key's public half ...
     assert plan.one("command:remote:Command").values["connection"]["hostKey"] == seen["pin"]
