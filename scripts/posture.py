@@ -46,6 +46,8 @@ class Control:
     weakened: Weakness = lambda plan: ""
     #: read from the plan: why the control does not apply to this stack (status n/a; "" when it does)
     inapplicable: Weakness = lambda plan: ""
+    #: read from the plan: what the row says beside an `on` status (e.g. which provider made the VM)
+    detail: Weakness = lambda plan: ""
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,7 @@ CONTROLS: tuple[Control, ...] = (
             "the program generated, handed over in its cloud-init user-data (a secret), so the first SSH contact is "
             "already pinned; the setup waits for cloud-init and runs again on a replaced VM",
             "a man in the middle at first contact, a pasted or keyscanned pin, a replaced VM left half set up",
-            _created_vm, inapplicable=_not_created),
+            _created_vm, inapplicable=_not_created, detail=lambda plan: f"made by vmProvider {vm_provider(plan)}"),
     Control("Network edge", "DigitalOcean cloud firewall on the droplet from its creation (by tag): SSH from the management "
             "subnets, the gateway port from the front proxy only (none with the Cloudflare edge), out only the egress allowlist",
             "reaching the droplet's public address directly, egress if the VM's own firewall fails",
@@ -474,7 +476,7 @@ def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS)
         elif found and (weakness := c.weakened(plan)):
             status, note = "WEAKENED", f"acknowledged: {weakness}"
         elif found:
-            status, note = "on", ""
+            status, note = "on", c.detail(plan)
         else:
             status, note = "OFF", f"switched off: {c.switch}" if c.switch else "missing from the plan"
         rows.append(Row(c.layer, c.control, c.stops, status, tuple(r.name for r in found), note))

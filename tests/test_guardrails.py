@@ -51,7 +51,7 @@ def test_dev_stack_has_every_control_on_or_not_applicable(dev_plan: PlanResult) 
 def test_a_created_vm_is_in_the_posture_with_its_provider(stack: str, machine: str, droplet_firewall: str) -> None:
     plan = run_program(load_stack_config(stack))
     rows = {r.control: r for r in posture.posture(plan, plan.outputs["edge"])}
-    assert rows[CREATED].status == "on"
+    assert rows[CREATED].status == "on" and rows[CREATED].note == f"made by vmProvider {stack}"
     assert set(rows[CREATED].resources) == {"machine-identity-host-key", "vm-first-boot", machine}
     assert rows[DROPLET_FIREWALL].status == droplet_firewall
     assert [r.control for r in rows.values() if r.status not in ("on", "n/a")] == list(DEFAULT_OFF)
