@@ -17,7 +17,15 @@ settings = load(PulumiConfigSource(pulumi.get_project()))
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname,
                                                 session_max=settings.gateway.cookie_expire))
 
-host = DmzHost("vm", settings.topology, settings.host)
+machine = None
+if settings.vm_provider.creates_vm:
+    # Imported only when the program creates the VM (the provider SDKs are large).
+    from components.vm.created import CreatedVm
+
+    machine = CreatedVm("machine", settings.hostname, settings.vm_provider, settings.topology)
+    pulumi.export("vmMachineId", machine.machine_id)
+
+host = DmzHost("vm", settings.topology, settings.host, machine)
 
 tunnel = None
 if settings.cloudflare is not None:
@@ -61,6 +69,7 @@ if settings.fortigate is not None:
 
 pulumi.export("url", settings.public_url)
 pulumi.export("edge", settings.edge)
+pulumi.export("vmProvider", settings.vm_provider.kind)
 pulumi.export("entraClientId", identity.client_id)
 pulumi.export("entraTenantId", identity.tenant_id)
 pulumi.export("entraIssuerUrl", identity.issuer_url)

@@ -22,6 +22,8 @@ from typing import Any
 
 import pulumi
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
@@ -84,6 +86,7 @@ class Registered:
     provider: str = ""
     delete_before_replace: bool = False
     additional_secret_outputs: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -116,7 +119,10 @@ def placeholder_secret(key: str) -> str:
     """A clearly marked stand-in for an unset secret that still has the shape its check expects."""
     digest = hashlib.sha256(f"hcs-plan-placeholder:{key}".encode()).hexdigest()
     if key.endswith("PrivateKey"):
-        return f"-----BEGIN OPENSSH PRIVATE KEY-----\nPLACEHOLDER{digest}\n-----END OPENSSH PRIVATE KEY-----\n"
+        # A real key (derived from the marked digest): a created VM's user-data carries its public half.
+        seed = ed25519.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(digest))
+        return seed.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                  serialization.NoEncryption()).decode()
     if key == "proxmoxApiToken":
         return f"plan@pve!placeholder={uuid.UUID(digest[:32])}"
     if key == "digitaloceanToken":
@@ -205,6 +211,19 @@ class PlanMocks(pulumi.runtime.Mocks):
         if t == "random:index/randomPassword:RandomPassword":
             state.update(result=f"mock-password-{_guid(t, name)}")
             return _guid(t, name), state
+        if t == "digitalocean:index/droplet:Droplet":
+            # DigitalOcean's droplet IDs are integers (the reserved IP's assignment takes one).
+            droplet_id = str(int(hashlib.sha256(f"droplet:{name}".encode()).hexdigest()[:8], 16))
+            state.update(ipv4Address="203.0.113.200", ipv4AddressPrivate="10.110.0.2", status="active", urn=f"do:droplet:{droplet_id}")
+            return droplet_id, state
+        if t == "proxmoxve:index/fileLegacy:FileLegacy":
+            # The provider's id is the volume ID the VM's cloud-init drive names (`<datastore>:snippets/<file>`).
+            raw = plain(state.get("sourceRaw")) or {}
+            return f"{plain(state['datastoreId'])}:snippets/{raw['fileName']}", state
+        if t == "proxmoxve:index/vmLegacy:VmLegacy":
+            vm_id = 100 + int(hashlib.sha256(f"vm:{name}".encode()).hexdigest()[:6], 16) % 900_000
+            state.update(vmId=vm_id)
+            return str(vm_id), state
         if t.startswith(mock_tls.PREFIX):
             state.update(mock_tls.answer(t, name, {k: plain(v) for k, v in args.inputs.items()}))
             return _guid(t, name), state
@@ -279,6 +298,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 delete_before_replace=False if read_id else bool(request.deleteBeforeReplace),
                 additional_secret_outputs=() if read_id else tuple(request.additionalSecretOutputs),
+                replace_on_changes=() if read_id else tuple(request.replaceOnChanges),
             )
         )
 

@@ -21,6 +21,9 @@ from scripts.offline import PlanResult, Registered
 from scripts.policy.rules import SQUID_CONFIG, VERSION_FLOORS, Res, code_server_version, debian_release, evaluate
 
 SOCKET_TMPFILES = "/etc/tmpfiles.d/hcs-sockets.conf"
+PROXMOX_VM = "proxmoxve:index/vmLegacy:VmLegacy"
+DROPLET = "digitalocean:index/droplet:Droplet"
+DROPLET_FIREWALL = "digitalocean:index/firewall:Firewall"
 
 Select = Callable[[PlanResult], list[Registered]]
 #: Why a control that is on is weaker than the design's baseline ("" when it is not).
@@ -40,6 +43,8 @@ class Control:
     switch: str = ""
     #: read from the plan: what an acknowledged wide value weakens (status WEAKENED)
     weakened: Weakness = lambda plan: ""
+    #: read from the plan: why the control does not apply to this stack (status n/a; "" when it does)
+    inapplicable: Weakness = lambda plan: ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,32 @@ def _gateway_logs_user(plan: PlanResult) -> list[Registered]:
 _FORTIOS = "pulumi-python:dynamic/fortios:"
 
 
+def vm_provider(plan: PlanResult) -> str:
+    """Who made the VM (the `vmProvider` output): existing, proxmox or digitalocean."""
+    return str(plan.outputs.get("vmProvider") or "existing")
+
+
+def _not_created(plan: PlanResult) -> str:
+    return "an existing VM (vmProvider existing): the connection is pinned to vmHostKey" if vm_provider(plan) == "existing" else ""
+
+
+def _not_droplet(plan: PlanResult) -> str:
+    return "" if vm_provider(plan) == "digitalocean" else f"not a droplet (vmProvider {vm_provider(plan)})"
+
+
+def _droplet_without_fortigate(plan: PlanResult) -> str:
+    """A droplet has no FortiGate in front unless one is configured: its cloud firewall holds the egress allowlist."""
+    if vm_provider(plan) != "digitalocean" or _named("fortigate-hcs-out-deny")(plan):
+        return ""
+    return "a droplet: its DigitalOcean cloud firewall holds the egress allowlist (row below)"
+
+
+def _created_vm(plan: PlanResult) -> list[Registered]:
+    """The generated host key, the machine the provider made from the user-data, the wait for cloud-init."""
+    made = [r for r in plan.resources if r.type in (PROXMOX_VM, DROPLET)]
+    return [*_named("machine-identity-host-key", "vm-first-boot")(plan), *made] if made else []
+
+
 def _ufw_rules(plan: PlanResult, pattern: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """The networks of the UFW rules (as the firewall step receives them) matching `pattern`."""
     text = " ".join(str(r.inputs.get("create", "")) for r in _named("vm-firewall")(plan))
@@ -291,7 +322,8 @@ CONTROLS: tuple[Control, ...] = (
             _both(_named("fortigate-hcs-in-https"), _typed(_FORTIOS + "IpsSensor")), edges=("fortigate",)),
     Control("Network edge", "FortiGate egress allowlist from the VM, ending in a logged deny", "exfiltration, second stages, C2",
             _both(_named("fortigate-hcs-out-deny"), _typed(_FORTIOS + "FirewallPolicy", name_prefix="fortigate-hcs-out-")),
-            switch="fortigateUrl (with edge cloudflare: manages egress and SSH only)", weakened=_fortigate_wide_egress),
+            switch="fortigateUrl (with edge cloudflare: manages egress and SSH only)", weakened=_fortigate_wide_egress,
+            inapplicable=_droplet_without_fortigate),
     Control("Network edge", "Cloudflare Tunnel: outbound only, no inbound port", "scanning and direct access",
             _typed("cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared"), edges=("cloudflare",)),
     Control("Network edge", "Cloudflare Access on every request, enforced at the connector", "unauthenticated requests at the edge",
@@ -319,6 +351,15 @@ CONTROLS: tuple[Control, ...] = (
     Control("Host", "The VM on a supported Debian release in security support, checked by every host step before it "
             "changes anything (vmDebianRelease)", "release-specific choices made for another system; unpatched CVEs",
             _release_checked, weakened=_release_weakness),
+    Control("Host", "The VM made from code (vmProvider; its resources name the provider): booted with the Ed25519 host key "
+            "the program generated, handed over in its cloud-init user-data (a secret), so the first SSH contact is "
+            "already pinned; the setup waits for cloud-init and runs again on a replaced VM",
+            "a man in the middle at first contact, a pasted or keyscanned pin, a replaced VM left half set up",
+            _created_vm, inapplicable=_not_created),
+    Control("Network edge", "DigitalOcean cloud firewall on the droplet from its creation (by tag): SSH from the management "
+            "subnets, the gateway port from the front proxy only (none with the Cloudflare edge), out only the egress allowlist",
+            "reaching the droplet's public address directly, egress if the VM's own firewall fails",
+            _typed(DROPLET_FIREWALL), inapplicable=_not_droplet),
     Control("Host", "Split accounts: no-login service account outside the docker group, IDE user without sudo",
             "lateral movement, secret theft, root via the Docker socket",
             _named("vm-accounts")),
@@ -428,6 +469,8 @@ def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS)
         found = c.select(plan)
         if edge not in c.edges:
             status, note = "n/a", f"not part of the {edge} edge"
+        elif reason := c.inapplicable(plan):
+            status, note = "n/a", reason
         elif found and (weakness := c.weakened(plan)):
             status, note = "WEAKENED", f"acknowledged: {weakness}"
         elif found:

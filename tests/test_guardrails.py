@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from scripts import posture
-from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, run_program
+from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, load_stack_config, run_program
 from scripts.policy.rules import RULES
 from tests.support import TEST_SECRETS
 
@@ -25,6 +25,8 @@ NO_PROXY = {IDE_PROXY: "switched off: ideEgressDomains (empty: no proxy runs and
 TRANSFERS = next(c.control for c in posture.CONTROLS if c.control.startswith("code-server's download and upload actions off"))
 DEFAULT_OFF = {**NO_PROXY, TRANSFERS: "switched off: codeServerDisableFileDownloads and codeServerDisableFileUploads (opt-in)"}
 IDLE = next(c.control for c in posture.CONTROLS if c.control.startswith("An IDE nobody has open ends"))
+CREATED = next(c.control for c in posture.CONTROLS if c.control.startswith("The VM made from code"))
+DROPLET_FIREWALL = next(c.control for c in posture.CONTROLS if c.control.startswith("DigitalOcean cloud firewall"))
 
 
 def _status(rows: list[posture.Row]) -> dict[str, str]:
@@ -37,9 +39,22 @@ def test_dev_stack_has_every_control_on_or_not_applicable(dev_plan: PlanResult) 
     assert {r.control for r in rows if r.status == "n/a"} == {
         "Cloudflare Tunnel: outbound only, no inbound port",
         "Cloudflare Access on every request, enforced at the connector",
+        CREATED,
+        DROPLET_FIREWALL,
     }
     assert rows[-1].control == f"Policy pack: {len(RULES)}/{len(RULES)} mandatory policies pass"
     assert all(r.resources for r in rows[:-1] if r.status == "on")
+
+
+@pytest.mark.parametrize(("stack", "machine", "droplet_firewall"), [
+    ("proxmox", "machine-proxmox-vm", "n/a"), ("digitalocean", "machine-droplet-droplet", "on")])
+def test_a_created_vm_is_in_the_posture_with_its_provider(stack: str, machine: str, droplet_firewall: str) -> None:
+    plan = run_program(load_stack_config(stack))
+    rows = {r.control: r for r in posture.posture(plan, plan.outputs["edge"])}
+    assert rows[CREATED].status == "on"
+    assert set(rows[CREATED].resources) == {"machine-identity-host-key", "vm-first-boot", machine}
+    assert rows[DROPLET_FIREWALL].status == droplet_firewall
+    assert [r.control for r in rows.values() if r.status not in ("on", "n/a")] == list(DEFAULT_OFF)
 
 
 def test_cloudflare_edge_marks_the_fortigate_inbound_path_not_applicable(dev_config: StackConfig) -> None:

@@ -69,7 +69,7 @@ def test_stack_outputs_name_the_url_and_identity_but_no_secret(dev_plan: PlanRes
     assert outputs["url"] == "https://code.example.com"
     assert outputs["entraIssuerUrl"] == "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0"
     assert outputs["entraTenantId"] == "11111111-2222-3333-4444-555555555555"
-    assert set(outputs) == {"url", "edge", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId", "signOutUrl",
+    assert set(outputs) == {"url", "edge", "vmProvider", "entraClientId", "entraTenantId", "entraIssuerUrl", "entraGroupObjectId", "signOutUrl",
                             "frontProxySite", "cookieSecretUrn",
                             "frontProxyHopCa", "frontProxyHopCert", "frontProxyHopKey", "hopCertNotAfter"}
     # Sign-out ends oauth2-proxy's session, then Entra's (the live path follows this link in a browser).

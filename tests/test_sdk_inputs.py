@@ -2,9 +2,9 @@
 
 The mocks behind the offline plan and the unit tests accept any property, so a misspelt or
 outdated input name would reach no provider and no assertion. This test runs the real
-`__main__.py` for both example stacks (`dev`, `cloudflare`) and checks each registration of a
-docker, azuread, command, tls, cloudflare or random resource (and explicit provider) against the
-SDK installed in the venv.
+`__main__.py` for every example stack (`dev`, `cloudflare`, `proxmox`, `digitalocean`) and checks each
+registration of a docker, azuread, command, tls, cloudflare, random, proxmoxve or digitalocean resource
+(and explicit provider) against the SDK installed in the venv.
 
 The oracle: the token → class table the SDK registers itself with (`_utilities.register(...)` in
 the package's `__init__.py`), the resource's `<Class>Args` input type (`<Class>State` for a
@@ -50,6 +50,8 @@ SDKS = {
     "tls": "pulumi_tls",
     "cloudflare": "pulumi_cloudflare",
     "random": "pulumi_random",
+    "proxmoxve": "pulumi_proxmoxve",
+    "digitalocean": "pulumi_digitalocean",
 }
 #: Registrations outside the SDK oracle's reach, by token prefix (each has its own tests).
 OUT_OF_SCOPE = ("hcs:", "pulumi-python:dynamic")
@@ -57,6 +59,8 @@ OUT_OF_SCOPE = ("hcs:", "pulumi-python:dynamic")
 EXPECTED = {
     "dev": {"docker", "azuread", "command", "tls", "random"},
     "cloudflare": {"docker", "azuread", "command", "cloudflare", "random"},
+    "proxmox": {"docker", "azuread", "command", "tls", "random", "proxmoxve"},
+    "digitalocean": {"docker", "azuread", "command", "tls", "cloudflare", "random", "digitalocean"},
 }
 
 
@@ -151,7 +155,7 @@ def _in_scope(plan: PlanResult) -> list[Registered]:
 
 @pytest.mark.parametrize("stack", sorted(EXPECTED))
 def test_every_provider_input_is_declared_by_the_pinned_sdk(stack: str, request: pytest.FixtureRequest) -> None:
-    # dev: the session's shared run (conftest); the cloudflare stack file is run here
+    # dev: the session's shared run (conftest); the other stack files are run here
     plan = request.getfixturevalue("dev_plan") if stack == "dev" else run_program(load_stack_config(stack))
     resources = _in_scope(plan)
     unknown = sorted({r.type for r in resources if _package(r.type) not in SDKS or r.type not in _classes(SDKS[_package(r.type)])})

@@ -108,6 +108,7 @@ def test_optional_keys_at_their_empty_pulumi_yaml_defaults_are_not_set(dev_confi
                 "zabbixPsk", "backupRepository", "backupRepositoryAddress", "backupRepositoryPort", "backupPassword",
                 "backupRestPassword", "fortigateIpsSensor", "fortigateCaBundle", "vmHostKey", "proxmoxEndpoint",
                 "proxmoxNode", "proxmoxTemplateVmId", "proxmoxBridge", "proxmoxVlanTag", "proxmoxApiToken",
+                "proxmoxGateway", "proxmoxSshUser", "proxmoxSshPrivateKey",
                 "digitaloceanRegion", "digitaloceanSize", "digitaloceanImage", "digitaloceanVpcUuid", "digitaloceanToken")
     changes = {key: declared[key]["default"] for key in left_out}
     existing = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"

@@ -1,11 +1,12 @@
 """`vmProvider` and each provider's keys: checked like every other key, all problems at once.
 
-The example stacks stay on `existing`; these tests switch the dev stack to each provider and feed
-every key a good value, then one bad value at a time, and expect the error to name that key.
+These tests switch the dev stack to each provider and feed every key a good value, then one bad
+value at a time, and expect the error to name that key.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Any
 
@@ -20,17 +21,17 @@ PVE_TOKEN = f"pulumi@pve!hcs={uuid.UUID(int=0x1234)}"
 DO_TOKEN = "dop_v1_" + "ab" * 32
 PROXMOX = {"vmProvider": "proxmox", "vmHostKey": None, "proxmoxEndpoint": "https://pve.example.com:8006/",
            "proxmoxNode": "pve1", "proxmoxTemplateVmId": 9000, "proxmoxBridge": "vmbr1", "proxmoxVlanTag": 30,
-           "proxmoxApiToken": PVE_TOKEN}
+           "proxmoxApiToken": PVE_TOKEN, "proxmoxGateway": "192.0.2.1", "proxmoxSshUser": "root",
+           "proxmoxSshPrivateKey": TEST_SECRETS["vmSshPrivateKey"]}
 DIGITALOCEAN = {"vmProvider": "digitalocean", "vmHostKey": None, "digitaloceanRegion": "fra1",
                 "digitaloceanSize": "s-2vcpu-4gb", "digitaloceanImage": "debian-13-x64",
                 "digitaloceanVpcUuid": "0f0e0d0c-0b0a-0908-0706-050403020100", "digitaloceanToken": DO_TOKEN}
-#: What load() says of a valid stack with a provider that creates the VM, in this version.
-NOT_YET = "does not create the VM yet"
 
 
 def _source(config: StackConfig, changes: dict[str, Any], secret_keys: frozenset[str] | None = None) -> MappingSource:
     # The dev stack with test secrets, and the provider tokens left out (the plan's placeholders are not real tokens).
-    base = config.with_values(**{**TEST_SECRETS, "proxmoxApiToken": None, "digitaloceanToken": None, **changes})
+    base = config.with_values(**{**TEST_SECRETS, "proxmoxApiToken": None, "proxmoxSshPrivateKey": None,
+                                   "digitaloceanToken": None, **changes})
     return MappingSource(base.values, config.secret_keys if secret_keys is None else secret_keys)
 
 
@@ -43,7 +44,7 @@ def _problems(config: StackConfig, changes: dict[str, Any], secret_keys: frozens
 def _parse(config: StackConfig, changes: dict[str, Any], release: int = 13) -> tuple[provider.VmProvider | None, list[str]]:
     """The provider parser alone, as load() calls it (so a valid provider's settings can be inspected)."""
     r = Reader(_source(config, changes))
-    parsed = provider.parse(r, provider.kind(r), debian.RELEASES[release])
+    parsed = provider.parse(r, provider.kind(r), debian.RELEASES[release], ipaddress.IPv4Address(config.values["vmAddress"]))
     return parsed, [str(p) for p in r.problems]
 
 
@@ -63,6 +64,8 @@ def test_proxmox_settings_are_read_with_their_defaults(dev_config: StackConfig) 
     assert (vm.endpoint, vm.node, vm.template_vm_id, vm.bridge, vm.vlan_tag) == ("https://pve.example.com:8006/", "pve1", 9000, "vmbr1", 30)
     # Pulumi.yaml's defaults: 2 cores, 4 GiB, 32 GiB on local-lvm
     assert (vm.cores, vm.memory_mib, vm.disk_gib, vm.datastore) == (2, 4096, 32, "local-lvm")
+    # the DMZ around vmAddress 192.0.2.10 (default /24), snippets on `local`, the node's SSH account
+    assert (str(vm.gateway), vm.prefix_length, vm.snippet_datastore, vm.ssh_user) == ("192.0.2.1", 24, "local", "root")
     untagged, _ = _parse(dev_config, {**PROXMOX, "proxmoxVlanTag": 0})
     assert untagged is not None and untagged.proxmox is not None and untagged.proxmox.vlan_tag is None
 
@@ -77,9 +80,10 @@ def test_digitalocean_settings_are_read(dev_config: StackConfig) -> None:
 
 
 @pytest.mark.parametrize("changes", [PROXMOX, DIGITALOCEAN], ids=["proxmox", "digitalocean"])
-def test_a_valid_provider_stack_is_refused_only_because_the_vm_is_not_created_yet(dev_config: StackConfig, changes: dict[str, Any]) -> None:
-    problems = _problems(dev_config, changes)
-    assert len(problems) == 1 and problems[0].startswith(f"config error: vmProvider: {changes['vmProvider']}: ") and NOT_YET in problems[0]
+def test_a_valid_provider_stack_loads_without_a_pin(dev_config: StackConfig, changes: dict[str, Any]) -> None:
+    settings = load(_source(dev_config, changes), today=TODAY)
+    assert settings.vm_provider.kind == changes["vmProvider"] and settings.vm_provider.creates_vm
+    assert settings.topology.vm.host_key is None  # the pin is the generated key's, derived in the program
 
 
 @pytest.mark.parametrize("changes", [PROXMOX, DIGITALOCEAN], ids=["proxmox", "digitalocean"])
@@ -106,6 +110,15 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("pve-token-form", {**PROXMOX, "proxmoxApiToken": "pulumi@pve:hcs:secret"}, "proxmoxApiToken", "USER@REALM!TOKENID=UUID"),
     ("pve-token-not-uuid", {**PROXMOX, "proxmoxApiToken": "pulumi@pve!hcs=" + "z" * 36}, "proxmoxApiToken", "USER@REALM!TOKENID=UUID"),
     ("pve-token-hyphens", {**PROXMOX, "proxmoxApiToken": "pulumi@pve!hcs=" + "0" * 32 + "----"}, "proxmoxApiToken", "USER@REALM!TOKENID=UUID"),
+    ("pve-gateway-outside", {**PROXMOX, "proxmoxGateway": "198.51.100.1"}, "proxmoxGateway", "inside 192.0.2.0/24"),
+    ("pve-gateway-is-vm", {**PROXMOX, "proxmoxGateway": "192.0.2.10"}, "proxmoxGateway", "other than the VM's own"),
+    ("pve-gateway-network", {**PROXMOX, "proxmoxGateway": "192.0.2.0"}, "proxmoxGateway", "inside 192.0.2.0/24"),
+    ("pve-gateway-missing", {**PROXMOX, "proxmoxGateway": None}, "proxmoxGateway", "is required"),
+    ("pve-prefix", {**PROXMOX, "proxmoxPrefixLength": 31}, "proxmoxPrefixLength", "from 8 to 30"),
+    ("pve-snippets", {**PROXMOX, "proxmoxSnippetDatastore": "lo cal"}, "proxmoxSnippetDatastore", "storage ID"),
+    ("pve-ssh-user", {**PROXMOX, "proxmoxSshUser": "Root User"}, "proxmoxSshUser", "SSH account"),
+    ("pve-ssh-key-missing", {**PROXMOX, "proxmoxSshPrivateKey": None}, "proxmoxSshPrivateKey", "--secret"),
+    ("pve-ssh-key-form", {**PROXMOX, "proxmoxSshPrivateKey": "not a key"}, "proxmoxSshPrivateKey", "private key"),
     ("pve-token-missing", {**PROXMOX, "proxmoxApiToken": None}, "proxmoxApiToken", "--secret"),
     ("do-region", {**DIGITALOCEAN, "digitaloceanRegion": "frankfurt"}, "digitaloceanRegion", "region slug"),
     ("do-size", {**DIGITALOCEAN, "digitaloceanSize": "S 2vCPU"}, "digitaloceanSize", "size slug"),

@@ -90,8 +90,11 @@ def run_step(
     files: Sequence[HostFile],
     connection: remote.ConnectionArgs,
     depends_on: Sequence[pulumi.Resource] = (),
+    machine: pulumi.Input[str] | None = None,
 ) -> remote.Command:
     """Register one step: its files' records and the `remote.Command` that applies it.
+
+    `machine` (a created VM's id) joins the triggers: a new machine replaces, so re-runs, the step.
 
     A step carrying a secret file logs nothing and marks stdout/stderr secret, because a failing
     checker (say `sshd -t`) may quote the file it rejects.
@@ -109,7 +112,7 @@ def run_step(
             connection=connection,
             create=create,
             stdin=stdin,
-            triggers=[trigger],
+            triggers=[trigger] if machine is None else [trigger, machine],
             add_previous_output_in_env=False,
             logging=remote.Logging.NONE if secret else remote.Logging.STDOUT_AND_STDERR,
         ),

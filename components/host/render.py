@@ -71,7 +71,8 @@ _HOST_KEY_ALGORITHMS = {
 
 def sshd_hardening(topology: Topology, release: DebianRelease) -> str:
     """`/etc/ssh/sshd_config.d/00-hardening.conf`: read first, so each value here wins."""
-    pinned = topology.vm.host_key.split()[0]
+    # A VM the program created presents the Ed25519 key it generated (vmHostKey is then unset).
+    pinned = topology.vm.host_key.split()[0] if topology.vm.host_key else "ssh-ed25519"
     host_key_algs = ["ssh-ed25519"] + [a for a in _HOST_KEY_ALGORITHMS[pinned] if a != "ssh-ed25519"]
     lines = [
         HEADER.rstrip("\n"),

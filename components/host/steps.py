@@ -77,8 +77,13 @@ def ownership_map(topology: Topology, host: HostSettings) -> list[tuple[str, str
     ]
 
 
-def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
-    """Every step of the host setup, in an order that respects `after`."""
+def host_steps(topology: Topology, host: HostSettings, first_boot: bool = False) -> list[Step]:
+    """Every step of the host setup, in an order that respects `after`.
+
+    `first_boot` (a VM the program created): a `first-boot` step waits for cloud-init to have
+    finished the user-data, and every step that waited for nothing waits for it, so no step races
+    cloud-init's own writes (the admin's sudoers, the host keys, apt's first lists).
+    """
     accounts = topology.accounts
     packages = BASE_PACKAGES + host.debian.packages + (("restic",) if topology.backup.enabled else ())
     proxy_conf = render.apt_proxy(topology)
@@ -222,6 +227,8 @@ def host_steps(topology: Topology, host: HostSettings) -> list[Step]:
             after=tuple(s.name for s in steps),
         )
     )
+    if first_boot:
+        steps = [Step("first-boot", "first-boot")] + [s if s.after else replace(s, after=("first-boot",)) for s in steps]
     # Every step first checks that the VM runs the release all of the above was chosen for.
     release = {"HCS_DEBIAN_RELEASE": str(host.debian.version),
                "HCS_DEBIAN_RELEASES": " ".join(str(v) for v in sorted(debian.RELEASES))}

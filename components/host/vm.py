@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import pulumi
 from pulumi_command import remote
 
@@ -34,12 +36,23 @@ def connection_args(vm: VmSettings, host_key: pulumi.Input[str] | None = None) -
     )
 
 
+class CreatedMachine(Protocol):
+    """What `DmzHost` needs of a VM the program created (`components.vm.created.CreatedVm`)."""
+
+    host_key: pulumi.Output[str]
+    machine_id: pulumi.Output[str]
+    ready: list[pulumi.Resource]
+
+
 class DmzHost(pulumi.ComponentResource):
     """The hardened DMZ VM (token `hcs:host:DmzHost`); other layers depend on it.
 
     Children: one `remote.Command` per concern (see `components.host.steps`) and a `FileRecord`
     for every file the VM receives. Outputs: `address`, `connection` (for `HostFiles` of other
     layers), `ready` (the firewall step's stdout, known once the whole host is converged).
+
+    With `created` (a VM the program made) the pin is the generated key, the first step waits for
+    cloud-init, and every step is tied to the machine's id: a replaced VM gets the whole setup again.
 
     Why: SSH is pinned to the configured host key, so a swapped or intercepted VM gets no command
     and no secret; steps run with `sudo -n` and take secrets only on stdin; the firewall closes
@@ -49,11 +62,12 @@ class DmzHost(pulumi.ComponentResource):
     address: pulumi.Output[str]
     ready: pulumi.Output[str]
 
-    def __init__(self, name: str, topology: Topology, host: HostSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, topology: Topology, host: HostSettings, created: CreatedMachine | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:host:DmzHost", name, None, opts)
-        self.connection = connection_args(topology.vm)
+        self.connection = connection_args(topology.vm, None if created is None else created.host_key)
         commands: dict[str, remote.Command] = {}
-        for step in host_steps(topology, host):
+        for step in host_steps(topology, host, first_boot=created is not None):
             commands[step.name] = run_step(
                 self,
                 f"{name}-{step.name}",
@@ -62,7 +76,8 @@ class DmzHost(pulumi.ComponentResource):
                 step.env,
                 step.files,
                 self.connection,
-                [commands[a] for a in step.after],
+                [commands[a] for a in step.after] or (list(created.ready) if created else []),
+                None if created is None else created.machine_id,
             )
         self.address = pulumi.Output.from_input(str(topology.vm.address))
         self.ready = commands["firewall"].stdout

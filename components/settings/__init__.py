@@ -46,12 +46,7 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     release = host.release(r)
     topology_settings = topology.parse(r, edge, None if vm_provider is None else vm_provider != provider.EXISTING)
     host_settings = host.parse(r, topology_settings, today, release)
-    provider_settings = provider.parse(r, vm_provider, release)
-    if provider_settings is not None and provider_settings.creates_vm:
-        # Checked above like any other stack, then refused until the program creates the VM (issue 32):
-        # only a VM booted with the generated host key can answer the pin, so nothing else could be set up.
-        r.problem("vmProvider", f"{vm_provider}: its settings are valid, but this version does not create the VM yet "
-                  "(the provider's resources are still to come, issue 32); use existing")
+    provider_settings = provider.parse(r, vm_provider, release, None if topology_settings is None else topology_settings.vm.address)
     gateway_settings = gateway.parse(r)
     cloudflare_settings = cloudflare.parse(r, edge)
     fortigate_settings = fortigate.parse(r, edge)

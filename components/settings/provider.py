@@ -13,6 +13,7 @@ checked for their documented form without echoing them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ _BRIDGE = r"[A-Za-z][A-Za-z0-9_.-]{0,14}"
 _DATASTORE = r"[A-Za-z][A-Za-z0-9_.-]{0,63}"
 #: A Proxmox API token as the provider takes it: `USER@REALM!TOKENID=SECRET` (the secret is a UUID).
 _PVE_TOKEN = re.compile(r"^[^\s@!=:]+@[A-Za-z][A-Za-z0-9.-]*![A-Za-z][A-Za-z0-9_.-]*=(?P<secret>[0-9a-fA-F-]{36})$")
+#: The Proxmox node's SSH account (a Linux account name).
+_SSH_USER = r"[a-z_][a-z0-9_-]{0,31}"
 _DO_REGION = r"[a-z]{3}[0-9]"
 _DO_SIZE = r"[a-z0-9]+(?:-[a-z0-9]+)*"
 #: A DigitalOcean personal access token (`dop_v1_` and 64 hex digits).
@@ -53,6 +56,15 @@ class ProxmoxVm:
     disk_gib: int
     datastore: str
     api_token: Any  # pulumi.Output[str], secret
+    #: The DMZ's router (the FortiGate's DMZ interface) and the prefix of the DMZ around `vmAddress`:
+    #: the VM's static address is set by Proxmox's cloud-init drive, so the FortiGate's VIP never moves.
+    gateway: ipaddress.IPv4Address
+    prefix_length: int
+    #: A storage with the `snippets` content type: where the user-data file lives on the node.
+    snippet_datastore: str
+    #: The node's SSH account the provider uploads the snippet with (the API cannot upload snippets).
+    ssh_user: str
+    ssh_private_key: Any  # pulumi.Output[str], secret
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,7 @@ def _unused(r: Reader, owner: str, provider: str | None, keys: dict[str, bool]) 
             r.problem(key, f"only applies with vmProvider {owner}; unset it, or set vmProvider {owner} (now {provider})")
 
 
-def _proxmox(r: Reader, provider: str | None) -> ProxmoxVm | None:
+def _proxmox(r: Reader, provider: str | None, vm_address: ipaddress.IPv4Address | None) -> ProxmoxVm | None:
     used = provider == PROXMOX
     need: dict[str, Any] = {} if used else {"default": None}
     endpoint = r.string("proxmoxEndpoint", _endpoint, **need)
@@ -154,14 +166,28 @@ def _proxmox(r: Reader, provider: str | None) -> ProxmoxVm | None:
     disk = r.integer("proxmoxDiskGib", lo=10, hi=65_536)
     datastore = r.string("proxmoxDatastore", checks.matching(_DATASTORE, "a Proxmox storage ID such as local-lvm"))
     token = r.secret("proxmoxApiToken", _pve_token if used else None, required=used)
+    gateway = r.string("proxmoxGateway", checks.ipv4_address, **need)
+    prefix = r.integer("proxmoxPrefixLength", lo=8, hi=30)
+    snippets = r.string("proxmoxSnippetDatastore", checks.matching(_DATASTORE, "a Proxmox storage ID such as local"))
+    ssh_user = r.string("proxmoxSshUser", checks.matching(_SSH_USER, "the node's SSH account such as root"), **need)
+    ssh_key = r.secret("proxmoxSshPrivateKey", checks.openssh_private_key if used else None, required=used)
     if not used:
         _unused(r, PROXMOX, provider, {"proxmoxEndpoint": r.is_set("proxmoxEndpoint"), "proxmoxNode": r.is_set("proxmoxNode"),
                                        "proxmoxBridge": r.is_set("proxmoxBridge"), "proxmoxTemplateVmId": bool(template),
-                                       "proxmoxVlanTag": bool(vlan)})
+                                       "proxmoxVlanTag": bool(vlan), "proxmoxGateway": r.is_set("proxmoxGateway"),
+                                       "proxmoxSshUser": r.is_set("proxmoxSshUser")})
         return None
-    if None in (endpoint, node, template, bridge, vlan, cores, memory, disk, datastore, token) or template < 100:
+    if gateway is not None and prefix is not None and vm_address is not None:
+        dmz = ipaddress.IPv4Network(f"{vm_address}/{prefix}", strict=False)
+        if gateway not in dmz or gateway in (dmz.network_address, dmz.broadcast_address, vm_address):
+            r.problem("proxmoxGateway", f"expected the DMZ router's address inside {dmz} (vmAddress {vm_address} with "
+                                        f"proxmoxPrefixLength {prefix}), other than the VM's own, got {gateway}")
+            gateway = None
+    if None in (endpoint, node, template, bridge, vlan, cores, memory, disk, datastore, token, gateway, prefix, snippets,
+                ssh_user, ssh_key) or template < 100:
         return None
-    return ProxmoxVm(endpoint, node, template, bridge, vlan or None, cores, memory, disk, datastore, token)
+    return ProxmoxVm(endpoint, node, template, bridge, vlan or None, cores, memory, disk, datastore, token,
+                     gateway, prefix, snippets, ssh_user, ssh_key)
 
 
 def _digitalocean(r: Reader, provider: str | None, release: debian.DebianRelease | None) -> DigitalOceanDroplet | None:
@@ -185,10 +211,15 @@ def _digitalocean(r: Reader, provider: str | None, release: debian.DebianRelease
     return DigitalOceanDroplet(region, size, image, vpc, token)
 
 
-def parse(r: Reader, provider: str | None, release: debian.DebianRelease | None) -> VmProvider | None:
-    """Read every provider's keys; the chosen one's are required, another's refused when set."""
+def parse(r: Reader, provider: str | None, release: debian.DebianRelease | None,
+          vm_address: ipaddress.IPv4Address | None) -> VmProvider | None:
+    """Read every provider's keys; the chosen one's are required, another's refused when set.
+
+    `vm_address` (`vmAddress`, None when it is itself wrong) is the created VM's address too: set
+    statically on Proxmox, a reserved IP assigned to the droplet on DigitalOcean.
+    """
     start = len(r.problems)
-    proxmox = _proxmox(r, provider)
+    proxmox = _proxmox(r, provider, vm_address)
     droplet = _digitalocean(r, provider, release)
     if provider is None or len(r.problems) > start:
         return None

@@ -56,7 +56,7 @@ BASE: dict[str, Any] = {
     "backupSchedule": "daily",
 }
 SECRETS = frozenset({"vmSshPrivateKey", "zabbixPsk", "backupPassword", "backupRestPassword", "fortigateApiToken",
-                     "proxmoxApiToken", "digitaloceanToken"})
+                     "proxmoxApiToken", "proxmoxSshPrivateKey", "digitaloceanToken"})
 
 
 def settings(**overrides: Any) -> Settings:
