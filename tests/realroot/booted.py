@@ -11,8 +11,8 @@ services its packages install), hostname and resolv.conf are set as for `RealRoo
 either the admin user and host keys are made as for `RealRoot` (cloud-init switched off), or,
 with `start(user_data=…)`, nothing but a NoCloud seed is written (`nocloud.py`): cloud-init in the
 booted VM creates the admin and installs the host key, as on a created Proxmox VM, and the boot
-fails with cloud-init's own report if it did not finish cleanly. The copy lives on disk under `workdir/root` (Docker's images and the code-server
-package do not fit a small tmpfs).
+fails with cloud-init's own report if it did not finish cleanly. The copy lives on disk under
+`workdir/root` (Docker's images and the code-server package do not fit a small tmpfs).
 
 Test-machine settings, not production ones: Docker inside nspawn needs `--capability=all` and
 the `@keyring bpf` system calls (facts.md); Debian 12's systemd gets this machine's writable
@@ -20,7 +20,7 @@ the `@keyring bpf` system calls (facts.md); Debian 12's systemd gets this machin
 pure cgroup2 tree of its own (`SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1`; it has no controllers here, so
 memory and CPU limits are checked as unit properties, not observed). They widen what the VM's
 root may do to this machine; the VM is still in its own pid, mount, network, uts and ipc
-namespaces.
+namespaces. A VM that runs no containers (`docker=False`) gets none of them.
 
 A `BootedVM` can be detached (`make demo` leaves it running) and attached again from its state
 (`BootedVM.attach`), so a later process can converge it again or tear it down.
