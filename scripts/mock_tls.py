@@ -13,6 +13,7 @@ Only ED25519 keys are answered (the program asks for no other). Not modelled: ea
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import ipaddress
@@ -73,6 +74,27 @@ def _sans(dns: list[str] | None, ips: list[str] | None) -> list[x509.GeneralName
     return [x509.DNSName(d) for d in dns or ()] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips or ()]
 
 
+def _fixed_check(openssh: str, name: str) -> str:
+    """An OpenSSH private key with its two check integers fixed per resource name instead of random.
+
+    pulumi-tls generates a key's text once and keeps it in state; this stand-in has no state, so it must
+    give the same text on every run: the text reaches a created VM's user-data, whose digest names the
+    Proxmox snippet and replaces the VM when it changes (the demo checks the booted seed against it).
+    """
+    lines = openssh.strip().splitlines()
+    width = len(lines[1])
+    blob = bytearray(base64.b64decode("".join(lines[1:-1])))
+    offset = len(b"openssh-key-v1\0")
+    for _ in range(3):  # cipher name, KDF name, KDF options
+        offset += 4 + int.from_bytes(blob[offset:offset + 4], "big")
+    offset += 4  # number of keys
+    offset += 4 + int.from_bytes(blob[offset:offset + 4], "big")  # the public key
+    offset += 4  # the private section's length; the section starts with checkint, checkint
+    blob[offset:offset + 8] = hashlib.sha256(f"mock-tls-check:{name}".encode()).digest()[:4] * 2
+    body = base64.b64encode(bytes(blob)).decode()
+    return "\n".join([lines[0], *(body[i:i + width] for i in range(0, len(body), width)), lines[-1]]) + "\n"
+
+
 def answer(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """The outputs pulumi-tls would give resource `name` of `type_token` for these (plain) inputs."""
     kind = type_token.removeprefix(PREFIX)
@@ -82,7 +104,8 @@ def answer(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]
         key = ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"mock-tls-key:{name}".encode()).digest())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
         public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        openssh = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+        openssh = _fixed_check(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                                 serialization.NoEncryption()).decode(), name)
         public_openssh = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + "\n"
         return {"privateKeyPem": pem, "privateKeyPemPkcs8": pem, "publicKeyPem": public,
                 "privateKeyOpenssh": openssh, "publicKeyOpenssh": public_openssh}

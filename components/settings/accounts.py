@@ -13,6 +13,10 @@ the docker group is root for every process running as nobody. Sources, read on D
   accounts step also creates itself; ulogd2's `ulog` account (the packages step installs it);
 - Debian 13 adds openssh-client's `_ssh` group (read off a debootstrapped trixie root: its
   /etc/passwd, /etc/group, sysusers.d and base-passwd 3.6.7's master files name nothing else new);
+- a Debian 13 cloud image: cloud-init 25.1 depends on dhcpcd-base, whose package creates the
+  `dhcpcd` account and group (read off a debootstrapped trixie root with cloud-init installed, the
+  image a created VM boots from in the tests; Debian 12's cloud-init 22.4 uses isc-dhcp-client,
+  which creates none);
 - the baseline step's own `hcs-proc` group (hidepid's exception, components/host/render_baseline.py);
 - the vendor agents the stack may install: wazuh-agent (`wazuh`) and zabbix-agent2 (`zabbix`), as
   their packages create them (from the vendors' documentation; not checked on this machine).
@@ -37,7 +41,7 @@ BASE_GROUPS = frozenset({
 #: Created by packages of the VM (sysusers.d, postinst scripts, vendor agents) and by the baseline step.
 PACKAGE_ACCOUNTS = frozenset({
     "systemd-network", "systemd-timesync", "systemd-journal", "messagebus", "polkitd", "sshd",
-    "docker", "ulog", "_ssh", "wazuh", "zabbix", "hcs-proc",
+    "docker", "ulog", "_ssh", "dhcpcd", "wazuh", "zabbix", "hcs-proc",
 })
 
 #: Every name a stack account or group must not take.

@@ -3,14 +3,18 @@
 `up()` (idempotent: a second call converges the running demo again):
 1. caches: the Debian test root, the code-server `.deb` (from the npm build), the Go programs;
 2. the VM: the test root booted with systemd in its own network namespace (`BootedVM`), without
-   the packages a fresh VM lacks; the demo CA is trusted by its Docker for the registry (the one
-   file the demo puts on the VM itself: in production the registry's certificate is the operator's);
+   the packages a fresh VM lacks, from the user-data the program makes for a VM it creates on
+   Proxmox (planned first, `first_boot_user_data`): cloud-init's NoCloud datasource in the VM makes
+   the admin and installs the program's host key, as on a Proxmox clone; the demo CA is trusted by
+   its Docker for the registry (the one file the demo puts on the VM itself: in production the
+   registry's certificate is the operator's);
 3. the test network's services in the peer namespace: the apt proxy (Debian's mirror and the
    package site with the `.deb`), the OCI registry with the two gateway images pushed by digest,
    the backup server (`_start_backup_server`);
-4. the program: the real `__main__.py` evaluated for the demo stack (the example stack with the
-   demo's addresses, host key, package digest and image digests), every remote command run over
-   SSH and every container created in the VM's Docker (`live.LiveMocks`);
+4. the program: the real `__main__.py` evaluated for the demo stack (the example stack with
+   `vmProvider: proxmox`, the demo's addresses, package digest and image digests), every remote
+   command run over SSH pinned to the program's generated host key, every container created in the
+   VM's Docker, the Proxmox snippet and VM checked against the booted VM (`live.LiveMocks`);
 5. the central Caddy in front, serving the site block the program rendered;
 6. `build/demo/demo.json`: the URL, how to reach the VM, the namespaces, the test users.
 
@@ -46,13 +50,13 @@ from components.files import FILE_TYPE
 from components.gateway.render_caddy import FRONT_HOP_HOME
 from components.gateway.stack import OAUTH2_PROXY_DIR
 from components.installer import encode_contents
-from tests.demo.live import Applied, LiveMocks, Rewrite
+from tests.demo.live import PROXMOX_SNIPPET, Applied, LiveMocks, Rewrite
 from tests.idp import setup as idp_setup
 from tests.livepath import signin
 from tests.livepath.chain import spki_sha256, user_settings
 from tests.demo.pki import DemoCA
 from tests.host.realhost import BRIDGE, reinstalled
-from tests.realroot import rootfs
+from tests.realroot import nocloud, rootfs
 from tests.realroot.booted import BootedVM, load_state, save_state
 from tests.realroot.netns import NamespacePair, existing_namespaces
 from tests.realroot.prereq import RealRootError
@@ -312,11 +316,35 @@ def _push_images(vm: BootedVM, ca: DemoCA, config: StackConfig, work: Path, prog
     return pushed
 
 
-def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str], ca: DemoCA, token: str) -> StackConfig:
-    """The example stack, pointed at the demo: its VM (and that VM's release), package, images and identity provider."""
+def proxmox_ssh_key(work: Path) -> str:
+    """The Proxmox node's SSH key the stack must name (made once; never used: no node answers, see `demo_config`)."""
+    path = work / "proxmox_ed25519"
+    if not path.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hcs-demo-proxmox-stand-in", "-f", str(path)],
+                       check=True, capture_output=True)
+    return path.read_text()
+
+
+def demo_config(vm: BootedVM, release: int, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str], ca: DemoCA,
+                token: str) -> StackConfig:
+    """The example stack, pointed at the demo: a VM the program creates on Proxmox (the booted demo VM stands
+    in for it: `live.LiveMocks`; the Proxmox API at `network.PROXMOX_ENDPOINT` is never called, nothing
+    listens there), its release, package, images and identity provider. No `vmHostKey`: the program
+    generates the VM's host key, and the demo VM booted with it (`first_boot_user_data`)."""
+    work = Path(vm.workdir).parent
     return load_stack_config("dev").with_values(
-        vmDebianRelease=str(vm.release),
-        vmHostKey=vm.host_key,
+        vmDebianRelease=str(release),
+        vmHostKey=None,
+        vmProvider="proxmox",
+        proxmoxEndpoint=network.PROXMOX_ENDPOINT,
+        proxmoxNode=network.PROXMOX_NODE,
+        proxmoxTemplateVmId="9000",
+        proxmoxBridge=network.PROXMOX_BRIDGE,
+        proxmoxGateway=network.GATEWAY,
+        proxmoxPrefixLength="24",
+        proxmoxSshUser="root",
+        proxmoxApiToken=network.PROXMOX_API_TOKEN,
+        proxmoxSshPrivateKey=proxmox_ssh_key(work),
         vmSshPrivateKey=vm.admin_key.read_text(),
         codeServerVersion=deb.version,
         codeServerSha256=deb.sha256,
@@ -338,6 +366,22 @@ def demo_config(vm: BootedVM, deb: codeserver_deb.CodeServerDeb, pushed: dict[st
         fortigateApiToken=token,
         **pushed,
     )
+
+
+def program_user_data(plan: PlanResult) -> str:
+    """The user-data the program hands Proxmox (its snippet's content): what a created VM boots from."""
+    return str(plan.one(PROXMOX_SNIPPET).values["sourceRaw"]["data"])
+
+
+def first_boot_user_data(vm: BootedVM, release: int, deb: codeserver_deb.CodeServerDeb, ca: DemoCA, work: Path,
+                         progress: Progress) -> str:
+    """The program's user-data for the demo VM, before it exists: the plan of the demo stack (the VM's admin
+    key made first, as the operator's `vmSshPrivateKey`; the gateway images are the stack's own until pushed,
+    which the user-data does not depend on). The mock runtime's keys are deterministic per resource name,
+    so the converges after boot render the same document (`LiveMocks` checks that)."""
+    vm.admin_public_key()
+    progress("planning the demo stack: the user-data the program makes for its VM")
+    return program_user_data(run_program(demo_config(vm, release, deb, {}, ca, fortios_token(work))))
 
 
 def _quiet_ide(vm: BootedVM, ide_user: str) -> None:
@@ -481,7 +525,8 @@ def _start_identity(vm: BootedVM, state: DemoState, idp: idp_setup.IdpFiles, pro
 def converge(vm: BootedVM, config: StackConfig, progress: Progress, rewrites: dict[str, Rewrite] | None = None) -> tuple[PlanResult, Applied]:
     """Evaluate the program for `config` and apply it to the VM (see `live.LiveMocks`)."""
     engine = docker.DockerClient(base_url=f"unix://{vm.docker_socket}", version=DOCKER_API)
-    mocks = LiveMocks(config.values["entraTenantId"], vm.runner(), engine, rewrites, on_progress=progress)
+    mocks = LiveMocks(config.values["entraTenantId"], vm.runner(), engine, rewrites, on_progress=progress,
+                      seed=nocloud.seed_user_data(vm.path))
     plan = run_program(config, mocks=mocks)
     return plan, mocks.applied
 
@@ -535,8 +580,9 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
         ca = DemoCA(work / "pki")
         state = DemoState(tag=tag, workdir=str(work), started=time.time(), release=release)
         vm = BootedVM(image, work / "vm", network.root_config(), tag=tag, purge=reinstalled(release))
+        user_data = first_boot_user_data(vm, release, deb, ca, work, progress)
         mark = time.monotonic()
-        vm.start(progress=progress, before_boot=_trust_registry(ca))
+        vm.start(progress=progress, before_boot=_trust_registry(ca), user_data=user_data)
         timings["boot"] = time.monotonic() - mark
         save_state(vm, work / "vm-state.json")
         state.save()
@@ -546,7 +592,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
         state.save()
     _ide_hosts(vm, ca)
     _start_ide_hosts(vm, state, ca, progress)
-    config = demo_config(vm, deb, state.images, ca, fortios_token(work))
+    config = demo_config(vm, release, deb, state.images, ca, fortios_token(work))
     idp = identity(config, work)
     _start_identity(vm, state, idp, progress)
     _start_backup_server(vm, state, ca, config, progress)

@@ -14,8 +14,18 @@ would use:
   loudly rather than being dropped. A container whose inputs are unchanged is kept, as a no-op
   `pulumi up` would; a changed one is replaced.
 
+- `proxmoxve:index/fileLegacy:FileLegacy` (the user-data snippet) and `proxmoxve:index/vmLegacy:VmLegacy`:
+  the demo stands in for Proxmox VE, whose API is never called. Proxmox hands a VM its snippet as a
+  NoCloud seed; the demo VM was booted from a NoCloud seed before the converge, so the snippet is
+  checked to be byte for byte that seed, and the VM to boot from that snippet at the demo VM's
+  address; anything else fails loudly. Their answers (volume ID, VM id) are the plan's.
+
+Every SSH session is pinned to the host key the command's own `connection` names (the program's
+generated key for a created VM), not to one the demo chose.
+
 Everything else (Entra, random, the FortiGate objects, file records) keeps the plan's mock answers.
-What this does not prove is the providers' own code: pulumi-command and pulumi-docker themselves.
+What this does not prove is the providers' own code: pulumi-command, pulumi-docker and
+pulumi-proxmoxve themselves.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -40,6 +51,8 @@ CONTAINER_INPUTS = frozenset({
     "name", "image", "command", "user", "networkMode", "readOnly", "capabilities", "securityOpts", "restart",
     "logDriver", "logOpts", "mounts", "tmpfs", "labels", "healthcheck", "entrypoints", "envs", "destroyGraceSeconds",
 })
+PROXMOX_SNIPPET = "proxmoxve:index/fileLegacy:FileLegacy"
+PROXMOX_VM = "proxmoxve:index/vmLegacy:VmLegacy"
 #: A step's stdin rewrite for the demo: (create, stdin) → (create, stdin). See `GatewayOverrides`.
 Rewrite = Callable[[str, str | None], tuple[str, str | None]]
 
@@ -71,13 +84,18 @@ class LiveMocks(PlanMocks):
     """The plan's mocks, except that commands, images and containers are applied to the VM."""
 
     def __init__(self, tenant_id: str, runner: SshRunner, engine: docker.DockerClient,
-                 rewrites: dict[str, Rewrite] | None = None, on_progress: Callable[[str], None] = print) -> None:
+                 rewrites: dict[str, Rewrite] | None = None, on_progress: Callable[[str], None] = print,
+                 seed: bytes | None = None) -> None:
+        """`seed`: the user-data the demo VM booted from (its NoCloud seed), if it was booted from one."""
         super().__init__(tenant_id)
         self.runner = runner
         self.engine = engine
         self.rewrites = rewrites or {}
         self.progress = on_progress
+        self.seed = seed
         self.applied = Applied()
+        #: Snippet volume IDs whose content is the seed: the only ones a VM may boot from.
+        self._seeded: set[str] = set()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         resource_id, state = super().new_resource(args)
@@ -88,14 +106,49 @@ class LiveMocks(PlanMocks):
             state.update(self._image(args.name, inputs))
         elif args.typ == "docker:index/container:Container":
             resource_id = self._container(args.name, inputs)
+        elif args.typ == PROXMOX_SNIPPET:
+            self._snippet(args.name, resource_id, inputs)
+        elif args.typ == PROXMOX_VM:
+            self._proxmox_vm(args.name, inputs)
         return resource_id, state
+
+    def _snippet(self, name: str, volume: str, inputs: dict[str, Any]) -> None:
+        """The user-data Proxmox would store: it must be exactly what the demo VM booted from."""
+        data = str((inputs.get("sourceRaw") or {}).get("data", ""))
+        if self.seed is None:
+            raise ApplyError(f"{name}: the program uploads user-data, but the demo VM was not booted from a seed")
+        program, booted = _sha256(data.encode()), _sha256(self.seed)
+        if program != booted:
+            raise ApplyError(f"{name}: the program's user-data (sha256 {program}) is not the seed the demo VM booted from "
+                             f"(sha256 {booted}): the VM would not be the one the program describes")
+        self._seeded.add(volume)
+        self.applied.add(name, 0, f"{name}: the demo VM's NoCloud seed (sha256 {program[:16]})")
+
+    def _proxmox_vm(self, name: str, inputs: dict[str, Any]) -> None:
+        """The VM Proxmox would clone: booted from the checked snippet, at the demo VM's address."""
+        init = inputs.get("initialization") or {}
+        if init.get("userDataFileId") not in self._seeded:
+            raise ApplyError(f"{name}: boots from user-data {init.get('userDataFileId')!r}, not the snippet the demo VM booted from")
+        addresses = [c["ipv4"]["address"].split("/")[0] for c in init.get("ipConfigs") or []]
+        if addresses != [self.runner.target.address]:
+            raise ApplyError(f"{name}: the VM's address would be {addresses}, the demo VM is at {self.runner.target.address}")
+        self.applied.add(name, 0, f"{name}: the booted demo VM stands in ({addresses[0]})")
+
+    def _pinned_runner(self, connection: dict[str, Any]) -> SshRunner:
+        """The runner, its known_hosts holding only the connection's own `hostKey` (the program's pin)."""
+        pin = str(connection["hostKey"])
+        host = str(connection.get("host", self.runner.target.address))
+        port = int(connection.get("port") or 22)
+        known_hosts = Path(self.runner.target.known_hosts_file).with_name(f"program_known_hosts-{_sha256(pin.encode())[:12]}")
+        known_hosts.write_text(f"{host if port == 22 else f'[{host}]:{port}'} {pin}\n")
+        return self.runner.with_target(known_hosts_file=known_hosts)
 
     def _command(self, name: str, inputs: dict[str, Any]) -> dict[str, str]:
         create, stdin = inputs["create"], inputs.get("stdin")
         if name in self.rewrites:
             create, stdin = self.rewrites[name](create, stdin)
         self.progress(f"  {name}: running over SSH")
-        result = self.runner.run_as_pulumi_command(create, stdin)
+        result = self._pinned_runner(inputs["connection"]).run_as_pulumi_command(create, stdin)
         with self.applied.lock:
             self.applied.ssh_sessions += 1
         if result.exit_code != 0:
@@ -142,6 +195,10 @@ class LiveMocks(PlanMocks):
         self.engine.api.start(created["Id"])
         self.applied.add(name, 1, f"{name}: {'replaced' if existing else 'created'} {created['Id'][:12]}")
         return created["Id"]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _nanoseconds(duration: str | None) -> int | None:

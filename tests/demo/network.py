@@ -48,6 +48,13 @@ GALLERY = ("gallery.demo.test", "192.0.2.72")
 #: The demo stack's ideEgressDomains: the code host and the gallery, not the other code host.
 IDE_EGRESS = (CODE_HOST[0], GALLERY[0])
 INTERNET_CLIENT = "203.0.113.50"
+#: The demo stack's Proxmox VE (`vmProvider: proxmox`): the booted VM stands in for the clone and its API is
+#: never called (`live.LiveMocks`), so the endpoint is an address of the test network where nothing listens;
+#: the bridge names the VM's link to the peer namespace, the token has only the documented form.
+PROXMOX_ENDPOINT = "https://192.0.2.2:8006/"
+PROXMOX_NODE = "demo-pve"
+PROXMOX_BRIDGE = "vmbr1"
+PROXMOX_API_TOKEN = "demo@pve!hcs-demo=00000000-0000-4000-8000-000000000000"
 
 #: What the demo VM may reach, written out from Pulumi.dev.yaml and the demo's overrides (apt proxy,
 #: backup, registry, the Entra stand-in; Wazuh and Zabbix are off in the demo), with who may open it.

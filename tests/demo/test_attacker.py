@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
+from components import layout
 from components.gateway.stack import OAUTH2_PROXY_DIR
 from components.host import render
 from components.settings import debian
@@ -119,7 +120,7 @@ def local_attempts(running: demo.Demo, agent: Agent) -> list[Attempt]:
     rows = []
     for proto, address, port in local_listeners(running):
         seen = agent.connect(proto, address, port)
-        if (address, port) == ("127.0.0.1", render.CODE_SERVER_PORT):
+        if (address, port) == ("127.0.0.1", layout.CODE_SERVER_PORT):
             rows.append(Attempt(f"its own code-server: {proto} {address}:{port}", "open", seen, False,
                                 open_because="the IDE user is code-server's own identity; its terminal is code-server's child"))
         elif (address, port) == ("127.0.0.1", IDE_PROXY_PORT):
@@ -153,8 +154,8 @@ def squat_attempts(running: demo.Demo, agent: Agent) -> list[Attempt]:
     proxy = engine.containers.get("oauth2-proxy")
     proxy.stop(timeout=5)
     try:
-        held = agent.ask("listen", family="unix", address=render.OAUTH2_PROXY_SOCKET)
-        rows.append(Attempt(f"bind oauth2-proxy's socket {render.OAUTH2_PROXY_SOCKET} while oauth2-proxy is down",
+        held = agent.ask("listen", family="unix", address=layout.OAUTH2_PROXY_SOCKET)
+        rows.append(Attempt(f"bind oauth2-proxy's socket {layout.OAUTH2_PROXY_SOCKET} while oauth2-proxy is down",
                             "refused", held.get("error", "bound"), not held.get("bound")))
     finally:
         proxy.start()
@@ -199,7 +200,7 @@ def host_attempts(running: demo.Demo, agent: Agent) -> list[Attempt]:
 
     attempt("the Docker socket (root in one call)", "python3", "-c",
             "import socket; s=socket.socket(socket.AF_UNIX); s.connect('/var/run/docker.sock')")
-    for path in (f"{render.PROXY_STACK_DIR}/.env", f"{OAUTH2_PROXY_DIR}/client-secret", f"{OAUTH2_PROXY_DIR}/cookie-secret",
+    for path in (f"{layout.PROXY_STACK_DIR}/.env", f"{OAUTH2_PROXY_DIR}/client-secret", f"{OAUTH2_PROXY_DIR}/cookie-secret",
                  render.RESTIC_PASSWORD_FILE, render.RESTIC_REPOSITORY_FILE):
         attempt(f"read {path}", "cat", path)
     address, port = network.BACKUP
@@ -267,7 +268,7 @@ signal.signal(signal.SIGHUP, signal.SIG_IGN)
 while True:
     s = socket.socket()
     try:
-        s.bind(("127.0.0.1", {render.CODE_SERVER_PORT}))
+        s.bind(("127.0.0.1", {layout.CODE_SERVER_PORT}))
         s.listen(1)
         open(sys.argv[1], "a").write(repr(time.time()) + "\\n")
         time.sleep(60)
@@ -306,7 +307,7 @@ def test_code_server_stopping_takes_every_process_of_the_terminal(running_demo: 
     vm.wait_for_unit(unit)
     rows = [Attempt("a process that ignores SIGTERM outlives code-server's stop", "killed with the unit",
                     f"stop took {took:.1f} s; processes of {IDE_USER} left: {left or 'none'}", not left),
-            Attempt(f"bind 127.0.0.1:{render.CODE_SERVER_PORT} while code-server is stopped", "never bound",
+            Attempt(f"bind 127.0.0.1:{layout.CODE_SERVER_PORT} while code-server is stopped", "never bound",
                     "bound" if squatted else "never bound", not squatted)]
     # The terminal kills code-server's main process itself (the same uid may): systemd then kills
     # the rest of the unit at once (KillMode=mixed) and starts code-server again.
@@ -321,17 +322,17 @@ def test_code_server_stopping_takes_every_process_of_the_terminal(running_demo: 
     left = vm.chroot_run(["pgrep", "-u", IDE_USER, "-f", "attack_agent|squat.py"], check=False).stdout.split()
     squatted = marker.exists()
     deadline = time.monotonic() + 30
-    while not (listener := re.search(r"pid=(\d+),", vm.chroot_run(["ss", "-H", "-ltnp", f"sport = :{render.CODE_SERVER_PORT}"]).stdout)):
+    while not (listener := re.search(r"pid=(\d+),", vm.chroot_run(["ss", "-H", "-ltnp", f"sport = :{layout.CODE_SERVER_PORT}"]).stdout)):
         assert time.monotonic() < deadline, "code-server did not listen again"
         time.sleep(0.2)
     owner = vm.chroot_run(["cat", f"/proc/{listener.group(1)}/cmdline"]).stdout.replace("\0", " ")
     rows += [Attempt("the terminal kills code-server's main process; its other processes live on", "killed with the unit",
                      f"code-server back as pid {again}; agent or squatter left: {left or 'none'}", not left),
-             Attempt(f"bind 127.0.0.1:{render.CODE_SERVER_PORT} in the gap after killing code-server", "never bound",
+             Attempt(f"bind 127.0.0.1:{layout.CODE_SERVER_PORT} in the gap after killing code-server", "never bound",
                      ("bound for the moment before systemd killed it" if squatted else "never bound")
                      + f"; 8080 is code-server's again: {'yes' if '/code-server/' in owner else owner}",
                      not squatted and "/code-server/" in owner, open_because="" if not squatted else
-                     "the gap between code-server's death and systemd's SIGKILL is milliseconds; see README")]
+                     "the gap between code-server's death and systemd's SIGKILL is milliseconds; see docs/security-model.md")]
     text = _write("attacker-stop.md", rows)
     assert all(r.failed or r.open_because for r in rows), text
 

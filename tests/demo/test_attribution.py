@@ -10,7 +10,7 @@ then the test reads, on the VM:
   the gateway set (`uuid` there, `request_id=` here): the two logs agree exactly;
 - the terminal's record (`hcs-terminal`) of the command, stamped by journald with the IDE user's uid
   and code-server's unit, and bound to alice by time: it lies inside her WebSocket's span, and no other
-  person's connection overlaps it (correlation, which is all a shared account allows; see README).
+  person's connection overlaps it (correlation, which is all a shared account allows; see docs/operations.md, Day two).
 
 The lines found are printed and written to build/demo/attribution.md.
 

@@ -112,7 +112,7 @@ def test_an_extension_from_the_gallery_through_the_proxy_activates_in_the_ide(ru
     marker.unlink(missing_ok=True)
     agent = start_agent(running_demo, browser)
     # /usr/bin/code-server itself: the terminal's `code-server` is VS Code's remote CLI, which hands the
-    # install to the running server over its IPC socket (it never returned in 4.139.1 here; README).
+    # install to the running server over its IPC socket (it never returned in 4.139.1 here; docs/operations.md).
     out = agent.run("/usr/bin/code-server", "--install-extension", f"{vsix.PUBLISHER}.{vsix.NAME}", "--force")
     assert out["rc"] == 0, out
     requests = served.read_text().splitlines()[before:]

@@ -7,9 +7,12 @@ Docker, fail2ban and the product's units for real. Its network is the test netwo
 is its own and every neighbour lives in the peer namespace.
 
 Before boot, on the unpacked copy: the image's `policy-rc.d` is removed (a real VM starts the
-services its packages install), the admin user, host keys and resolv.conf are provisioned as
-for `RealRoot`. The copy lives on disk under `workdir/root` (Docker's images and the code-server
-package do not fit a small tmpfs).
+services its packages install), hostname and resolv.conf are set as for `RealRoot`, and then
+either the admin user and host keys are made as for `RealRoot` (cloud-init switched off), or,
+with `start(user_data=…)`, nothing but a NoCloud seed is written (`nocloud.py`): cloud-init in the
+booted VM creates the admin and installs the host key, as on a created Proxmox VM, and the boot
+fails with cloud-init's own report if it did not finish cleanly. The copy lives on disk under
+`workdir/root` (Docker's images and the code-server package do not fit a small tmpfs).
 
 Test-machine settings, not production ones: Docker inside nspawn needs `--capability=all` and
 the `@keyring bpf` system calls (facts.md); Debian 12's systemd gets this machine's writable
@@ -17,7 +20,7 @@ the `@keyring bpf` system calls (facts.md); Debian 12's systemd gets this machin
 pure cgroup2 tree of its own (`SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1`; it has no controllers here, so
 memory and CPU limits are checked as unit properties, not observed). They widen what the VM's
 root may do to this machine; the VM is still in its own pid, mount, network, uts and ipc
-namespaces.
+namespaces. A VM that runs no containers (`docker=False`) gets none of them.
 
 A `BootedVM` can be detached (`make demo` leaves it running) and attached again from its state
 (`BootedVM.attach`), so a later process can converge it again or tear it down.
@@ -35,8 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tests.realroot import rootfs
-from tests.realroot.machine import ROOT_PATH, Machine, RootConfig, make_admin_key, provision_script, read_host_key
+from tests.realroot import nocloud, rootfs
+from tests.realroot.machine import ROOT_PATH, Machine, RootConfig, identity_script, make_admin_key, provision_script, read_host_key
 from tests.realroot.netns import NamespacePair, NetworkPlan
 from tests.realroot.prereq import RealRootError, require, run_checked
 
@@ -49,6 +52,8 @@ CGROUPS_BY_RELEASE: dict[int, tuple[tuple[str, ...], dict[str, str]]] = {
     12: (("--bind=/sys/fs/cgroup",), {}),
     13: ((), {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}),
 }
+#: nspawn's options and environment of a VM without Docker, either release: a cgroup2 tree of its own.
+OWN_CGROUPS: tuple[tuple[str, ...], dict[str, str]] = ((), {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"})
 BOOT_TIMEOUT = 120.0
 
 
@@ -68,16 +73,21 @@ class BootedVM(Machine):
     """A Debian VM booted by systemd in the namespaces of `tag`; `start()`, then `close()`."""
 
     def __init__(self, image: Path, workdir: Path, config: RootConfig | None = None, *, tag: str | None = None,
-                 purge: Sequence[str] = ()) -> None:
-        """`purge`: packages of the image that a fresh VM lacks, removed before boot (the product installs them)."""
+                 purge: Sequence[str] = (), docker: bool = True) -> None:
+        """`purge`: packages of the image that a fresh VM lacks, removed before boot (the product installs them).
+        `docker=False`: a VM that runs no containers boots with nspawn's default capabilities and a cgroup2
+        tree of its own on either release (`OWN_CGROUPS`), so it shares no cgroup with a Debian 12 VM
+        that binds this machine's tree for Docker (two of those cannot run at once)."""
         self.image = image
         self.purge = tuple(purge)
+        self.docker = docker
         self.workdir = workdir
         self.config = config or RootConfig()
         self.namespaces = NamespacePair(self.config.network, tag)
         self.admin_key = workdir / "admin_ed25519"
         self.known_hosts = workdir / "known_hosts"
         self.host_key = ""
+        self.user_data: str | None = None
         self.timings: dict[str, float] = {}
         self._nspawn_pid = 0
         self._init_pid = 0
@@ -110,10 +120,24 @@ class BootedVM(Machine):
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    def admin_public_key(self) -> str:
+        """The admin's public key, `ssh-ed25519 AAAA…` (no comment), its pair made on first call: before
+        `start(user_data=…)`, so that the user-data can carry it (the private half stays on this machine)."""
+        public = Path(f"{self.admin_key}.pub")
+        if not public.exists():
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            make_admin_key(self.admin_key, self.config.admin_user)
+        return " ".join(public.read_text().split()[:2])
+
     def start(self, *, progress: Callable[[str], None] = lambda _m: None,
-              before_boot: Callable[[Path], None] = lambda _root: None) -> BootedVM:
-        """Unpack, provision, `before_boot(root dir)`, boot; return once systemd is up and sshd answers."""
+              before_boot: Callable[[Path], None] = lambda _root: None, user_data: str | None = None) -> BootedVM:
+        """Unpack, provision, `before_boot(root dir)`, boot; return once systemd is up and sshd answers.
+
+        `user_data`: boot from this `#cloud-config` (NoCloud seed) instead of provisioning the admin and
+        host keys here; it must authorize `admin_public_key()` and install an Ed25519 host key, which
+        becomes the pin (`host_key`) and is checked against what sshd has after boot."""
         require(("ip", "nsenter", "tar", "zstd", "ssh", "ssh-keygen", "systemd-nspawn"))
+        self.user_data = user_data
         try:
             self._timed("namespaces", self.namespaces.create)
             progress("unpacking the VM's root")
@@ -220,11 +244,28 @@ class BootedVM(Machine):
             run_checked(["chroot", str(self.path), "apt-get", "purge", "-y", "-q", "--auto-remove", *self.purge],
                         "removing the packages a fresh VM lacks", timeout=300)
         (self.path / "usr/sbin/policy-rc.d").unlink(missing_ok=True)  # a real VM starts what it installs
-        make_admin_key(self.admin_key, self.config.admin_user)
-        run_checked(["chroot", str(self.path), "/bin/sh", "-c", provision_script(self.config)],
-                    "provisioning the VM", input=Path(f"{self.admin_key}.pub").read_bytes())
-        self.host_key = read_host_key(self.path)
+        if self.user_data is None:
+            make_admin_key(self.admin_key, self.config.admin_user)
+            run_checked(["chroot", str(self.path), "/bin/sh", "-c", provision_script(self.config)],
+                        "provisioning the VM", input=Path(f"{self.admin_key}.pub").read_bytes())
+            nocloud.disable(self.path)
+            self.host_key = read_host_key(self.path)
+        else:
+            self._seed(self.user_data)
         self.known_hosts.write_text(self.known_hosts_line() + "\n")
+
+    def _seed(self, user_data: str) -> None:
+        """Only what the test network gives a VM from outside (hostname, resolv.conf) and the NoCloud seed:
+        no account, no host key, so whatever sshd presents and whoever logs in came from cloud-init."""
+        if self.admin_public_key() not in user_data:
+            raise RealRootError("the user-data does not authorize the admin's key (render it with vm.admin_public_key())")
+        if any(line.split(":")[0] == self.config.admin_user for line in (self.path / "etc/passwd").read_text().splitlines()):
+            raise RealRootError(f"the image already has {self.config.admin_user!r}: cloud-init must be the one to create it")
+        run_checked(["chroot", str(self.path), "/bin/sh", "-c", identity_script(self.config)], "setting the VM's hostname")
+        for key in (self.path / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+        nocloud.write_seed(self.path, user_data, self.config.hostname)
+        self.host_key = nocloud.pinned_host_key(user_data)
 
     @property
     def release(self) -> int:
@@ -235,10 +276,11 @@ class BootedVM(Machine):
         release = self.release
         if release not in CGROUPS_BY_RELEASE:
             raise RealRootError(f"no nspawn settings for Debian {release} (known: {sorted(CGROUPS_BY_RELEASE)})")
-        cgroup_options, cgroup_env = CGROUPS_BY_RELEASE[release]
+        cgroup_options, cgroup_env = CGROUPS_BY_RELEASE[release] if self.docker else OWN_CGROUPS
         argv = ["systemd-nspawn", "--quiet", "--boot", f"--directory={self.path}", "--keep-unit", "--register=no",
                 f"--network-namespace-path=/run/netns/{self.vm_namespace}", f"--hostname={self.config.hostname}",
-                f"--machine={self.vm_namespace}", "--resolv-conf=off", "--timezone=off", *DOCKER_IN_NSPAWN, *cgroup_options]
+                f"--machine={self.vm_namespace}", "--resolv-conf=off", "--timezone=off",
+                *(DOCKER_IN_NSPAWN if self.docker else ()), *cgroup_options]
         with (self.workdir / "console.log").open("ab") as console:
             popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                      start_new_session=True, env={**os.environ, **cgroup_env})
@@ -253,10 +295,25 @@ class BootedVM(Machine):
             if popen.poll() is not None or time.monotonic() > deadline:
                 raise RealRootError(f"the VM did not finish booting ({state!r}) in {BOOT_TIMEOUT:.0f} s:\n{self._console_tail()}")
             time.sleep(0.2)
+        if self.user_data is not None:
+            self._cloud_init_done()
         if state == "degraded":
             failed = self.systemctl("list-units", "--state=failed", "--no-legend", "--plain")
             raise RealRootError(f"the VM booted degraded; failed units:\n{failed}")
         self.wait_for_unit("ssh.service")
+        if self.user_data is not None:
+            installed = read_host_key(self.path)
+            if installed != self.host_key:
+                raise RealRootError(f"sshd's host key after cloud-init is {installed!r}, not the user-data's pin {self.host_key!r}")
+
+    def _cloud_init_done(self) -> None:
+        """Wait for cloud-init's last stage; raise with its own report unless it finished without an error
+        (`status --wait` exits 1 on an error, 2 on a recoverable one: both fail the boot)."""
+        status = self.chroot_run(["cloud-init", "status", "--long", "--wait"], check=False, timeout=BOOT_TIMEOUT)
+        if status.returncode != 0:
+            log = self.chroot_run(["tail", "-n", "60", nocloud.LOG], check=False).stdout
+            raise RealRootError(f"cloud-init did not finish cleanly (status exit {status.returncode}):\n"
+                                f"{status.stdout.strip()}\n{status.stderr.strip()}\n--- tail of {nocloud.LOG} ---\n{log.strip()}")
 
     def _console_tail(self) -> str:
         return "\n".join((self.workdir / "console.log").read_text(errors="replace").splitlines()[-30:])

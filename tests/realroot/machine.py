@@ -415,18 +415,24 @@ def make_admin_key(path: Path, admin_user: str) -> None:
                 "generating the admin key")
 
 
-def provision_script(cfg: RootConfig) -> str:
-    """Shell run as root inside a fresh root (the admin's public key on stdin): hostname, hosts,
-    resolv.conf, host keys, the admin user with that key and passwordless sudo."""
-    user, group = shlex.quote(cfg.admin_user), shlex.quote(cfg.admin_group or "")
-    sudoers = f"/etc/sudoers.d/90-realroot-{cfg.admin_user}"
+def identity_script(cfg: RootConfig) -> str:
+    """Shell run as root inside a fresh root: its hostname, hosts and resolv.conf (what the test
+    network gives a VM from outside; no account, no key)."""
     return f"""set -eu
 echo {shlex.quote(cfg.hostname)} > /etc/hostname
 printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\t%s\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' \
   {shlex.quote(cfg.hostname)} > /etc/hosts
 printf '# test root: the peer gateway; nothing answers DNS there, so lookups fail fast\nnameserver %s\n' \
   {cfg.network.peer_ips[0]} > /etc/resolv.conf
-ssh-keygen -A
+"""
+
+
+def provision_script(cfg: RootConfig) -> str:
+    """Shell run as root inside a fresh root (the admin's public key on stdin): `identity_script`,
+    host keys, the admin user with that key and passwordless sudo."""
+    user, group = shlex.quote(cfg.admin_user), shlex.quote(cfg.admin_group or "")
+    sudoers = f"/etc/sudoers.d/90-realroot-{cfg.admin_user}"
+    return identity_script(cfg) + f"""ssh-keygen -A
 {f"groupadd {group}" if cfg.admin_group else ":"}
 useradd --create-home --home-dir /home/{user} --shell /bin/bash {f"--groups {group}" if cfg.admin_group else ""} {user}
 usermod --password '*' {user}

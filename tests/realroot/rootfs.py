@@ -64,9 +64,17 @@ COMMON_PACKAGES: tuple[str, ...] = (
 )
 
 
+#: The cloud image's first-boot agent: `BootedVM(…).start(user_data=…)` boots from it, every other
+#: booted VM has it switched off (tests/realroot/nocloud.py). Installed by apt after debootstrap, not by
+#: its --include: debootstrap configures its includes in one pass with the base system, and cloud-init's
+#: Python dependencies failed there on Debian 13 ("Failure while configuring base packages … possibly
+#: the package python3-cryptography is at fault"); apt orders their configuration itself.
+APT_INSTALLED: tuple[str, ...] = ("cloud-init",)
+
+
 def packages(release: int = DEFAULT_RELEASE) -> tuple[str, ...]:
     """The image's package list for `release`."""
-    return COMMON_PACKAGES + debian.release(release).packages
+    return COMMON_PACKAGES + debian.release(release).packages + APT_INSTALLED
 
 
 def suite(release: int = DEFAULT_RELEASE) -> str:
@@ -75,7 +83,7 @@ def suite(release: int = DEFAULT_RELEASE) -> str:
 
 
 # Bump when the build steps below change in a way that changes the image.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 DEFAULT_CACHE_DIR = "/var/cache/hardened-code-server"
 _TAR_FLAGS = ("--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls")
@@ -216,7 +224,8 @@ def _build(target: Path, codename: str, names: Sequence[str], progress: Progress
     mirror = debian_mirror()
     try:
         progress(f"debootstrap {codename} from {mirror} into {root} (log: {log})")
-        _stream(["debootstrap", "--variant=minbase", f"--include={','.join(sorted(set(names)))}",
+        included = sorted(set(names) - set(APT_INSTALLED))
+        _stream(["debootstrap", "--variant=minbase", f"--include={','.join(included)}",
                  codename, str(root), mirror], "debootstrap", progress, log)
         (root / "usr/sbin/policy-rc.d").write_text(_POLICY_RC_D)
         (root / "usr/sbin/policy-rc.d").chmod(0o755)
@@ -227,6 +236,7 @@ def _build(target: Path, codename: str, names: Sequence[str], progress: Progress
         # ones the product installs (`BootedVM(purge=…)`, with --auto-remove) must not take them along.
         for argv in (["apt-get", "update"],
                      ["apt-get", "-y", "-o", "Dpkg::Options::=--force-confold", "upgrade"],
+                     ["apt-get", "-y", "--no-install-recommends", "install", *sorted(set(names) & set(APT_INSTALLED))],
                      ["apt-mark", "manual", *sorted(set(names))],
                      ["apt-get", "clean"]):
             _stream(["chroot", str(root), *argv], f"chroot {argv[0]} {argv[-1]}", progress, log)
