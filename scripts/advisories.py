@@ -12,7 +12,7 @@ Only SEMVER and ECOSYSTEM ranges and explicit `versions` lists are judged (GIT r
 which a release tag does not give us). Exit 1 names each advisory that affects a pin; exit 2 means
 the check itself could not run (unreadable stack, feed or network): never a silent pass.
 
-Usage: `python scripts/advisories.py [--stack dev ...] [--feed FILE] [--project-dir DIR]`
+Usage: `python -m scripts.advisories [--stack dev ...] [--feed FILE] [--project-dir DIR]`
 """
 
 from __future__ import annotations

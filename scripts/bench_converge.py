@@ -1,7 +1,7 @@
 """Measure the host converge on a fresh real root: first run, second run, SSH sessions per `pulumi up`.
 
-    python scripts/bench_converge.py                # needs root (see tests/realroot); ~30 s
-    python scripts/bench_converge.py --release 12   # the same on a Debian 12 root (default: 13)
+    python -m scripts.bench_converge                # needs root (see tests/realroot); ~30 s
+    python -m scripts.bench_converge --release 12   # the same on a Debian 12 root (default: 13)
 
 The steps are the `remote.Command`s of the program's mocked resource graph, run over real SSH in
 dependency order, one session each, exactly as pulumi-command runs them. The root starts without
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from components.settings import debian  # noqa: E402  (needs the repository root on sys.path)
-from tests.host.realhost import host_under_test  # noqa: E402
+from components.settings import debian
+from tests.host.realhost import host_under_test
 
 
 def main() -> int:

@@ -7,24 +7,20 @@ create, no-op diff, update (a comment changed) and delete per object, grouped by
 one full refresh (parallel reads in a new provider process, as `pulumi refresh` runs them); and
 the `move` calls one `pulumi up` needs after order drift of the policy block (worst case: the
 block reversed and a foreign policy on top; and a foreign policy slipped into the middle).
-A measurement, not a test: `python scripts/bench_fortios.py`.
+A measurement, not a test: `python -m scripts.bench_fortios`.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_DIR))
-
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope, make_certificate  # noqa: E402
-from tests.fortigate.host import TOKEN_KEY, ProviderHost  # noqa: E402
-from tests.fortigate.stack import (  # noqa: E402
+from tests.fortigate.emulator import FortiOSEmulator, TokenScope, make_certificate
+from tests.fortigate.host import TOKEN_KEY, ProviderHost
+from tests.fortigate.stack import (
     DEV_POLICY_ORDER,
     POLICY_TYPE,
     SECRETS,
@@ -35,6 +31,8 @@ from tests.fortigate.stack import (  # noqa: E402
     register_edge,
     up,
 )
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 TOKEN = SECRETS["fortigateApiToken"]
 TARGETS = {"create": "<= 2 (+ moves)", "no-op diff": "0", "update": "<= 2", "delete": "1"}

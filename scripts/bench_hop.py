@@ -26,13 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import websockets
+
+from components.gateway import render_caddy as c
+from tests.support import front_hop_dir, hop_pki
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import websockets  # noqa: E402
-
-from components.gateway import render_caddy as c  # noqa: E402
-from tests.support import front_hop_dir, hop_pki  # noqa: E402
 
 HOST = "code.example.com"
 GOAL_MS = 0.5

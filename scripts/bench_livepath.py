@@ -25,14 +25,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from scripts.code_server_cache import ensure
+from tests.livepath.browser import signed_in_cookie
+from tests.livepath.chain import CODE_SERVER_PORT, LiveChain, example_settings, plan_from, root_config
+from tests.realroot import netns, rootfs
+from tests.realroot.machine import RealRoot
 
-from scripts.code_server_cache import ensure  # noqa: E402
-from tests.livepath.browser import signed_in_cookie  # noqa: E402
-from tests.livepath.chain import CODE_SERVER_PORT, LiveChain, example_settings, plan_from, root_config  # noqa: E402
-from tests.realroot import netns, rootfs  # noqa: E402
-from tests.realroot.machine import RealRoot  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TARGET_ADDED_P50_MS = 1.0
 

@@ -13,7 +13,7 @@ run never leaves a half-built tree that a later run would trust.
 
 The version is the one the stack pins (`codeServerVersion`), so the tests exercise what deploys.
 
-Usage: `python scripts/code_server_cache.py [--print-dir]` builds if needed and prints the directory.
+Usage: `python -m scripts.code_server_cache [--version V]` builds if needed and prints the directory.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.buildcache import COMPLETE_MARKER, CacheError, cached_build, progress
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a script: make `scripts.offline` importable
-    sys.path.insert(0, str(REPO_ROOT))
-from scripts.buildcache import COMPLETE_MARKER, CacheError, cached_build, progress  # noqa: E402
 
 VERSION_KEY = "codeServerVersion"
 # The Node major version code-server requires (its postinstall refuses any other).

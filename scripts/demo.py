@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """`make demo` / `make demo-down`: the whole hardened stack on this machine (see tests/demo/demo.py).
 
-    python scripts/demo.py up      # bring it up, or converge the running demo again; writes build/demo/demo.json
-    python scripts/demo.py up --release 12   # the same on a Debian 12 VM (the default is the product's, 13)
-    python scripts/demo.py down    # remove everything it made (processes, VM, namespaces, its directory)
-    python scripts/demo.py down --keep-backups   # the same, but the backup server's data stays for the next up
+    python -m scripts.demo up      # bring it up, or converge the running demo again; writes build/demo/demo.json
+    python -m scripts.demo up --release 12   # the same on a Debian 12 VM (the default is the product's, 13)
+    python -m scripts.demo down    # remove everything it made (processes, VM, namespaces, its directory)
+    python -m scripts.demo down --keep-backups   # the same, but the backup server's data stays for the next up
 
 Needs root (network namespaces, systemd-nspawn) and the caches `make caches` builds.
 """
@@ -15,13 +15,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from components.settings import debian  # noqa: E402  (needs the repository root on sys.path)
-from tests.demo import demo  # noqa: E402
-from tests.realroot.prereq import RealRootError  # noqa: E402
+from components.settings import debian
+from tests.demo import demo
+from tests.realroot.prereq import RealRootError
 
 
 def _progress(message: str) -> None:

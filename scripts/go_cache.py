@@ -23,7 +23,7 @@ v3.259.0, the newest tag in the reachable mirror of pulumi/pulumi; the commit of
 known here); nor the Terraform-bridged providers. tests/engine runs the
 Python program through the SDK's own language server instead (`pulumi up --client`).
 
-Usage: `python scripts/go_cache.py [NAME ...]` builds the named tools (default: all) if needed and
+Usage: `python -m scripts.go_cache [NAME ...]` builds the named tools (default: all) if needed and
 prints their paths; for `pulumi`, a compatible CLI on PATH is used instead (`pulumi_cli`).
 """
 
@@ -39,10 +39,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.buildcache import CacheError, cache_dir, cached_build, progress
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a script: make `scripts.buildcache` importable
-    sys.path.insert(0, str(REPO_ROOT))
-from scripts.buildcache import CacheError, cache_dir, cached_build, progress  # noqa: E402
 
 
 @dataclass(frozen=True)

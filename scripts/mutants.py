@@ -1,7 +1,7 @@
 """`make mutants`: weaken one security control at a time and check that a test fails.
 
-    python scripts/mutants.py              # every mutant of tests/mutants.txt; exit 1 if one survives
-    python scripts/mutants.py -k hsts      # only the mutants whose control or file mentions "hsts"
+    python -m scripts.mutants              # every mutant of tests/mutants.txt; exit 1 if one survives
+    python -m scripts.mutants -k hsts      # only the mutants whose control or file mentions "hsts"
 
 Each line of `tests/mutants.txt` names a file, a text that must occur in it exactly once, its
 replacement, the tests that should catch the change and the control it weakens. The mutant is

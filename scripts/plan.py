@@ -1,6 +1,6 @@
 """Offline plan: evaluate the real program for a stack, without the Pulumi CLI or credentials.
 
-    python scripts/plan.py --stack dev [--out build/plan]
+    python -m scripts.plan --stack dev [--out build/plan]
 
 Prints the resource tree and the layered posture, and writes `resources.json`, `outputs.json`,
 `posture.md` and `files/<role>/<path>` (every file the program would put on a machine). Secrets, including the marked placeholders
@@ -18,12 +18,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from components.files import FILE_TYPE  # noqa: E402
-from components.settings import ConfigError  # noqa: E402
-from scripts import posture  # noqa: E402
-from scripts.offline import PROJECT_DIR, PlanResult, Registered, load_stack_config, run_program  # noqa: E402
+from components.files import FILE_TYPE
+from components.settings import ConfigError
+from scripts import posture
+from scripts.offline import PROJECT_DIR, PlanResult, Registered, load_stack_config, run_program
 
 
 def render_tree(resources: list[Registered]) -> str:

@@ -1,7 +1,7 @@
 """Keep the docs' generated sections current: the config reference and the example posture.
 
-    python scripts/readme.py            # rewrite the sections (make readme)
-    python scripts/readme.py --check    # exit 1 if a page is stale (the tests do the same)
+    python -m scripts.readme            # rewrite the sections (make readme)
+    python -m scripts.readme --check    # exit 1 if a page is stale (the tests do the same)
 
 Each generated section sits between markers in one page (`PAGES`): the configuration reference in
 docs/configuration.md, the posture of the dev example stack in docs/security-model.md. Pulumi.yaml is
@@ -18,11 +18,9 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from components.settings import rules  # noqa: E402
-from scripts import posture  # noqa: E402
-from scripts.offline import PROJECT_DIR, load_stack_config, run_program  # noqa: E402
+from components.settings import rules
+from scripts import posture
+from scripts.offline import PROJECT_DIR, load_stack_config, run_program
 
 
 def _type(decl: dict[str, Any]) -> str:

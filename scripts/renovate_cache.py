@@ -11,7 +11,7 @@ Renovate 44 requires Node 24 and Debian ships Node 20, so Node 24 comes from the
 once into `${HCS_CACHE_DIR:-/var/cache/hardened-code-server}/renovate-<version>/` (~250 MB) with
 the atomic, locked build of scripts/buildcache.py.
 
-Usage: `python scripts/renovate_cache.py [FILE ...]` installs if needed and validates FILE
+Usage: `python -m scripts.renovate_cache [FILE ...]` installs if needed and validates FILE
 (default `.github/renovate.json`); exit status is the validator's.
 """
 
@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.buildcache import CacheError, build_info, cached_build, progress
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:  # run as a script: make `scripts.buildcache` importable
-    sys.path.insert(0, str(REPO_ROOT))
-from scripts.buildcache import CacheError, build_info, cached_build, progress  # noqa: E402
 
 #: Pinned so a validator upgrade (new deprecations under --strict) is a reviewed change.
 RENOVATE_VERSION = "44.121.2"

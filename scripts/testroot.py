@@ -1,8 +1,8 @@
 """Build or refresh the cached Debian test roots, one per supported release (run once before `make test`; needs root).
 
-    python scripts/testroot.py            # build what is missing, print the image paths
-    python scripts/testroot.py --refresh  # rebuild (e.g. to pick up Debian security updates)
-    python scripts/testroot.py --prune    # also delete images the current recipe no longer uses
+    python -m scripts.testroot            # build what is missing, print the image paths
+    python -m scripts.testroot --refresh  # rebuild (e.g. to pick up Debian security updates)
+    python -m scripts.testroot --prune    # also delete images the current recipe no longer uses
 
 The cache lives in ${HCS_CACHE_DIR:-/var/cache/hardened-code-server}; see tests/realroot/rootfs.py.
 """
@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from components.settings import debian  # noqa: E402  (needs the repository root on sys.path)
-from tests.realroot import rootfs  # noqa: E402
-from tests.realroot.prereq import RealRootError  # noqa: E402
+from components.settings import debian
+from tests.realroot import rootfs
+from tests.realroot.prereq import RealRootError
 
 
 def main() -> int:

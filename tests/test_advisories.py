@@ -21,7 +21,7 @@ FIXED_IN_7_15_2 = {"GHSA-5hvv-m4w4-gf6v", "GHSA-7x63-xv5r-3p2x", "GHSA-c5c4-8r6x
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "advisories.py"), *args],
+    return subprocess.run([sys.executable, "-m", "scripts.advisories", *args], cwd=PROJECT_DIR,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -87,5 +87,5 @@ def test_the_scheduled_workflow_runs_the_check_online_with_pinned_actions() -> N
     workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "advisories.yml").read_text())
     steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
     assert all(len(s["uses"].split("@")[1]) == 40 for s in steps if "uses" in s)
-    assert any("scripts/advisories.py" in s.get("run", "") and "--feed" not in s.get("run", "") for s in steps)
+    assert any("-m scripts.advisories" in s.get("run", "") and "--feed" not in s.get("run", "") for s in steps)
     assert "schedule" in workflow[True]  # YAML 1.1 reads the key `on` as True

@@ -145,8 +145,8 @@ def test_the_tunnel_token_never_appears_in_the_plan(cf_plan: PlanResult) -> None
 
 
 def test_make_plan_works_for_the_cloudflare_example_stack(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(PROJECT_DIR / "scripts" / "plan.py"), "--stack", "cloudflare", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "scripts.plan", "--stack", "cloudflare", "--out", str(tmp_path)],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "hcs:cloudflare:Edge  cloudflare" in done.stdout and "docker:index/container:Container  gateway-cloudflared" in done.stdout
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from scripts.offline import PROJECT_DIR, StackConfig, placeholder_secret
 
-PLAN = PROJECT_DIR / "scripts" / "plan.py"
 
 
 def _plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(PLAN), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "scripts.plan", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
 
 
 def test_plan_prints_the_tree_and_writes_the_three_outputs(tmp_path: Path, dev_config: StackConfig) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER = Path(__file__).resolve().parent / "server.py"
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ class Engine:
 
     def _serve(self) -> tuple[subprocess.Popen[str], int]:
         env = {**self.env(), "PYTHONPATH": str(REPO_ROOT)}
-        process = subprocess.Popen([sys.executable, "-u", str(SERVER)], cwd=self.project_dir, env=env,
+        process = subprocess.Popen([sys.executable, "-u", "-m", "tests.engine.server"], cwd=self.project_dir, env=env,
                                    stdout=subprocess.PIPE, text=True)
         line = process.stdout.readline() if process.stdout else ""
         if not line.strip().isdigit():

@@ -8,18 +8,14 @@ config, secret keys, dry-run flag and the resource monitor's address. Prints the
 
 from __future__ import annotations
 
-import sys
 from concurrent import futures
-from pathlib import Path
 
 import grpc
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # components/ and tests/ importable
+from pulumi.automation._server import LanguageServer
+from pulumi.runtime.proto import language_pb2_grpc
 
-from pulumi.automation._server import LanguageServer  # noqa: E402
-from pulumi.runtime.proto import language_pb2_grpc  # noqa: E402
-
-from tests.engine.program import main  # noqa: E402
+from tests.engine.program import main
 
 _MESSAGE_LIMIT = 400 * 1024 * 1024  # as the Automation API: large programs' state passes through
 
