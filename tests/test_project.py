@@ -242,3 +242,13 @@ def test_no_layer_imports_another_layer() -> None:
             for imported in _imported_components(path) & set(LAYERS):
                 crossings.append(f"{path.relative_to(PROJECT_DIR)} (below the layers) imports components.{imported}")
     assert crossings == []
+
+
+def test_nothing_in_the_repository_edits_the_import_path() -> None:
+    """Modules are imported as packages from the repository root (`python -m …`), never by inserting a
+    directory into `sys.path` or pytest's `pythonpath`."""
+    sources = [PROJECT_DIR / "__main__.py", *(p for d in ("components", "scripts", "tests") for p in (PROJECT_DIR / d).rglob("*.py"))]
+    edits = [f"{p.relative_to(PROJECT_DIR)}: {line.strip()}" for p in sources if ".venv" not in p.parts and "venv" not in p.parts
+             for line in p.read_text().splitlines() if re.search(r"\bsys\.path\.(insert|append|extend)\b|\bsys\.path\s*=", line)]
+    ini = (PROJECT_DIR / "tests" / "pytest.ini").read_text()
+    assert edits == [] and not re.search(r"(?m)^pythonpath\s*=", ini)
