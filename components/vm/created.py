@@ -14,8 +14,9 @@ class CreatedVm(pulumi.ComponentResource):
     """A created DMZ VM (token `hcs:vm:CreatedVm`): `CreatedVmIdentity`, then a `ProxmoxClone` or `DropletVm`.
 
     Outputs for `DmzHost`: `host_key` (the pin: the generated key's public half), `machine_id` (a
-    replaced machine re-runs every host step), `ready` (what the first host step waits for),
-    `provider` (for the posture). The provider SDKs are imported only for their own provider.
+    replaced machine re-runs every host step), `ready` (what the first host step waits for). The
+    posture reads the provider from the `vmProvider` stack output. The provider SDKs are imported
+    only for their own provider.
     """
 
     host_key: pulumi.Output[str]
@@ -27,7 +28,6 @@ class CreatedVm(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vm = topology.vm
         identity = CreatedVmIdentity(f"{name}-identity", CreatedVmArgs(vm.admin_user, topology.accounts.admin_group, vm.private_key), child)
-        self.provider = provider.kind
         if provider.kind == PROXMOX and provider.proxmox is not None:
             from components.vm.proxmox import ProxmoxClone
 
