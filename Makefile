@@ -36,7 +36,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 ## plan: evaluate the real program offline for STACK (default dev) -> build/plan/
 plan: $(VENV)/.runtime
-	$(PY) -m scripts.plan --stack $(STACK) --out build/plan
+	$(PY) -m scripts.tools.plan --stack $(STACK) --out build/plan
 
 ## apt: install the Debian packages the tests need (root only; otherwise say what is missing)
 apt:
@@ -51,28 +51,28 @@ apt:
 ## caches: build (once) the cached Debian test root, the pinned code-server and the Go programs, with progress.
 ## They live outside the clone in $${HCS_CACHE_DIR:-/var/cache/hardened-code-server}.
 caches: $(VENV)/.dev apt
-	$(PY) -m scripts.testroot
-	$(PY) -m scripts.code_server_cache
-	$(PY) -m scripts.go_cache
+	$(PY) -m scripts.tools.testroot
+	$(PY) -m scripts.tools.code_server_cache
+	$(PY) -m scripts.tools.go_cache
 
 ## demo: the whole stack running on this machine (booted VM, containers, front proxy); prints how to use it.
 ## RELEASE=12 boots a Debian 12 VM instead of Debian 13.
 demo: $(VENV)/.dev apt caches
-	$(PY) -m scripts.demo up $(if $(RELEASE),--release $(RELEASE))
+	$(PY) -m scripts.tools.demo up $(if $(RELEASE),--release $(RELEASE))
 
 ## demo-down: remove everything `make demo` made (processes, VM, namespaces, its directory)
 demo-down: $(VENV)/.dev
-	$(PY) -m scripts.demo down
+	$(PY) -m scripts.tools.demo down
 
 ## test: install everything the tests need and run the whole suite (slow tests included)
 test: $(VENV)/.dev apt caches
 	$(VENV)/bin/ruff check --select F,E9 __main__.py components scripts tests
 	$(PY) -m pytest -c tests/pytest.ini tests
-	$(PY) -m scripts.mutants
+	$(PY) -m scripts.tools.mutants
 
 ## mutants: weaken each security control of tests/mutants.txt in turn; a test must catch every one
 mutants: $(VENV)/.dev apt caches
-	$(PY) -m scripts.mutants
+	$(PY) -m scripts.tools.mutants
 
 ## test-fast: only the fast tests (no real root, no browser)
 test-fast: $(VENV)/.dev
@@ -81,14 +81,14 @@ test-fast: $(VENV)/.dev
 
 ## readme: regenerate the docs' generated sections (docs/configuration.md, the posture in docs/security-model.md)
 readme: $(VENV)/.runtime
-	$(PY) -m scripts.readme
+	$(PY) -m scripts.tools.readme
 
 ## bench: the measurements quoted in docs/testing.md (FortiOS requests, converge times, IDE latency, the DMZ hop's mutual TLS)
 bench: $(VENV)/.dev apt caches
-	$(PY) -m scripts.bench_fortios
-	$(PY) -m scripts.bench_converge
-	$(PY) -m scripts.bench_livepath
-	$(PY) -m scripts.bench_hop
+	$(PY) -m scripts.tools.bench_fortios
+	$(PY) -m scripts.tools.bench_converge
+	$(PY) -m scripts.tools.bench_livepath
+	$(PY) -m scripts.tools.bench_hop
 
 clean:
 	rm -rf build $(VENV)

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.offline import PlanResult, StackConfig, load_stack_config, run_program
+from scripts.tools.offline import (
+    PlanResult,
+    StackConfig,
+    load_stack_config,
+    run_program,
+)
 
 pytest_plugins = ["tests.realroot.fixtures"]
 

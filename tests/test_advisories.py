@@ -1,4 +1,4 @@
-"""The advisory check (scripts/advisories.py) against a recorded OSV feed, no network.
+"""The advisory check (scripts/tools/advisories.py) against a recorded OSV feed, no network.
 
 The dev stack's pins pass; the same stack with oauth2-proxy held back at v7.15.1 fails, naming the
 advisories fixed in v7.15.2. The feed is a recorded shape, not live data (tests/data/osv/README.md).
@@ -13,22 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from scripts import advisories
-from scripts.offline import PROJECT_DIR
+from scripts import REPOSITORY
+from scripts.tools import advisories
 
 FEED = Path(__file__).parent / "data" / "osv" / "advisories.json"
 FIXED_IN_7_15_2 = {"GHSA-5hvv-m4w4-gf6v", "GHSA-7x63-xv5r-3p2x", "GHSA-c5c4-8r6x-56w3"}
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scripts.advisories", *args], cwd=PROJECT_DIR,
+    return subprocess.run([sys.executable, "-m", "scripts.tools.advisories", *args], cwd=REPOSITORY,
                           capture_output=True, text=True, timeout=60)
 
 
 def _project_with(tmp_path: Path, old: str, new: str) -> Path:
     """A copy of the project's config with one pin changed in Pulumi.dev.yaml."""
-    shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
-    text = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+    shutil.copy(REPOSITORY / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    text = (REPOSITORY / "Pulumi.dev.yaml").read_text()
     assert text.count(old) == 1, old
     (tmp_path / "Pulumi.dev.yaml").write_text(text.replace(old, new))
     return tmp_path
@@ -84,8 +84,8 @@ def test_image_tags_give_release_versions() -> None:
 def test_the_scheduled_workflow_runs_the_check_online_with_pinned_actions() -> None:
     import yaml
 
-    workflow = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "advisories.yml").read_text())
+    workflow = yaml.safe_load((REPOSITORY / ".github" / "workflows" / "advisories.yml").read_text())
     steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
     assert all(len(s["uses"].split("@")[1]) == 40 for s in steps if "uses" in s)
-    assert any("-m scripts.advisories" in s.get("run", "") and "--feed" not in s.get("run", "") for s in steps)
+    assert any("-m scripts.tools.advisories" in s.get("run", "") and "--feed" not in s.get("run", "") for s in steps)
     assert "schedule" in workflow[True]  # YAML 1.1 reads the key `on` as True

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from components.settings import ConfigError, MappingSource, load
-from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, run_program
-from tests.support import KEY, TODAY, dev_settings
+from scripts import REPOSITORY
+from scripts.lab.example import KEY, TODAY, dev_settings
+from scripts.tools.offline import PlanResult, StackConfig, run_program
 
 CF = "cloudflare:index/"
 
@@ -145,8 +146,8 @@ def test_the_tunnel_token_never_appears_in_the_plan(cf_plan: PlanResult) -> None
 
 
 def test_make_plan_works_for_the_cloudflare_example_stack(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "scripts.plan", "--stack", "cloudflare", "--out", str(tmp_path)],
-                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "scripts.tools.plan", "--stack", "cloudflare", "--out", str(tmp_path)],
+                          cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "hcs:cloudflare:Edge  cloudflare" in done.stdout and "docker:index/container:Container  gateway-cloudflared" in done.stdout
 

@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts import posture
-from scripts.offline import PROJECT_DIR, PlanResult, StackConfig, load_stack_config, run_program
+from scripts import REPOSITORY
+from scripts.lab.example import TEST_SECRETS
 from scripts.policy.rules import RULES
-from tests.support import TEST_SECRETS
+from scripts.tools import posture
+from scripts.tools.offline import (
+    PlanResult,
+    StackConfig,
+    load_stack_config,
+    run_program,
+)
 
-WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
+WORKFLOWS = sorted((REPOSITORY / ".github" / "workflows").glob("*.yml"))
 
 
 #: Without ideEgressDomains the IDE's proxy is off (the IDE user then reaches nothing off the VM).
@@ -121,8 +127,8 @@ def test_the_idle_timeout_row_reads_the_rendered_config(dev_plan: PlanResult) ->
 
 
 def test_make_plan_writes_the_posture(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "scripts.plan", "--stack", "dev", "--out", str(tmp_path)],
-                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "scripts.tools.plan", "--stack", "dev", "--out", str(tmp_path)],
+                          cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Posture (edge: fortigate):" in done.stdout and f"Policy pack: {len(RULES)}/{len(RULES)}" in done.stdout
     assert (tmp_path / "posture.md").read_text().startswith("Posture of stack `dev` (edge: fortigate)")
@@ -150,7 +156,7 @@ def test_the_workflows_cover_tests_preview_deploy_and_drift() -> None:
     assert docs["deploy"]["jobs"]["up"]["environment"] == "${{ matrix.stack }}"
     assert pulumi["drift"] == {"command": "preview", "stack-name": "${{ matrix.stack }}", "refresh": True, "expect-no-changes": True}
     assert "schedule" in docs["drift"][True]  # YAML 1.1 reads the key `on` as True
-    assert "schedule" in docs["advisories"][True] and any(s.get("run", "").endswith("-m scripts.advisories") for s in steps["advisories"])
+    assert "schedule" in docs["advisories"][True] and any(s.get("run", "").endswith("-m scripts.tools.advisories") for s in steps["advisories"])
 
 
 def test_each_flow_off_the_vm_names_its_accounts_and_a_switched_off_service_has_none(dev_config: StackConfig) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.identity import DEFAULT_ACCESS_ROLE, GRAPH_APP_ID, GRAPH_SCOPES
-from scripts.offline import PlanResult, StackConfig, run_program
+from scripts.tools.offline import PlanResult, StackConfig, run_program
 
 APP = "azuread:index/application:Application"
 SP = "azuread:index/servicePrincipal:ServicePrincipal"

@@ -1,4 +1,4 @@
-"""`scripts/plan.py` end to end, as a new user runs it: a real subprocess, real files."""
+"""`scripts/tools/plan.py` end to end, as a new user runs it: a real subprocess, real files."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.offline import PROJECT_DIR, StackConfig, placeholder_secret
-
+from scripts import REPOSITORY
+from scripts.tools.offline import StackConfig, placeholder_secret
 
 
 def _plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scripts.plan", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "scripts.tools.plan", *args], cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
 
 
 def test_plan_prints_the_tree_and_writes_the_three_outputs(tmp_path: Path, dev_config: StackConfig) -> None:
@@ -51,8 +51,8 @@ def test_no_secret_or_placeholder_appears_unmasked_under_the_plan(tmp_path: Path
 
 def test_bad_config_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
     for name in ("Pulumi.yaml", "__main__.py"):
-        (tmp_path / name).symlink_to(PROJECT_DIR / name)
-    stack = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+        (tmp_path / name).symlink_to(REPOSITORY / name)
+    stack = (REPOSITORY / "Pulumi.dev.yaml").read_text()
     stack = stack.replace("code.example.com", "code")
     stack += "  hardened-code-server:vmSshPort: twenty-two\n  hardened-code-server:gatewayPort: 8080\n"
     (tmp_path / "Pulumi.broken.yaml").write_text(stack)
@@ -69,3 +69,4 @@ def test_unknown_stack_is_a_clear_error() -> None:
     done = _plan("--stack", "nosuchstack", "--out", "/nonexistent/never-written")
     assert done.returncode == 2
     assert "no stack file Pulumi.nosuchstack.yaml" in done.stderr
+

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts import posture
-from scripts.offline import load_stack_config, run_program
-from tests.support import TEST_SECRETS
+from scripts.lab.example import TEST_SECRETS
+from scripts.tools import posture
+from scripts.tools.offline import load_stack_config, run_program
 
 
 @pytest.mark.parametrize(("stack", "edge"), [("dev", "fortigate"), ("cloudflare", "cloudflare")])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from scripts import posture
-from scripts.offline import StackConfig, run_program
-from tests.support import TEST_SECRETS
+from scripts.lab.example import TEST_SECRETS
+from scripts.tools import posture
+from scripts.tools.offline import StackConfig, run_program
 
 SSH = "UFW default deny in; SSH from management only; gateway only from the front proxy"
 UFW_OUT = "UFW default deny out, same allowlist as the firewall"

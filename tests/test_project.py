@@ -11,10 +11,10 @@ from pathlib import Path
 import yaml
 
 from components.settings import MappingSource, load
-from scripts import readme
-from scripts.offline import PROJECT_DIR, StackConfig
-
-from tests.support import KEY, TODAY
+from scripts import REPOSITORY
+from scripts.lab.example import KEY, TODAY
+from scripts.tools import readme
+from scripts.tools.offline import StackConfig
 
 
 class _Recording(MappingSource):
@@ -28,7 +28,7 @@ class _Recording(MappingSource):
 
 
 def test_settings_read_exactly_the_keys_pulumi_yaml_declares(dev_config: StackConfig) -> None:
-    declared = set(yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"])
+    declared = set(yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text())["config"])
     source = _Recording(dev_config.with_values(vmSshPrivateKey=KEY).values, dev_config.secret_keys)
     object.__setattr__(source, "asked", set())
     load(source, today=TODAY)
@@ -37,7 +37,7 @@ def test_settings_read_exactly_the_keys_pulumi_yaml_declares(dev_config: StackCo
 
 def test_every_declared_key_has_a_type_and_a_description() -> None:
     """Typed, except an optional secret: the CLI refuses a typed secret left at its (plain) default."""
-    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    declared = yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text())["config"]
     for key, decl in declared.items():
         if decl.get("secret") and "default" in decl:
             assert "type" not in decl and decl["default"] == "", key
@@ -46,8 +46,8 @@ def test_every_declared_key_has_a_type_and_a_description() -> None:
         assert len(decl.get("description", "")) > 20, key
 
 
-README = PROJECT_DIR / "README.md"
-DOCS = PROJECT_DIR / "docs"
+README = REPOSITORY / "README.md"
+DOCS = REPOSITORY / "docs"
 README_MAX_LINES = 150  # what it is, the layers, the demo, the two commands, deploying, links (issue 33)
 
 
@@ -84,7 +84,7 @@ def test_every_generated_section_is_current() -> None:
     for page in _pages():
         sections = set(re.findall(r"<!-- (\S+):begin " + re.escape(readme.GENERATED), page.read_text()))
         if sections:
-            marked[str(page.relative_to(PROJECT_DIR))] = sections
+            marked[str(page.relative_to(REPOSITORY))] = sections
     assert marked == {page: set(sections) for page, sections in readme.PAGES.items()}
     for page in readme.PAGES:
         current, updated = readme.render_page(page)
@@ -94,7 +94,7 @@ def test_every_generated_section_is_current() -> None:
 def test_readme_is_short_and_links_every_docs_page() -> None:
     text = README.read_text()
     assert len(text.splitlines()) <= README_MAX_LINES, "the README answers the first questions and links the rest (docs/)"
-    linked = {(PROJECT_DIR / link.partition("#")[0]).resolve() for link in _links(text) if "://" not in link}
+    linked = {(REPOSITORY / link.partition("#")[0]).resolve() for link in _links(text) if "://" not in link}
     assert [page.name for page in DOCS.glob("*.md") if page.resolve() not in linked] == []
 
 
@@ -116,12 +116,12 @@ def test_every_relative_link_of_the_readme_and_docs_resolves() -> None:
 def test_the_mutant_list_applies_to_the_code_as_it_is() -> None:
     """`make mutants` would error on a rotten line; this says so in the fast suite: every mutant's text
     occurs exactly once where it says, its tests exist, and the list covers the posture's layers."""
-    from scripts import mutants
+    from scripts.tools import mutants
 
     found = mutants.parse(mutants.MUTANTS.read_text())
     assert len(found) >= 30
-    assert [(m.line, problem) for m in found if (problem := mutants.check(m, PROJECT_DIR))] == []
-    assert [t for m in found for t in m.tests if not (PROJECT_DIR / t.split("::")[0]).exists()] == []
+    assert [(m.line, problem) for m in found if (problem := mutants.check(m, REPOSITORY))] == []
+    assert [t for m in found for t in m.tests if not (REPOSITORY / t.split("::")[0]).exists()] == []
     layers = {m.control.split(":")[0] for m in found}
     assert {"Network edge", "Transport", "Identity", "Host", "Detection", "Guardrails"} <= layers
     said = re.search(r"`tests/mutants.txt` \((\d+) mutants", (DOCS / "testing.md").read_text())
@@ -137,13 +137,13 @@ case "$*" in *version_info*) echo {minor} ;; *) echo "stand-in asked to run: $*"
 
 
 def _pinned_minor() -> str:
-    return (PROJECT_DIR / ".python-version").read_text().strip()
+    return (REPOSITORY / ".python-version").read_text().strip()
 
 
 def _make_runtime(tmp_path: Path, python: str) -> subprocess.CompletedProcess[str]:
     """`make .venv/.runtime` in a copy of the Makefile's inputs (never the clone's own .venv)."""
     for name in ("Makefile", ".python-version", "requirements.txt"):
-        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+        shutil.copy(REPOSITORY / name, tmp_path / name)
     return subprocess.run(["make", "--no-print-directory", "-C", str(tmp_path), f"PYTHON={python}", ".venv/.runtime"],
                           capture_output=True, text=True, timeout=60)
 
@@ -161,11 +161,11 @@ def test_python_version_is_one_minor_the_venv_and_the_workflows_use() -> None:
     minor = _pinned_minor()
     assert re.fullmatch(r"3\.\d+", minor), minor
     assert f"{sys.version_info.major}.{sys.version_info.minor}" == minor, "the venv runs another minor than .python-version"
-    makefile = (PROJECT_DIR / "Makefile").read_text()
+    makefile = (REPOSITORY / "Makefile").read_text()
     assert "PYTHON_MINOR := $(strip $(shell cat .python-version))" in makefile and "pulumi#2900" in makefile
     debian_python3 = {"bookworm": "3.11", "trixie": "3.13"}  # Debian's python3 per release
     setups = 0
-    for workflow in sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml")):
+    for workflow in sorted((REPOSITORY / ".github" / "workflows").glob("*.yml")):
         for name, job in yaml.safe_load(workflow.read_text())["jobs"].items():
             steps = job.get("steps", [])
             for step in steps:
@@ -231,24 +231,54 @@ def test_no_layer_imports_another_layer() -> None:
     file records and the installer); the one exception is the wiring, `__main__.py`."""
     crossings = []
     for layer in LAYERS:
-        package = PROJECT_DIR / "components" / layer
+        package = REPOSITORY / "components" / layer
         files = sorted(package.rglob("*.py")) if package.is_dir() else [package.with_suffix(".py")]
         for path in files:
             for imported in _imported_components(path) - {layer, *BELOW} - {used for user, used in USES if user == layer}:
-                crossings.append(f"{path.relative_to(PROJECT_DIR)} imports components.{imported}")
+                crossings.append(f"{path.relative_to(REPOSITORY)} imports components.{imported}")
     for below in BELOW:
-        package = PROJECT_DIR / "components" / below
+        package = REPOSITORY / "components" / below
         for path in sorted(package.rglob("*.py")) if package.is_dir() else [package.with_suffix(".py")]:
             for imported in _imported_components(path) & set(LAYERS):
-                crossings.append(f"{path.relative_to(PROJECT_DIR)} (below the layers) imports components.{imported}")
+                crossings.append(f"{path.relative_to(REPOSITORY)} (below the layers) imports components.{imported}")
     assert crossings == []
 
 
 def test_nothing_in_the_repository_edits_the_import_path() -> None:
     """Modules are imported as packages from the repository root (`python -m …`), never by inserting a
     directory into `sys.path` or pytest's `pythonpath`."""
-    sources = [PROJECT_DIR / "__main__.py", *(p for d in ("components", "scripts", "tests") for p in (PROJECT_DIR / d).rglob("*.py"))]
-    edits = [f"{p.relative_to(PROJECT_DIR)}: {line.strip()}" for p in sources if ".venv" not in p.parts and "venv" not in p.parts
+    sources = [REPOSITORY / "__main__.py", *(p for d in ("components", "scripts", "tests") for p in (REPOSITORY / d).rglob("*.py"))]
+    edits = [f"{p.relative_to(REPOSITORY)}: {line.strip()}" for p in sources if ".venv" not in p.parts and "venv" not in p.parts
              for line in p.read_text().splitlines() if re.search(r"\bsys\.path\.(insert|append|extend)\b|\bsys\.path\s*=", line)]
-    ini = (PROJECT_DIR / "tests" / "pytest.ini").read_text()
+    ini = (REPOSITORY / "tests" / "pytest.ini").read_text()
     assert edits == [] and not re.search(r"(?m)^pythonpath\s*=", ini)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name a file imports (`import a.b`, `from a.b import c` as a.b and a.b.c)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.update([node.module, *(f"{node.module}.{a.name}" for a in node.names)])
+    return found
+
+
+def test_tests_stay_tests_and_what_ships_imports_no_developer_tool() -> None:
+    """Nothing outside tests/ imports from it (the lab is `scripts/lab`); the program imports nothing of
+    scripts/; what ships (the policy pack, the host steps) reaches neither the tools nor the lab."""
+    def reaching(paths: list[Path], *roots: str) -> list[str]:
+        return [f"{p.relative_to(REPOSITORY)} imports {name}" for p in paths for name in sorted(_imports(p))
+                if any(name == root or name.startswith(root + ".") for root in roots)]
+
+    program = [REPOSITORY / "__main__.py", *sorted((REPOSITORY / "components").rglob("*.py"))]
+    scripts = sorted((REPOSITORY / "scripts").rglob("*.py"))
+    shipped = sorted((REPOSITORY / "scripts" / "policy").rglob("*.py"))
+    host_steps = sorted((REPOSITORY / "scripts" / "host").iterdir())
+    assert reaching(program + scripts, "tests") == []
+    assert reaching(program, "scripts") == []
+    assert reaching(shipped, "scripts.tools", "scripts.lab", "tests") == []
+    assert [p.name for p in host_steps if p.suffix != ".sh" or re.search(r"scripts[./](tools|lab)|\btests/", p.read_text())] == []

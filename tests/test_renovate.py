@@ -1,7 +1,7 @@
 """The Renovate configuration is accepted by Renovate's own validator, and covers every pin.
 
 The validator is the npm package's `renovate-config-validator --strict` (installed once into the
-machine cache by scripts/renovate_cache.py; the test fails loudly if it cannot be installed): a key
+machine cache by scripts/tools/renovate_cache.py; the test fails loudly if it cannot be installed): a key
 Renovate does not know, or one it would migrate, fails here instead of being ignored by the app.
 The fast tests check that the custom managers' regexes actually match the stack files, read the
 way Renovate reads them (the matchStrings are JavaScript/RE2 regexes; these are plain enough that
@@ -15,10 +15,10 @@ import re
 
 import pytest
 
-from scripts import renovate_cache
-from scripts.offline import PROJECT_DIR
+from scripts import REPOSITORY
+from scripts.tools import renovate_cache
 
-CONFIG = PROJECT_DIR / ".github" / "renovate.json"
+CONFIG = REPOSITORY / ".github" / "renovate.json"
 
 
 def _config() -> dict:
@@ -54,7 +54,7 @@ def test_the_validator_rejects_a_broken_config(tmp_path) -> None:
 
 def test_the_image_manager_matches_every_pinned_image() -> None:
     images = next(m for m in _config()["customManagers"] if m.get("datasourceTemplate") == "docker")
-    text = (PROJECT_DIR / "Pulumi.dev.yaml").read_text()
+    text = (REPOSITORY / "Pulumi.dev.yaml").read_text()
     found = {(m["depName"], m["currentValue"]) for m in _matches(images, text)}
     assert found == {
         ("docker.io/library/caddy", "2.11.7-alpine"),
@@ -67,7 +67,7 @@ def test_the_image_manager_matches_every_pinned_image() -> None:
 def test_the_code_server_manager_matches_the_pinned_version_and_asks_a_human_for_the_sha() -> None:
     config = _config()
     manager = next(m for m in config["customManagers"] if m.get("depNameTemplate") == "coder/code-server")
-    for stack in PROJECT_DIR.glob("Pulumi.*.yaml"):
+    for stack in REPOSITORY.glob("Pulumi.*.yaml"):
         text = stack.read_text()
         if "codeServerVersion:" in text:
             assert [m["currentValue"] for m in _matches(manager, text)] == re.findall(r"codeServerVersion: (\S+)", text)
@@ -83,6 +83,6 @@ def test_actions_and_python_pins_are_managed() -> None:
     assert any(r.get("matchManagers") == ["github-actions"] and r.get("pinDigests") for r in config["packageRules"])
     assert config["automerge"] is False
     # Every workflow action is already pinned by full SHA, so Renovate only moves SHAs.
-    for workflow in (PROJECT_DIR / ".github" / "workflows").glob("*.yml"):
+    for workflow in (REPOSITORY / ".github" / "workflows").glob("*.yml"):
         for ref in re.findall(r"uses: \S+@(\S+)", workflow.read_text()):
             assert re.fullmatch(r"[0-9a-f]{40}", ref), (workflow.name, ref)

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 from pulumi import _types
 
-from scripts.offline import PlanResult, Registered, load_stack_config, run_program
+from scripts.tools.offline import PlanResult, Registered, load_stack_config, run_program
 
 #: Type-token package → the Python SDK that defines it.
 SDKS = {

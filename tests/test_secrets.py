@@ -14,8 +14,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from scripts.offline import PlanMocks, PlanResult, StackConfig, run_program
-from tests.support import TEST_SECRETS
+from scripts.lab.example import TEST_SECRETS
+from scripts.tools.offline import PlanMocks, PlanResult, StackConfig, run_program
 
 #: What PlanMocks returns for generated secrets (Entra client secret, tunnel token).
 GENERATED = "mock-secret-"

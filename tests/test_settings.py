@@ -10,9 +10,9 @@ import yaml
 
 from components.settings import ConfigError, MappingSource, load
 from components.settings.entra import ExistingGroup
-from scripts.offline import PROJECT_DIR, StackConfig
-from tests.support import KEY, TODAY
-
+from scripts import REPOSITORY
+from scripts.lab.example import KEY, TODAY
+from scripts.tools.offline import StackConfig
 
 
 def _source(config: StackConfig, changes: dict[str, Any], secret_keys: set[str] | None = None) -> MappingSource:
@@ -97,7 +97,7 @@ def test_malformed_config_is_rejected_with_its_key(dev_config: StackConfig, chan
 
 
 def _declared() -> dict[str, dict[str, Any]]:
-    return yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    return yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text())["config"]
 
 
 def test_optional_keys_at_their_empty_pulumi_yaml_defaults_are_not_set(dev_config: StackConfig) -> None:

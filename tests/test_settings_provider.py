@@ -14,8 +14,8 @@ import pytest
 
 from components.settings import ConfigError, MappingSource, debian, load, provider
 from components.settings.reader import Reader
-from scripts.offline import StackConfig
-from tests.support import TEST_SECRETS, TODAY
+from scripts.lab.example import TEST_SECRETS, TODAY
+from scripts.tools.offline import StackConfig
 
 PVE_TOKEN = f"pulumi@pve!hcs={uuid.UUID(int=0x1234)}"
 DO_TOKEN = "dop_v1_" + "ab" * 32

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from components.settings import ConfigError, rules
-from scripts.offline import PROJECT_DIR
-from tests.support import dev_settings
+from scripts import REPOSITORY
+from scripts.lab.example import dev_settings
 
 ACK_MGMT = {rules.ACK_PUBLIC_MANAGEMENT: True}
 ACK_EGRESS = {rules.ACK_WIDE_EGRESS: True}
@@ -111,7 +111,7 @@ def test_rule_refuses_just_outside_and_accepts_just_inside(rule: str, key: str, 
 
 
 def test_every_rule_is_tried_and_names_declared_keys() -> None:
-    declared = set(yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"])
+    declared = set(yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text())["config"])
     assert {rule.name for rule in rules.RULES} == {case[0] for case in CASES}
     for rule in rules.RULES:
         assert set(rule.keys) <= declared, rule.name

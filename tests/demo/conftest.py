@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Browser
 
 from components.settings import debian
-from tests.demo import demo
-from tests.demo.attacker import launched_browser
+from scripts.lab.demo import demo
+from scripts.lab.demo.attacker import launched_browser
 
 
 @pytest.fixture(scope="session")

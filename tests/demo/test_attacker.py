@@ -25,8 +25,8 @@ from components.gateway.stack import OAUTH2_PROXY_DIR
 from components.host import render
 from components.settings import debian
 from components.settings.topology import IDE_PROXY_PORT
-from tests.demo import demo, network
-from tests.demo.attacker import AGENT_DIR, IDE_USER, Agent, Attempt, start_agent
+from scripts.lab.demo import demo, network
+from scripts.lab.demo.attacker import AGENT_DIR, IDE_USER, Agent, Attempt, start_agent
 
 pytestmark = pytest.mark.slow
 SERVICE_USER = "codesvc"
@@ -62,7 +62,7 @@ def scene(running_demo: demo.Demo) -> Iterator[None]:
         assert vm.peer_run(["ip", "-6", "addr", "replace", f"{address}/64", "dev", "eth0", "nodad"]).returncode == 0
     log = running_demo.workdir / "attack-listeners.log"
     log.unlink(missing_ok=True)
-    listeners = vm.peer_spawn([sys.executable, "-m", "tests.demo.listeners", *specs], log=log)
+    listeners = vm.peer_spawn([sys.executable, "-m", "scripts.lab.demo.listeners", *specs], log=log)
     deadline = time.monotonic() + 10
     while "ready" not in (log.read_text() if log.exists() else ""):
         assert listeners.poll() is None and time.monotonic() < deadline, log.read_text() if log.exists() else "no log"

@@ -32,9 +32,9 @@ from playwright.sync_api import Browser
 
 from components.host.render import GATEWAY_ACCESS_LOG
 from components.host.render_terminal import TERMINAL_LOG_TAG
-from tests.demo import demo
-from tests.demo.attacker import IDE_USER, signed_in_workbench
-from tests.livepath.browser import fill_login_form, new_session, type_in_terminal
+from scripts.lab.demo import demo
+from scripts.lab.demo.attacker import IDE_USER, signed_in_workbench
+from scripts.lab.livepath.browser import fill_login_form, new_session, type_in_terminal
 
 pytestmark = pytest.mark.slow
 

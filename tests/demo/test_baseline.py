@@ -18,9 +18,9 @@ import sys
 import pytest
 from playwright.sync_api import Browser
 
-from tests.demo import demo
-from tests.demo.attacker import IDE_USER, start_agent
-from tests.realroot.netns import ns_exec
+from scripts.lab.demo import demo
+from scripts.lab.demo.attacker import IDE_USER, start_agent
+from scripts.lab.vm.netns import ns_exec
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo import demo, network
+from scripts import REPOSITORY
+from scripts.lab.demo import demo, network
+from scripts.lab.vm.netns import ns_exec
 from tests.host import sandbox
 from tests.host.audit import KEX, findings
-from tests.realroot.netns import ns_exec
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).resolve().parent
 SERVICE_USER, IDE_USER = "codesvc", "coder"  # Pulumi.yaml defaults of serviceUser / ideUser
 SQUID = "proxy"  # Debian's Squid, the IDE's allowlisting proxy (the demo stack lists ideEgressDomains)
 
@@ -149,14 +149,14 @@ def test_egress_from_the_vm_by_identity(booted_demo: demo.Demo) -> None:
     specs = [f"{proto}:{addr}:{port}" for _, proto, addr, port in ALLOWED + DENIED if (addr, port) not in served]
     log = booted_demo.workdir / "listeners.log"
     log.unlink(missing_ok=True)  # "ready" must be this run's
-    listeners = vm.peer_spawn([sys.executable, "-m", "tests.demo.listeners", *specs], log=log)
+    listeners = vm.peer_spawn([sys.executable, "-m", "scripts.lab.demo.listeners", *specs], log=log)
     users = ("root", SERVICE_USER, IDE_USER, SQUID)
     try:
         deadline = time.monotonic() + 10
         while "ready" not in log.read_text():
             assert listeners.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        probe = (HERE / "egress_probe.py").read_text()
+        probe = (REPOSITORY / "scripts" / "lab" / "demo" / "egress_probe.py").read_text()
         rows = []
         for what, proto, addr, port in ALLOWED + DENIED:
             results = [vm.chroot_run(["python3", "-c", probe, proto, addr, str(port)], user=None if user == "root" else user,

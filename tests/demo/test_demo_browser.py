@@ -12,8 +12,8 @@ import time
 import pytest
 from playwright.sync_api import Browser
 
-from tests.demo import demo
-from tests.livepath.browser import fill_login_form, new_session, type_in_terminal
+from scripts.lab.demo import demo
+from scripts.lab.livepath.browser import fill_login_form, new_session, type_in_terminal
 
 pytestmark = pytest.mark.slow
 IDE_USER = "coder"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.demo import demo
-from tests.realroot import nocloud
-from tests.realroot.machine import RootProcess
-from tests.realroot.runner import SshRunner, SshTarget
+from scripts.lab.demo import demo
+from scripts.lab.vm import nocloud
+from scripts.lab.vm.machine import RootProcess
+from scripts.lab.vm.runner import SshRunner, SshTarget
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,14 @@ import time
 import pytest
 from playwright.sync_api import Browser
 
-from tests.demo import codehost, demo, network, vsix
-from tests.demo.attacker import IDE_USER, Agent, Attempt, signed_in_workbench, start_agent
+from scripts.lab.demo import codehost, demo, network, vsix
+from scripts.lab.demo.attacker import (
+    IDE_USER,
+    Agent,
+    Attempt,
+    signed_in_workbench,
+    start_agent,
+)
 
 pytestmark = pytest.mark.slow
 

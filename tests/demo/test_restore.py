@@ -3,7 +3,7 @@
 The user changes a setting (`window.title`, a value of this run) and installs the test extension
 from the gallery, both from the IDE's own terminal, as a person there would. The product's backup
 unit runs (`hcs-backup.service`, the unit the timer fires: started here, since waiting for its
-schedule is no test) to the demo's backup server. Then `scripts/demo.py down --keep-backups` and
+schedule is no test) to the demo's backup server. Then `scripts/tools/demo.py down --keep-backups` and
 `up` (what `make demo` runs) destroy and re-create the VM (a new root, new accounts, new CAs; the
 backup server's data stays, as a backup host outlives a VM). The setting and the extension are
 gone; the operator runs `sudo hcs-restore` over SSH (refused: the new VM already holds a setting of
@@ -27,9 +27,14 @@ import pytest
 from playwright.sync_api import Page
 
 from components.host import render
-from tests.demo import demo, vsix
-from tests.demo.attacker import IDE_USER, launched_browser, signed_in_workbench, start_agent
-from tests.realroot.runner import Result
+from scripts.lab.demo import demo, vsix
+from scripts.lab.demo.attacker import (
+    IDE_USER,
+    launched_browser,
+    signed_in_workbench,
+    start_agent,
+)
+from scripts.lab.vm.runner import Result
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +80,7 @@ def _snapshots(running: demo.Demo) -> list[dict[str, Any]]:
 
 
 def _recreate(running: demo.Demo) -> None:
-    """`scripts/demo.py down --keep-backups`, then `up` (`make demo`): a new VM under the same tag."""
+    """`scripts/tools/demo.py down --keep-backups`, then `up` (`make demo`): a new VM under the same tag."""
     tag, release = running.state.tag, running.state.release
     demo.down(tag, progress=lambda _line: None, keep_backups=True)
     fresh = demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True), release=release)

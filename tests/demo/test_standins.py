@@ -15,22 +15,21 @@ import json
 import os
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import urllib.error
 import urllib.request
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from components.settings.ide import Gallery
-from tests.demo import codehost, gallery, vsix
-from tests.demo.pki import DemoCA
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from scripts import REPOSITORY
+from scripts.lab.demo import codehost, gallery, vsix
+from scripts.lab.demo.pki import DemoCA
 
 
 def _gallery_env(base: str) -> str:
@@ -50,7 +49,7 @@ class _Served:
     def __init__(self, module: str, args: list[str], log: Path) -> None:
         self.log = log
         self._stderr = log.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPOSITORY, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True)
         line = self.proc.stdout.readline().strip()  # type: ignore[union-attr]
         if line != "ready":
@@ -76,7 +75,7 @@ def code_host(tmp_path: Path, ca: DemoCA) -> Iterator[tuple[str, _Served]]:
     cert = ca.issue("codehost", dns=("localhost",), ips=("127.0.0.1",))
     codehost.make_repo(tmp_path / "repos", "demo")
     port = _free_port()
-    served = _Served("tests.demo.codehost", ["--listen", "127.0.0.1", "--port", str(port), "--cert", str(cert.cert),
+    served = _Served("scripts.lab.demo.codehost", ["--listen", "127.0.0.1", "--port", str(port), "--cert", str(cert.cert),
                                              "--key", str(cert.key), "--root", str(tmp_path / "repos")], tmp_path / "codehost.log")
     yield f"https://127.0.0.1:{port}", served
     served.stop()
@@ -154,7 +153,7 @@ def served_gallery(tmp_path: Path, ca: DemoCA) -> Iterator[tuple[str, _Served, v
     cert = ca.issue("gallery", dns=("localhost",), ips=("127.0.0.1",))
     built = vsix.build(tmp_path / "vsix")
     port = _free_port()
-    served = _Served("tests.demo.gallery", ["--listen", "127.0.0.1", "--port", str(port), "--cert", str(cert.cert),
+    served = _Served("scripts.lab.demo.gallery", ["--listen", "127.0.0.1", "--port", str(port), "--cert", str(cert.cert),
                                             "--key", str(cert.key), "--vsix-dir", str(tmp_path / "vsix")], tmp_path / "gallery.log")
     yield f"https://127.0.0.1:{port}", served, built
     served.stop()
@@ -191,7 +190,7 @@ def test_gallery_is_strict(served_gallery: tuple[str, _Served, vsix.Vsix], ca: D
 
 def _code_server() -> list[str]:
     """The cached code-server's argv prefix; builds it (~2 min) if missing, fails loudly if it cannot."""
-    from scripts.code_server_cache import CacheError, ensure
+    from scripts.tools.code_server_cache import CacheError, ensure
 
     try:
         return ensure().command()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from scripts import REPOSITORY
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Engine:
             # the shim `pulumi-resource-pulumi-python` runs `python -m pulumi.dynamic` from this venv,
             # and the pickled provider's module (components.fortigate.provider) must import there
             "PULUMI_RUNTIME_VIRTUALENV": str(venv.parent),
-            "PYTHONPATH": str(REPO_ROOT),
+            "PYTHONPATH": str(REPOSITORY),
             "PYTHONUNBUFFERED": "1",
         }
 
@@ -106,7 +106,7 @@ class Engine:
         return run
 
     def _serve(self) -> tuple[subprocess.Popen[str], int]:
-        env = {**self.env(), "PYTHONPATH": str(REPO_ROOT)}
+        env = {**self.env(), "PYTHONPATH": str(REPOSITORY)}
         process = subprocess.Popen([sys.executable, "-u", "-m", "tests.engine.server"], cwd=self.project_dir, env=env,
                                    stdout=subprocess.PIPE, text=True)
         line = process.stdout.readline() if process.stdout else ""

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.buildcache import CacheError
-from scripts.go_cache import pulumi_cli
-from tests.engine.cli import REPO_ROOT, Engine
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope, make_certificate
-from tests.support import TEST_SECRETS
+from scripts import REPOSITORY
+from scripts.lab.example import TEST_SECRETS
+from scripts.lab.fortios.emulator import FortiOSEmulator, TokenScope, make_certificate
+from scripts.tools.buildcache import CacheError
+from scripts.tools.go_cache import pulumi_cli
+from tests.engine.cli import Engine
 
 PROJECT = "hardened-code-server"
 #: The emulator's API token (test-only, long and unique so a leak is findable in any output).
@@ -44,7 +45,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FortiOSEmulat
 
 def stack_values(emulator: FortiOSEmulator, example: str = "dev") -> dict[str, Any]:
     """An example stack's plain values (Pulumi.<example>.yaml), pointed at the emulator."""
-    stack_file = yaml.safe_load((REPO_ROOT / f"Pulumi.{example}.yaml").read_text(encoding="utf-8"))["config"]
+    stack_file = yaml.safe_load((REPOSITORY / f"Pulumi.{example}.yaml").read_text(encoding="utf-8"))["config"]
     values = {key.partition(":")[2]: value for key, value in stack_file.items() if key.startswith(f"{PROJECT}:")}
     values.update(fortigateUrl=emulator.url, fortigateCaBundle=str(emulator.ca_bundle))  # type: ignore[attr-defined]
     return values
@@ -54,7 +55,7 @@ def project_dir(parent: Path) -> Path:
     """A project directory holding the product's Pulumi.yaml, unchanged (its name and its whole
     config schema, which the real CLI enforces: every declared key without a default is required)."""
     parent.mkdir(exist_ok=True)
-    (parent / "Pulumi.yaml").write_text((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    (parent / "Pulumi.yaml").write_text((REPOSITORY / "Pulumi.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     return parent
 
 

@@ -4,7 +4,7 @@ It reads the stack through the product's own settings code (every key, as `__mai
 composes the FortiGate edge (a Python dynamic provider, driven by the real engine against the
 FortiOS emulator) and the records of every file the DMZ host installs (`FileRecord`s, rendered by
 the host's own steps: what the policy pack judges the SSH drop-in by). The host's `remote.Command`s
-are left out because the pulumi-command provider cannot be built here (scripts/go_cache.py says
+are left out because the pulumi-command provider cannot be built here (scripts/tools/go_cache.py says
 why); the identity, gateway and Cloudflare layers need Terraform-bridged providers, not buildable
 either.
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import pulumi
 
 from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
-from components.installer import record_files
 from components.host.steps import host_steps
+from components.installer import record_files
 from components.settings import PulumiConfigSource, load
 
 

@@ -20,15 +20,22 @@ import yaml
 
 from components.fortigate import payloads
 from components.settings import ConfigError, MappingSource, load
-from scripts.offline import PROJECT_DIR, load_stack_config
+from scripts import REPOSITORY
+from scripts.lab.example import TODAY, dev_settings
+from scripts.lab.fortios.emulator import TABLES, FortiOSEmulator
+from scripts.tools.offline import load_stack_config
 from tests.engine.cli import Engine, Run
-from tests.engine.conftest import SECRETS, config_json, project_dir, set_values, stack_values
-from tests.fortigate.emulator import TABLES, FortiOSEmulator
-from tests.support import TODAY, dev_settings
+from tests.engine.conftest import (
+    SECRETS,
+    config_json,
+    project_dir,
+    set_values,
+    stack_values,
+)
 
 pytestmark = pytest.mark.slow
 
-PACK = PROJECT_DIR / "scripts" / "policy"
+PACK = REPOSITORY / "scripts" / "policy"
 TIMINGS: dict[str, float] = {}
 STEPS: dict[str, dict[str, int]] = {}
 WRITES = ("POST", "PUT", "DELETE")
@@ -113,7 +120,7 @@ def test_the_cli_enforces_every_declared_key(engine: Engine, emulator: FortiOSEm
     accepted = bare.run("preview", program=True, check=False)
     assert "missing configuration values" not in accepted.output and "validating stack config" not in accepted.output
     reported = {line.split("config error: ", 1)[1].split(":", 1)[0] for line in accepted.output.splitlines() if "config error: " in line}
-    declared = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text(encoding="utf-8"))["config"]
+    declared = yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text(encoding="utf-8"))["config"]
     assert reported and all("default" in declared[key] for key in reported), reported
     assert "Traceback" not in accepted.output
     bare.run("stack", "rm", "--yes", "--force", bare.stack)

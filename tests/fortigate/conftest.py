@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope, make_certificate
-from tests.fortigate.host import PROJECT, TOKEN_KEY, ProviderHost
+from scripts.lab.fortios.emulator import FortiOSEmulator, TokenScope, make_certificate
+from scripts.lab.fortios.host import PROJECT, TOKEN_KEY, ProviderHost
 
 #: Test tokens (not secrets of anything real); TOKEN is long and unique so a leak is findable.
 TOKEN = "tok-Zq7hV2mN9xR4cW8pL3sK6dF1gJ5bT0yE"

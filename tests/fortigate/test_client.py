@@ -11,8 +11,8 @@ import pytest
 from components.fortigate.client import (
     AlreadyExists,
     Endpoint,
-    FortiOSClient,
     Forbidden,
+    FortiOSClient,
     InsecureTLSWarning,
     InUse,
     InvalidValue,
@@ -22,8 +22,8 @@ from components.fortigate.client import (
     TransportError,
     Unauthorized,
 )
+from scripts.lab.fortios.emulator import FortiOSEmulator
 from tests.fortigate.conftest import READ_ONLY_TOKEN, TOKEN
-from tests.fortigate.emulator import FortiOSEmulator
 
 
 @pytest.fixture

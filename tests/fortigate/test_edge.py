@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope
-from tests.fortigate.host import ProviderHost
-from tests.fortigate.stack import (
+from scripts.lab.fortios.emulator import FortiOSEmulator, TokenScope
+from scripts.lab.fortios.host import ProviderHost
+from scripts.lab.fortios.stack import (
     DEV_POLICY_ORDER,
     DEV_TABLES,
     SECRETS,
@@ -162,7 +162,7 @@ def test_the_ide_proxy_names_deploy_before_the_deny_and_refresh_clean(
 
 def test_the_offline_plan_of_the_dev_stack_shows_the_fortigate_edge(dev_plan: Any) -> None:
     """`__main__.py` under mocks (the lead's harness): own type tokens, device field names, no token."""
-    from scripts.offline import placeholder_secret
+    from scripts.tools.offline import placeholder_secret
 
     fortigate = [r for r in dev_plan.resources if r.type.startswith(PREFIX)]
     assert {r.type[len(PREFIX):] for r in fortigate} == {

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from scripts.lab.fortios.emulator import FortiOSEmulator, TokenScope
 from tests.fortigate.conftest import TOKEN
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope
-from tests.fortigate.host import TOKEN_KEY, ProviderHost
-from tests.fortigate.stack import (
+from scripts.lab.fortios.emulator import FortiOSEmulator, TokenScope
+from scripts.lab.fortios.host import TOKEN_KEY, ProviderHost
+from scripts.lab.fortios.stack import (
     DEV_POLICY_ORDER,
     POLICY_TYPE,
     SECRETS,

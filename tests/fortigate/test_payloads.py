@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from components.fortigate import payloads
+from scripts.lab.fortios.emulator import FortiOSEmulator
+from scripts.lab.fortios.stack import dev_settings
 from tests.fortigate.conftest import TOKEN
-from tests.fortigate.emulator import FortiOSEmulator
-from tests.fortigate.stack import dev_settings
 
 #: The IDE's allowlist in the example's forms: a name, a wildcard (the name and all under it), plain HTTP.
 IDE_DOMAINS = json.dumps(["git.example.com", "*.pypi.org", "http://deb.example.org"])

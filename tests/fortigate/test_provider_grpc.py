@@ -12,9 +12,14 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.fortigate.conftest import OTHER_VDOM_TOKEN, READ_ONLY_TOKEN, TOKEN, cmdb_props
-from tests.fortigate.emulator import FortiOSEmulator, TokenScope
-from tests.fortigate.host import PROJECT, TOKEN_KEY, ProviderHost
+from scripts.lab.fortios.emulator import FortiOSEmulator, TokenScope
+from scripts.lab.fortios.host import PROJECT, TOKEN_KEY, ProviderHost
+from tests.fortigate.conftest import (
+    OTHER_VDOM_TOKEN,
+    READ_ONLY_TOKEN,
+    TOKEN,
+    cmdb_props,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.settings import ConfigError, MappingSource, load
-from tests.fortigate.stack import SECRETS, dev_settings, dev_values
+from scripts.lab.fortios.stack import SECRETS, dev_settings, dev_values
 
 
 def problems(**overrides: object) -> dict[str, str]:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from components.gateway import render_caddy as c
+from scripts.lab.example import front_hop_dir, hop_pki
 from tests.gateway.test_caddy_live import free_port
-from tests.support import front_hop_dir, hop_pki
 
 HOST = "code.example.com"
 GATEWAY = "127.0.0.1"

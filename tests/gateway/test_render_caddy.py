@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from components.gateway import render_caddy as c
-from tests.support import front_hop_dir, hop_pki
 from components.layout import OAUTH2_PROXY_SOCKET
+from scripts.lab.example import front_hop_dir, hop_pki
 
 IP = ipaddress.ip_address
 PARAMS = c.GatewayParams(

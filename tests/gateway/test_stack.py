@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-import re
-
 import base64
 import json
+import re
 import subprocess
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
+import tomllib
 
-from components.gateway import render_caddy, render_oauth2_proxy
-from components.gateway.stack import CONFIG_HASH_LABEL, HOP_DIR, HOP_IN_CONTAINER, GatewayStack, GatewayStackArgs, service_ids
-from components.host.vm import connection_args
 from components.files import FILE_TYPE
-from scripts import mock_tls
-from scripts.offline import Registered, load_stack_config, plain, record, run_program
-from tests.host import mockgraph, sample
+from components.gateway import render_caddy, render_oauth2_proxy
+from components.gateway.stack import (
+    CONFIG_HASH_LABEL,
+    HOP_DIR,
+    HOP_IN_CONTAINER,
+    GatewayStack,
+    GatewayStackArgs,
+    service_ids,
+)
+from components.host.vm import connection_args
+from scripts.lab.converge import mockgraph, sample
+from scripts.tools import mock_tls
+from scripts.tools.offline import (
+    Registered,
+    load_stack_config,
+    plain,
+    record,
+    run_program,
+)
 
 CLIENT_SECRET = "entra-client-secret~0123456789abcdefghij"
 COOKIE_RAW = bytes(range(200, 232))

@@ -5,7 +5,7 @@
 Run inside fresh network and mount namespaces (the "VM"). It bind-mounts the lab's passwd and
 group files over /etc (so the hook's account names resolve to test uids without touching the
 machine), makes a second network namespace as the VM's whole outside world (a veth, every
-destination address, IPv4 and IPv6, test listeners from `tests/demo/listeners.py`), starts the
+destination address, IPv4 and IPv6, test listeners from `scripts/lab/demo/listeners.py`), starts the
 local listeners as their owners, then runs each step of LAB.json and prints one JSON object:
 {step name: output}. Steps are `hook ARG`, `probe USER PROTO ADDR PORT` (the demo's
 `egress_probe.py` as USER), `peer PROTO ADDR PORT` (the probe from outside), `listen USER ADDR
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROBE = HERE.parent / "demo" / "egress_probe.py"
-LISTENERS = HERE.parent / "demo" / "listeners.py"
+PROBE = HERE.parents[1] / "scripts" / "lab" / "demo" / "egress_probe.py"
+LISTENERS = HERE.parents[1] / "scripts" / "lab" / "demo" / "listeners.py"
 PYTHON = "/usr/bin/python3"
 LISTEN = ("import socket,sys,time\n"
           "a,p=sys.argv[1],int(sys.argv[2]); s=socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)\n"

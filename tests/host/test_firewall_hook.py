@@ -16,14 +16,14 @@ from pathlib import Path
 
 from components import layout
 from components.host import render
-from tests.host import sample
+from scripts.lab.converge import sample
 from tests.host.test_render import tool
 
 LAB = Path(__file__).resolve().parent / "netfilter_lab.py"
 ROOT, APT, SVC, IDE, TIMESYNC, ZABBIX, WAZUH, OTHER = "root", "_apt", "codesvc", "coder", "systemd-timesync", "zabbix", "wazuh", "nobody"
 UIDS = {ROOT: 0, APT: 42, SVC: 64001, IDE: 64002, TIMESYNC: 64010, ZABBIX: 64011, WAZUH: 64012, OTHER: 65534}
 VM, GATEWAY_PORT = ("192.0.2.10", "2001:db8::10"), 8880
-#: The example stack's destinations (Pulumi.dev.yaml and tests/host/sample.py), each with who opens it.
+#: The example stack's destinations (Pulumi.dev.yaml and scripts/lab/converge/sample.py), each with who opens it.
 DESTINATIONS = {
     "dns udp": (("udp", "192.0.2.53", 53), {ROOT, APT, SVC, TIMESYNC}),
     "dns tcp": (("tcp", "192.0.2.53", 53), {ROOT, APT, SVC, TIMESYNC}),

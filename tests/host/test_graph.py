@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from components.files import FILE_TYPE
 from components.host.vm import DmzHost
-from tests.host import mockgraph, sample
+from scripts.lab.converge import mockgraph, sample
 
 SECRET_VALUES = (sample.BASE["zabbixPsk"], sample.BASE["backupPassword"], "test-only")
 

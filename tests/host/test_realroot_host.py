@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from components.settings import ConfigError
-from tests.host import sample
+from scripts.lab.converge import sample
+from scripts.lab.converge.realhost import HostUnderTest, host_under_test
+from scripts.lab.vm.netns import ns_exec
+from scripts.lab.vm.runner import StepFailed, order_steps, run_steps
 from tests.host.audit import KEX, findings
-from tests.host.realhost import HostUnderTest, host_under_test
-from tests.realroot.netns import ns_exec
-from tests.realroot.runner import StepFailed, order_steps, run_steps
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-
 import json
 import re
 import shlex
@@ -26,8 +25,9 @@ import pytest
 from components import layout
 from components.host import render
 from components.host.steps import host_steps
+from scripts.lab.converge import sample
+from tests.host import sandbox
 from tests.host.audit import KEX, findings
-from tests.host import sample, sandbox
 
 VENV_BIN = Path(sys.executable).parent
 

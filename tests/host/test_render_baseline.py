@@ -19,7 +19,7 @@ import pytest
 
 from components.host import render, render_baseline
 from components.host.steps import host_steps
-from tests.host import sample
+from scripts.lab.converge import sample
 from tests.host.test_render import free_port, sshd_config, tool
 
 SYSTEMD_SYSCTL = Path("/lib/systemd/systemd-sysctl")

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from components.settings import ConfigError, MappingSource, load
-from scripts.offline import PROJECT_DIR
-from tests.host import sample
-from tests.support import TEST_SECRETS, dev_source
+from scripts import REPOSITORY
+from scripts.lab.converge import sample
+from scripts.lab.example import TEST_SECRETS, dev_source
 
 
 def problems(**overrides: str | None) -> dict[str, str]:
@@ -21,7 +21,7 @@ def test_defaults_and_url_template() -> None:
     s = sample.settings()
     assert s.host.ufw_deny_outgoing is True
     assert s.host.workspace_volume == "/mnt/cs-workspace-volume"
-    default_url = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]["codeServerPackageUrl"]["default"]
+    default_url = yaml.safe_load((REPOSITORY / "Pulumi.yaml").read_text())["config"]["codeServerPackageUrl"]["default"]
     assert s.host.code_server.url == default_url.replace("{version}", "4.139.1")
     assert s.host.code_server.url.endswith("/v4.139.1/code-server_4.139.1_amd64.deb")
 

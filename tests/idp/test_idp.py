@@ -25,9 +25,9 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from scripts.offline import PlanResult
-from tests.idp import directory, server, setup
-from tests.livepath import signin
+from scripts.lab.idp import directory, server, setup
+from scripts.lab.livepath import signin
+from scripts.tools.offline import PlanResult
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "0a0a0a0a-1b1b-2c2c-3d3d-4e4e4e4e4e4e"

@@ -10,10 +10,16 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from scripts.code_server_cache import CacheError, CodeServerInstall, ensure
-from tests.livepath.chain import ChainError, LiveChain, example_settings, plan_from, root_config
-from tests.realroot.machine import RealRoot
-from tests.realroot.prereq import RealRootError
+from scripts.lab.livepath.chain import (
+    ChainError,
+    LiveChain,
+    example_settings,
+    plan_from,
+    root_config,
+)
+from scripts.lab.vm.machine import RealRoot
+from scripts.lab.vm.prereq import RealRootError
+from scripts.tools.code_server_cache import CacheError, CodeServerInstall, ensure
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from components.host import render
-from scripts.code_server_cache import CodeServerInstall
-from tests.host import sample
+from scripts.lab.converge import sample
+from scripts.tools.code_server_cache import CodeServerInstall
 
 pytestmark = pytest.mark.slow
 

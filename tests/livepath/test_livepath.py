@@ -21,9 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from components import layout
-from tests.livepath.browser import signed_in_cookie
-from tests.support import hop_pki
-from tests.livepath.chain import CADDY_ADMIN_PORT, CODE_SERVER_PORT, OAUTH2_PROXY_SOCKET, OLD_OAUTH2_PROXY_PORT, LiveChain
+from scripts.lab.example import hop_pki
+from scripts.lab.livepath.browser import signed_in_cookie
+from scripts.lab.livepath.chain import (
+    CADDY_ADMIN_PORT,
+    CODE_SERVER_PORT,
+    OAUTH2_PROXY_SOCKET,
+    OLD_OAUTH2_PROXY_PORT,
+    LiveChain,
+)
 
 pytestmark = pytest.mark.slow
 

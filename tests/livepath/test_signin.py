@@ -1,5 +1,5 @@
 """Real sign-in through the whole chain: chromium → front Caddy → gateway Caddy → real oauth2-proxy
-v7.15.6 → code-server, against the Entra stand-in (tests/idp). No cookie is injected to sign in.
+v7.15.6 → code-server, against the Entra stand-in (scripts/lab/idp). No cookie is injected to sign in.
 
 What this proves and what it does not: oauth2-proxy's own behaviour with the product's config
 (PKCE, state/CSRF cookie, group and e-mail checks, session cookie, refresh, sign-out, WebSockets);
@@ -23,14 +23,21 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from components import layout
-from tests.livepath import signin
-from tests.livepath.browser import Session, cookie_header, is_authorize, new_session, session_cookies, sign_in
-from tests.livepath.chain import TEST_CLIENT_ID, LiveChain
+from scripts import REPOSITORY
+from scripts.lab.livepath import signin
+from scripts.lab.livepath.browser import (
+    Session,
+    cookie_header,
+    is_authorize,
+    new_session,
+    session_cookies,
+    sign_in,
+)
+from scripts.lab.livepath.chain import TEST_CLIENT_ID, LiveChain
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-REPORT = REPO / "build" / "livepath" / "signin.json"
+REPORT = REPOSITORY / "build" / "livepath" / "signin.json"
 OBSERVED: dict[str, object] = {}
 
 
@@ -130,7 +137,7 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
     raise AssertionError(f"the terminal command did not write {path} within {timeout:.0f} s")
 
 
-SCREENSHOT = REPO / "build" / "livepath" / "ide.png"
+SCREENSHOT = REPOSITORY / "build" / "livepath" / "ide.png"
 
 
 def test_session_cookie_is_host_only_secure_httponly_lax_and_its_size_is_measured(alice: Session, live_chain: LiveChain) -> None:

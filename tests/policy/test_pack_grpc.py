@@ -14,10 +14,11 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from scripts import REPOSITORY
 from scripts.policy.rules import RULES
-from scripts.offline import PROJECT_DIR, PlanResult
+from scripts.tools.offline import PlanResult
 
-PACK = PROJECT_DIR / "scripts" / "policy"
+PACK = REPOSITORY / "scripts" / "policy"
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from scripts.offline import PlanResult, StackConfig, run_program
 from scripts.policy.rules import RULES, Res, evaluate
+from scripts.tools.offline import PlanResult, StackConfig, run_program
 
 RULE_NAMES = {rule.name for rule in RULES}
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.realroot import netns, prereq, rootfs
-from tests.realroot.machine import RealRoot, RootConfig
-from tests.realroot.prereq import RealRootError
-from tests.realroot.runner import SshRunner
+from scripts.lab.vm import netns, prereq, rootfs
+from scripts.lab.vm.machine import RealRoot, RootConfig
+from scripts.lab.vm.prereq import RealRootError
+from scripts.lab.vm.runner import SshRunner
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realroot.aptproxy import AptProxy
+from scripts.lab.vm.aptproxy import AptProxy
 
 RELEASE = b"Origin: Debian\nSuite: stable\n"
 PACKAGE = b"!<arch>\ndebian-binary\n"

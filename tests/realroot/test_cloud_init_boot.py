@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.vm.render_user_data import UserData, render_user_data
-from tests.host.realhost import reinstalled
-from tests.realroot import nocloud, rootfs
-from tests.realroot.booted import BootedVM
-from tests.realroot.machine import RootConfig
-from tests.realroot.prereq import RealRootError
+from scripts.lab.converge.realhost import reinstalled
+from scripts.lab.vm import nocloud, rootfs
+from scripts.lab.vm.booted import BootedVM
+from scripts.lab.vm.machine import RootConfig
+from scripts.lab.vm.prereq import RealRootError
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.realroot import rootfs
-from tests.realroot.machine import RootConfig
-from tests.realroot.netns import NetworkPlan
-from tests.realroot.prereq import RealRootError, require
-from tests.realroot.runner import Step, order_steps
+from scripts.lab.vm import rootfs
+from scripts.lab.vm.machine import RootConfig
+from scripts.lab.vm.netns import NetworkPlan
+from scripts.lab.vm.prereq import RealRootError, require
+from scripts.lab.vm.runner import Step, order_steps
 
 
 def test_mirror_comes_from_deb822_and_one_line_sources(tmp_path: Path) -> None:

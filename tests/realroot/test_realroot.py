@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.realroot.machine import RealRoot
-from tests.realroot.netns import existing_namespaces
-from tests.realroot.prereq import RealRootError
-from tests.realroot.runner import SshRunner, Step, StepFailed, run_steps
+from scripts.lab.vm.machine import RealRoot
+from scripts.lab.vm.netns import existing_namespaces
+from scripts.lab.vm.prereq import RealRootError
+from scripts.lab.vm.runner import SshRunner, Step, StepFailed, run_steps
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def test_the_root_is_prepared_like_a_vm_without_systemd(realroot: RealRoot, ssh_
     lines = result.stdout.splitlines()
     assert lines[:3] == ["policy=101", "systemd=1", "run-sshd"]
     # Own pid namespace (pid 1 is the root's init): pkill/ps inside cannot see or hit host processes.
-    assert "tests.realroot.nsinit" in lines[3]
+    assert "scripts.lab.vm.nsinit" in lines[3]
     assert realroot.chroot_run(["/usr/sbin/sshd", "-t"]).returncode == 0
 
 

@@ -22,9 +22,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.settings import MappingSource, load
 from components.vm import render_cloud_firewall
-from scripts.offline import SECRET, PlanResult, Registered, load_stack_config, run_program
+from scripts.lab.example import TEST_SECRETS, TODAY
+from scripts.tools.offline import (
+    SECRET,
+    PlanResult,
+    Registered,
+    load_stack_config,
+    run_program,
+)
 from tests.host.test_render import tool
-from tests.support import TEST_SECRETS, TODAY
 
 COMMAND = "command:remote:Command"
 #: The resource whose inputs hold the user-data text, per stack: (type, path to the text).

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pulumi_command import remote
 
-from components.vm.identity import CreatedVmArgs, CreatedVmIdentity
 from components.host.vm import connection_args
 from components.settings.topology import VmSettings
-from scripts.offline import SECRET, record
+from components.vm.identity import CreatedVmArgs, CreatedVmIdentity
+from scripts.tools.offline import SECRET, record
 from tests.host.test_render import tool
 
 
