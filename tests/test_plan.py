@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from scripts import REPOSITORY
-from scripts.tools.offline import StackConfig, placeholder_secret
+from scripts.tools import plan
+from scripts.tools.offline import PlanResult, StackConfig, placeholder_secret
 
 
 def _plan(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,3 +72,19 @@ def test_unknown_stack_is_a_clear_error() -> None:
     assert done.returncode == 2
     assert "no stack file Pulumi.nosuchstack.yaml" in done.stderr
 
+
+def test_two_plans_of_one_config_are_byte_identical_whatever_the_registration_order(tmp_path: Path, monkeypatch) -> None:
+    """Outputs resolve concurrently, so the order of registrations (and of each one's dependencies) varies
+    from run to run; a review diffs two plans, so here the second run sees every order reversed."""
+    assert plan.main(["--stack", "digitalocean", "--out", str(tmp_path / "a")]) == 0
+    real = plan.run_program
+
+    def reversed_run(*args: object) -> PlanResult:
+        result = real(*args)
+        return PlanResult([dataclasses.replace(r, dependencies=r.dependencies[::-1]) for r in reversed(result.resources)], result.outputs)
+
+    monkeypatch.setattr(plan, "run_program", reversed_run)
+    assert plan.main(["--stack", "digitalocean", "--out", str(tmp_path / "b")]) == 0
+    written = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert written == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert [f for f in written if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()] == []

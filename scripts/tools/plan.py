@@ -48,8 +48,8 @@ def write_plan(result: PlanResult, out: Path) -> list[Path]:
         shutil.rmtree(out)
     (out / "files").mkdir(parents=True)
     resources = [
-        {k: v for k, v in dataclasses.asdict(r).items() if k in ("urn", "type", "name", "parent", "inputs", "dependencies")}
-        | ({"readId": r.read_id} if r.read_id else {})
+        {k: v for k, v in dataclasses.asdict(r).items() if k in ("urn", "type", "name", "parent", "inputs")}
+        | {"dependencies": sorted(r.dependencies)} | ({"readId": r.read_id} if r.read_id else {})
         for r in result.resources
     ]
     (out / "resources.json").write_text(json.dumps(resources, indent=2, sort_keys=True) + "\n")
@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 2
 
+    # Outputs resolve concurrently, so the registration order varies from run to run; in URN order,
+    # two plans of one config compare byte for byte (a review diffs them).
+    result = PlanResult(sorted(result.resources, key=lambda r: r.urn), result.outputs)
     print(f"Stack {config.project}/{config.stack}: {len(result.resources)} resources\n")
     print(render_tree(result.resources))
     files = write_plan(result, args.out)
