@@ -10,9 +10,13 @@ from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
 from components.gateway.stack import GatewayStack, GatewayStackArgs, TunnelConnector
 from components.host.vm import DmzHost
 from components.identity import EntraAccess, EntraAccessArgs
-from components.settings import PulumiConfigSource, load
+from components.settings import ConfigError, Problem, PulumiConfigSource, load
 
 settings = load(PulumiConfigSource(pulumi.get_project()))
+if settings.team is not None:
+    # The settings read and check a team; no layer deploys one yet: refused before any resource exists.
+    raise ConfigError([Problem("workspaces", "valid, but this version does not deploy workspaces yet; "
+                               "remove workspaces (and vms, workspaceDomain) to deploy the single IDE user")])
 
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname,
                                                 session_max=settings.gateway.cookie_expire))

@@ -131,14 +131,17 @@ def test_optional_keys_at_their_empty_pulumi_yaml_defaults_are_not_set(dev_confi
     assert settings.fortigate.ips_sensor is None and settings.fortigate.ca_bundle is None
 
 
-# A wrong value for each declared type, and what the error must say (oracle: Pulumi.yaml's types).
+# A wrong value for each declared type, and what the error must say (oracle: Pulumi.yaml's types;
+# an array's items are strings or objects).
 WRONG_TYPE = {"integer": ("many", "expected an integer"), "boolean": ("yes", "expected true or false"),
-              "array": ("not a list", "expected a list of strings")}
+              "array": ("not a list", "expected a list of {items}s")}
 
 
 @pytest.mark.parametrize("key", [k for k, d in _declared().items() if d.get("type") in WRONG_TYPE])
 def test_every_declared_typed_key_refuses_a_value_of_another_type(dev_config: StackConfig, key: str) -> None:
-    value, expected = WRONG_TYPE[_declared()[key]["type"]]
+    declared = _declared()[key]
+    value, expected = WRONG_TYPE[declared["type"]]
+    expected = expected.format(items=declared.get("items", {}).get("type"))
     with pytest.raises(ConfigError) as caught:
         load(_source(dev_config, {key: value}), today=TODAY)
     assert any(line.startswith(f"config error: {key}: {expected}") for line in str(caught.value).splitlines())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from components.settings import checks, cloudflare, entra, fortigate, gateway, host, provider, topology
+from components.settings import checks, cloudflare, entra, fortigate, gateway, host, provider, topology, workspaces
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
@@ -29,6 +29,8 @@ class Settings:
     gateway: gateway.GatewaySettings
     cloudflare: cloudflare.CloudflareSettings | None
     fortigate: fortigate.FortigateSettings | None
+    #: The team's workspaces; None for the single IDE user of `ideUser` (no `workspaces`).
+    team: workspaces.Team | None = None
 
     @property
     def public_url(self) -> str:
@@ -41,10 +43,13 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
     hostname = r.string("hostname", checks.fqdn)
     edge = r.string("edge", checks.one_of("fortigate", "cloudflare"))
     today = today or dt.date.today()
-    entra_settings = entra.parse(r, hostname, today)
+    team_entries = r.objects("workspaces")
+    entra_settings = entra.parse(r, hostname, today, team=bool(team_entries))
     vm_provider = provider.kind(r)
     release = host.release(r)
-    topology_settings = topology.parse(r, edge, None if vm_provider is None else vm_provider != provider.EXISTING)
+    creates_vm = None if vm_provider is None else vm_provider != provider.EXISTING
+    topology_settings = topology.parse(r, edge, creates_vm)
+    team = workspaces.parse(r, team_entries, hostname=hostname, edge=edge, topology=topology_settings, creates_vm=creates_vm)
     host_settings = host.parse(r, topology_settings, today, release)
     provider_settings = provider.parse(r, vm_provider, release, None if topology_settings is None else topology_settings.vm.address)
     gateway_settings = gateway.parse(r)
@@ -63,4 +68,5 @@ def load(source: ConfigSource, today: dt.date | None = None) -> Settings:
         gateway=gateway_settings,
         cloudflare=cloudflare_settings,
         fortigate=fortigate_settings,
+        team=team,
     )

@@ -30,19 +30,21 @@ class NewGroup:
 
 @dataclass(frozen=True)
 class EntraSettings:
-    """What the Entra access component needs; the group is either existing or created here."""
+    """What the Entra access component needs; the group is either existing or created here, or, with
+    `workspaces`, None: each workspace's app role is assigned to its own users and groups instead."""
 
     tenant_id: str
     app_display_name: str
-    group: ExistingGroup | NewGroup
+    group: ExistingGroup | NewGroup | None
     secret_end_date: dt.date
     secret_rotation: str
     #: Manage a Conditional Access policy for the app (MFA, sign-in frequency = session maximum).
     conditional_access: bool = True
 
 
-def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | None:
-    """Read the `entra*` keys; exactly one of entraGroupObjectId / entraGroupName must be set."""
+def parse(r: Reader, hostname: str | None, today: dt.date, team: bool = False) -> EntraSettings | None:
+    """Read the `entra*` keys; exactly one of entraGroupObjectId / entraGroupName must be set, or, with
+    workspaces (`team`), none of the group keys."""
     start = len(r.problems)
     tenant_id = r.string("entraTenantId", checks.guid)
     app_name = r.string("entraAppDisplayName", default=None) or (
@@ -50,7 +52,11 @@ def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | No
     )
     group: ExistingGroup | NewGroup | None = None
     has_id, has_name = r.is_set("entraGroupObjectId"), r.is_set("entraGroupName")
-    if has_id == has_name:
+    if team:
+        for key in ("entraGroupObjectId", "entraGroupName", "entraGroupMembers"):
+            if r.is_set(key) and (key != "entraGroupMembers" or r.strings(key, default=None)):
+                r.problem(key, "only applies without workspaces: each workspace names its own users or groups")
+    elif has_id == has_name:
         r.problem(
             "entraGroupObjectId",
             "set exactly one of entraGroupObjectId (use an existing group) or entraGroupName "
@@ -79,6 +85,6 @@ def parse(r: Reader, hostname: str | None, today: dt.date) -> EntraSettings | No
     if rotation is not None and not rotation.strip():
         r.problem("entraSecretRotation", "expected a non-empty label (change it to rotate the secret)")
     conditional_access = r.boolean("entraConditionalAccess", default=True)
-    if len(r.problems) > start or None in (tenant_id, app_name, group, end_date, rotation, conditional_access):
+    if len(r.problems) > start or None in (tenant_id, app_name, end_date, rotation, conditional_access) or (group is None and not team):
         return None
     return EntraSettings(tenant_id, app_name, group, end_date, rotation, conditional_access)

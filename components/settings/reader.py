@@ -109,13 +109,14 @@ class Reader:
                 return text == "true"
             self.problem(key, f"expected true or false, got {raw!r}")
             return _MISSING
-        # a list of strings: the engine passes YAML arrays as JSON
+        # a list: the engine passes YAML arrays (and the objects in them) as JSON
         try:
             value = json.loads(raw) if isinstance(raw, str) else raw
         except json.JSONDecodeError:
             value = None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(key, f"expected a list of strings, got {raw!r}")
+        item = dict if kind == "a list of objects" else str
+        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+            self.problem(key, f"expected {kind}, got {raw!r}")
             return _MISSING
         return value
 
@@ -177,6 +178,12 @@ class Reader:
             self.problem(key, "expected no duplicate entries")
             ok = False
         return tuple(items) if ok else None
+
+    def objects(self, key: str) -> tuple[dict[str, Any], ...] | None:
+        """A list-of-objects key (default: empty); the caller checks each object's fields, naming
+        them `key[index].field`."""
+        value = self._typed(key, "a list of objects", [])
+        return None if value is _MISSING else tuple(value)
 
     def secret(
         self, key: str, check: Callable[[str], None] | None = None, *, required: bool = True

@@ -8,6 +8,8 @@ are left out because the pulumi-command provider cannot be built here (scripts/t
 why); the identity, gateway and Cloudflare layers need Terraform-bridged providers, not buildable
 either.
 
+A team's workspaces are exported as the settings read them (the CLI passes a list of objects).
+
 One test-only key outside the product's namespace, `engine:hostFiles` (default true), leaves the
 host's files out: the policy pack must then fail the preview (no SSH drop-in on the VM).
 """
@@ -34,3 +36,6 @@ def main() -> None:
     pulumi.export("vipName", edge.vip_name)
     pulumi.export("policyIds", edge.policy_ids)
     pulumi.export("ipsSensor", edge.ips_sensor)
+    if settings.team is not None:  # what the settings read of a team, as the CLI passed it
+        pulumi.export("workspaces", {w.name: [settings.team.hostname(w), w.limits.memory_max, w.limits.tasks_max]
+                                     for w in settings.team.workspaces})

@@ -147,6 +147,22 @@ def test_config_of_the_wrong_type_is_refused_before_the_program_runs(engine: Eng
     engine.run("config", "rm", "vmSshPort")
 
 
+def test_a_list_of_workspaces_reaches_the_program_as_objects(engine: Engine, emulator: FortiOSEmulator) -> None:
+    """Pulumi.yaml declares `workspaces` an array of objects: the real CLI takes the objects, checks the
+    type and passes them to the program, whose settings read them field by field (the engine's program
+    exports what they read)."""
+    team = [{"name": "alice", "users": ["11111111-2222-3333-4444-555555555555"], "limits": {"memoryMax": "4G", "tasksMax": 512}}]
+    engine.run("config", "rm", "entraGroupName")
+    engine.run("config", "rm", "entraGroupMembers")
+    engine.run("config", "set-all", "--json", config_json({"workspaces": team}))
+    lines = [line.strip() for line in engine.run("preview", program=True).output.splitlines()]
+    read = lines.index("alice: [")  # the stack's outputs, as the preview prints them
+    assert lines[read + 1:read + 4] == ['[0]: "alice.example.com"', '[1]: "4G"', "[2]: 512"], lines
+    engine.run("config", "rm", "workspaces")
+    dev = stack_values(emulator)
+    set_values(engine, {"entraGroupName": dev["entraGroupName"], "entraGroupMembers": dev["entraGroupMembers"]}, ())
+
+
 def test_the_programs_config_errors_reach_the_cli_without_a_traceback(engine: Engine) -> None:
     engine.run("config", "set", "hostname", "not a host name")
     engine.run("config", "set", "entraSecretEndDate", "2020-01-01")
