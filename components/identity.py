@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 import pulumi
@@ -10,6 +11,7 @@ import pulumi_azuread as azuread
 
 from components import layout
 from components.settings.entra import EntraSettings, ExistingGroup
+from components.settings.workspaces import Team
 
 #: Microsoft Graph's application ID and the delegated permission (scope) IDs oauth2-proxy needs.
 #: These are fixed, tenant-independent identifiers published by Microsoft.
@@ -25,6 +27,33 @@ GRAPH_SCOPES = {
 DEFAULT_ACCESS_ROLE = "00000000-0000-0000-0000-000000000000"
 
 
+#: The namespace of the workspaces' app role IDs (uuid5 of tenant, stack host and workspace name).
+WORKSPACE_ROLE_NAMESPACE = uuid.UUID("5c0f2b9e-4a43-4c8e-9d0e-7c1f3a6b2d40")
+
+
+@dataclass(frozen=True)
+class WorkspaceGrant:
+    """One workspace's app role and who holds it: the `roles` claim of a person assigned (directly
+    or through a group) carries `value`, which the workspace's gateway grants its host to."""
+
+    #: The role's value, `ws.<name>`.
+    value: str
+    #: The role's ID: stable for one tenant, stack and workspace, so a plan never replaces it.
+    role_id: str
+    description: str
+    users: tuple[str, ...]
+    groups: tuple[str, ...]
+
+
+def workspace_grants(tenant_id: str, hostname: str, team: Team) -> tuple[WorkspaceGrant, ...]:
+    """The app roles of `team`'s workspaces, each with the users and groups it lists."""
+    return tuple(
+        WorkspaceGrant(w.role, str(uuid.uuid5(WORKSPACE_ROLE_NAMESPACE, f"{tenant_id}/{hostname}/{w.name}")),
+                       f"Use the workspace {team.hostname(w)}", w.users, w.groups)
+        for w in team.workspaces
+    )
+
+
 def logout_url(hostname: str) -> str:
     """The front-channel logout URL: Entra calls it when the user signs out of Entra elsewhere."""
     return f"https://{hostname}{layout.SIGN_OUT_PATH}"
@@ -32,30 +61,42 @@ def logout_url(hostname: str) -> str:
 
 @dataclass(frozen=True)
 class EntraAppArgs:
-    """One OIDC client: its display name, its only redirect URI, who may use it, its secret's life,
-    and the front-channel logout URL Entra calls when the user signs out of Entra."""
+    """One OIDC client: its display name, its redirect URIs, who may use it, its secret's life, and
+    the front-channel logout URL Entra calls when the user signs out of Entra.
+
+    Who: one group (`group_object_id`, assigned the default access role), or a team's `grants`
+    (one app role per workspace, assigned to its users and groups), never both.
+    """
 
     display_name: str
-    redirect_uri: str
-    group_object_id: pulumi.Input[str]
+    redirect_uris: tuple[str, ...]
+    group_object_id: pulumi.Input[str] | None
     secret_end_date: dt.date
     secret_rotation: str
     logout_url: str | None = None
+    grants: tuple[WorkspaceGrant, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.group_object_id is None) == (not self.grants):
+            raise ValueError("an Entra app is granted to one group or to a team's workspaces, exactly one of them")
 
 
 class EntraApp(pulumi.ComponentResource):
-    """One app registration that only one group may sign in to (token `hcs:identity:EntraApp`).
+    """One app registration that only one group, or only a team, may sign in to (token `hcs:identity:EntraApp`).
 
-    Builds: a single-tenant app registration with exactly one redirect URI, its front-channel
-    logout URL (if any) and no implicit grant;
+    Builds: a single-tenant app registration with its redirect URIs (one per host it serves), its
+    front-channel logout URL (if any) and no implicit grant;
     its service principal with *app role assignment required*; the group's assignment to the
-    default access role; a client secret with a fixed end date and an explicit rotation label.
+    default access role, or, for a team, one app role per workspace assigned to each of its users
+    and groups; a client secret with a fixed end date and an explicit rotation label.
 
     Why: with assignment required, Entra itself refuses every account outside the group before
     any relying party sees a token, so a mistake in the relying party's own group check is not
     enough to get in. MFA and conditional access then apply to a deliberately small set of people.
     The groups claim is limited to groups assigned to the app (`ApplicationGroup`) so tokens stay
-    small and never hit the 200-group overage that would hide the group from oauth2-proxy.
+    small and never hit the 200-group overage that would hide the group from oauth2-proxy. A team's
+    tokens carry no groups at all: the `roles` claim (the workspaces granted, however assigned) is
+    what oauth2-proxy reads, and it has no overage.
 
     Outputs: `client_id`, `client_secret` (secret).
     """
@@ -73,14 +114,19 @@ class EntraApp(pulumi.ComponentResource):
             sign_in_audience="AzureADMyOrg",
             owners=[deployer.object_id],
             web=azuread.ApplicationWebArgs(
-                redirect_uris=[args.redirect_uri],
+                redirect_uris=list(args.redirect_uris),
                 logout_url=args.logout_url,
                 implicit_grant=azuread.ApplicationWebImplicitGrantArgs(
                     access_token_issuance_enabled=False,
                     id_token_issuance_enabled=False,
                 ),
             ),
-            group_membership_claims=["ApplicationGroup"],
+            group_membership_claims=["None"] if args.grants else ["ApplicationGroup"],
+            app_roles=[
+                azuread.ApplicationAppRoleArgs(allowed_member_types=["User"], description=grant.description,
+                                               display_name=grant.value, enabled=True, id=grant.role_id, value=grant.value)
+                for grant in args.grants
+            ] or None,
             optional_claims=azuread.ApplicationOptionalClaimsArgs(
                 id_tokens=[azuread.ApplicationOptionalClaimsIdTokenArgs(name="email", essential=True)],
                 access_tokens=[azuread.ApplicationOptionalClaimsAccessTokenArgs(name="email", essential=True)],
@@ -103,13 +149,25 @@ class EntraApp(pulumi.ComponentResource):
             owners=[deployer.object_id],
             opts=child,
         )
-        azuread.AppRoleAssignment(
-            f"{name}-assignment",
-            app_role_id=DEFAULT_ACCESS_ROLE,
-            principal_object_id=args.group_object_id,
-            resource_object_id=principal.object_id,
-            opts=child,
-        )
+        if args.group_object_id is not None:
+            azuread.AppRoleAssignment(
+                f"{name}-assignment",
+                app_role_id=DEFAULT_ACCESS_ROLE,
+                principal_object_id=args.group_object_id,
+                resource_object_id=principal.object_id,
+                opts=child,
+            )
+        for grant in args.grants:
+            # Named by role and principal: adding a person or a workspace adds an assignment, never renames one.
+            for principal_id in grant.users + grant.groups:
+                azuread.AppRoleAssignment(
+                    f"{name}-{grant.value}-{principal_id}",
+                    app_role_id=grant.role_id,
+                    principal_object_id=principal_id,
+                    resource_object_id=principal.object_id,
+                    # The role must exist on the app before Entra accepts an assignment to it.
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[app]),
+                )
         password = azuread.ApplicationPassword(
             f"{name}-secret",
             application_id=app.id,
@@ -191,7 +249,7 @@ class EntraAccess(pulumi.ComponentResource):
             f"{name}-oauth2-proxy",
             EntraAppArgs(
                 display_name=entra.app_display_name,
-                redirect_uri=f"https://{args.hostname}{layout.CALLBACK_PATH}",
+                redirect_uris=(f"https://{args.hostname}{layout.CALLBACK_PATH}",),
                 logout_url=logout_url(args.hostname),
                 group_object_id=group.object_id,
                 secret_end_date=entra.secret_end_date,

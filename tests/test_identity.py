@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from components.identity import DEFAULT_ACCESS_ROLE, GRAPH_APP_ID, GRAPH_SCOPES
-from scripts.tools.offline import PlanResult, StackConfig, run_program
+import pytest
+
+from components.identity import (
+    DEFAULT_ACCESS_ROLE,
+    GRAPH_APP_ID,
+    GRAPH_SCOPES,
+    EntraApp,
+    EntraAppArgs,
+    WorkspaceGrant,
+    workspace_grants,
+)
+from components.layout import CALLBACK_PATH
+from scripts.lab.example import TEST_SECRETS, TODAY
+from scripts.tools.offline import PlanResult, StackConfig, record, run_program
 
 APP = "azuread:index/application:Application"
 SP = "azuread:index/servicePrincipal:ServicePrincipal"
@@ -99,3 +111,61 @@ def test_conditional_access_requires_mfa_and_signs_in_again_at_the_session_maxim
     day = run_program(dev_config.with_values(cookieExpire="24h")).one(CA).inputs["sessionControls"]
     assert (day["signInFrequency"], day["signInFrequencyPeriod"]) == (1, "days")
     assert not run_program(dev_config.with_values(entraConditionalAccess=False)).of_type(CA)
+
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+ALICE, BOB, DEVS = ("aaaaaaaa-0000-0000-0000-00000000000a", "bbbbbbbb-0000-0000-0000-00000000000b",
+                    "dddddddd-0000-0000-0000-00000000000d")
+TEAM_CONFIG = {"workspaces": [{"name": "alice", "users": [ALICE]}, {"name": "devs", "users": [BOB], "groups": [DEVS]}]}
+
+
+def _team_app(dev_config: StackConfig) -> tuple[tuple[WorkspaceGrant, ...], PlanResult]:
+    """The team's `EntraApp` as the identity layer registers it (mock runtime), with its grants."""
+    import json
+
+    from components.settings import MappingSource, load
+
+    values = dev_config.with_values(**TEST_SECRETS, entraGroupName=None, entraGroupMembers=None,
+                                    workspaces=json.dumps(TEAM_CONFIG["workspaces"])).values
+    settings = load(MappingSource(values, frozenset(dev_config.secret_keys & set(values))), today=TODAY)
+    assert settings.team is not None
+    grants = workspace_grants(settings.entra.tenant_id, settings.hostname, settings.team)
+    hosts = tuple(f"https://{settings.team.hostname(w)}{CALLBACK_PATH}" for w in settings.team.workspaces)
+
+    def build() -> None:
+        EntraApp("entra-oauth2-proxy", EntraAppArgs(display_name="team", redirect_uris=hosts, group_object_id=None,
+                                                    secret_end_date=settings.entra.secret_end_date,
+                                                    secret_rotation=settings.entra.secret_rotation, grants=grants))
+
+    return grants, record(build)
+
+
+def test_a_team_app_has_one_role_per_workspace_assigned_to_exactly_its_people(dev_config: StackConfig) -> None:
+    grants, plan = _team_app(dev_config)
+    app = plan.one(APP)
+    assert app.inputs["web"]["redirectUris"] == ["https://alice.example.com/oauth2/callback", "https://devs.example.com/oauth2/callback"]
+    # no groups claim: the roles claim carries the workspaces, whether assigned to a person or a group
+    assert app.inputs["groupMembershipClaims"] == ["None"]
+    roles = {r["value"]: r for r in app.inputs["appRoles"]}
+    assert set(roles) == {"ws.alice", "ws.devs"}
+    assert all(r["allowedMemberTypes"] == ["User"] and r["enabled"] is True for r in roles.values())
+    assert plan.one(SP).inputs["appRoleAssignmentRequired"] is True
+    held = {(a.inputs["appRoleId"], a.inputs["principalObjectId"]) for a in plan.of_type(ASSIGNMENT)}
+    assert held == {(roles["ws.alice"]["id"], ALICE), (roles["ws.devs"]["id"], BOB), (roles["ws.devs"]["id"], DEVS)}
+    assert DEFAULT_ACCESS_ROLE not in {role for role, _ in held}  # nobody is granted every workspace
+    assert all(app.urn in a.dependencies for a in plan.of_type(ASSIGNMENT))
+
+
+def test_workspace_role_ids_are_stable_and_unique(dev_config: StackConfig) -> None:
+    first, _ = _team_app(dev_config)
+    again, _ = _team_app(dev_config)
+    assert [g.role_id for g in first] == [g.role_id for g in again]
+    assert len({g.role_id for g in first}) == len(first) and DEFAULT_ACCESS_ROLE not in {g.role_id for g in first}
+
+
+def test_an_app_is_granted_to_a_group_or_to_a_team_never_both_nor_neither() -> None:
+    grant = WorkspaceGrant("ws.alice", "0f0f0f0f-0000-0000-0000-000000000001", "x", (ALICE,), ())
+    for group, grants in ((None, ()), ("dddddddd-0000-0000-0000-00000000000d", (grant,))):
+        with pytest.raises(ValueError, match="exactly one"):
+            EntraAppArgs(display_name="x", redirect_uris=("https://a.example.com/oauth2/callback",), group_object_id=group,
+                         secret_end_date=TODAY, secret_rotation="r", grants=grants)

@@ -59,7 +59,7 @@ class CloudflareEdge(pulumi.ComponentResource):
             f"{name}-entra",
             EntraAppArgs(
                 display_name=f"Cloudflare Access ({args.hostname})",
-                redirect_uri=f"https://{team_domain}/cdn-cgi/access/callback",
+                redirect_uris=(f"https://{team_domain}/cdn-cgi/access/callback",),
                 group_object_id=args.group_object_id,
                 secret_end_date=args.secret_end_date,
                 secret_rotation=args.secret_rotation,
