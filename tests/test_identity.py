@@ -169,3 +169,15 @@ def test_an_app_is_granted_to_a_group_or_to_a_team_never_both_nor_neither() -> N
         with pytest.raises(ValueError, match="exactly one"):
             EntraAppArgs(display_name="x", redirect_uris=("https://a.example.com/oauth2/callback",), group_object_id=group,
                          secret_end_date=TODAY, secret_rotation="r", grants=grants)
+
+
+def test_the_entra_stand_in_reads_a_team_app_as_the_program_registers_it(dev_config: StackConfig) -> None:
+    """The demo's Entra stand-in is given the registration from the plan: the same roles, assigned to
+    the same people, so its `roles` claim is what Entra would issue for this app."""
+    from scripts.lab.idp import setup
+
+    grants, plan = _team_app(dev_config)
+    registration = setup.app_registration(plan.resources, plan.one(SP).values["clientId"])
+    assert registration.group_membership_claims == ("None",)
+    assert dict(registration.app_roles) == {g.role_id: g.value for g in grants}
+    assert sorted(registration.role_assignments) == sorted((g.role_id, p) for g in grants for p in g.users + g.groups)

@@ -40,6 +40,10 @@ PRODUCT_REGISTRATION = setup.AppRegistration(("ApplicationGroup",), (GROUP,))
 #: one that does not require a nonce (client IDs made from the setting, same secret and URIs).
 OTHER_CLAIMS = (("SecurityGroup",), ("All",), ("None",), ())
 NO_NONCE_CLIENT = str(uuid.uuid5(uuid.NAMESPACE_URL, "no-nonce"))
+#: The same app registered for a team: no groups claim, two app roles (workspaces); `ws.alice`
+#: assigned to alice herself, `ws.devs` to the group alice and carol are in (bob is in neither).
+TEAM_CLIENT = str(uuid.uuid5(uuid.NAMESPACE_URL, "team"))
+ROLE_ALICE, ROLE_DEVS, ROLE_UNASSIGNED = (str(uuid.uuid5(uuid.NAMESPACE_URL, f"role-{n}")) for n in ("alice", "devs", "none"))
 
 
 def _client_for(claims: tuple[str, ...]) -> str:
@@ -64,6 +68,10 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
     product = tenant.clients[CLIENT]
     others = {_client_for(c): replace(product, client_id=_client_for(c), group_membership_claims=c) for c in OTHER_CLAIMS}
     others[NO_NONCE_CLIENT] = replace(product, client_id=NO_NONCE_CLIENT, require_nonce=False)
+    alice = tenant.users[files.users["alice"].username]
+    others[TEAM_CLIENT] = replace(product, client_id=TEAM_CLIENT, group_membership_claims=("None",),
+                                  app_roles=((ROLE_ALICE, "ws.alice"), (ROLE_DEVS, "ws.devs"), (ROLE_UNASSIGNED, "ws.nobody")),
+                                  role_assignments=((ROLE_ALICE, alice.oid), (ROLE_DEVS, GROUP)))
     state = server.State(replace(tenant, clients={**tenant.clients, **others}), admin_token=files.admin_token)
     httpd = server.make_server(state, "127.0.0.1", 0, str(files.tls.cert), str(files.tls.key))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -169,6 +177,20 @@ def test_groups_claim_follows_group_membership_claims(idp: Idp, claims: tuple[st
         assert sorted(token["groups"]) == sorted(alice)
     else:
         assert "groups" not in token
+
+
+@pytest.mark.parametrize(("user", "roles"), [("alice", ["ws.alice", "ws.devs"]), ("carol", ["ws.devs"]), ("bob", None)])
+def test_roles_claim_lists_the_app_roles_assigned_to_the_user_or_their_groups(idp: Idp, user: str, roles: list[str] | None) -> None:
+    """Entra (app roles): the ID token's `roles` holds the value of each role assigned to the user
+    directly or to a group they are a direct member of, once; nobody's token names an unassigned
+    role, and a user holding none gets no `roles` claim (never an empty one)."""
+    tokens = _tokens_for(idp, TEAM_CLIENT, user)
+    token = _claims(idp, tokens["id_token"])
+    assert token.get("roles") == roles and "groups" not in token
+    refreshed = idp.http.post(idp.url("/oauth2/v2.0/token"), data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+                              auth=(TEAM_CLIENT, idp.files.client_secret))
+    assert refreshed.status_code == 200, refreshed.text
+    assert _claims(idp, refreshed.json()["id_token"]).get("roles") == roles  # a refresh carries the same grants
 
 
 def test_program_registers_what_the_stand_in_is_given(dev_plan: PlanResult) -> None:

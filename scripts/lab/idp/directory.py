@@ -7,6 +7,8 @@ holds no usable secret; the plaintext exists only where a user types it.
      "clients": [{"client_id": "<GUID>", "secret_scrypt": "<salt>$<hash>",
                   "redirect_uris": ["https://code.example.com/oauth2/callback"],
                   "group_membership_claims": ["ApplicationGroup"], "assigned_groups": ["<GUID>"],
+                  "app_roles": [{"id": "<GUID>", "value": "ws.alice"}],
+                  "role_assignments": [{"app_role_id": "<GUID>", "principal_id": "<GUID>"}],
                   "require_nonce": true}],
      "users": [{"username": "alice@example.com", "password_scrypt": "<salt>$<hash>",
                 "oid": "<GUID>", "name": "Alice", "email": "alice@example.com", "groups": ["<GUID>"]}]}
@@ -14,7 +16,9 @@ holds no usable secret; the plaintext exists only where a user types it.
 A client is an app registration as the Pulumi program declares it: `group_membership_claims` is the
 application's `groupMembershipClaims`, `assigned_groups` the groups assigned to its service
 principal (app role assignments), and they decide the `groups` claim as Entra does
-(`groups_claim`). Every user's groups are security groups here (no distribution lists, no
+(`groups_claim`). `app_roles` are the application's app roles and `role_assignments` who holds
+them (a user, or a group whose direct members then do): they decide the `roles` claim
+(`roles_claim`). Every user's groups are security groups here (no distribution lists, no
 directory roles, no nesting).
 """
 
@@ -63,6 +67,10 @@ class Client:
     group_membership_claims: tuple[str, ...]
     assigned_groups: tuple[str, ...]
     require_nonce: bool
+    #: (role ID, value) of each app role the application defines.
+    app_roles: tuple[tuple[str, str], ...] = ()
+    #: (role ID, principal object ID) of each assignment of such a role: a user's oid or a group's ID.
+    role_assignments: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,17 @@ def groups_claim(client: Client, user: User) -> list[str] | None:
     return groups or None
 
 
+def roles_claim(client: Client, user: User) -> list[str] | None:
+    """The `roles` claim Entra puts in `user`'s ID token for `client`: the value of every app role
+    assigned to the user or to a group the user is a direct member of (sorted, once each), or None
+    when there is none (the claim is left out). The default access role has no value: never listed.
+    """
+    values = dict(client.app_roles)
+    held = {values[role] for role, principal in client.role_assignments
+            if role in values and (principal == user.oid or principal in user.groups)}
+    return sorted(held) or None
+
+
 @dataclass(frozen=True)
 class Directory:
     tenant_id: str
@@ -112,7 +131,7 @@ def _guid(value: Any, what: str) -> str:
 
 
 def _client(entry: dict[str, Any], path: Path) -> Client:
-    missing = {"group_membership_claims", "assigned_groups", "require_nonce"} - set(entry)
+    missing = {"group_membership_claims", "assigned_groups", "require_nonce", "app_roles", "role_assignments"} - set(entry)
     if missing:
         raise ValueError(f"{path}: client {entry.get('client_id')} lacks {', '.join(sorted(missing))} "
                          "(written by an older stand-in; remove the file to make it again)")
@@ -122,8 +141,14 @@ def _client(entry: dict[str, Any], path: Path) -> Client:
         raise ValueError(f"group_membership_claims: unknown value(s) {sorted(unknown)}, expected some of {sorted(GROUP_MEMBERSHIP_CLAIMS)}")
     if not isinstance(entry["require_nonce"], bool):
         raise ValueError("require_nonce: expected true or false")
+    roles = tuple((_guid(r["id"], "app_roles[].id"), str(r["value"])) for r in entry["app_roles"])
+    assignments = tuple((_guid(a["app_role_id"], "role_assignments[].app_role_id"), _guid(a["principal_id"], "role_assignments[].principal_id"))
+                        for a in entry["role_assignments"])
+    unknown_roles = {role for role, _ in assignments} - {role for role, _ in roles}
+    if unknown_roles:
+        raise ValueError(f"role_assignments: app role(s) {sorted(unknown_roles)} not among app_roles (Entra refuses such an assignment)")
     return Client(_guid(entry["client_id"], "client_id"), entry["secret_scrypt"], tuple(entry["redirect_uris"]), claims,
-                  tuple(_guid(g, "assigned_groups") for g in entry["assigned_groups"]), entry["require_nonce"])
+                  tuple(_guid(g, "assigned_groups") for g in entry["assigned_groups"]), entry["require_nonce"], roles, assignments)
 
 
 def load(path: Path) -> Directory:
@@ -148,6 +173,8 @@ def dump(directory: Directory, path: Path) -> None:
         "tenant_id": directory.tenant_id,
         "clients": [{"client_id": c.client_id, "secret_scrypt": c.secret_scrypt, "redirect_uris": list(c.redirect_uris),
                      "group_membership_claims": list(c.group_membership_claims), "assigned_groups": list(c.assigned_groups),
+                     "app_roles": [{"id": role, "value": value} for role, value in c.app_roles],
+                     "role_assignments": [{"app_role_id": role, "principal_id": who} for role, who in c.role_assignments],
                      "require_nonce": c.require_nonce}
                     for c in directory.clients.values()],
         "users": [{"username": u.username, "password_scrypt": u.password_scrypt, "oid": u.oid, "name": u.name,

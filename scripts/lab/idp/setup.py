@@ -47,17 +47,25 @@ class AppRegistration:
 
     group_membership_claims: tuple[str, ...]
     assigned_groups: tuple[str, ...]
+    #: (role ID, value) of the application's app roles (a team's workspaces), and (role ID, principal)
+    #: of their assignments; empty for the single-user app, whose group holds the default access.
+    app_roles: tuple[tuple[str, str], ...] = ()
+    role_assignments: tuple[tuple[str, str], ...] = ()
 
 
 def app_registration(resources: Iterable[Any], client_id: str) -> AppRegistration:
     """The registration of `client_id` in a plan of the program (`scripts.tools.offline.PlanResult.resources`):
-    its application's `groupMembershipClaims` and the principals assigned to its service principal."""
+    its application's `groupMembershipClaims` and app roles, and the principals assigned to its
+    service principal (with the app role of each, when it is one of the application's)."""
     resources = list(resources)
     (principal,) = [r for r in resources if r.type == _SERVICE_PRINCIPAL and r.values.get("clientId") == client_id]
     (application,) = [r for r in resources if r.type == _APPLICATION and r.urn in principal.dependencies]
-    assigned = tuple(r.values["principalObjectId"] for r in resources
-                     if r.type == _ASSIGNMENT and r.values.get("resourceObjectId") == principal.id)
-    return AppRegistration(tuple(application.values.get("groupMembershipClaims") or ()), assigned)
+    assignments = [r for r in resources if r.type == _ASSIGNMENT and r.values.get("resourceObjectId") == principal.id]
+    roles = tuple((role["id"], role["value"]) for role in application.values.get("appRoles") or ())
+    defined = {role for role, _ in roles}
+    return AppRegistration(tuple(application.values.get("groupMembershipClaims") or ()),
+                           tuple(r.values["principalObjectId"] for r in assignments), roles,
+                           tuple((r.values["appRoleId"], r.values["principalObjectId"]) for r in assignments if r.values["appRoleId"] in defined))
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,8 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
         accounts[username] = directory.User(username, directory.hash_secret(password), str(uuid.uuid4()), name, username, tuple(groups))
     client_secret = client_secret or secrets.token_urlsafe(30)
     client = directory.Client(client_id, directory.hash_secret(client_secret), redirect_uris, registration.group_membership_claims,
-                              registration.assigned_groups, require_nonce=True)
+                              registration.assigned_groups, require_nonce=True, app_roles=registration.app_roles,
+                              role_assignments=registration.role_assignments)
     users_file = out / "users.json"
     directory.dump(directory.Directory(tenant_id, {client_id: client}, accounts), users_file)
     passwords_file = out / "passwords.json"
@@ -131,7 +140,8 @@ def load(out: Path, group_id: str, client_id: str, registration: AppRegistration
     passwords: dict[str, str] = json.loads((out / "passwords.json").read_text())
     stored = directory.load(out / "users.json")
     client = stored.clients.get(client_id)
-    if client is None or (client.group_membership_claims, client.assigned_groups) != (registration.group_membership_claims, registration.assigned_groups):
+    if client is None or (client.group_membership_claims, client.assigned_groups, client.app_roles, client.role_assignments) != (
+            registration.group_membership_claims, registration.assigned_groups, registration.app_roles, registration.role_assignments):
         raise ValueError(f"{out}: the stand-in's app registration differs from the program's; remove {out} to make it again")
     accounts = stored.users
     users = {name.split("@")[0]: TestUser(name, password, group_id in accounts[name].groups) for name, password in passwords.items()}
