@@ -63,6 +63,9 @@ class Client:
     group_membership_claims: tuple[str, ...]
     assigned_groups: tuple[str, ...]
     require_nonce: bool
+    #: App role assignments as (role value, principal object ID): a user's own, or a group's for its
+    #: members. They make the `roles` claim (`roles_claim`); team workspaces are app roles `ws.<name>`.
+    role_assignments: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,15 @@ def groups_claim(client: Client, user: User) -> list[str] | None:
     return groups or None
 
 
+def roles_claim(client: Client, user: User) -> list[str] | None:
+    """The `roles` claim Entra puts in `user`'s ID token for `client`, or None for no claim: the values
+    of the app roles assigned to the user or to a group the user is in (Entra needs P1 for groups),
+    each once, in assignment order. No role, no claim, as Entra leaves it out."""
+    principals = {user.oid, *user.groups}
+    roles = [role for role, principal in client.role_assignments if principal in principals]
+    return list(dict.fromkeys(roles)) or None
+
+
 @dataclass(frozen=True)
 class Directory:
     tenant_id: str
@@ -122,8 +134,9 @@ def _client(entry: dict[str, Any], path: Path) -> Client:
         raise ValueError(f"group_membership_claims: unknown value(s) {sorted(unknown)}, expected some of {sorted(GROUP_MEMBERSHIP_CLAIMS)}")
     if not isinstance(entry["require_nonce"], bool):
         raise ValueError("require_nonce: expected true or false")
+    roles = tuple((str(a["role"]), _guid(a["principal"], "role_assignments")) for a in entry.get("role_assignments", []))
     return Client(_guid(entry["client_id"], "client_id"), entry["secret_scrypt"], tuple(entry["redirect_uris"]), claims,
-                  tuple(_guid(g, "assigned_groups") for g in entry["assigned_groups"]), entry["require_nonce"])
+                  tuple(_guid(g, "assigned_groups") for g in entry["assigned_groups"]), entry["require_nonce"], roles)
 
 
 def load(path: Path) -> Directory:
@@ -148,7 +161,8 @@ def dump(directory: Directory, path: Path) -> None:
         "tenant_id": directory.tenant_id,
         "clients": [{"client_id": c.client_id, "secret_scrypt": c.secret_scrypt, "redirect_uris": list(c.redirect_uris),
                      "group_membership_claims": list(c.group_membership_claims), "assigned_groups": list(c.assigned_groups),
-                     "require_nonce": c.require_nonce}
+                     "require_nonce": c.require_nonce,
+                     "role_assignments": [{"role": r, "principal": p} for r, p in c.role_assignments]}
                     for c in directory.clients.values()],
         "users": [{"username": u.username, "password_scrypt": u.password_scrypt, "oid": u.oid, "name": u.name,
                    "email": u.email, "groups": list(u.groups)} for u in directory.users.values()],

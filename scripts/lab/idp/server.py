@@ -23,7 +23,8 @@ a registered redirect URI of the client named by `client_id`.
 
 As Entra, the ID token's `groups` claim follows the app registration's `groupMembershipClaims`
 (`ApplicationGroup`: only the user's groups assigned to the app; `SecurityGroup`/`All`: all of
-them; `None` or unset: no claim; `directory.groups_claim`), and `amr` says `pwd` only: the login
+them; `None` or unset: no claim; `directory.groups_claim`), its `roles` claim holds the app roles
+assigned to the user or to one of the user's groups (`directory.roles_claim`), and `amr` says `pwd` only: the login
 form takes a password and nothing else.
 
 Not modelled (they stay Entra's and are not proven by tests using this): MFA (no second factor is
@@ -58,6 +59,7 @@ from scripts.lab.idp.directory import (
     Directory,
     User,
     groups_claim,
+    roles_claim,
     secret_matches,
 )
 from scripts.lab.tls_server import https_server
@@ -438,7 +440,8 @@ class Handler(BaseHTTPRequestHandler):
             "expires_in": tokens.TOKEN_LIFETIME - 1,
             "ext_expires_in": tokens.TOKEN_LIFETIME - 1,
             "access_token": tokens.access_token(self.state.signer, self.tenant, client.client_id, user, sid, scope),
-            "id_token": tokens.id_token(self.state.signer, self.tenant, client.client_id, user, sid, nonce, groups_claim(client, user)),
+            "id_token": tokens.id_token(self.state.signer, self.tenant, client.client_id, user, sid, nonce, groups_claim(client, user),
+                                        roles=roles_claim(client, user)),
         }
         digest = None
         if "offline_access" in scope.split():

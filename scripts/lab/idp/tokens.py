@@ -65,9 +65,9 @@ class Signer:
 
 
 def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: str, nonce: str | None, groups: list[str] | None,
-             now: int | None = None) -> str:
+             now: int | None = None, roles: list[str] | None = None) -> str:
     """An Entra v2.0 ID token for `user` (with `nonce` at sign-in; refreshed tokens carry none), with
-    `groups` as the claim when not None."""
+    `groups` and `roles` as claims when not None."""
     now = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "aud": client_id,
@@ -89,6 +89,8 @@ def id_token(signer: Signer, tenant_id: str, client_id: str, user: User, sid: st
     }
     if groups is not None:
         claims["groups"] = list(groups)
+    if roles is not None:
+        claims["roles"] = list(roles)
     if nonce is not None:
         claims["nonce"] = nonce
     return signer.sign(claims)
