@@ -260,8 +260,8 @@ def team_gateway(p: TeamGatewayParams) -> str:
     hosts = team_hosts(p.team, p.vm)
     strip = "".join(f"\trequest_header -{name}\n\trequest_header -{name.replace('-', '_')}\n" for name in FORWARDED_IDENTITY_HEADERS)
     strip = ("\t# oauth2-proxy's identity for the router (X-Forwarded-Groups grants a workspace): never a client's.\n" + strip
-             + "\t# oauth2-proxy builds the callback URL from X-Forwarded-Host. Without a prior value (the front\n"
-               "\t# proxy's is kept, Caddy v2.11.4 reverseproxy.go:975-981) reverse_proxy sets it to the admitted Host.\n"
+             + "\t# oauth2-proxy builds the callback URL from X-Forwarded-Host: dropped here, reverse_proxy sets it to the\n"
+               "\t# admitted Host (it would keep a trusted front proxy's value: Caddy v2.11.4 reverseproxy.go:975-981).\n"
                "\trequest_header -X-Forwarded-Host\n")
     return _gateway(p.gateway, hosts, f"the workspaces of VM {p.vm} ({', '.join(hosts)})", strip, "\n" + _router(p))
 
@@ -279,6 +279,7 @@ def _router(p: TeamGatewayParams) -> str:
 # from another origin (a sibling workspace's page: same site, so the Lax cookie rides along) and
 # anything else get 403. The session cookie stays here (-Cookie): a workspace may run any process
 # behind its socket, and one VM's cookie is valid on all its hosts; code-server (auth none) needs none.
+# X-Forwarded-Proto is https, as the browser's request was (oauth2-proxy is no trusted proxy here).
 http://:{p.router_port} {{
 	bind 127.0.0.1
 {matchers}
