@@ -5,7 +5,8 @@ values without importing one another's renderers.
 The VM's side: the proxy stack's directory (the host creates it with the ownership map, the gateway
 installs into it), the gateway's log, code-server's loopback port (the host's unit binds it,
 oauth2-proxy proxies to it) and oauth2-proxy's Unix socket (the host makes its directory with the
-socket ACL, the gateway's containers bind-mount it). The public side: the paths oauth2-proxy answers,
+socket ACL, the gateway's containers bind-mount it), and each team workspace's gateway-facing socket
+(the host's systemd socket unit listens there, the gateway's router dials it). The public side: the paths oauth2-proxy answers,
 which the Entra app registration names (its redirect and front-channel logout URIs), and the
 sign-out link that ends both oauth2-proxy's and Entra's sessions.
 
@@ -26,6 +27,15 @@ GATEWAY_ACCESS_LOG = f"{GATEWAY_LOG_DIR}/access.log"
 CODE_SERVER_PORT = 8080
 OAUTH2_PROXY_SOCKET_DIR = "/run/hcs-oauth2-proxy"
 OAUTH2_PROXY_SOCKET = f"{OAUTH2_PROXY_SOCKET_DIR}/oauth2-proxy.sock"
+#: Team workspaces: the gateway-facing sockets, one per workspace account. systemd listens on them
+#: (root:<svc> 0660, in a directory root:<svc> 0750), so only the gateway may connect and the
+#: workspace's own account can neither open them to others nor take their place.
+WORKSPACE_GATEWAY_SOCKET_DIR = "/run/hcs-ws-gw"
+
+
+def workspace_gateway_socket(account: str, directory: str = WORKSPACE_GATEWAY_SOCKET_DIR) -> str:
+    """The socket the gateway's router proxies to for workspace account `account` (`ws-<name>`)."""
+    return f"{directory}/{account}.sock"
 
 #: The only host `rd` may name besides this one: Entra's, whose end-session endpoint ends the
 #: Entra session on sign-out. Exact host, no port, no subdomains: nothing else is an allowed redirect.

@@ -12,6 +12,10 @@ anonymous routes, a `SameSite` that breaks the callback or invites CSRF, secrets
 redirect allowed to any host but Entra's) and
 `render()` does both and serialises. `check_options()` runs on every render, so a later edit
 that weakens the output fails the deployment instead of shipping.
+
+Team workspaces (`team_options()`, `render_team()`): one oauth2-proxy per VM, admitting the Entra app
+roles (`ws.<name>`) of the workspaces on that VM instead of a group, and building the callback URL
+from the request's host (one per workspace), which the gateway admits only for that VM's hosts.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import datetime as dt
 import ipaddress
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +34,7 @@ from urllib.parse import urlsplit
 import tomli_w
 
 from components.layout import CALLBACK_PATH, CODE_SERVER_PORT, ENTRA_HOST, OAUTH2_PROXY_SOCKET
+from components.settings.workspaces import Team
 
 #: Where the container sees its files (the host directory is mounted read-only here).
 CONFIG_DIR = "/etc/oauth2-proxy"
@@ -85,6 +90,14 @@ _INSECURE_KEYS = (
     "skip_jwt_bearer_tokens",
 )
 _INLINE_SECRETS = ("client_secret", "cookie_secret")
+#: Team mode reads Entra app roles: the ID token's `roles` claim fills the session's groups
+#: (v7.15.6 `providers/provider_data.go:281` reads `GroupsClaim`, set from `oidc_groups_claim` in
+#: `providers/providers.go:151`). Entra's overage handling concerns the `groups` claim only
+#: (`providers/ms_entra_id.go:225`).
+ROLES_CLAIM = "roles"
+#: A workspace role value (`Workspace.role`): no "," (oauth2-proxy joins the session's groups with ","
+#: in X-Forwarded-Groups, `pkg/middleware/headers.go:49`, which the gateway's router splits on).
+_ROLE = re.compile(r"^ws\.[a-z0-9-]+$")
 
 
 class UnsafeConfig(ValueError):
@@ -103,6 +116,19 @@ class OAuth2ProxyParams:
     issuer_url: str
     client_id: str
     allowed_group: str
+    email_domains: tuple[str, ...]
+    cookie_expire: dt.timedelta
+    cookie_refresh: dt.timedelta
+
+
+@dataclass(frozen=True)
+class TeamOAuth2ProxyParams:
+    """oauth2-proxy of one VM of a team: who the IdP is, the team and which VM, how long sessions live."""
+
+    issuer_url: str
+    client_id: str
+    team: Team
+    vm: str
     email_domains: tuple[str, ...]
     cookie_expire: dt.timedelta
     cookie_refresh: dt.timedelta
@@ -218,6 +244,32 @@ def options(p: OAuth2ProxyParams) -> dict[str, Any]:
     }
 
 
+def team_options(p: TeamOAuth2ProxyParams) -> dict[str, Any]:
+    """The single-user options with three changes for a VM of a team.
+
+    - `oidc_groups_claim = "roles"`: the session's groups are the person's app roles.
+    - `allowed_groups` = the roles of the workspaces on this VM only, so a person granted only
+      workspaces elsewhere is refused here at the callback and on every request (v7.15.6
+      `oauthproxy.go:988` and `:1192` call `Authorize`, `providers/provider_default.go:129-140`:
+      no matching group, or none at all, is a refusal).
+    - no `redirect_url`: each workspace host has its own callback. Unset, v7.15.6 builds it from the
+      request (`oauthproxy.go:176-178` gives the path `/oauth2/callback`, `getOAuthRedirectURI` at
+      `:1150-1172` the host from X-Forwarded-Host, believed only from `trusted_proxy_ips`
+      (`pkg/requests/util/util.go:30-36`), else Host; https because `cookie_secure`). The gateway
+      sets X-Forwarded-Host to the Host it admitted, one of this VM's workspace hosts.
+    """
+    roles = [w.role for w in p.team.on(p.vm)]
+    if not roles:
+        raise ValueError(f"TeamOAuth2ProxyParams.vm: {p.vm!r} hosts no workspace")
+    # The single-user options less its host and group, which the team replaces.
+    single = options(OAuth2ProxyParams(hostname="", issuer_url=p.issuer_url, client_id=p.client_id, allowed_group="",
+                                       email_domains=p.email_domains, cookie_expire=p.cookie_expire, cookie_refresh=p.cookie_refresh))
+    opts = {k: v for k, v in single.items() if k != "redirect_url"}
+    opts["allowed_groups"] = roles
+    opts["oidc_groups_claim"] = ROLES_CLAIM
+    return opts
+
+
 def _loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
@@ -272,7 +324,15 @@ def check_options(opts: Mapping[str, Any]) -> None:
              "trusted_proxy_ips must list only the loopback gateway with reverse_proxy (empty trusts every client's X-Forwarded-*)")
 
     groups = opts.get("allowed_groups") or []
-    need(all(_guid(g) for g in groups), "allowed_groups must be Entra group object IDs (GUIDs: the groups claim carries IDs)")
+    claim = opts.get("oidc_groups_claim", "groups")
+    need(claim in ("groups", ROLES_CLAIM), f"oidc_groups_claim must be groups (one user group) or {ROLES_CLAIM} (team workspaces)")
+    if claim == ROLES_CLAIM:
+        _check_team(opts, groups, need)
+    else:
+        need(all(_guid(g) for g in groups), "allowed_groups must be Entra group object IDs (GUIDs: the groups claim carries IDs)")
+        redirect = urlsplit(str(opts.get("redirect_url", "")))
+        need(redirect.scheme == "https" and bool(redirect.hostname) and redirect.path == CALLBACK_PATH,
+             "redirect_url must be https://<hostname>/oauth2/callback")
     domains = opts.get("email_domains") or []
     need(bool(domains), "email_domains is required")
     need(not ("*" in domains and not groups), "email_domains = * needs allowed_groups, or every account of every tenant gets in")
@@ -286,9 +346,6 @@ def check_options(opts: Mapping[str, Any]) -> None:
          "auth_logging and request_logging must stay on: they are who signed in and what they did")
     need(CALLBACK_PATH in (opts.get("exclude_logging_paths") or []),
          f"exclude_logging_paths must hold {CALLBACK_PATH}: its URI carries the authorization code")
-    redirect = urlsplit(str(opts.get("redirect_url", "")))
-    need(redirect.scheme == "https" and bool(redirect.hostname) and redirect.path == CALLBACK_PATH,
-         "redirect_url must be https://<hostname>/oauth2/callback")
     need(opts.get("whitelist_domains", []) in ([], [ENTRA_HOST]),
          f"whitelist_domains may only be [{ENTRA_HOST!r}] (Entra's sign-out): any other entry is an open redirect after sign-in")
 
@@ -310,9 +367,34 @@ def check_options(opts: Mapping[str, Any]) -> None:
         raise UnsafeConfig(reasons)
 
 
+def _check_team(opts: Mapping[str, Any], roles: list[Any], need: Callable[[bool, str], None]) -> None:
+    """The team branch of `check_options` (`oidc_groups_claim = roles`)."""
+    need(bool(roles), "allowed_groups is required with oidc_groups_claim = roles: without it every account the Entra app admits "
+                      "gets past oauth2-proxy")
+    need(all(isinstance(r, str) and _ROLE.match(r) for r in roles),
+         "allowed_groups must be workspace roles ws.<name> (lower-case letters, digits, '-') with oidc_groups_claim = roles: "
+         "group object IDs are not in the roles claim, and a ',' would break the gateway's role match")
+    need(len(set(map(str, roles))) == len(roles), "allowed_groups must not repeat a role")
+    need("redirect_url" not in opts,
+         "redirect_url must be unset with oidc_groups_claim = roles: each workspace host has its own callback, built from the "
+         "host the gateway admitted")
+    need(opts.get("relative_redirect_url") is not True, "relative_redirect_url must not be enabled (Entra needs the absolute callback)")
+    need(opts.get("pass_user_headers") is not False,
+         "pass_user_headers must stay on with oidc_groups_claim = roles: it puts the session's roles in X-Forwarded-Groups for "
+         "the gateway's router and deletes a client's own copies")
+
+
 def render(p: OAuth2ProxyParams) -> str:
     """The config file text for `p`, checked by `check_options` first."""
     opts = options(p)
     check_options(opts)
     header = "# oauth2-proxy config, generated by hardened-code-server; secrets are in separate files.\n"
+    return header + tomli_w.dumps(opts)
+
+
+def render_team(p: TeamOAuth2ProxyParams) -> str:
+    """The config file text of one VM of a team, checked by `check_options` first."""
+    opts = team_options(p)
+    check_options(opts)
+    header = "# oauth2-proxy config (team workspaces), generated by hardened-code-server; secrets are in separate files.\n"
     return header + tomli_w.dumps(opts)

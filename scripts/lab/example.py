@@ -42,9 +42,10 @@ def dev_settings(**overrides: Any) -> Settings:
     return load(dev_source(**overrides), today=TODAY)
 
 
-def hop_pki(directory: Path, hostname: str = "code.example.com", vm_address: str = "192.0.2.10") -> dict[str, Path]:
+def hop_pki(directory: Path, hostname: str = "code.example.com", vm_address: str = "192.0.2.10", more_names: tuple[str, ...] = ()) -> dict[str, Path]:
     """Files of a DMZ hop PKI, made exactly as the program's pulumi-tls stand-in makes them (real
-    Ed25519 keys and X.509 certificates): ca.crt/.key, gateway.crt/.key, front.crt/.key in `directory`."""
+    Ed25519 keys and X.509 certificates): ca.crt/.key, gateway.crt/.key, front.crt/.key in `directory`.
+    The gateway's certificate names `hostname` and `more_names` (a team VM's other workspace hosts)."""
     def make(kind: str, name: str, **inputs: Any) -> dict[str, Any]:
         return mock_tls.answer(f"{mock_tls.PREFIX}{kind}", name, inputs)
 
@@ -52,7 +53,7 @@ def hop_pki(directory: Path, hostname: str = "code.example.com", vm_address: str
     ca = make("selfSignedCert:SelfSignedCert", "ca", privateKeyPem=ca_key, isCaCertificate=True, subject={"commonName": "test hop CA"},
               validityPeriodHours=48, allowedUses=["cert_signing"])["certPem"]
     out = {"ca.crt": ca, "ca.key": ca_key}
-    for role, uses, dns, ips in (("gateway", "server_auth", [hostname], [vm_address]), ("front", "client_auth", [], [])):
+    for role, uses, dns, ips in (("gateway", "server_auth", [hostname, *more_names], [vm_address]), ("front", "client_auth", [], [])):
         key = make("privateKey:PrivateKey", f"{directory}-{role}", algorithm="ED25519")["privateKeyPem"]
         request = make("certRequest:CertRequest", role, privateKeyPem=key, subject={"commonName": role}, dnsNames=dns, ipAddresses=ips)
         out[f"{role}.key"] = key
