@@ -478,7 +478,12 @@ def socket_dirs(topology: Topology) -> list[tuple[str, str, str, str]]:
 
 def socket_tmpfiles(topology: Topology) -> str:
     """`/etc/tmpfiles.d/hcs-sockets.conf`: the socket directory again after every boot (/run is a tmpfs)."""
-    return HEADER + "".join(f"d {path} {mode} {owner} {group} -\n" for mode, owner, group, path in socket_dirs(topology))
+    return tmpfiles_dirs(socket_dirs(topology))
+
+
+def tmpfiles_dirs(dirs: Sequence[tuple[str, str, str, str]]) -> str:
+    """A tmpfiles.d file making each (mode, owner, group, path) directory at boot, before any unit uses it."""
+    return HEADER + "".join(f"d {path} {mode} {owner} {group} -\n" for mode, owner, group, path in dirs)
 
 
 def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
@@ -636,14 +641,18 @@ def backup(topology: Topology, host: HostSettings) -> BackupFiles:
     service = backup_service("restic backup of the code-server workspace and user data", "",
                              code_server_data_dir(topology.accounts.ide_user), backup_paths(topology, host))
     timer = backup_timer(host, "Run the restic backup of the code-server workspace")
+    return BackupFiles(service=service, timer=timer, env=backup_env(topology))
+
+
+def backup_env(topology: Topology) -> str:
+    """`RESTIC_ENV_FILE`: where restic finds the repository and its password (root-only files, never values here)."""
     assert topology.backup.repository is not None
-    env = (
+    return (
         HEADER
         + f"RESTIC_REPOSITORY_FILE={RESTIC_REPOSITORY_FILE}\n"
         + f"RESTIC_PASSWORD_FILE={RESTIC_PASSWORD_FILE}\n"
         + "RESTIC_CACHE_DIR=/var/cache/restic\n"
     )
-    return BackupFiles(service=service, timer=timer, env=env)
 
 
 def backup_service(description: str, tags: str, data: str, paths: Sequence[str]) -> str:
