@@ -1,7 +1,7 @@
 """Pure renderers for a VM's team workspaces: settings in, file text out (no Pulumi, no I/O).
 
 Each workspace is its own account `ws-<name>` (uid in `UID_RANGE`) running its own code-server,
-started on demand and stopped when idle (docs: the issue 34 design, section 3):
+started on demand and stopped when idle (issue 34's design, section 3):
 
     gateway (service account) → /run/hcs-ws-gw/<account>.sock   (hcs-ws-proxy@.socket, root:<svc> 0660)
       → hcs-ws-proxy@<account>.service (systemd-socket-proxyd as the account; BindsTo its code-server)
@@ -35,8 +35,6 @@ PROXY_SOCKET_UNIT = "/etc/systemd/system/hcs-ws-proxy@.socket"
 PROXY_SERVICE_UNIT = "/etc/systemd/system/hcs-ws-proxy@.service"
 BACKUP_SERVICE_UNIT = "/etc/systemd/system/hcs-backup@.service"
 BACKUP_TIMER_UNIT = "/etc/systemd/system/hcs-backup@.timer"
-#: The tmpfiles.d file of the team's socket directories (the single-user file's, plus the gateway's).
-SOCKET_TMPFILES = render.SOCKET_TMPFILES
 #: The gateway's sockets, one per workspace: a directory only root and the service account enter,
 #: so no workspace can connect to another's socket, nor bind one while systemd is not holding it.
 GATEWAY_SOCKET_DIR = "/run/hcs-ws-gw"
@@ -47,7 +45,7 @@ UID_OWNER = f"{UID_RANGE[0]}-{UID_RANGE[1]}"
 
 
 def gateway_socket(workspace: Workspace) -> str:
-    """Where the gateway reaches `workspace` (the socket unit listens there for it)."""
+    """Where the gateway reaches `workspace`: the socket unit's `ListenStream=` for its instance."""
     return f"{GATEWAY_SOCKET_DIR}/{workspace.account}.sock"
 
 
@@ -174,7 +172,7 @@ def socket_dirs(topology: Topology) -> list[tuple[str, str, str, str]]:
 
 
 def socket_tmpfiles(topology: Topology) -> str:
-    """`SOCKET_TMPFILES` in team mode: every socket directory again after a boot, before any socket unit."""
+    """`render.SOCKET_TMPFILES` in team mode: every socket directory again after a boot, before any socket unit."""
     return render.tmpfiles_dirs(socket_dirs(topology))
 
 

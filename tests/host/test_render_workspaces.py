@@ -141,6 +141,8 @@ def test_only_the_gateway_may_use_a_workspace_socket(tmp_path: Path) -> None:
     s = sample.settings()
     sock = unit(rw.proxy_socket(s.topology))["Socket"]
     assert sock["ListenStream"] == "/run/hcs-ws-gw/%i.sock"
+    # where the gateway will connect (slice 3) is where the instance listens
+    assert [rw.gateway_socket(w) for w in (A, B)] == [sock["ListenStream"].replace("%i", a) for a in ("ws-a", "ws-b")]
     assert (sock["SocketUser"], sock["SocketGroup"], sock["SocketMode"], sock["DirectoryMode"]) == ("root", "codesvc", "0660", "0750")
     assert unit(rw.proxy_socket(s.topology))["Install"]["WantedBy"] == "sockets.target"
     # The socket directory as systemd-tmpfiles makes it on the VM (names resolved in the root's passwd).
