@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import datetime as dt
+import json
 import os
 import shlex
 import shutil
@@ -29,7 +30,7 @@ from components.settings.ide import EgressDomain
 from components.settings.workspaces import Limits, Workspace
 from scripts.lab.converge import sample
 from tests.host import sandbox
-from tests.host.test_render import free_port, squid_complaints, tool, unset_directives
+from tests.host.test_render import _exec_start, free_port, squid_complaints, tool, unset_directives
 
 #: Two workspaces with egress (one over plain HTTP as well) and one without, as a VM would host them.
 A = Workspace("a", ("11111111-1111-1111-1111-111111111111",), (), "vm", Limits(),
@@ -275,11 +276,16 @@ def test_each_port_grants_its_own_workspaces_names_only() -> None:
     assert {line.split("account=")[1].split()[0] for line in log.splitlines() if "files.pypi.org" in line} == {"ws-a", "ws-b"}
 
 
-def test_backup_template_over_a_workspaces_own_data() -> None:
+def _backup_argv(account: str) -> list[str]:
+    """The backup template's restic command line for `account`'s instance, as systemd splits it."""
     s = sample.settings()
-    service = rw.backup(s.topology, s.host).service
-    line = next(l for l in service.replace("\\\n", " ").splitlines() if l.startswith("ExecStart="))
-    argv = shlex.split(line.removeprefix("ExecStart=").replace("%i", "ws-a"))
+    return [word.replace("%i", account) for word in _exec_start(rw.backup(s.topology, s.host).service)]
+
+
+def test_backup_template_over_a_workspaces_own_data() -> None:
+    """The ws-a instance backs up ws-a's data only, tagged with it, append-only like the single-user backup."""
+    s = sample.settings()
+    argv = _backup_argv("ws-a")
     assert argv[:3] == ["/usr/bin/restic", "backup", "--one-file-system"]
     assert [argv[i + 1] for i, word in enumerate(argv) if word == "--tag"] == ["hardened-code-server", "ws:ws-a"]
     assert argv[-3:] == ["/home/ws-a/workspace", "/mnt/cs-workspace-volume/ws-a", "/home/ws-a/.local/share/code-server"]
@@ -287,3 +293,29 @@ def test_backup_template_over_a_workspaces_own_data() -> None:
     assert "forget" not in argv and "prune" not in argv  # append-only, as the single-user backup
     assert unit(rw.backup(s.topology, s.host).timer)["Timer"]["OnCalendar"] == "daily"
     assert os.path.basename(rw.BACKUP_TIMER_UNIT) == "hcs-backup@.timer"  # instance ws-a's timer starts hcs-backup@ws-a.service
+
+
+def test_restic_backs_up_one_workspace_under_its_tag(tmp_path: Path) -> None:
+    """The ws-a instance's own restic command line (every absolute path moved under a temporary root),
+    run by real restic: its workspace, volume directory and code-server data are in a snapshot tagged
+    ws:ws-a; ws-b's, on the same volume and under /home, are not."""
+    root = tmp_path / "root"
+    kept = ["/home/ws-a/workspace/main.py", "/mnt/cs-workspace-volume/ws-a/data.csv", "/home/ws-a/.local/share/code-server/User/settings.json"]
+    other = ["/home/ws-b/workspace/main.py", "/mnt/cs-workspace-volume/ws-b/data.csv", "/home/ws-a/.local/share/code-server/logs/x.log"]
+    for path in kept + other:
+        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.lstrip("/")).write_text(path)
+    (tmp_path / "password").write_text("repository password\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "RESTIC_REPOSITORY": str(tmp_path / "repository"),
+           "RESTIC_PASSWORD_FILE": str(tmp_path / "password")}
+    subprocess.run([tool("restic"), "--no-cache", "init"], env=env, capture_output=True, check=True)
+    argv = [str(root) + word if word.startswith(("/home/", "/mnt/")) else word for word in _backup_argv("ws-a")]
+    done = subprocess.run([tool("restic"), "--no-cache", *argv[1:]], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    snapshots = json.loads(subprocess.run([tool("restic"), "--no-cache", "snapshots", "--json", "--tag", "ws:ws-a"], env=env,
+                                          capture_output=True, text=True, check=True).stdout)
+    assert len(snapshots) == 1 and "ws:ws-a" in snapshots[0]["tags"]
+    listed = subprocess.run([tool("restic"), "--no-cache", "ls", "--json", snapshots[0]["short_id"]], env=env,
+                            capture_output=True, text=True, check=True)
+    paths = {json.loads(l)["path"].removeprefix(str(root)) for l in listed.stdout.splitlines() if '"path"' in l}
+    assert set(kept) <= paths and not set(other) & paths, sorted(paths)
