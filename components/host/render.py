@@ -154,6 +154,8 @@ NFLOG_GROUP = 7
 #: How often a refusal is logged (netfilter's `limit`): a loop of attempts can't flood the journal.
 REFUSAL_LOG_LIMIT = ("12/min", 24)
 ULOGD_CONFIG = "/etc/ulogd.conf"
+#: A TCP handshake's answer (its owner is the listening socket's): who may answer is who may listen.
+SYNACK = "-p tcp --tcp-flags SYN,ACK SYN,ACK"
 ULOGD_DROP_IN = "/etc/systemd/system/ulogd2.service.d/10-hcs.conf"
 
 
@@ -201,12 +203,31 @@ def ufw_after_init(topology: Topology, host: HostSettings) -> str:
     the IDE user could, and all its processes live in code-server's unit (the sandbox drop-in's
     `KillMode=mixed`): they die with it.
     """
-    svc, ide, port = topology.accounts.service_user, topology.accounts.ide_user, topology.gateway_port
-    limit, burst = REFUSAL_LOG_LIMIT
-    synack = "-p tcp --tcp-flags SYN,ACK SYN,ACK"
-    allow = "\n    ".join(_egress_lines(topology, host))
+    port, synack = topology.gateway_port, SYNACK
     proxy = (f'    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {IDE_PROXY_PORT} --syn -m owner --uid-owner "$IDE" -j RETURN\n'
              f"    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {IDE_PROXY_PORT} --syn -j {REFUSED_CHAIN}\n") if topology.ide_proxy else ""
+    loopback = f"""    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -m owner --uid-owner "$SVC" -j RETURN
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -m owner --uid-owner "$IDE" -j RETURN
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -j {REFUSED_CHAIN}
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -m owner --uid-owner "$SVC" -j RETURN
+    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -j {REFUSED_CHAIN}
+{proxy}    iptables -w -A {LOOPBACK_CHAIN} {synack} -s 127.0.0.1 --sport {CODE_SERVER_PORT} -m owner --uid-owner "$IDE" -j RETURN
+"""
+    return hook_script(topology, host, topology.accounts.ide_user, loopback)
+
+
+def hook_script(topology: Topology, host: HostSettings, ide: str, loopback: str) -> str:
+    """The after.init script around its loopback rules, shared by the single-user and team hooks.
+
+    `ide` is who the IDE runs as (`IDE=`: an account, or a uid range `FIRST-LAST`, as iptables'
+    `--uid-owner` takes both); `loopback` the `hcs-loopback` rules that let some accounts reach
+    some local ports. Everything else is the same for both: the flows off the VM by account,
+    and every other new connection, or handshake answer, of `IDE` refused and logged.
+    """
+    svc = topology.accounts.service_user
+    limit, burst = REFUSAL_LOG_LIMIT
+    synack = SYNACK
+    allow = "\n    ".join(_egress_lines(topology, host))
     return f"""#!/bin/sh
 {HEADER}set -e
 SVC={svc}
@@ -246,13 +267,7 @@ start)
     {allow}
     iptables -w -A {EGRESS_CHAIN} -j {REFUSED_CHAIN}
     ip6tables -w -A {EGRESS_CHAIN} -j {REFUSED_CHAIN}
-    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -m owner --uid-owner "$SVC" -j RETURN
-    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -m owner --uid-owner "$IDE" -j RETURN
-    iptables -w -A {LOOPBACK_CHAIN} -p tcp -d 127.0.0.1 --dport {CODE_SERVER_PORT} --syn -j {REFUSED_CHAIN}
-    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -m owner --uid-owner "$SVC" -j RETURN
-    iptables -w -A {LOOPBACK_CHAIN} -p tcp --dport {port} --syn -j {REFUSED_CHAIN}
-{proxy}    iptables -w -A {LOOPBACK_CHAIN} {synack} -s 127.0.0.1 --sport {CODE_SERVER_PORT} -m owner --uid-owner "$IDE" -j RETURN
-    for ipt in iptables ip6tables; do
+{loopback}    for ipt in iptables ip6tables; do
         $ipt -w -A {LOOPBACK_CHAIN} {synack} -m owner --uid-owner "$IDE" -j {REFUSED_CHAIN}
         $ipt -w -A {LOOPBACK_CHAIN} -m owner --uid-owner "$IDE" -m conntrack --ctstate NEW -j {REFUSED_CHAIN}
         $ipt -w -C OUTPUT ! -o lo -j {EGRESS_CHAIN} 2>/dev/null || $ipt -w -I OUTPUT 1 ! -o lo -j {EGRESS_CHAIN}
@@ -385,9 +400,9 @@ maxretry = 3
 """
 
 
-#: systemd sandbox lines both shipped services share: no kernel tunables, modules, logs, cgroups,
+#: systemd sandbox lines every shipped service shares: no kernel tunables, modules, logs, cgroups,
 #: clock or hostname; /proc shows only the unit's own processes; no set-uid, namespaces or realtime.
-_KERNEL_AND_PRIVILEGE_LOCKDOWN = """\
+KERNEL_AND_PRIVILEGE_LOCKDOWN = """\
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
@@ -432,12 +447,17 @@ def code_server_config(host: HostSettings) -> str:
     IDE after the timeout and it comes up on a new server with no terminals; files on disk are as
     they were. code-server refuses 60 or less at start (the settings refuse 1m or less).
     """
+    return HEADER + f"bind-addr: 127.0.0.1:{CODE_SERVER_PORT}\n" + code_server_behaviour(host, host.code_server_port_proxy)
+
+
+def code_server_behaviour(host: HostSettings, port_proxy: bool) -> str:
+    """What every code-server config says after its listener (see `code_server_config` for why):
+    no own auth, no port proxy unless `port_proxy`, no phoning home, the transfer switches and the
+    idle timeout."""
     return (
-        HEADER
-        + f"bind-addr: 127.0.0.1:{CODE_SERVER_PORT}\n"
-        + "auth: none\n"
+        "auth: none\n"
         + "cert: false\n"
-        + f"disable-proxy: {'false' if host.code_server_port_proxy else 'true'}\n"
+        + f"disable-proxy: {'false' if port_proxy else 'true'}\n"
         + "disable-telemetry: true\n"
         + "disable-update-check: true\n"
         + ("disable-file-downloads: true\n" if host.code_server_disable_downloads else "")
@@ -458,7 +478,12 @@ def socket_dirs(topology: Topology) -> list[tuple[str, str, str, str]]:
 
 def socket_tmpfiles(topology: Topology) -> str:
     """`/etc/tmpfiles.d/hcs-sockets.conf`: the socket directory again after every boot (/run is a tmpfs)."""
-    return HEADER + "".join(f"d {path} {mode} {owner} {group} -\n" for mode, owner, group, path in socket_dirs(topology))
+    return tmpfiles_dirs(socket_dirs(topology))
+
+
+def tmpfiles_dirs(dirs: Sequence[tuple[str, str, str, str]]) -> str:
+    """A tmpfiles.d file making each (mode, owner, group, path) directory at boot, before any unit uses it."""
+    return HEADER + "".join(f"d {path} {mode} {owner} {group} -\n" for mode, owner, group, path in dirs)
 
 
 def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
@@ -493,7 +518,14 @@ def code_server_sandbox(host: HostSettings, ide_user: str) -> str:
 EnvironmentFile={CODE_SERVER_ENV}
 ExecStart=
 ExecStart=/usr/bin/code-server --config {CODE_SERVER_CONFIG}
-UMask=0077
+""" + ide_sandbox(f"/home/{ide_user} {host.workspace_volume}", bind_limits)
+
+
+def ide_sandbox(read_write: str, bind_limits: str) -> str:
+    """The sandbox lines of every code-server unit, single-user or a workspace's (why each is
+    there: `code_server_sandbox`): nothing writable but `read_write`, IP to loopback only, and
+    `bind_limits` where the VM's systemd enforces them."""
+    return f"""UMask=0077
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -502,8 +534,8 @@ PrivateDevices=yes
 DevicePolicy=closed
 ProtectSystem=strict
 ProtectHome=read-only
-ReadWritePaths=/home/{ide_user} {host.workspace_volume}
-{_KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
+ReadWritePaths={read_write}
+{KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
 KeyringMode=private
 RemoveIPC=yes
 RestrictAddressFamilies=AF_UNIX AF_INET
@@ -536,13 +568,22 @@ def code_server_env(topology: Topology, host: HostSettings) -> str:
     """
     lines = [HEADER.rstrip("\n")]
     if topology.ide_proxy:
-        url = ide_proxy_url()
-        for name in ("HTTPS_PROXY", "HTTP_PROXY"):
-            lines += [f"{name}={url}", f"{name.lower()}={url}"]
-        lines += ["NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1"]
-    lines.append("NODE_USE_SYSTEM_CA=1")
-    lines.append(f"EXTENSIONS_GALLERY='{json.dumps(host.ide_gallery.product, separators=(',', ':'))}'")
+        lines += proxy_variables(ide_proxy_url())
+    lines += ide_variables(host)
     return "\n".join(lines) + "\n"
+
+
+def proxy_variables(url: str) -> list[str]:
+    """`NAME=value` of the proxy variables every tool reads, both spellings (why: `code_server_env`)."""
+    lines = []
+    for name in ("HTTPS_PROXY", "HTTP_PROXY"):
+        lines += [f"{name}={url}", f"{name.lower()}={url}"]
+    return lines + ["NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1"]
+
+
+def ide_variables(host: HostSettings) -> list[str]:
+    """`NAME=value` of what every IDE reads besides its proxy (why: `code_server_env`): the CA store, the gallery."""
+    return ["NODE_USE_SYSTEM_CA=1", f"EXTENSIONS_GALLERY='{json.dumps(host.ide_gallery.product, separators=(',', ':'))}'"]
 
 
 @dataclass(frozen=True)
@@ -597,18 +638,37 @@ def backup(topology: Topology, host: HostSettings) -> BackupFiles:
     `init`: a missing repository fails the unit loudly instead of silently starting an empty one.
     Root reads the 700 directories via CAP_DAC_READ_SEARCH only.
     """
-    data = code_server_data_dir(topology.accounts.ide_user)
+    service = backup_service("restic backup of the code-server workspace and user data", "",
+                             code_server_data_dir(topology.accounts.ide_user), backup_paths(topology, host))
+    timer = backup_timer(host, "Run the restic backup of the code-server workspace")
+    return BackupFiles(service=service, timer=timer, env=backup_env(topology))
+
+
+def backup_env(topology: Topology) -> str:
+    """`RESTIC_ENV_FILE`: where restic finds the repository and its password (root-only files, never values here)."""
+    assert topology.backup.repository is not None
+    return (
+        HEADER
+        + f"RESTIC_REPOSITORY_FILE={RESTIC_REPOSITORY_FILE}\n"
+        + f"RESTIC_PASSWORD_FILE={RESTIC_PASSWORD_FILE}\n"
+        + "RESTIC_CACHE_DIR=/var/cache/restic\n"
+    )
+
+
+def backup_service(description: str, tags: str, data: str, paths: Sequence[str]) -> str:
+    """A restic backup service over `paths` (why each line: `backup`), its snapshots tagged
+    hardened-code-server and `tags` (`--tag …` options), code-server's rebuilt files under `data` left out."""
     excludes = "".join(f"  --exclude {data}/{name} \\\n" for name in CODE_SERVER_DATA_EXCLUDED)
-    service = f"""{HEADER}[Unit]
-Description=restic backup of the code-server workspace and user data
+    return f"""{HEADER}[Unit]
+Description={description}
 Wants=network-online.target
 After=network-online.target
 
 [Service]
 Type=oneshot
 EnvironmentFile={RESTIC_ENV_FILE}
-ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server --exclude-caches \\
-{excludes}  {" ".join(backup_paths(topology, host))}
+ExecStart=/usr/bin/restic backup --one-file-system --tag hardened-code-server {tags}--exclude-caches \\
+{excludes}  {" ".join(paths)}
 CacheDirectory=restic
 Nice=10
 IOSchedulingClass=idle
@@ -619,15 +679,19 @@ PrivateTmp=yes
 PrivateDevices=yes
 ProtectSystem=strict
 ProtectHome=read-only
-{_KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
+{KERNEL_AND_PRIVILEGE_LOCKDOWN}LockPersonality=yes
 MemoryDenyWriteExecute=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
 """
-    timer = f"""{HEADER}[Unit]
-Description=Run the restic backup of the code-server workspace
+
+
+def backup_timer(host: HostSettings, description: str) -> str:
+    """The timer of a backup service: `backupSchedule`, spread over 15 minutes, caught up after downtime."""
+    return f"""{HEADER}[Unit]
+Description={description}
 
 [Timer]
 OnCalendar={host.backup_schedule}
@@ -637,14 +701,6 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
-    assert topology.backup.repository is not None
-    env = (
-        HEADER
-        + f"RESTIC_REPOSITORY_FILE={RESTIC_REPOSITORY_FILE}\n"
-        + f"RESTIC_PASSWORD_FILE={RESTIC_PASSWORD_FILE}\n"
-        + "RESTIC_CACHE_DIR=/var/cache/restic\n"
-    )
-    return BackupFiles(service=service, timer=timer, env=env)
 
 
 def restore_script(topology: Topology, host: HostSettings) -> str:
@@ -858,7 +914,7 @@ SQUID_DROP_IN = "/etc/systemd/system/squid.service.d/10-hcs.conf"
 SQUID_LOG_TAG = "hcs-ide-proxy"
 
 
-def _squid_domain(domain: EgressDomain) -> str:
+def squid_domain(domain: EgressDomain) -> str:
     """Squid's dstdomain spelling: `.example.com` is the name and every name under it, as `*.example.com` is here."""
     return "." + domain.base if domain.wildcard else domain.name
 
@@ -877,8 +933,8 @@ def squid_config(topology: Topology) -> str:
     - The access log goes to syslog, hence the journal, where Wazuh reads it; one line per request:
       the account, the method and target, Squid's verdict and status, the bytes.
     """
-    https = " ".join(_squid_domain(d) for d in topology.ide_egress)
-    plain = " ".join(_squid_domain(d) for d in topology.ide_egress if d.plain_http)
+    https = " ".join(squid_domain(d) for d in topology.ide_egress)
+    plain = " ".join(squid_domain(d) for d in topology.ide_egress if d.plain_http)
     ide = topology.accounts.ide_user
     http_rule = (f"acl ide_http_names dstdomain -n {plain}\n"
                  "# Plain HTTP only to the names listed http://, only on port 80, never as CONNECT.\n"
@@ -887,17 +943,25 @@ def squid_config(topology: Topology) -> str:
 http_port 127.0.0.1:{IDE_PROXY_PORT} name=ide
 visible_hostname {SQUID_LOG_TAG}
 acl ide_client myportname ide
+{SQUID_ACLS}acl ide_https_names dstdomain -n {https}
+# Who asked: the firewall lets only {ide} reach this listener.
+note account {ide} ide_client
+{SQUID_DENIALS}http_access allow ide_client CONNECT https_port ide_https_names
+{http_rule}{SQUID_TAIL}"""
+
+
+#: The ACLs every IDE proxy config judges by (why: `squid_config`).
+SQUID_ACLS = """\
 acl ip_literal dstdom_regex -n ^[0-9.]+$ ^\\[?[0-9a-fA-F:]+\\]?$
 acl https_port port 443
 acl http_port port 80
 acl CONNECT method CONNECT
-acl ide_https_names dstdomain -n {https}
-# Who asked: the firewall lets only {ide} reach this listener.
-note account {ide} ide_client
-http_access deny ip_literal
-http_access deny CONNECT !https_port
-http_access allow ide_client CONNECT https_port ide_https_names
-{http_rule}http_access deny all
+"""
+#: Refused before any listener's names are judged: an IP literal, a CONNECT to another port than 443.
+SQUID_DENIALS = "http_access deny ip_literal\nhttp_access deny CONNECT !https_port\n"
+#: After every listener's grants: the rest refused; no cache, no forwarded address, the log (why: `squid_config`).
+SQUID_TAIL = f"""\
+http_access deny all
 http_reply_access allow all
 icp_access deny all
 htcp_access deny all

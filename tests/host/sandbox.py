@@ -23,6 +23,16 @@ CODE_SERVER_OPEN = {
     "SystemCallFilter=~@resources": "@system-service includes setrlimit and friends",
 }
 
+#: The workspace proxy (systemd-socket-proxyd as the workspace account, components/host/render_workspaces.py):
+#: it only passes bytes between two Unix sockets.
+PROXY_OPEN = {
+    "RestrictAddressFamilies=~AF_UNIX": "both its sockets are Unix sockets",
+    "RootDirectory=/RootImage=": "the proxy from the VM's systemd",
+    "DeviceAllow=": "PrivateDevices= leaves the pseudo devices",
+    "SystemCallFilter=~@privileged": "@system-service; a narrower filter is not proven on a booted VM here",
+    "SystemCallFilter=~@resources": "@system-service; a narrower filter is not proven on a booted VM here",
+}
+
 #: restic's backup unit: root reading every file it backs up, and the rest-server on the network.
 BACKUP_OPEN = {
     "User=/DynamicUser=": "root: it reads every file of the backup set",

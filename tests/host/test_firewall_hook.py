@@ -43,19 +43,21 @@ DESTINATIONS = {
 REFUSED = ("blocked", "unreachable")
 
 
-def _accounts(tmp_path: Path) -> tuple[Path, Path]:
+def _accounts(tmp_path: Path, accounts: dict[str, int]) -> tuple[Path, Path]:
     passwd, group = tmp_path / "passwd", tmp_path / "group"
     passwd.write_text("".join(f"{name}:x:{uid}:{uid if uid != 42 else 65534}::/nonexistent:/usr/sbin/nologin\n"
-                              for name, uid in UIDS.items()))
-    group.write_text("".join(f"{name}:x:{uid}:\n" for name, uid in UIDS.items() if uid != 42) + "nogroup:x:65534:\n")
+                              for name, uid in accounts.items()))
+    group.write_text("".join(f"{name}:x:{uid}:\n" for name, uid in accounts.items() if uid != 42) + "nogroup:x:65534:\n")
     return passwd, group
 
 
-def run_lab(tmp_path: Path, hook_text: str, steps: list[tuple[str, list[object]]]) -> dict[str, str]:
+def run_lab(tmp_path: Path, hook_text: str, steps: list[tuple[str, list[object]]],
+            accounts: dict[str, int] = UIDS) -> dict[str, str]:
+    """Each step's output, run in the lab with `accounts` (name: uid) as the VM's passwd and group."""
     hook = tmp_path / "after.init"
     hook.write_text(hook_text)
     hook.chmod(0o755)
-    passwd, group = _accounts(tmp_path)
+    passwd, group = _accounts(tmp_path, accounts)
     listeners = [f"{proto}:{addr}:{port}" for (proto, addr, port), _ in DESTINATIONS.values()]
     lab = {
         "hook": str(hook), "passwd": str(passwd), "group": str(group), "vm": list(VM),
