@@ -75,11 +75,12 @@ def _front(caddy_bin: str, env: dict[str, str], tmp_path: Path, port: int) -> tu
     return proc, https
 
 
-def _get(https: int) -> str:
+def status_over_https(https: int, host: str = HOST) -> str:
+    """The HTTP status of https://`host`/ on 127.0.0.1:`https` (curl; "000" when nothing answered in 20 s)."""
     deadline = time.monotonic() + 20
     while True:
         done = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--resolve",
-                               f"{HOST}:{https}:127.0.0.1", f"https://{HOST}:{https}/"], capture_output=True, text=True)
+                               f"{host}:{https}:127.0.0.1", f"https://{host}:{https}/"], capture_output=True, text=True)
         if done.stdout not in ("000", "") or time.monotonic() > deadline:
             return done.stdout
         time.sleep(0.2)
@@ -95,7 +96,7 @@ def test_the_central_caddy_believes_only_a_gateway_of_the_hop_ca(impostor: bool,
     env = {**caddy_env, "HCS_HOP_DIR": str(front_hop_dir(tmp_path / "hop", HOST, hop))}
     front, https = _front(caddy_bin, env, tmp_path, gateway.port)
     try:
-        status = _get(https)
+        status = status_over_https(https)
     finally:
         front.terminate()
         front.wait(timeout=10)

@@ -67,17 +67,22 @@ def test_gateway_config_as_caddy_reads_it(caddy_bin: str, caddy_env: dict[str, s
     assert "tls" not in cfg["apps"]
 
 
-def test_front_site_block_validates_when_imported(caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
-    caddy_env = {**caddy_env, "HCS_HOP_DIR": str(front_hop_dir(tmp_path / "hop", "code.example.com", hop_pki(tmp_path / "pki")))}
-    site = tmp_path / "code.example.com.caddy"
-    site.write_text(c.front_site("code.example.com", IP("192.0.2.10"), 8880))
+def imported_site(caddy: str, env: dict[str, str], tmp_path: Path, name: str, block: str) -> dict:
+    """`block` as a site file the central Caddy imports: validated, already formatted; its adapted JSON."""
+    site = tmp_path / f"{name}.caddy"
+    site.write_text(block)
     # the central Caddy's own Caddyfile, reduced to what matters: it imports the site files
     main = tmp_path / "Caddyfile"
     main.write_text(f"{{\n\tadmin off\n\tstorage file_system {tmp_path / 'storage'}\n}}\n\nimport {tmp_path}/*.caddy\n")
-    result = run(caddy_bin, caddy_env, "validate", "--config", str(main), "--adapter", "caddyfile")
+    result = run(caddy, env, "validate", "--config", str(main), "--adapter", "caddyfile")
     assert result.returncode == 0, result.stderr
-    assert run(caddy_bin, caddy_env, "fmt", str(site)).stdout == site.read_text()
-    cfg = adapted(caddy_bin, caddy_env, main)
+    assert run(caddy, env, "fmt", str(site)).stdout == site.read_text()
+    return adapted(caddy, env, main)
+
+
+def test_front_site_block_validates_when_imported(caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
+    caddy_env = {**caddy_env, "HCS_HOP_DIR": str(front_hop_dir(tmp_path / "hop", "code.example.com", hop_pki(tmp_path / "pki")))}
+    cfg = imported_site(caddy_bin, caddy_env, tmp_path, "code.example.com", c.front_site("code.example.com", IP("192.0.2.10"), 8880))
     text = json.dumps(cfg["apps"]["http"])
     assert '"host": ["code.example.com"]' in text and '"dial": "192.0.2.10:8880"' in text
     transport = json.dumps(cfg["apps"]["http"]["servers"]).split('"transport": ')[1]

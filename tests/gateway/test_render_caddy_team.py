@@ -13,7 +13,7 @@ from components import layout
 from components.gateway import render_caddy as c
 from scripts.lab.example import front_hop_dir, hop_pki
 from tests.gateway.team import OTHER_VM, team
-from tests.gateway.test_render_caddy import PARAMS, adapted, run
+from tests.gateway.test_render_caddy import PARAMS, adapted, imported_site, run
 
 IP = ipaddress.ip_address
 TEAM = c.TeamGatewayParams(dataclasses.replace(PARAMS, hostname="a.example.com"), team(), "vm")
@@ -89,14 +89,7 @@ def test_the_health_check_asks_for_a_workspace_host() -> None:
 def test_team_front_site_validates_when_imported(caddy_bin: str, caddy_env: dict[str, str], tmp_path: Path) -> None:
     hop = "hop-vm.code.example.com"
     caddy_env = {**caddy_env, "HCS_HOP_DIR": str(front_hop_dir(tmp_path / "hop", hop, hop_pki(tmp_path / "pki")))}
-    site = tmp_path / "vm.caddy"
-    site.write_text(c.team_front_site(team(), "vm", IP("192.0.2.10"), 8880, hop))
-    main = tmp_path / "Caddyfile"
-    main.write_text(f"{{\n\tadmin off\n\tstorage file_system {tmp_path / 'storage'}\n}}\n\nimport {tmp_path}/*.caddy\n")
-    result = run(caddy_bin, caddy_env, "validate", "--config", str(main), "--adapter", "caddyfile")
-    assert result.returncode == 0, result.stderr
-    assert run(caddy_bin, caddy_env, "fmt", str(site)).stdout == site.read_text()
-    cfg = adapted(caddy_bin, caddy_env, main)
+    cfg = imported_site(caddy_bin, caddy_env, tmp_path, "vm", c.team_front_site(team(), "vm", IP("192.0.2.10"), 8880, hop))
     (server,) = cfg["apps"]["http"]["servers"].values()
     text = json.dumps(server)
     assert f'"host": {json.dumps(HOSTS)}' in text and "z.example.com" not in text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from components.gateway import render_caddy as c
 from scripts.lab.example import front_hop_dir, hop_pki
 from tests.gateway.team import team
 from tests.gateway.test_caddy_live import free_port, wait_for_port
+from tests.gateway.test_hop_live import status_over_https
 from tests.gateway.test_team_router_live import Echo, serve_all
 
 pytestmark = pytest.mark.slow
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.slow
 VM = "127.0.0.4"
 HOP = "hop-vm.code.example.com"
 IP = ipaddress.ip_address
-
-
-def get(https: int, host: str) -> str:
-    deadline = time.monotonic() + 20
-    while True:
-        done = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--resolve",
-                               f"{host}:{https}:127.0.0.1", f"https://{host}:{https}/"], capture_output=True, text=True)
-        if done.stdout not in ("000", "") or time.monotonic() > deadline:
-            return done.stdout
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("one_server_name", [False, True], ids=["a server name per host", "one server name for both"])
@@ -63,7 +53,7 @@ def test_the_central_caddy_reaches_each_host_of_the_vm_over_mutual_tls(one_serve
     try:
         wait_for_port(port, procs[0])
         # alternating, so a pooled connection of one host would be offered to the other
-        statuses = [(host, get(https, host)) for host in ("a.example.com", "b.example.com") * 2]
+        statuses = [(host, status_over_https(https, host)) for host in ("a.example.com", "b.example.com") * 2]
     finally:
         for proc in procs:
             proc.terminate()

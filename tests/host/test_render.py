@@ -228,16 +228,21 @@ def test_code_server_config_and_sandbox(tmp_path: Path) -> None:
     assert "KillMode=mixed" in shown.stdout
 
 
+def tmpfiles_create(root: Path, conf_text: str) -> None:
+    """`systemd-tmpfiles --create` of `conf_text` into `root`, whose passwd knows the sample's service
+    account (uid and gid 998: tmpfiles resolves names in the root it is applied to)."""
+    conf = root / "hcs-sockets.conf"
+    conf.write_text(conf_text)
+    (root / "etc").mkdir()
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ncodesvc:x:998:998::/nonexistent:/usr/sbin/nologin\n")
+    (root / "etc/group").write_text("root:x:0:\ncodesvc:x:998:\n")
+    done = subprocess.run([tool("systemd-tmpfiles"), "--create", f"--root={root}", str(conf)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_socket_directories_as_systemd_tmpfiles_creates_them(tmp_path: Path) -> None:
     s = sample.settings()
-    conf = tmp_path / "hcs-sockets.conf"
-    conf.write_text(render.socket_tmpfiles(s.topology))
-    # The root the file is applied to knows the service account (tmpfiles resolves names there).
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ncodesvc:x:998:998::/nonexistent:/usr/sbin/nologin\n")
-    (tmp_path / "etc/group").write_text("root:x:0:\ncodesvc:x:998:\n")
-    done = subprocess.run([tool("systemd-tmpfiles"), "--create", f"--root={tmp_path}", str(conf)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    tmpfiles_create(tmp_path, render.socket_tmpfiles(s.topology))
     made = tmp_path / layout.OAUTH2_PROXY_SOCKET_DIR.lstrip("/")
     st = made.stat()
     assert (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) == ("0o750", 998, 998)

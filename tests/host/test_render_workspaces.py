@@ -36,6 +36,7 @@ from tests.host.test_render import (
     _exec_start,
     free_port,
     squid_complaints,
+    tmpfiles_create,
     tool,
     unset_directives,
 )
@@ -155,13 +156,7 @@ def test_only_the_gateway_may_use_a_workspace_socket(tmp_path: Path) -> None:
     assert (sock["SocketUser"], sock["SocketGroup"], sock["SocketMode"], sock["DirectoryMode"]) == ("root", "codesvc", "0660", "0750")
     assert unit(rw.proxy_socket(s.topology))["Install"]["WantedBy"] == "sockets.target"
     # The socket directory as systemd-tmpfiles makes it on the VM (names resolved in the root's passwd).
-    conf = tmp_path / "hcs-sockets.conf"
-    conf.write_text(rw.socket_tmpfiles(s.topology))
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ncodesvc:x:998:998::/nonexistent:/usr/sbin/nologin\n")
-    (tmp_path / "etc/group").write_text("root:x:0:\ncodesvc:x:998:\n")
-    done = subprocess.run([tool("systemd-tmpfiles"), "--create", f"--root={tmp_path}", str(conf)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    tmpfiles_create(tmp_path, rw.socket_tmpfiles(s.topology))
     made = {path: (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid) for path in ("run/hcs-ws-gw", "run/hcs-oauth2-proxy")
             for st in [(tmp_path / path).stat()]}
     assert made == {"run/hcs-ws-gw": ("0o750", 0, 998), "run/hcs-oauth2-proxy": ("0o750", 998, 998)}
