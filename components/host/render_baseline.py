@@ -188,15 +188,17 @@ AUDIT_KEYS = {
 }
 
 
-def audit_rules(ide_user: str, proxy_stack_dir: str, code_server_config_dir: str) -> str:
+def audit_rules(ide_user: str | tuple[int, int], proxy_stack_dir: str, code_server_config_dir: str) -> str:
     """`AUDIT_RULES`: watches on the files that decide who gets in and what runs, and every command
-    of the IDE user and of people logged in.
+    of the IDE user (or, for a team, of every workspace account: `ide_user` is then their uid range)
+    and of people logged in.
 
     The IDE user never logs in (its shell is code-server's child, in code-server's unit), so its
     login uid is unset: its commands are matched by `uid=`, which attributes every terminal session,
-    task and extension process to that account. A person over SSH has a login uid that sudo keeps,
-    so `auid>=1000` follows an admin into root. Both architectures: a 32-bit binary would otherwise
-    run unseen.
+    task and extension process to that account. A team's accounts are matched by their uid range,
+    one rule that never changes when a workspace is added (the rules are locked until a reboot).
+    A person over SSH has a login uid that sudo keeps, so `auid>=1000` follows an admin into root.
+    Both architectures: a 32-bit binary would otherwise run unseen.
     """
     watches = [
         ("identity", ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/security/opasswd")),
@@ -214,7 +216,8 @@ def audit_rules(ide_user: str, proxy_stack_dir: str, code_server_config_dir: str
         lines.append(f"## {AUDIT_KEYS[key]}")
         lines += [f"-w {path} -p wa -k {key}" for path in paths]
     syscalls = [
-        ("hcs-ide-exec", "execve,execveat", "execve,execveat", f"-F uid={ide_user}"),
+        ("hcs-ide-exec", "execve,execveat", "execve,execveat",
+         f"-F uid={ide_user}" if isinstance(ide_user, str) else f"-F uid>={ide_user[0]} -F uid<={ide_user[1]}"),
         ("admin-exec", "execve,execveat", "execve,execveat", "-F auid>=1000 -F auid!=unset"),
         ("time-change", "adjtimex,settimeofday,clock_settime", "adjtimex,settimeofday,clock_settime,stime", ""),
         ("modules", "init_module,finit_module,delete_module", "init_module,finit_module,delete_module", ""),

@@ -33,8 +33,9 @@ TERMINAL_RECORDER = "/etc/code-server/hcs-terminal.bash"
 TERMINAL_LOG_TAG = "hcs-terminal"
 
 
-def terminal_recorder(ide_user: str) -> str:
-    """`TERMINAL_RECORDER`: for `ide_user`'s interactive bash only, a journal line at open, per command, at close.
+def terminal_recorder(ide_user: str | tuple[int, int]) -> str:
+    """`TERMINAL_RECORDER`: for `ide_user`'s interactive bash only (for a team: any account of the
+    workspaces' uid range), a journal line at open, per command, at close.
 
     Each line names the session (`<shell pid>-<start time>`), so the commands of one terminal can
     be read together; one `logger` per shell sends them (see the comment inside); the open line carries the terminal device and the parent (code-server's pty host).
@@ -42,10 +43,14 @@ def terminal_recorder(ide_user: str) -> str:
     session's command).
     """
     tag = TERMINAL_LOG_TAG
-    return f"""{HEADER}# The IDE terminal's record: one journal line ({tag}) when an interactive bash of {ide_user} opens,
+    if isinstance(ide_user, str):
+        who, test = ide_user, f"$(id -un) == {ide_user}"
+    else:
+        who, test = f"a workspace account (uid {ide_user[0]}-{ide_user[1]})", f"$(id -u) -ge {ide_user[0]} && $(id -u) -le {ide_user[1]}"
+    return f"""{HEADER}# The IDE terminal's record: one journal line ({tag}) when an interactive bash of {who} opens,
 # one per command typed, one when it closes. journald adds the account and unit itself (_UID,
 # _SYSTEMD_UNIT). The user's own shell runs it: a record of cooperative use, not a control.
-if [[ $- == *i* && $(id -un) == {ide_user} && -z ${{__hcs_terminal_session:-}} ]]; then
+if [[ $- == *i* && {test} && -z ${{__hcs_terminal_session:-}} ]]; then
     __hcs_terminal_session="$$-$(date +%s)"
     __hcs_terminal_last=""
     # One logger per shell, alive as long as it is: journald reads the sender's unit from /proc, which a

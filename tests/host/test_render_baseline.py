@@ -184,3 +184,16 @@ def test_the_proc_group_is_refused_as_a_stack_account() -> None:
     from components.settings.accounts import SYSTEM_NAMES
 
     assert render_baseline.PROC_GROUP in SYSTEM_NAMES
+
+
+def test_a_team_audits_every_command_of_the_workspace_uid_range() -> None:
+    """One rule per architecture for all workspace accounts (`UID_RANGE`, both ends included): the
+    locked rule set (`-e 2`) never needs a reboot when a workspace is added."""
+    from components.settings.workspaces import UID_RANGE
+
+    rules = render_baseline.audit_rules(UID_RANGE, "/opt/code-server/docker", "/etc/code-server").splitlines()
+    exec_rules = [line for line in rules if line.endswith("-k hcs-ide-exec")]
+    assert exec_rules == [f"-a always,exit -F arch={arch} -S execve,execveat -F uid>=20000 -F uid<=29999 -k hcs-ide-exec"
+                          for arch in ("b64", "b32")]
+    single = render_baseline.audit_rules("coder", "/opt/code-server/docker", "/etc/code-server").splitlines()
+    assert [line for line in rules if not line.endswith("-k hcs-ide-exec")] == [line for line in single if not line.endswith("-k hcs-ide-exec")]

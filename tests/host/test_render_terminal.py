@@ -13,17 +13,24 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from components.host import render_terminal as t
+from components.settings.workspaces import UID_RANGE
 
 LOGGER_STAND_IN = '#!/bin/sh\nwhile IFS= read -r line; do printf \'%s %s\\n\' "$*" "$line" >> "$HCS_RECORD"; done\n'
 
 
-def _shell(tmp_path: Path, user: str, typed: str) -> list[str]:
-    """Run an interactive bash with the hook as its rc file, `typed` on its input; the record's lines."""
+def _shell(tmp_path: Path, user: str | tuple[int, int], typed: str, uid: int | None = None) -> list[str]:
+    """Run an interactive bash with the hook as its rc file, `typed` on its input; the record's lines.
+    With `uid`, a stand-in `id` on PATH says the shell runs as that uid (a workspace account's)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "logger").write_text(LOGGER_STAND_IN)
     (bin_dir / "logger").chmod(0o755)
+    if uid is not None:
+        (bin_dir / "id").write_text(f'#!/bin/sh\n[ "$1" = -u ] && echo {uid} && exit 0\nexec /usr/bin/id "$@"\n')
+        (bin_dir / "id").chmod(0o755)
     hook = tmp_path / "hcs-terminal.bash"
     hook.write_text(t.terminal_recorder(user))
     record = tmp_path / "record"
@@ -59,3 +66,10 @@ def test_a_new_terminal_does_not_record_the_last_sessions_history(tmp_path: Path
 def test_other_accounts_are_not_recorded(tmp_path: Path) -> None:
     """An admin's shell (any account but the IDE user's) is not this record's: auditd's, on a real VM."""
     assert _shell(tmp_path, f"not-{getpass.getuser()}", "echo admin\nexit\n") == []
+
+
+@pytest.mark.parametrize(("uid", "recorded"), [(20000, True), (29999, True), (19999, False), (30000, False), (0, False)])
+def test_a_team_records_every_workspace_account_and_no_other(tmp_path: Path, uid: int, recorded: bool) -> None:
+    """For a team the hook matches the workspaces' uid range (`UID_RANGE`), both ends included."""
+    lines = _shell(tmp_path, UID_RANGE, "echo work\nexit\n", uid=uid)
+    assert ([line.split(" ", 4)[4] for line in lines][1:] == ["command: echo work", "closed"]) if recorded else lines == []
