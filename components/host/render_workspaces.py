@@ -1,7 +1,7 @@
 """Pure renderers for a VM's team workspaces: settings in, file text out (no Pulumi, no I/O).
 
 Each workspace is its own account `ws-<name>` (uid in `UID_RANGE`) running its own code-server,
-started on demand and stopped when idle (issue 34's design, section 3):
+started on demand and stopped when idle (docs/team.md):
 
     gateway (service account) → /run/hcs-ws-gw/<account>.sock   (hcs-ws-proxy@.socket, root:<svc> 0660)
       → hcs-ws-proxy@<account>.service (systemd-socket-proxyd as the account; BindsTo its code-server)

@@ -1,7 +1,7 @@
 """The team code-server config as the pinned code-server reads it, and the on-demand chain without systemd's manager.
 
-Slow: it needs the cached code-server build (`make caches`). The chain is the design's (issue 34,
-section 3) with systemd's own pieces where they run without a manager: `systemd-socket-activate`
+Slow: it needs the cached code-server build (`make caches`). The chain is the design's (docs/team.md:
+"start and stop") with systemd's own pieces where they run without a manager: `systemd-socket-activate`
 holds the gateway's socket as the socket unit would and starts the real `systemd-socket-proxyd`
 on the first connection, which passes it to code-server on its `--socket`. Not shown here: the
 units' ordering and `BindsTo=` under a running manager, and the idle exit on a socket (the

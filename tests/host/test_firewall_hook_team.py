@@ -4,7 +4,7 @@ Two workspace accounts at the ends of the workspace uid range (so a range off by
 fails), two accounts just outside it, the service account, root and Squid's account connect for real
 (setpriv) to stand-in listeners: the router on 127.0.0.1:8080, the gateway's port, one proxy port per
 workspace, a root service on loopback, and the outside world of the single-user lab. Expectations are
-written from the design (issue 34, section 5), not read from the renderer: each workspace reaches its
+written from the design (docs/team.md), not read from the renderer: each workspace reaches its
 own proxy port and nothing else, on the VM or off it; only the service account reaches the router
 and the gateway; root's and the service account's own flows still pass; no workspace listener answers.
 """

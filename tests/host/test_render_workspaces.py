@@ -4,7 +4,7 @@ systemd-analyze verifies the units instantiated for two workspaces and scores th
 offline against the single-user code-server unit; systemd-tmpfiles makes the socket directories;
 Squid parses the proxy config, and a real Squid serves it on loopback: each workspace's port grants
 its own names only and logs its account; the start wait runs as systemd would run it. Expectations
-(paths, owners, modes, limits) are written from the design (issue 34, section 3), not read back
+(paths, owners, modes, limits) are written from the design (docs/team.md), not read back
 from the renderer.
 """
 
