@@ -96,6 +96,7 @@ class LiveMocks(PlanMocks):
         self.applied = Applied()
         #: Snippet volume IDs whose content is the seed: the only ones a VM may boot from.
         self._seeded: set[str] = set()
+        self._pin_lock = threading.Lock()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         resource_id, state = super().new_resource(args)
@@ -139,8 +140,16 @@ class LiveMocks(PlanMocks):
         pin = str(connection["hostKey"])
         host = str(connection.get("host", self.runner.target.address))
         port = int(connection.get("port") or 22)
-        known_hosts = Path(self.runner.target.known_hosts_file).with_name(f"program_known_hosts-{_sha256(pin.encode())[:12]}")
-        known_hosts.write_text(f"{host if port == 22 else f'[{host}]:{port}'} {pin}\n")
+        line = f"{host if port == 22 else f'[{host}]:{port}'} {pin}\n"
+        known_hosts = Path(self.runner.target.known_hosts_file).with_name(f"program_known_hosts-{_sha256(line.encode())[:12]}")
+        # Steps run concurrently and share a pin: write under a temporary name and rename it into place,
+        # so no ssh ever reads the file half-written (an in-place rewrite let one read it empty:
+        # "No ED25519 host key is known ... Host key verification failed").
+        with self._pin_lock:
+            if not known_hosts.is_file() or known_hosts.read_text() != line:
+                partial = known_hosts.with_name(f"{known_hosts.name}.partial")
+                partial.write_text(line)
+                partial.replace(known_hosts)
         return self.runner.with_target(known_hosts_file=known_hosts)
 
     def _command(self, name: str, inputs: dict[str, Any]) -> dict[str, str]:
