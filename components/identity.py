@@ -184,12 +184,36 @@ class EntraApp(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class EntraAccessArgs:
-    """Inputs of `EntraAccess`: the validated Entra settings, the public host name, and the
-    longest a session may last (oauth2-proxy's `cookie_expire`), which Entra then enforces."""
+    """Inputs of `EntraAccess`: the validated Entra settings, the public host name, the longest a
+    session may last (oauth2-proxy's `cookie_expire`), which Entra then enforces, and the team
+    (None for the single IDE user, whose access is `entra.group`; a team's is its workspaces)."""
 
     entra: EntraSettings
     hostname: str
     session_max: dt.timedelta
+    team: Team | None = None
+
+    def __post_init__(self) -> None:
+        if (self.team is None) == (self.entra.group is None):
+            raise ValueError("Entra access is granted to the settings' group (single user) or to a team's workspaces, exactly one of them")
+
+
+def team_redirect_uris(team: Team) -> tuple[str, ...]:
+    """oauth2-proxy's callback on every workspace host, in team order, each once."""
+    return tuple(dict.fromkeys(f"https://{team.hostname(w)}{layout.CALLBACK_PATH}" for w in team.workspaces))
+
+
+def team_sign_out_urls(team: Team, tenant_id: str) -> dict[str, str]:
+    """Each workspace host's sign-out link (its own oauth2-proxy cookie, then Entra's session)."""
+    return {host: layout.sign_out_url(host, tenant_id) for host in dict.fromkeys(team.hostname(w) for w in team.workspaces)}
+
+
+def team_people(team: Team) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every user and every group granted any workspace, each once, in config order: everyone who
+    can sign in to the team's app."""
+    users = dict.fromkeys(u for w in team.workspaces for u in w.users)
+    groups = dict.fromkeys(g for w in team.workspaces for g in w.groups)
+    return tuple(users), tuple(groups)
 
 
 def sign_in_frequency(session_max: dt.timedelta) -> tuple[int, str]:
@@ -203,60 +227,90 @@ def sign_in_frequency(session_max: dt.timedelta) -> tuple[int, str]:
 class EntraAccess(pulumi.ComponentResource):
     """The Entra ID side of the identity layer (token `hcs:identity:EntraAccess`).
 
-    Builds: the access group (a security group created here with its members, or an existing
-    one read by object ID, whose lifecycle then stays with its owners) and oauth2-proxy's
-    `EntraApp`, whose only redirect URI is `https://<hostname>/oauth2/callback` and whose logout
-    URL is oauth2-proxy's sign-out. Other relying parties (the Cloudflare Access
+    Builds, for the single IDE user: the access group (a security group created here with its
+    members, or an existing one read by object ID, whose lifecycle then stays with its owners) and
+    oauth2-proxy's `EntraApp`, whose only redirect URI is `https://<hostname>/oauth2/callback` and
+    whose logout URL is oauth2-proxy's sign-out. Other relying parties (the Cloudflare Access
     edge) get their own `EntraApp` for the same group.
 
-    With `entraConditionalAccess` (the default), also a Conditional Access policy for that app
-    and group: MFA required, and a sign-in frequency equal to the session's maximum. Why: the
-    posture's "MFA comes from Entra" must be a managed fact, and oauth2-proxy's `cookie_expire`
-    is not an absolute limit (each refresh resets the session's creation time, so an active
-    session slides); the sign-in frequency makes Entra refuse the refresh once it is due, so
-    the user signs in again, with MFA, at least that often.
+    For a team (`args.team`): no group at all (each workspace names its own users and groups), and
+    one `EntraApp` for every workspace host: a redirect URI `https://<host>/oauth2/callback` per
+    host (team order, each once; one oauth2-proxy per VM builds its callback from the host it
+    admits), one app role per workspace assigned to its users and groups (`workspace_grants`), and
+    **no** front-channel logout URL. Why none: Entra keeps one logout URL per app and calls it once
+    per app, not once per host, while every workspace host holds its own host-only `__Host-`
+    session cookie; a URL on any one host would clear that host's session only, pretend to a
+    single sign-out that does not exist, and move whenever the first workspace changes. A team's
+    sessions end by each host's own sign-out link, and at the latest at the sign-in frequency below.
 
-    Outputs: `client_id`, `tenant_id`, `issuer_url`, `group_object_id`, `sign_out_url` (the link that
-    ends both the oauth2-proxy and the Entra session), `client_secret` (secret).
+    With `entraConditionalAccess` (the default), also a Conditional Access policy for that app: MFA
+    required, and a sign-in frequency equal to the session's maximum, for the access group, or, for
+    a team, for every user and group granted any workspace (the union: everyone who can sign in to
+    the app, each once, in config order). Why: the posture's "MFA comes from Entra" must be a
+    managed fact, and oauth2-proxy's `cookie_expire` is not an absolute limit (each refresh resets
+    the session's creation time, so an active session slides); the sign-in frequency makes Entra
+    refuse the refresh once it is due, so the user signs in again, with MFA, at least that often.
+
+    Outputs: `client_id`, `tenant_id`, `issuer_url`, `client_secret` (secret), `group_object_id`
+    (None for a team), `sign_out_url` (the link that ends both the oauth2-proxy and the Entra
+    session; None for a team, which has no one host), `sign_out_urls` (each host → its sign-out
+    link: every workspace host for a team, the one hostname otherwise; registered as a component
+    output only for a team, so the single user's registered outputs stay as they were).
     """
 
     client_id: pulumi.Output[str]
     tenant_id: pulumi.Output[str]
     issuer_url: pulumi.Output[str]
-    group_object_id: pulumi.Output[str]
-    sign_out_url: pulumi.Output[str]
+    group_object_id: pulumi.Output[str | None]
+    sign_out_url: pulumi.Output[str | None]
+    sign_out_urls: pulumi.Output[dict[str, str]]
     client_secret: pulumi.Output[str]
 
     def __init__(self, name: str, args: EntraAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:identity:EntraAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         entra = args.entra
-        if isinstance(entra.group, ExistingGroup):
-            group = azuread.Group.get(f"{name}-group", f"/groups/{entra.group.object_id}", opts=child)
-        else:
-            deployer = azuread.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-            group = azuread.Group(
-                f"{name}-group",
-                display_name=entra.group.display_name,
-                security_enabled=True,
-                mail_enabled=False,
-                prevent_duplicate_names=True,
-                members=list(entra.group.member_object_ids),
-                owners=[deployer.object_id],
-                opts=child,
+        team = args.team
+        group_id: pulumi.Output[str] | None = None
+        if team is not None:
+            users, groups = team_people(team)
+            app_args = EntraAppArgs(
+                display_name=entra.app_display_name,
+                redirect_uris=team_redirect_uris(team),
+                logout_url=None,
+                group_object_id=None,
+                secret_end_date=entra.secret_end_date,
+                secret_rotation=entra.secret_rotation,
+                grants=workspace_grants(entra.tenant_id, args.hostname, team),
             )
-        app = EntraApp(
-            f"{name}-oauth2-proxy",
-            EntraAppArgs(
+            people = azuread.ConditionalAccessPolicyConditionsUsersArgs(included_users=list(users) or None,
+                                                                        included_groups=list(groups) or None)
+        else:
+            if isinstance(entra.group, ExistingGroup):
+                group = azuread.Group.get(f"{name}-group", f"/groups/{entra.group.object_id}", opts=child)
+            else:
+                deployer = azuread.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+                group = azuread.Group(
+                    f"{name}-group",
+                    display_name=entra.group.display_name,
+                    security_enabled=True,
+                    mail_enabled=False,
+                    prevent_duplicate_names=True,
+                    members=list(entra.group.member_object_ids),
+                    owners=[deployer.object_id],
+                    opts=child,
+                )
+            app_args = EntraAppArgs(
                 display_name=entra.app_display_name,
                 redirect_uris=(f"https://{args.hostname}{layout.CALLBACK_PATH}",),
                 logout_url=logout_url(args.hostname),
                 group_object_id=group.object_id,
                 secret_end_date=entra.secret_end_date,
                 secret_rotation=entra.secret_rotation,
-            ),
-            opts=child,
-        )
+            )
+            people = azuread.ConditionalAccessPolicyConditionsUsersArgs(included_groups=[group.object_id])
+            group_id = group.object_id
+        app = EntraApp(f"{name}-oauth2-proxy", app_args, opts=child)
         if entra.conditional_access:
             every, period = sign_in_frequency(args.session_max)
             azuread.ConditionalAccessPolicy(
@@ -266,7 +320,7 @@ class EntraAccess(pulumi.ComponentResource):
                 conditions=azuread.ConditionalAccessPolicyConditionsArgs(
                     client_app_types=["all"],
                     applications=azuread.ConditionalAccessPolicyConditionsApplicationsArgs(included_applications=[app.client_id]),
-                    users=azuread.ConditionalAccessPolicyConditionsUsersArgs(included_groups=[group.object_id]),
+                    users=people,
                 ),
                 grant_controls=azuread.ConditionalAccessPolicyGrantControlsArgs(operator="OR", built_in_controls=["mfa"]),
                 session_controls=azuread.ConditionalAccessPolicySessionControlsArgs(
@@ -281,15 +335,22 @@ class EntraAccess(pulumi.ComponentResource):
         self.client_secret = app.client_secret
         self.tenant_id = pulumi.Output.from_input(entra.tenant_id)
         self.issuer_url = pulumi.Output.from_input(f"https://login.microsoftonline.com/{entra.tenant_id}/v2.0")
-        self.group_object_id = group.object_id
-        self.sign_out_url = pulumi.Output.from_input(layout.sign_out_url(args.hostname, entra.tenant_id))
-        self.register_outputs(
-            {
-                "clientId": self.client_id,
-                "tenantId": self.tenant_id,
-                "issuerUrl": self.issuer_url,
-                "groupObjectId": self.group_object_id,
-                "signOutUrl": self.sign_out_url,
-                "clientSecret": self.client_secret,
-            }
-        )
+        if team is not None:
+            self.group_object_id = pulumi.Output.from_input(None)
+            self.sign_out_url = pulumi.Output.from_input(None)
+            self.sign_out_urls = pulumi.Output.from_input(team_sign_out_urls(team, entra.tenant_id))
+        else:
+            self.group_object_id = pulumi.Output.from_input(group_id)
+            self.sign_out_url = pulumi.Output.from_input(layout.sign_out_url(args.hostname, entra.tenant_id))
+            self.sign_out_urls = self.sign_out_url.apply(lambda url: {args.hostname: url})
+        outputs = {
+            "clientId": self.client_id,
+            "tenantId": self.tenant_id,
+            "issuerUrl": self.issuer_url,
+            "groupObjectId": self.group_object_id,
+            "signOutUrl": self.sign_out_url,
+            "clientSecret": self.client_secret,
+        }
+        if team is not None:
+            outputs["signOutUrls"] = self.sign_out_urls
+        self.register_outputs(outputs)

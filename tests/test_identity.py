@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pulumi
 import pytest
 
+from components import layout
 from components.identity import (
     DEFAULT_ACCESS_ROLE,
     GRAPH_APP_ID,
     GRAPH_SCOPES,
+    EntraAccess,
+    EntraAccessArgs,
     EntraApp,
     EntraAppArgs,
     WorkspaceGrant,
     workspace_grants,
 )
 from components.layout import CALLBACK_PATH
-from scripts.lab.example import TEST_SECRETS, TODAY
-from scripts.tools.offline import PlanResult, StackConfig, record, run_program
+from components.settings import Settings
+from scripts.lab.example import TEST_SECRETS, TODAY, dev_settings
+from scripts.tools.offline import PlanMocks, PlanResult, StackConfig, record, run_program
 
 APP = "azuread:index/application:Application"
 SP = "azuread:index/servicePrincipal:ServicePrincipal"
@@ -181,3 +188,89 @@ def test_the_entra_stand_in_reads_a_team_app_as_the_program_registers_it(dev_con
     assert registration.group_membership_claims == ("None",)
     assert dict(registration.app_roles) == {g.role_id: g.value for g in grants}
     assert sorted(registration.role_assignments) == sorted((g.role_id, p) for g in grants for p in g.users + g.groups)
+
+
+# A team of three: Alice works alone and with the data team; the devs group is in two workspaces.
+DATA = "dada0000-0000-0000-0000-00000000000d"
+TEAM_OF_THREE = [
+    {"name": "alice", "users": [ALICE]},
+    {"name": "devs", "users": [BOB], "groups": [DEVS]},
+    {"name": "data", "users": [ALICE], "groups": [DEVS, DATA]},
+]
+
+
+def _team_settings() -> Settings:
+    """The dev stack with the team of three instead of the access group, through the real settings parser."""
+    settings = dev_settings(entraGroupName=None, entraGroupMembers=None, workspaces=TEAM_OF_THREE)
+    assert settings.team is not None and settings.entra.group is None
+    return settings
+
+
+def _access(settings: Settings) -> tuple[PlanResult, dict[str, Any]]:
+    """`EntraAccess` as the identity layer builds it for `settings` (mock runtime), and its resolved outputs."""
+    seen: dict[str, Any] = {}
+
+    def build() -> pulumi.Output[None]:
+        access = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname,
+                                                      session_max=settings.gateway.cookie_expire, team=settings.team))
+        return pulumi.Output.all(group=access.group_object_id, sign_out_url=access.sign_out_url,
+                                 sign_out_urls=access.sign_out_urls, client_id=access.client_id).apply(seen.update)
+
+    plan = record(build, mocks=PlanMocks(settings.entra.tenant_id))
+    return plan, seen
+
+
+def test_team_access_has_no_group_and_one_callback_per_workspace_host_and_no_front_channel_logout() -> None:
+    plan, outputs = _access(_team_settings())
+    assert not plan.of_type(GROUP)
+    web = plan.one(APP).inputs["web"]
+    assert web["redirectUris"] == ["https://alice.example.com/oauth2/callback", "https://devs.example.com/oauth2/callback",
+                                   "https://data.example.com/oauth2/callback"]
+    # one logout URL per app, one session cookie per host: no single host may stand for the team
+    assert "logoutUrl" not in web
+    assert outputs["group"] is None and outputs["sign_out_url"] is None
+    assert outputs["sign_out_urls"] == {host: layout.sign_out_url(host, TENANT)
+                                        for host in ("alice.example.com", "devs.example.com", "data.example.com")}
+
+
+def test_team_access_assigns_each_workspace_role_once_to_each_of_its_people() -> None:
+    plan, _ = _access(_team_settings())
+    roles = {r["value"]: r["id"] for r in plan.one(APP).inputs["appRoles"]}
+    assert set(roles) == {"ws.alice", "ws.devs", "ws.data"}
+    pairs = [(a.inputs["appRoleId"], a.inputs["principalObjectId"]) for a in plan.of_type(ASSIGNMENT)]
+    assert sorted(pairs) == sorted([(roles["ws.alice"], ALICE), (roles["ws.devs"], BOB), (roles["ws.devs"], DEVS),
+                                    (roles["ws.data"], ALICE), (roles["ws.data"], DEVS), (roles["ws.data"], DATA)])
+    assert all(a.inputs["resourceObjectId"] == plan.one(SP).id for a in plan.of_type(ASSIGNMENT))
+
+
+def test_team_conditional_access_covers_exactly_everyone_who_can_sign_in() -> None:
+    plan, outputs = _access(_team_settings())
+    policy = plan.one(CA)
+    conditions = policy.inputs["conditions"]
+    assert conditions["users"] == {"includedUsers": [ALICE, BOB], "includedGroups": [DEVS, DATA]}
+    assert conditions["applications"]["includedApplications"] == [outputs["client_id"]]
+    assert plan.one(APP).urn in policy.dependencies
+    assert policy.inputs["grantControls"] == {"operator": "OR", "builtInControls": ["mfa"]}
+    assert policy.inputs["sessionControls"]["signInFrequency"] == 12
+
+
+def test_single_user_access_keeps_its_group_its_host_and_its_sign_out() -> None:
+    settings = dev_settings()
+    plan, outputs = _access(settings)
+    group = plan.one(GROUP)
+    assert outputs["group"] == group.id.removeprefix("/groups/")
+    assert plan.one(CA).inputs["conditions"]["users"] == {"includedGroups": [outputs["group"]]}
+    assert plan.one(ASSIGNMENT).inputs["principalObjectId"] == outputs["group"]
+    web = plan.one(APP).inputs["web"]
+    assert web["redirectUris"] == ["https://code.example.com/oauth2/callback"]
+    assert web["logoutUrl"] == "https://code.example.com/oauth2/sign_out"
+    assert "appRoles" not in plan.one(APP).inputs
+    assert outputs["sign_out_url"] == layout.sign_out_url("code.example.com", TENANT)
+    assert outputs["sign_out_urls"] == {"code.example.com": outputs["sign_out_url"]}
+
+
+def test_access_is_granted_to_the_group_or_to_the_team_never_both_nor_neither() -> None:
+    team, single = _team_settings(), dev_settings()
+    for entra, members in ((single.entra, team.team), (team.entra, None)):
+        with pytest.raises(ValueError, match="exactly one"):
+            EntraAccessArgs(entra=entra, hostname=single.hostname, session_max=single.gateway.cookie_expire, team=members)
