@@ -31,10 +31,18 @@ _CLASSES: dict[str, type[CmdbObject]] = {
 
 @dataclass(frozen=True)
 class FortigateEdgeArgs:
-    """The FortiGate settings and the shared topology (the VM, its neighbours, its egress)."""
+    """The FortiGate settings and the shared topology (the VM, its neighbours, its egress).
+
+    `vms`: a team's VMs as (name, that VM's topology), the primary (`PRIMARY_VM`, the stack's own
+    VM) first; empty for the single VM of `topology`. Each VM's topology carries its own address
+    and `ide_egress` (the union of its workspaces' names), so the FortiGate lets each VM reach
+    only what its own workspaces may, as the VM's own UFW does; one VM's names are never opened
+    for another.
+    """
 
     fortigate: FortigateSettings
     topology: Topology
+    vms: tuple[tuple[str, Topology], ...] = ()
 
 
 class FortigateEdge(pulumi.ComponentResource):
@@ -47,6 +55,12 @@ class FortigateEdge(pulumi.ComponentResource):
     sensor unless an existing one is named; and one ordered policy block:
     WAN → DMZ HTTPS to the VIP with UTM and IPS on, front proxy → VM gateway port, management
     subnets → VM SSH, the VM's egress allowlist, and a logged deny of all other VM egress.
+
+    With a team (`args.vms`) every VM has its own address object and its own egress policies (its
+    own allowlist, from it alone), and one address group of all VMs is what the front proxy and
+    management reach and what the deny covers. The primary VM keeps the single-VM names and the
+    others' names come from their own names, so adding a VM renames nothing that exists (no
+    replacement of another VM's policies); it grows the group and adds its policies before the deny.
 
     Every policy also carries the whole block (its names in order and its placement), so the first
     policy whose create or update sees the block out of order repairs all of it in one pass.
@@ -69,7 +83,7 @@ class FortigateEdge(pulumi.ComponentResource):
     def __init__(self, name: str, args: FortigateEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:fortigate:Edge", name, None, opts)
         fg = args.fortigate
-        plan = payloads.build(fg, args.topology)
+        plan = payloads.build(fg, args.topology, args.vms)
         connection = Connection(
             url=fg.url,
             vdom=fg.vdom,

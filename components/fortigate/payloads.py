@@ -14,22 +14,36 @@ The policies form one ordered block: inbound HTTPS to the VIP, the front proxy t
 management SSH, one accept per egress rule, then an explicit, logged deny of everything else
 the VM tries. The block sits where `fortigatePolicyPlacement` says; each later policy is placed
 directly after the previous one (by name), so a foreign policy slipped in between shows as drift.
+
+A team (`build`'s `vms`) spreads workspaces over several VMs, each with an allowlist of its own
+(its workspaces' names). Each VM gets its own address object and its own egress policies, whose
+only source is that VM, so no VM borrows another's names; one address group of all VMs is what
+the front proxy and management may reach and what the final deny covers. The primary VM keeps the
+single-VM names (`{p}-vm`, `{p}-out-<rule>`) and every other VM's names derive from its own name
+alone, so turning a stack into a team, or adding a VM, renames nothing that exists: the group's
+member list grows and the new VM's policies go in before the deny.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.fortigate.schema import TABLES
 from components.settings.fortigate import FortigateSettings
 from components.settings.ide import EgressDomain
 from components.settings.topology import Topology
+from components.settings.workspaces import PRIMARY_VM
 
 HTTPS_PORT = 443
 #: FortiOS 7.4's limit for a firewall address name (fortios_7_4.json, firewall/address name).
-ADDRESS_NAME_LIMIT = 79
+ADDRESS_NAME_LIMIT = TABLES["firewall/address"].name_limit
+#: FortiOS 7.4's limit for a firewall policy name (fortios_7_4.json, firewall/policy name): 35,
+#: which a team VM's `{p}-<vm>-out-<rule>` can exceed.
+POLICY_NAME_LIMIT = TABLES["firewall/policy"].name_limit
 
 
 @dataclass(frozen=True)
@@ -86,8 +100,44 @@ def fqdn_targets(domain: EgressDomain) -> tuple[str, ...]:
     return (domain.name, domain.base) if domain.wildcard else (domain.name,)
 
 
-def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
-    """Every object of the edge, from the FortiGate settings and the shared topology."""
+@dataclass(frozen=True)
+class _Host:
+    """One VM the edge serves: its name, its address object, and the topology of its egress."""
+
+    vm: str
+    address: str
+    topology: Topology
+
+
+def _hosts(p: str, topo: Topology, vms: Sequence[tuple[str, Topology]]) -> list[_Host]:
+    """The VMs of the plan: the stack's own alone, or every VM of a team, the primary first.
+
+    A team VM's names derive from its own name only (never its position), so adding a VM renames
+    no other; the primary keeps the single-VM names. Shared flows (front proxy, management) use
+    one port per stack, so every VM must agree with `topo` on them.
+    """
+    if not vms:
+        return [_Host(PRIMARY_VM, f"{p}-vm", topo)]
+    names = [name for name, _ in vms]
+    if names[0] != PRIMARY_VM or vms[0][1].vm.address != topo.vm.address:
+        raise ValueError(f"vms: the first VM must be {PRIMARY_VM!r} at the stack's vmAddress {topo.vm.address}, "
+                         f"got {names[0]!r} at {vms[0][1].vm.address}")
+    if len(set(names)) != len(names) or len({str(t.vm.address) for _, t in vms}) != len(vms):
+        raise ValueError(f"vms: every VM needs a name and an address of its own, got {names}")
+    for name, vm_topo in vms:
+        if (vm_topo.vm.ssh_port, vm_topo.gateway_port) != (topo.vm.ssh_port, topo.gateway_port):
+            raise ValueError(f"vms: VM {name!r} must use the stack's SSH and gateway ports (one policy serves every VM)")
+    return [_Host(name, f"{p}-vm" if name == PRIMARY_VM else _bounded(f"{p}-vm-{name}"), vm_topo) for name, vm_topo in vms]
+
+
+def build(fg: FortigateSettings, topo: Topology, vms: Sequence[tuple[str, Topology]] = ()) -> EdgePlan:
+    """Every object of the edge, from the FortiGate settings and the shared topology.
+
+    `vms` empty: the stack's one VM (`topo.vm`, `topo.egress_rules`). Otherwise every VM of a team
+    as (its name, its topology: its address and its own `ide_egress`), the primary first; `topo`
+    then supplies what the VMs share (front proxy, management, ports, VIP) and the VMs their
+    egress. Even one VM gets the group form then, so a second one only grows the group.
+    """
     p = fg.name_prefix
     comment = "managed by pulumi (hardened-code-server)"
     objects: list[CmdbSpec] = []
@@ -105,9 +155,19 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
         if not isinstance(net, ipaddress.IPv4Network):
             raise ValueError(f"managementSubnets: the FortiGate edge manages IPv4 addresses only, got {net}")
 
-    vm = f"{p}-vm"
-    addresses[_subnet(topo.vm.address)] = vm
-    objects.append(CmdbSpec("address", vm, {"subnet": _subnet(topo.vm.address), "comment": "code-server VM; " + comment}))
+    hosts = _hosts(p, topo, vms)
+    for host in hosts:
+        subnet = _subnet(host.topology.vm.address)
+        addresses[subnet] = host.address
+        label = "code-server VM" if host.vm == PRIMARY_VM else f"code-server VM {host.vm}"
+        objects.append(CmdbSpec("address", host.address, {"subnet": subnet, "comment": f"{label}; " + comment}))
+    # What the front proxy and management reach and what the deny covers: the VM, or all of them.
+    vm = hosts[0].address
+    if vms:
+        vm = f"{p}-vms"
+        members = tuple(h.address for h in hosts)
+        objects.append(CmdbSpec("addrgrp", vm, {"member": _members(*members), "comment": "the team's code-server VMs; " + comment},
+                                depends_on=members))
     front_group = f"{p}-front-proxy"
     if fg.inbound:
         front = [address("front-proxy", a) for a in topo.gateway_peers]
@@ -126,14 +186,14 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
             objects.append(CmdbSpec("address", name, {"type": "fqdn", "fqdn": value, "comment": comment}))
         return fqdns[value]
 
-    egress = topo.egress_rules
-    egress_dst: dict[str, list[str]] = {}
-    for rule in egress:
-        dst = [address(rule.name.split("-")[0], d) for d in rule.destinations]
-        dst += [fqdn(value) for d in rule.domains for value in fqdn_targets(d)]
-        if not dst:
-            raise ValueError(f"egress rule {rule.name}: neither addresses nor names (a policy to nowhere)")
-        egress_dst[rule.name] = list(dict.fromkeys(dst))
+    egress_dst: dict[tuple[str, str], list[str]] = {}  # (VM, rule) -> destination object names
+    for host in hosts:
+        for rule in host.topology.egress_rules:
+            dst = [address(rule.name.split("-")[0], d) for d in rule.destinations]
+            dst += [fqdn(value) for d in rule.domains for value in fqdn_targets(d)]
+            if not dst:
+                raise ValueError(f"egress rule {rule.name}: neither addresses nor names (a policy to nowhere)")
+            egress_dst[(host.vm, rule.name)] = list(dict.fromkeys(dst))
 
     services: dict[tuple[str, int], str] = {}
 
@@ -147,7 +207,8 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
     https = service("tcp", HTTPS_PORT) if fg.inbound else None
     gateway = service("tcp", topo.gateway_port) if fg.inbound else None
     ssh = service("tcp", topo.vm.ssh_port)
-    egress_svc = {rule.name: service(rule.protocol, rule.port) for rule in egress}
+    egress_svc = {(host.vm, rule.name): service(rule.protocol, rule.port)
+                  for host in hosts for rule in host.topology.egress_rules}
 
     if not fg.inbound:
         sensor = None
@@ -202,12 +263,18 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
             srcaddr=_members(mgmt_group), dstaddr=_members(vm), service=_members(ssh),
         )),
     ]
-    for rule in egress:
-        policies.append((f"{p}-out-{rule.name}", policy(
-            srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
-            srcaddr=_members(vm), dstaddr=_members(*egress_dst[rule.name]), service=_members(egress_svc[rule.name]),
-            nat="enable" if fg.egress_nat else "disable",
-        )))
+    for host in hosts:
+        # Each VM's own allowlist, from that VM alone: a VM never gets another's names.
+        primary = host.vm == PRIMARY_VM
+        for rule in host.topology.egress_rules:
+            key = (host.vm, rule.name)
+            name = f"{p}-out-{rule.name}" if primary else _bounded(f"{p}-{host.vm}-out-{rule.name}", POLICY_NAME_LIMIT)
+            policies.append((name, policy(
+                srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
+                srcaddr=_members(host.address), dstaddr=_members(*egress_dst[key]), service=_members(egress_svc[key]),
+                nat="enable" if fg.egress_nat else "disable",
+                **({} if primary else {"comments": f"egress {rule.name} of VM {host.vm}; " + comment}),
+            )))
     policies.append((f"{p}-out-deny", policy(
         srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
         srcaddr=_members(vm), dstaddr=_members("all"), service=_members("ALL"), action="deny",
@@ -225,4 +292,7 @@ def build(fg: FortigateSettings, topo: Topology) -> EdgePlan:
             depends_on=refs + ((previous,) if previous else ()),
         ))
         previous = name
+    names = [o.name for o in objects]
+    if len(set(names)) != len(names):  # a digest-bounded name met another: refuse rather than merge two objects
+        raise ValueError(f"FortiGate object names collide: {sorted({n for n in names if names.count(n) > 1})}")
     return EdgePlan(objects=tuple(objects), ips_sensor=sensor, vip=vip)
