@@ -10,27 +10,25 @@ from components.fortigate.edge import FortigateEdge, FortigateEdgeArgs
 from components.gateway.stack import GatewayStack, GatewayStackArgs, TunnelConnector
 from components.host.vm import DmzHost
 from components.identity import EntraAccess, EntraAccessArgs
-from components.settings import ConfigError, Problem, PulumiConfigSource, load
+from components.settings import PulumiConfigSource, load
 
 settings = load(PulumiConfigSource(pulumi.get_project()))
-if settings.team is not None:
-    # The settings read and check a team; no layer deploys one yet: refused before any resource exists.
-    raise ConfigError([Problem("workspaces", "valid, but this version does not deploy workspaces yet; "
-                               "remove workspaces (and vms, workspaceDomain) to deploy the single IDE user")])
 
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname,
-                                                session_max=settings.gateway.cookie_expire))
+                                                session_max=settings.gateway.cookie_expire, team=settings.team))
 
-machine = None
-if settings.vm_provider.creates_vm:
-    # Imported only when the program creates the VM (the provider SDKs are large).
-    from components.vm.created import CreatedVm
+# Each VM: created (if the program makes VMs), converged, and given its gateway. One VM for the
+# single IDE user; a team's VMs each host their own workspaces (docs/team.md).
+hosts: dict[str, DmzHost] = {}
+for vm in settings.machines:
+    machine = None
+    if settings.vm_provider.creates_vm:
+        # Imported only when the program creates the VM (the provider SDKs are large).
+        from components.vm.created import CreatedVm
 
-    machine = CreatedVm("machine", settings.hostname, settings.vm_provider, settings.topology)
-    pulumi.export("vmMachineId", machine.machine_id)
-
-host = DmzHost("vm", settings.topology, settings.host, machine)
-
+        machine = CreatedVm(vm.resource("machine"), vm.hostname, settings.vm_provider, vm.topology)
+        pulumi.export(vm.resource("vmMachineId"), machine.machine_id)
+    hosts[vm.name] = DmzHost(vm.resource("vm"), vm.topology, settings.host, machine, workspaces=vm.workspaces)
 tunnel = None
 if settings.cloudflare is not None:
     # Imported only for this edge: pulumi_cloudflare alone takes 2-3 s to import.
@@ -52,24 +50,37 @@ if settings.cloudflare is not None:
     pulumi.export("cloudflareTunnelId", edge.tunnel_id)
     pulumi.export("cloudflareAccessAud", edge.access_aud)
 
-gateway = GatewayStack(
-    "gateway",
-    GatewayStackArgs(
-        hostname=settings.hostname,
-        topology=settings.topology,
-        gateway=settings.gateway,
-        connection=host.connection,
-        client_id=identity.client_id,
-        issuer_url=identity.issuer_url,
-        group_object_id=identity.group_object_id,
-        client_secret=identity.client_secret,
-        after=[host],
-        tunnel=tunnel,
-    ),
-)
+gateways: dict[str, GatewayStack] = {}
+for vm in settings.machines:
+    gateways[vm.name] = GatewayStack(
+        vm.resource("gateway"),
+        GatewayStackArgs(
+            hostname=settings.hostname,
+            topology=vm.topology,
+            gateway=settings.gateway,
+            connection=hosts[vm.name].connection,
+            client_id=identity.client_id,
+            issuer_url=identity.issuer_url,
+            group_object_id=identity.group_object_id,
+            client_secret=identity.client_secret,
+            after=[hosts[vm.name]],
+            tunnel=tunnel,
+            team=settings.team,
+            vm=vm.name,
+        ),
+    )
+    # The central Caddy's site block and the DMZ hop's files for its host (render_caddy.FRONT_HOP_HOME/<hop>/),
+    # one set per VM; None with Cloudflare.
+    pulumi.export(vm.resource("frontProxySite"), gateways[vm.name].front_site)
+    pulumi.export(vm.resource("frontProxyHopCa"), gateways[vm.name].hop_ca_cert)
+    pulumi.export(vm.resource("frontProxyHopCert"), gateways[vm.name].front_proxy_hop_cert)
+    pulumi.export(vm.resource("frontProxyHopKey"), gateways[vm.name].front_proxy_hop_key)
+    pulumi.export(vm.resource("hopCertNotAfter"), gateways[vm.name].hop_not_after)
+    pulumi.export(vm.resource("cookieSecretUrn"), gateways[vm.name].cookie_secret_urn)
 
 if settings.fortigate is not None:
-    FortigateEdge("fortigate", FortigateEdgeArgs(fortigate=settings.fortigate, topology=settings.topology))
+    FortigateEdge("fortigate", FortigateEdgeArgs(fortigate=settings.fortigate, topology=settings.topology,
+                                                 vms=settings.team_machines))
 
 pulumi.export("url", settings.public_url)
 pulumi.export("edge", settings.edge)
@@ -79,10 +90,6 @@ pulumi.export("entraTenantId", identity.tenant_id)
 pulumi.export("entraIssuerUrl", identity.issuer_url)
 pulumi.export("entraGroupObjectId", identity.group_object_id)
 pulumi.export("signOutUrl", identity.sign_out_url)
-pulumi.export("frontProxySite", gateway.front_site)  # None with the Cloudflare edge (no central Caddy)
-# The DMZ hop's files for the central Caddy's host (render_caddy.FRONT_HOP_HOME/<hostname>/); None with Cloudflare.
-pulumi.export("frontProxyHopCa", gateway.hop_ca_cert)
-pulumi.export("frontProxyHopCert", gateway.front_proxy_hop_cert)
-pulumi.export("frontProxyHopKey", gateway.front_proxy_hop_key)
-pulumi.export("hopCertNotAfter", gateway.hop_not_after)
-pulumi.export("cookieSecretUrn", gateway.cookie_secret_urn)
+if settings.team is not None:
+    pulumi.export("workspaces", settings.workspace_urls)
+    pulumi.export("signOutUrls", identity.sign_out_urls)  # per workspace host (signOutUrl is None)

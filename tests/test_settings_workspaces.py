@@ -14,7 +14,6 @@ import pytest
 from components.settings import ConfigError, Settings, load
 from components.settings.workspaces import FIRST_PROXY_PORT, MAX_WORKSPACES, PRIMARY_VM, Limits
 from scripts.lab.example import TODAY, dev_source
-from scripts.tools.offline import StackConfig, run_program
 
 ALICE = "11111111-2222-3333-4444-555555555555"
 BOB = "22222222-3333-4444-5555-666666666666"
@@ -170,10 +169,9 @@ def test_a_created_vm_takes_no_pin_and_every_problem_comes_at_once() -> None:
     assert {"workspaces[0].name", "workspaces[1]", "workspaces[1].limits.tasksMax", "vms[0].hostKey"} <= keys
 
 
-def test_the_program_refuses_a_team_before_any_resource_exists(dev_config: StackConfig) -> None:
-    """The settings read a team; no layer deploys one yet, so the program says so, naming the key."""
-    team = dev_config.with_values(**_team(TWO))
-    with pytest.raises(ConfigError) as error:
-        run_program(team)
-    assert [p.key for p in error.value.problems] == ["workspaces"]
-    assert "does not deploy workspaces yet" in str(error.value)
+def test_the_stacks_own_vm_must_host_a_workspace() -> None:
+    """Every VM of a team converges as a team VM: the stack's own with none would serve nothing."""
+    elsewhere = [{"name": "alice", "users": [ALICE], "vm": "vm2"}]
+    vms = [{"name": "vm2", "address": "192.0.2.11", "hostKey": OTHER_KEY}]
+    assert _problems(**_team(elsewhere, vms=json.dumps(vms))) == [
+        f"config error: vms: the stack's own VM ('{PRIMARY_VM}', vmAddress) hosts no workspace; place one there (workspaces[].vm)"]

@@ -24,6 +24,9 @@ class HopPkiArgs:
     hostname: str
     vm_address: IPv4
     lifetimes: HopLifetimes
+    #: More names the gateway's certificate carries (a team VM: its other workspace hosts; the
+    #: central Caddy sends each host as the server name of its own connection).
+    other_names: tuple[str, ...] = ()
 
 
 class HopPki(pulumi.ComponentResource):
@@ -92,7 +95,7 @@ class HopPki(pulumi.ComponentResource):
             )
             return cert, private
 
-        server, server_key = leaf("gateway", ["digital_signature", "server_auth"], [args.hostname], [str(args.vm_address)])
+        server, server_key = leaf("gateway", ["digital_signature", "server_auth"], [args.hostname, *args.other_names], [str(args.vm_address)])
         client, client_key = leaf("front-proxy", ["digital_signature", "client_auth"], [], [])
         self.ca_cert = ca.cert_pem
         self.server_cert = server.cert_pem

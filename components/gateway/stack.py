@@ -18,9 +18,10 @@ from components.gateway import render_caddy as caddy
 from components.gateway import render_oauth2_proxy as oauth2
 from components.gateway.hop_tls import HopPki, HopPkiArgs
 from components.installer import HostFiles, HostFilesArgs, record_files
-from components.layout import GATEWAY_LOG_DIR, OAUTH2_PROXY_SOCKET_DIR, PROXY_STACK_DIR
+from components.layout import GATEWAY_LOG_DIR, OAUTH2_PROXY_SOCKET_DIR, PROXY_STACK_DIR, WORKSPACE_GATEWAY_SOCKET_DIR
 from components.settings.gateway import GatewaySettings
 from components.settings.topology import Topology
+from components.settings.workspaces import PRIMARY_VM, Team, resource_name
 
 CADDY_DIR = f"{PROXY_STACK_DIR}/caddy"
 OAUTH2_PROXY_DIR = f"{PROXY_STACK_DIR}/oauth2-proxy"
@@ -84,6 +85,8 @@ class GatewayStackArgs:
 
     The Entra values are Outputs of `EntraAccess` (`client_secret` a secret Output). `after`
     holds the resources the host setup must finish first (accounts, directories, Docker).
+    With `team`, the gateway of VM `vm` (`topology` being that VM's) serving its workspace hosts;
+    `hostname` and `group_object_id` are then unused (each workspace has its host and its role).
     """
 
     hostname: str
@@ -92,10 +95,16 @@ class GatewayStackArgs:
     connection: remote.ConnectionArgs
     client_id: pulumi.Input[str]
     issuer_url: pulumi.Input[str]
-    group_object_id: pulumi.Input[str]
+    group_object_id: pulumi.Input[str | None]
     client_secret: pulumi.Input[str]
     after: Sequence[pulumi.Resource] = ()
     tunnel: TunnelConnector | None = None
+    team: Team | None = None
+    vm: str = PRIMARY_VM
+
+    def __post_init__(self) -> None:
+        if self.team is not None and self.tunnel is not None:
+            raise ValueError("GatewayStackArgs: a team is served through the FortiGate edge, not a tunnel")
 
 
 def content_hash(*parts: str) -> str:
@@ -134,8 +143,14 @@ def caddy_tmpfs(user: str) -> dict[str, str]:
     return {"/data": f"rw,noexec,nosuid,nodev,size=16m,{owner}", "/config": f"rw,noexec,nosuid,nodev,size=1m,{owner}"}
 
 
-def _file(path: str, content: Any, owner: str, secret: bool = False) -> HostFile:
-    return HostFile(role="vm", path=path, content=content, owner=owner, group=owner, mode=FILE_MODE, secret=secret)
+def hop_name(args: GatewayStackArgs) -> str:
+    """The name of the hop's directory and site file on the central Caddy's host: the hostname, or
+    for a team VM `<vm>.<workspace domain>` (one hop, one site block per VM)."""
+    return f"{args.vm}.{args.team.domain}" if args.team else args.hostname
+
+
+def _file(role: str, path: str, content: Any, owner: str, secret: bool = False) -> HostFile:
+    return HostFile(role=role, path=path, content=content, owner=owner, group=owner, mode=FILE_MODE, secret=secret)
 
 
 class GatewayStack(pulumi.ComponentResource):
@@ -178,10 +193,13 @@ class GatewayStack(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GatewayStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hcs:gateway:Stack", name, None, opts)
-        topo, settings = args.topology, args.gateway
+        topo, settings, team = args.topology, args.gateway, args.team
         svc = topo.accounts.service_user
-        gateway_params = caddy_params(args.hostname, topo)
+        # A team VM's gateway answers its workspace hosts; the first is the health check's Host.
+        hosts = caddy.team_hosts(team, args.vm) if team else (args.hostname,)
+        gateway_params = caddy_params(hosts[0], topo)
         after = list(args.after)
+        machine = resource_name("vm", args.vm)  # the files' machine role, as the VM's own files have
 
         cookie = random.RandomBytes(
             f"{name}-cookie-secret",
@@ -191,41 +209,48 @@ class GatewayStack(pulumi.ComponentResource):
         )
         cookie_secret = pulumi.Output.secret(cookie.base64.apply(oauth2.cookie_secret))
         client_secret = pulumi.Output.secret(args.client_secret)
-        oauth2_config = pulumi.Output.all(args.issuer_url, args.client_id, args.group_object_id).apply(
-            lambda v: oauth2.render(
-                oauth2.OAuth2ProxyParams(
-                    hostname=args.hostname,
-                    issuer_url=v[0],
-                    client_id=v[1],
-                    allowed_group=v[2],
-                    email_domains=settings.email_domains,
-                    cookie_expire=settings.cookie_expire,
-                    cookie_refresh=settings.cookie_refresh,
+        if team is not None:
+            oauth2_config = pulumi.Output.all(args.issuer_url, args.client_id).apply(
+                lambda v: oauth2.render_team(oauth2.TeamOAuth2ProxyParams(
+                    issuer_url=v[0], client_id=v[1], team=team, vm=args.vm, email_domains=settings.email_domains,
+                    cookie_expire=settings.cookie_expire, cookie_refresh=settings.cookie_refresh)))
+            caddyfile = caddy.team_gateway(caddy.TeamGatewayParams(gateway_params, team, args.vm))
+        else:
+            oauth2_config = pulumi.Output.all(args.issuer_url, args.client_id, args.group_object_id).apply(
+                lambda v: oauth2.render(
+                    oauth2.OAuth2ProxyParams(
+                        hostname=args.hostname,
+                        issuer_url=v[0],
+                        client_id=v[1],
+                        allowed_group=v[2],
+                        email_domains=settings.email_domains,
+                        cookie_expire=settings.cookie_expire,
+                        cookie_refresh=settings.cookie_refresh,
+                    )
                 )
             )
-        )
-        caddyfile = caddy.gateway(gateway_params)
+            caddyfile = caddy.gateway(gateway_params)
 
         tunnel_token = pulumi.Output.secret(args.tunnel.token) if args.tunnel else None
         stack_files = [
-            _file(f"{CADDY_DIR}/Caddyfile", caddyfile, svc),
-            _file(f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg", oauth2_config, svc),
-            _file(f"{OAUTH2_PROXY_DIR}/client-secret", client_secret, svc, secret=True),
-            _file(f"{OAUTH2_PROXY_DIR}/cookie-secret", cookie_secret, svc, secret=True),
+            _file(machine, f"{CADDY_DIR}/Caddyfile", caddyfile, svc),
+            _file(machine, f"{OAUTH2_PROXY_DIR}/oauth2-proxy.cfg", oauth2_config, svc),
+            _file(machine, f"{OAUTH2_PROXY_DIR}/client-secret", client_secret, svc, secret=True),
+            _file(machine, f"{OAUTH2_PROXY_DIR}/cookie-secret", cookie_secret, svc, secret=True),
         ]
         directories = [PROXY_STACK_DIR, CADDY_DIR, OAUTH2_PROXY_DIR, GATEWAY_LOG_DIR]
         gateway_inputs: list[pulumi.Input[str]] = [caddyfile]
         self.hop_ca_cert = self.front_proxy_hop_cert = self.front_proxy_hop_key = self.hop_not_after = pulumi.Output.from_input(None)
         if topo.gateway_peers:
-            pki = HopPki(f"{name}-hop", HopPkiArgs(args.hostname, topo.vm.address, settings.hop), pulumi.ResourceOptions(parent=self))
+            pki = HopPki(f"{name}-hop", HopPkiArgs(hosts[0], topo.vm.address, settings.hop, hosts[1:]), pulumi.ResourceOptions(parent=self))
             stack_files += [
-                _file(f"{HOP_DIR}/{caddy.HOP_CA}", pki.ca_cert, svc),
-                _file(f"{HOP_DIR}/{caddy.HOP_CERT}", pki.server_cert, svc),
-                _file(f"{HOP_DIR}/{caddy.HOP_KEY}", pki.server_key, svc, secret=True),
+                _file(machine, f"{HOP_DIR}/{caddy.HOP_CA}", pki.ca_cert, svc),
+                _file(machine, f"{HOP_DIR}/{caddy.HOP_CERT}", pki.server_cert, svc),
+                _file(machine, f"{HOP_DIR}/{caddy.HOP_KEY}", pki.server_key, svc, secret=True),
             ]
             directories.append(HOP_DIR)
             gateway_inputs += [pki.ca_cert, pki.server_cert, pki.server_key]
-            front = f"{caddy.FRONT_HOP_HOME}/{args.hostname}"
+            front = f"{caddy.FRONT_HOP_HOME}/{hop_name(args)}"
             record_files(self, [
                 HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_CA}", content=pki.ca_cert),
                 HostFile(role="front-proxy", path=f"{front}/{caddy.HOP_CERT}", content=pki.client_cert),
@@ -234,7 +259,7 @@ class GatewayStack(pulumi.ComponentResource):
             self.hop_ca_cert, self.front_proxy_hop_cert, self.front_proxy_hop_key = pki.ca_cert, pki.client_cert, pki.client_key
             self.hop_not_after = pulumi.Output.all(pki.server_not_after, pki.client_not_after).apply(min)
         if tunnel_token is not None:
-            stack_files.append(_file(f"{CLOUDFLARED_DIR}/token", tunnel_token, svc, secret=True))
+            stack_files.append(_file(machine, f"{CLOUDFLARED_DIR}/token", tunnel_token, svc, secret=True))
             directories.append(CLOUDFLARED_DIR)
         files = HostFiles(
             f"{name}-files",
@@ -246,8 +271,9 @@ class GatewayStack(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         if topo.gateway_peers:
-            front_site = caddy.front_site(args.hostname, topo.vm.address, topo.gateway_port)
-            record_files(self, [HostFile(role="front-proxy", path=f"/etc/caddy/sites/{args.hostname}.caddy", content=front_site)])
+            front_site = (caddy.team_front_site(team, args.vm, topo.vm.address, topo.gateway_port, hop_name(args)) if team
+                          else caddy.front_site(args.hostname, topo.vm.address, topo.gateway_port))
+            record_files(self, [HostFile(role="front-proxy", path=f"/etc/caddy/sites/{hop_name(args)}.caddy", content=front_site)])
             self.front_site = pulumi.Output.from_input(front_site)
         else:
             self.front_site = pulumi.Output.from_input(None)
@@ -312,6 +338,9 @@ class GatewayStack(pulumi.ComponentResource):
                     docker.ContainerMountArgs(type="bind", source=GATEWAY_LOG_DIR, target=caddy.ACCESS_LOG.rsplit("/", 1)[0], read_only=False),
                     # oauth2-proxy's socket; connecting needs no write access to the mount.
                     docker.ContainerMountArgs(type="bind", source=OAUTH2_PROXY_SOCKET_DIR, target=OAUTH2_PROXY_SOCKET_DIR, read_only=True),
+                    # A team VM: the router's way to each workspace (hcs-ws-proxy@.socket, root:service account 0660).
+                    *([docker.ContainerMountArgs(type="bind", source=WORKSPACE_GATEWAY_SOCKET_DIR,
+                                                 target=WORKSPACE_GATEWAY_SOCKET_DIR, read_only=True)] if team else []),
                 ],
                 # Caddy's storage housekeeping (instance id, clean stamp) is all it writes besides the log.
                 # Owned by the service account: a tmpfs is root's 0755 otherwise, and Caddy could not write.

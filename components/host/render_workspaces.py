@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from components.host import render
 from components.layout import CODE_SERVER_PORT, WORKSPACE_GATEWAY_SOCKET_DIR
 from components.settings.host import HostSettings
-from components.settings.ide import EgressDomain
 from components.settings.topology import Topology
 from components.settings.workspaces import UID_RANGE, Workspace
 
@@ -186,17 +185,6 @@ def workspace_drop_in(workspace: Workspace) -> str:
              if workspace.egress else "")
     return (f"{render.HEADER}[Service]\nMemoryMax={limits.memory_max}\nCPUQuota={limits.cpu_quota}\n"
             f"TasksMax={limits.tasks_max}\n{proxy}")
-
-
-def egress_union(workspaces: Sequence[Workspace]) -> tuple[EgressDomain, ...]:
-    """Every name any workspace of the VM may reach, once (plain HTTP where any of them lists it):
-    the VM's `ide_egress`, so the proxy's own flows off the VM (`Topology.egress_rules`, UFW,
-    the FortiGate) open exactly what some workspace's port may ask for."""
-    plain: dict[str, bool] = {}
-    for workspace in workspaces:
-        for domain in workspace.egress:
-            plain[domain.name] = plain.get(domain.name, False) or domain.plain_http
-    return tuple(EgressDomain(name, http) for name, http in plain.items())
 
 
 def squid_config(workspaces: Sequence[Workspace]) -> str:

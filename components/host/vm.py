@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import pulumi
@@ -11,6 +12,7 @@ from components.installer import run_step, script_text
 from components.host.steps import host_steps
 from components.settings.host import HostSettings
 from components.settings.topology import Topology, VmSettings
+from components.settings.workspaces import Workspace
 
 
 def connection_args(vm: VmSettings, host_key: pulumi.Input[str] | None = None) -> remote.ConnectionArgs:
@@ -53,6 +55,8 @@ class DmzHost(pulumi.ComponentResource):
 
     With `created` (a VM the program made) the pin is the generated key, the first step waits for
     cloud-init, and every step is tied to the machine's id: a replaced VM gets the whole setup again.
+    With `workspaces` (a team VM; `topology` is that VM's) the steps make one isolated workspace
+    each instead of the single IDE user (`host_steps`).
 
     Why: SSH is pinned to the configured host key, so a swapped or intercepted VM gets no command
     and no secret; steps run with `sudo -n` and take secrets only on stdin; the firewall closes
@@ -63,11 +67,12 @@ class DmzHost(pulumi.ComponentResource):
     ready: pulumi.Output[str]
 
     def __init__(self, name: str, topology: Topology, host: HostSettings, created: CreatedMachine | None = None,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 opts: pulumi.ResourceOptions | None = None, workspaces: Sequence[Workspace] = ()) -> None:
         super().__init__("hcs:host:DmzHost", name, None, opts)
         self.connection = connection_args(topology.vm, None if created is None else created.host_key)
         commands: dict[str, remote.Command] = {}
-        for step in host_steps(topology, host, first_boot=created is not None):
+        # The files' machine role is the component's name: "vm", or a team VM's own (`resource_name`).
+        for step in host_steps(topology, host, first_boot=created is not None, workspaces=workspaces, role=name):
             commands[step.name] = run_step(
                 self,
                 f"{name}-{step.name}",

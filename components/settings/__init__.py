@@ -13,7 +13,22 @@ from components.settings import checks, cloudflare, entra, fortigate, gateway, h
 from components.settings.reader import ConfigError, ConfigSource, Problem, Reader
 from components.settings.source import MappingSource, PulumiConfigSource
 
-__all__ = ["ConfigError", "MappingSource", "Problem", "PulumiConfigSource", "Settings", "load"]
+__all__ = ["ConfigError", "Machine", "MappingSource", "Problem", "PulumiConfigSource", "Settings", "load"]
+
+
+@dataclass(frozen=True)
+class Machine:
+    """One VM the stack converges: its name, its topology, the workspaces it hosts (none for the
+    single IDE user) and the host name its created machine is labelled with."""
+
+    name: str
+    topology: topology.Topology
+    workspaces: tuple[workspaces.Workspace, ...]
+    hostname: str
+
+    def resource(self, base: str) -> str:
+        """A resource name of this VM (`workspaces.resource_name`)."""
+        return workspaces.resource_name(base, self.name)
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,28 @@ class Settings:
     @property
     def public_url(self) -> str:
         return f"https://{self.hostname}"
+
+    @property
+    def machines(self) -> tuple[Machine, ...]:
+        """Every VM the stack converges, the stack's own (`vmAddress`) first: one without a team."""
+        if self.team is None:
+            return (Machine(workspaces.PRIMARY_VM, self.topology, (), self.hostname),)
+        label, _, rest = self.hostname.partition(".")
+        return tuple(Machine(vm.name, self.team.topology(vm, self.topology), self.team.on(vm.name),
+                             self.hostname if vm.name == workspaces.PRIMARY_VM else f"{label}-{vm.name}.{rest}")
+                     for vm in self.team.vms)
+
+    @property
+    def team_machines(self) -> tuple[tuple[str, topology.Topology], ...]:
+        """A team's VMs as the FortiGate edge takes them (name, topology), each with objects of its
+        own; empty without a team (the edge's single `vm` address, as always)."""
+        return tuple((m.name, m.topology) for m in self.machines) if self.team else ()
+
+    @property
+    def workspace_urls(self) -> dict[str, str]:
+        """Each workspace's URL by name; empty without a team."""
+        team = self.team
+        return {w.name: f"https://{team.hostname(w)}" for w in team.workspaces} if team else {}
 
 
 def load(source: ConfigSource, today: dt.date | None = None) -> Settings:

@@ -13,9 +13,10 @@ session and the gateway grants a host only to a session holding that host's role
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,13 @@ MAX_WORKSPACES = 256
 PRIMARY_VM = "vm"
 #: The first workspace proxy port on each VM (the single-user IDE proxy's port); then one each.
 FIRST_PROXY_PORT = 3128
+
+
+def resource_name(base: str, vm: str) -> str:
+    """A name of VM `vm`'s resources (and its files' machine role): `base` for the stack's own VM,
+    the names a single-user stack always had; `<base>-<vm>` for a team's other VMs. Pulumi's URNs
+    hold the parent's type, not its name, so each VM's children need names of their own."""
+    return base if vm == PRIMARY_VM else f"{base}-{vm}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,24 @@ class Team:
 
     def hostname(self, workspace: Workspace) -> str:
         return workspace.hostname(self.domain)
+
+    def topology(self, vm: TeamVm, stack: Topology) -> Topology:
+        """`vm`'s topology: the stack's (accounts, neighbours, ports) at `vm`'s address and pin, with
+        the union of its workspaces' egress as its `ide_egress`, so its host steps, UFW and FortiGate
+        objects open exactly what some workspace of that VM may reach, and nothing of another VM's."""
+        return dataclasses.replace(stack, vm=dataclasses.replace(stack.vm, address=vm.address, host_key=vm.host_key),
+                                   ide_egress=egress_union(self.on(vm.name)))
+
+
+def egress_union(workspaces: Sequence[Workspace]) -> tuple[ide.EgressDomain, ...]:
+    """Every name any workspace of the VM may reach, once (plain HTTP where any of them lists it):
+    the VM's `ide_egress`, so the proxy's own flows off the VM (`Topology.egress_rules`, UFW,
+    the FortiGate) open exactly what some workspace's port may ask for."""
+    plain: dict[str, bool] = {}
+    for workspace in workspaces:
+        for domain in workspace.egress:
+            plain[domain.name] = plain.get(domain.name, False) or domain.plain_http
+    return tuple(ide.EgressDomain(name, http) for name, http in plain.items())
 
 
 _WORKSPACE_FIELDS = ("name", "users", "groups", "vm", "limits", "ideEgressDomains")
@@ -315,9 +341,11 @@ def parse(r: Reader, entries: tuple[dict[str, Any], ...] | None, *, hostname: st
             if port in reserved:
                 r.problem(f"{key}.ideEgressDomains", f"its proxy port would be {port}, {reserved[port]}: move that port")
         workspaces.append(Workspace(name, users, groups, host, limits, egress, port))
-    for spare in [v.name for v in vms or ()][1:]:
+    for spare in [v.name for v in vms or ()]:
         if spare not in [w.vm for w in workspaces] and len(r.problems) == start:
-            r.problem("vms", f"{spare!r} hosts no workspace; remove it or place one there (workspaces[].vm)")
+            # Every VM converges as a team VM: one with no workspace would have nothing to serve.
+            r.problem("vms", f"{spare!r} hosts no workspace; remove it or place one there (workspaces[].vm)" if spare != PRIMARY_VM
+                      else f"the stack's own VM ('{PRIMARY_VM}', vmAddress) hosts no workspace; place one there (workspaces[].vm)")
     if len(r.problems) > start or domain is None or vms is None:
         return None
     return Team(domain, vms, tuple(workspaces))

@@ -15,6 +15,7 @@ import dataclasses
 from pathlib import Path
 
 from components.host import render_workspaces as rw
+from components.settings import workspaces
 from components.settings.ide import EgressDomain
 from scripts.lab.converge import sample
 from tests.host.test_firewall_hook import GATEWAY_PORT, REFUSED, ROOT, SVC, UIDS, VM, run_lab
@@ -33,7 +34,7 @@ OFF_VM = {"dns": ("udp", "192.0.2.53", 53), "https": ("tcp", "203.0.113.50", 443
 
 def test_each_workspace_reaches_its_own_proxy_port_and_nothing_else(tmp_path: Path) -> None:
     s = sample.settings()
-    topology = dataclasses.replace(s.topology, ide_egress=rw.egress_union([A, B, GHOST]))
+    topology = dataclasses.replace(s.topology, ide_egress=workspaces.egress_union([A, B, GHOST]))
     hook = rw.ufw_after_init(topology, s.host, [A, B, GHOST])
     steps: list[tuple[str, list[object]]] = [
         ("router", ["listen", SVC, *ROUTER]), ("gw", ["listen", SVC, "127.0.0.1", GATEWAY_PORT]),

@@ -28,6 +28,7 @@ import pytest
 from components.host import render
 from components.host import render_workspaces as rw
 from components.layout import workspace_gateway_socket
+from components.settings import workspaces
 from components.settings.ide import EgressDomain
 from components.settings.workspaces import Limits, Workspace
 from scripts.lab.converge import sample
@@ -206,13 +207,13 @@ def test_team_code_server_config() -> None:
 
 
 def test_the_proxys_flows_open_the_union_of_the_workspaces_names() -> None:
-    union = rw.egress_union([A, B, C])
+    union = workspaces.egress_union([A, B, C])
     assert union == (EgressDomain("git.example.com"), EgressDomain("*.pypi.org"), EgressDomain("deb.example.org", plain_http=True))
     s = sample.settings()
     rules = {r.name: r for r in dataclasses.replace(s.topology, ide_egress=union).egress_rules}
     assert [d.name for d in rules["ide-proxy-https"].domains] == ["git.example.com", "*.pypi.org", "deb.example.org"]
     assert [d.name for d in rules["ide-proxy-http"].domains] == ["deb.example.org"]
-    assert rw.egress_union([C]) == ()
+    assert workspaces.egress_union([C]) == ()
 
 
 def test_squid_reads_the_team_config_without_a_complaint(tmp_path: Path) -> None:
