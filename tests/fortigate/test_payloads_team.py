@@ -2,7 +2,7 @@
 
 The team comes from the dev stack's own settings (`workspaces`, `vms`) and each VM's topology is
 made as the program makes it: the stack's, with that VM's address and the union of its
-workspaces' names (`egress_union`). Limits are read from the FortiOS facts file, and the FortiOS
+workspaces' names (`Settings.team_machines`). Limits are read from the FortiOS facts file, and the FortiOS
 stand-in (its own name, field and reference checks) is the oracle for the objects themselves.
 """
 
@@ -20,7 +20,6 @@ import pytest
 
 from components.fortigate import payloads, schema
 from components.fortigate.schema import FACTS_FILE
-from components.host.render_workspaces import egress_union
 from components.settings import Settings, load
 from components.settings.topology import Topology
 from components.settings.workspaces import PRIMARY_VM
@@ -59,14 +58,8 @@ def _team_settings(vm_count: int) -> Settings:
 
 
 def team_vms(settings: Settings) -> tuple[tuple[str, Topology], ...]:
-    """Every VM of the team with its own topology, as the program derives it."""
-    team, topo = settings.team, settings.topology
-    assert team is not None
-    return tuple(
-        (vm.name, replace(topo, vm=replace(topo.vm, address=vm.address, host_key=vm.host_key),
-                          ide_egress=egress_union(team.on(vm.name))))
-        for vm in team.vms
-    )
+    """Every VM of the team with its own topology, as the program hands them to the edge."""
+    return settings.team_machines
 
 
 def _plan(vm_count: int) -> tuple[payloads.EdgePlan, Settings, tuple[tuple[str, Topology], ...]]:
