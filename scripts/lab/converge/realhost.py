@@ -90,17 +90,20 @@ class HostUnderTest:
         return sample.settings(**{**self.overrides, **more})
 
     def steps(self, **more: Any) -> list[Step]:
-        """The program's remote commands for this root, read from the mocked resource graph."""
+        """The program's remote commands for this root (the stack's own VM, with its workspaces
+        if the config has a team), read from the mocked resource graph."""
         s = self.settings(**more)
-        regs = mockgraph.evaluate(lambda: DmzHost("vm", s.topology, s.host).ready)
+        vm = s.machines[0]
+        regs = mockgraph.evaluate(lambda: DmzHost("vm", vm.topology, s.host, workspaces=vm.workspaces).ready)
         return [Step(c.name, c.create, c.stdin, tuple(c.depends_on)) for c in mockgraph.command_steps(regs)]
 
     def managed_files(self) -> list[str]:
         """Every path the program manages: recorded files and the ownership map."""
         s = self.settings()
-        regs = mockgraph.evaluate(lambda: DmzHost("vm", s.topology, s.host).ready)
+        vm = s.machines[0]
+        regs = mockgraph.evaluate(lambda: DmzHost("vm", vm.topology, s.host, workspaces=vm.workspaces).ready)
         paths = [r.values["path"] for r in regs if r.type == FILE_TYPE]
-        return sorted(set(paths) | {row[4] for row in ownership_map(s.topology, s.host)})
+        return sorted(set(paths) | {row[4] for row in ownership_map(vm.topology, s.host, vm.workspaces)})
 
     def converge(self, runner: SshRunner, **more: Any) -> tuple[list[StepRun], float]:
         started = time.monotonic()

@@ -1,0 +1,130 @@
+"""A team VM's host steps, run twice over real SSH on a fresh Debian 13 root (no init: units are
+enabled, not started), then attacked from one workspace account.
+
+The commands come from the mocked graph of the stack's own VM with two workspaces, so what runs is
+what `pulumi up` would send. What a booted VM adds (socket activation, the idle stop, hidepid's
+process hiding, the browser) is the demo's to prove; here: the accounts, the ownership map, the
+team's files validated by their own tools on the VM (systemd-analyze, squid -k parse), a second
+converge that changes nothing, and, as workspace A, B's home, folder, volume, gateway socket
+directory and proxy port out of reach (the firewall hook's chains are live in the root's network
+namespace)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from components.settings.workspaces import UID_RANGE
+from scripts.lab.converge.realhost import HostUnderTest, host_under_test
+from scripts.lab.vm.runner import run_steps
+
+pytestmark = pytest.mark.slow
+
+TEAM = [{"name": "a", "users": ["66666666-7777-8888-9999-000000000001"], "ideEgressDomains": ["git.example.com"]},
+        {"name": "b", "users": ["66666666-7777-8888-9999-000000000002"], "ideEgressDomains": ["deb.example.org"],
+         "limits": {"memoryMax": "1G", "cpuQuota": "50%", "tasksMax": 256}}]
+OVERRIDES: dict[str, Any] = {"entraGroupName": None, "entraGroupMembers": None, "workspaces": json.dumps(TEAM)}
+VOLUME = "/mnt/cs-workspace-volume"
+
+
+@pytest.fixture(scope="module")
+def team_host() -> Iterator[HostUnderTest]:
+    with host_under_test(**OVERRIDES) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def converged(team_host: HostUnderTest) -> dict[str, Any]:
+    first = run_steps(team_host.root.runner(), team_host.steps())
+    files = team_host.managed_files()
+    before = team_host.snapshot(files)
+    second = run_steps(team_host.root.runner(), team_host.steps())
+    return {"first": first, "second": second, "before": before, "after": team_host.snapshot(files)}
+
+
+def sh(host: HostUnderTest, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return host.root.chroot_run(["/bin/bash", "-c", script], check=check)
+
+
+def as_account(host: HostUnderTest, account: str, script: str) -> subprocess.CompletedProcess[str]:
+    """`script` run by `account` (its uid, gid and groups only, as systemd's User= runs it)."""
+    return host.root.chroot_run(["/bin/bash", "-c", script], user=account, check=False)
+
+
+def test_the_team_converges_and_a_second_converge_changes_nothing(converged: dict[str, Any]) -> None:
+    first = {r.name: r.result.stdout for r in converged["first"]}
+    assert "changed: workspace account ws-a created" in first["vm-accounts"]
+    assert "changed: hcs-ws-proxy@ws-b.socket enabled" in first["vm-code-server"]
+    assert "changed: hcs-backup@ws-a.timer enabled" in first["vm-backup"]
+    for run in converged["second"]:
+        assert "changed: " not in run.result.stdout, (run.name, run.result.stdout)
+    assert converged["after"] == converged["before"]
+
+
+def test_each_workspace_is_its_own_locked_account_in_the_range_and_there_is_no_ide_user(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
+    for account in ("ws-a", "ws-b"):
+        entry = sh(team_host, f"getent passwd {account}").stdout.strip().split(":")
+        assert UID_RANGE[0] <= int(entry[2]) <= UID_RANGE[1] and UID_RANGE[0] <= int(entry[3]) <= UID_RANGE[1]
+        assert entry[5] == f"/home/{account}" and entry[6] == "/bin/bash"
+        assert sh(team_host, f"id -nG {account}").stdout.split() == [account]
+        assert sh(team_host, f"passwd -S {account}").stdout.split()[1] == "L"
+        assert "not allowed" in sh(team_host, f"sudo -l -U {account}").stdout
+    assert sh(team_host, "getent passwd coder", check=False).returncode == 2
+
+
+def test_the_ownership_map_of_the_team(converged: dict[str, Any]) -> None:
+    snap = converged["after"]
+    expected = {VOLUME: "root:root:755", "/run/hcs-ws-gw": "root:codesvc:750"}
+    for account in ("ws-a", "ws-b"):
+        expected |= {f"/home/{account}": f"{account}:{account}:750", f"/home/{account}/workspace": f"{account}:{account}:700",
+                     f"{VOLUME}/{account}": f"{account}:{account}:700",
+                     f"/etc/systemd/system/code-server@{account}.service.d/20-hcs-workspace.conf": "root:root:644"}
+    for path, meta in expected.items():
+        assert snap[path].split()[-1] == meta, path
+
+
+def test_from_workspace_a_nothing_of_b_is_reachable(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
+    sh(team_host, "echo secret-of-b > /home/ws-b/workspace/notes && chown ws-b: /home/ws-b/workspace/notes")
+    attempts = {
+        "b's home": "ls /home/ws-b",
+        "b's notes": "cat /home/ws-b/workspace/notes",
+        "b's volume": f"ls {VOLUME}/ws-b",
+        "the gateway's sockets": "ls /run/hcs-ws-gw",
+        "b's drop-in": "echo MemoryMax=infinity >> /etc/systemd/system/code-server@ws-b.service.d/20-hcs-workspace.conf",
+    }
+    for what, script in attempts.items():
+        done = as_account(team_host, "ws-a", script)
+        assert done.returncode != 0 and "Permission denied" in done.stderr, (what, done.stdout, done.stderr)
+    # B itself reads its own notes: the refusals above are A's, not a broken home.
+    assert as_account(team_host, "ws-b", "cat /home/ws-b/workspace/notes").stdout.strip() == "secret-of-b"
+
+
+def test_each_proxy_port_answers_its_own_workspace_only(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
+    """A listener on each workspace's proxy port (Squid is not started without an init): the live
+    firewall hook lets its own account connect and refuses the other."""
+    ports = {"ws-a": 3128, "ws-b": 3129}
+    listener = textwrap.dedent("""
+        import socket, sys, time
+        servers = []
+        for port in map(int, sys.argv[1:]):
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", port)); s.listen(8)
+            servers.append(s)
+        time.sleep(30)
+    """)
+    server = team_host.root.chroot_spawn(["python3", "-c", listener, *map(str, ports.values())])
+    try:
+        probe = "python3 -c 'import socket,sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), timeout=3)' "
+        for _ in range(50):
+            if as_account(team_host, "ws-a", probe + "3128").returncode == 0:
+                break
+        for account, own in ports.items():
+            for port in ports.values():
+                done = as_account(team_host, account, probe + str(port))
+                assert (done.returncode == 0) == (port == own), (account, port, done.stderr[-300:])
+    finally:
+        server.stop()
