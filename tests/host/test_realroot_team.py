@@ -25,8 +25,8 @@ from scripts.lab.vm.runner import run_steps
 
 pytestmark = pytest.mark.slow
 
-TEAM = [{"name": "a", "users": ["66666666-7777-8888-9999-000000000001"], "ideEgressDomains": ["git.example.com"]},
-        {"name": "b", "users": ["66666666-7777-8888-9999-000000000002"], "ideEgressDomains": ["deb.example.org"],
+TEAM = [{"name": "ana", "users": ["66666666-7777-8888-9999-000000000001"], "ideEgressDomains": ["git.example.com"]},
+        {"name": "ben", "users": ["66666666-7777-8888-9999-000000000002"], "ideEgressDomains": ["deb.example.org"],
          "limits": {"memoryMax": "1G", "cpuQuota": "50%", "tasksMax": 256}}]
 OVERRIDES: dict[str, Any] = {"entraGroupName": None, "entraGroupMembers": None, "workspaces": json.dumps(TEAM)}
 VOLUME = "/mnt/cs-workspace-volume"
@@ -58,16 +58,16 @@ def as_account(host: HostUnderTest, account: str, script: str) -> subprocess.Com
 
 def test_the_team_converges_and_a_second_converge_changes_nothing(converged: dict[str, Any]) -> None:
     first = {r.name: r.result.stdout for r in converged["first"]}
-    assert "changed: workspace account ws-a created" in first["vm-accounts"]
-    assert "changed: hcs-ws-proxy@ws-b.socket enabled" in first["vm-code-server"]
-    assert "changed: hcs-backup@ws-a.timer enabled" in first["vm-backup"]
+    assert "changed: workspace account ws-ana created" in first["vm-accounts"]
+    assert "changed: hcs-ws-proxy@ws-ben.socket enabled" in first["vm-code-server"]
+    assert "changed: hcs-backup@ws-ana.timer enabled" in first["vm-backup"]
     for run in converged["second"]:
         assert "changed: " not in run.result.stdout, (run.name, run.result.stdout)
     assert converged["after"] == converged["before"]
 
 
 def test_each_workspace_is_its_own_locked_account_in_the_range_and_there_is_no_ide_user(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
-    for account in ("ws-a", "ws-b"):
+    for account in ("ws-ana", "ws-ben"):
         entry = sh(team_host, f"getent passwd {account}").stdout.strip().split(":")
         assert UID_RANGE[0] <= int(entry[2]) <= UID_RANGE[1] and UID_RANGE[0] <= int(entry[3]) <= UID_RANGE[1]
         assert entry[5] == f"/home/{account}" and entry[6] == "/bin/bash"
@@ -80,7 +80,7 @@ def test_each_workspace_is_its_own_locked_account_in_the_range_and_there_is_no_i
 def test_the_ownership_map_of_the_team(converged: dict[str, Any]) -> None:
     snap = converged["after"]
     expected = {VOLUME: "root:root:755", "/run/hcs-ws-gw": "root:codesvc:750"}
-    for account in ("ws-a", "ws-b"):
+    for account in ("ws-ana", "ws-ben"):
         expected |= {f"/home/{account}": f"{account}:{account}:750", f"/home/{account}/workspace": f"{account}:{account}:700",
                      f"{VOLUME}/{account}": f"{account}:{account}:700",
                      f"/etc/systemd/system/code-server@{account}.service.d/20-hcs-workspace.conf": "root:root:644"}
@@ -89,25 +89,25 @@ def test_the_ownership_map_of_the_team(converged: dict[str, Any]) -> None:
 
 
 def test_from_workspace_a_nothing_of_b_is_reachable(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
-    sh(team_host, "echo secret-of-b > /home/ws-b/workspace/notes && chown ws-b: /home/ws-b/workspace/notes")
+    sh(team_host, "echo secret-of-ben > /home/ws-ben/workspace/notes && chown ws-ben: /home/ws-ben/workspace/notes")
     attempts = {
-        "b's home": "ls /home/ws-b",
-        "b's notes": "cat /home/ws-b/workspace/notes",
-        "b's volume": f"ls {VOLUME}/ws-b",
+        "ben's home": "ls /home/ws-ben",
+        "b's notes": "cat /home/ws-ben/workspace/notes",
+        "b's volume": f"ls {VOLUME}/ws-ben",
         "the gateway's sockets": "ls /run/hcs-ws-gw",
-        "b's drop-in": "echo MemoryMax=infinity >> /etc/systemd/system/code-server@ws-b.service.d/20-hcs-workspace.conf",
+        "b's drop-in": "echo MemoryMax=infinity >> /etc/systemd/system/code-server@ws-ben.service.d/20-hcs-workspace.conf",
     }
     for what, script in attempts.items():
-        done = as_account(team_host, "ws-a", script)
+        done = as_account(team_host, "ws-ana", script)
         assert done.returncode != 0 and "Permission denied" in done.stderr, (what, done.stdout, done.stderr)
     # B itself reads its own notes: the refusals above are A's, not a broken home.
-    assert as_account(team_host, "ws-b", "cat /home/ws-b/workspace/notes").stdout.strip() == "secret-of-b"
+    assert as_account(team_host, "ws-ben", "cat /home/ws-ben/workspace/notes").stdout.strip() == "secret-of-ben"
 
 
 def test_each_proxy_port_answers_its_own_workspace_only(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
     """A listener on each workspace's proxy port (Squid is not started without an init): the live
     firewall hook lets its own account connect and refuses the other."""
-    ports = {"ws-a": 3128, "ws-b": 3129}
+    ports = {"ws-ana": 3128, "ws-ben": 3129}
     listener = textwrap.dedent("""
         import socket, sys, time
         servers = []
@@ -120,7 +120,7 @@ def test_each_proxy_port_answers_its_own_workspace_only(team_host: HostUnderTest
     try:
         probe = "python3 -c 'import socket,sys; socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), timeout=3)' "
         for _ in range(50):
-            if as_account(team_host, "ws-a", probe + "3128").returncode == 0:
+            if as_account(team_host, "ws-ana", probe + "3128").returncode == 0:
                 break
         for account, own in ports.items():
             for port in ports.values():
