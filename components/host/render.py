@@ -719,27 +719,45 @@ def restore_script(topology: Topology, host: HostSettings) -> str:
     what any start writes) do not count.
     """
     ide = topology.accounts.ide_user
-    data = code_server_data_dir(ide)
-    paths = backup_paths(topology, host)
-    rebuilt = " -o ".join(f"-path '{data}/{name}'" for name in CODE_SERVER_DATA_EXCLUDED)
+    return restore_command(
+        usage="hcs-restore [--force] [SNAPSHOT]",
+        what="the IDE user's workspace, data volume, code-server user data and\n# extensions",
+        arguments="",
+        account=f"account={ide}\n",
+        paths=backup_paths(topology, host),
+        data=code_server_data_dir(ide),
+        tag="hardened-code-server",
+        stop='unit=code-server@"$account".service\nsystemctl stop "$unit"\ntrap \'systemctl start "$unit"\' EXIT\n',
+    )
+
+
+def restore_command(*, usage: str, what: str, arguments: str, account: str, paths: Sequence[str], data: str,
+                    tag: str, stop: str) -> str:
+    """The restore command's text, for the IDE user (`restore_script`) or a team's workspaces
+    (`render_workspaces.restore_script`): `arguments` parses what the usage adds, `account` sets
+    `$account` (whose rights write every file), `paths` and `data` may name `$account`, `tag`
+    picks the snapshots, `stop` stops what writes there and arranges its restart."""
+    rebuilt = " -o ".join(f"-path \"{data}/{name}\"" for name in CODE_SERVER_DATA_EXCLUDED)
     return f"""#!/bin/bash
-{HEADER}# hcs-restore [--force] [SNAPSHOT]: the IDE user's workspace, data volume, code-server user data and
-# extensions back from the newest snapshot (or SNAPSHOT, an ID from `restic snapshots`). As root.
+{HEADER}# {usage}: {what}
+# back from the newest snapshot (or SNAPSHOT, an ID from `restic snapshots`). As root.
 set -euo pipefail
 umask 077
 force=no snapshot=latest
-for arg in "$@"; do
-    case $arg in
+usage() {{ echo "usage: {usage}" >&2; exit 2; }}
+while [ $# -gt 0 ]; do
+    case $1 in
         --force) force=yes ;;
-        -*) echo "usage: hcs-restore [--force] [SNAPSHOT]" >&2; exit 2 ;;
-        *) snapshot=$arg ;;
+{arguments}        -*) usage ;;
+        *) snapshot=$1 ;;
     esac
+    shift
 done
 [ "$(id -u)" -eq 0 ] || {{ echo "hcs-restore: run it as root (sudo hcs-restore)" >&2; exit 1; }}
-set -a
+{account}set -a
 . {RESTIC_ENV_FILE}
 set +a
-paths=({" ".join(paths)})
+paths=({" ".join(f'"{p}"' for p in paths)})
 if [ "$force" = no ]; then
     held=()
     for path in "${{paths[@]}}"; do
@@ -752,14 +770,11 @@ if [ "$force" = no ]; then
         exit 1
     fi
 fi
-unit=code-server@{ide}.service
-systemctl stop "$unit"
-trap 'systemctl start "$unit"' EXIT
-for path in "${{paths[@]}}"; do
+{stop}for path in "${{paths[@]}}"; do
     depth=$(printf %s "$path" | tr -cd / | wc -c)
-    runuser -u {ide} -- mkdir -p -- "$path"
-    if ! restic dump --tag hardened-code-server "$snapshot" "$path" \\
-            | runuser -u {ide} -- tar -x -p -f - -C "$path" --strip-components="$depth"; then
+    runuser -u "$account" -- mkdir -p -- "$path"
+    if ! restic dump --tag {tag} "$snapshot" "$path" \\
+            | runuser -u "$account" -- tar -x -p -f - -C "$path" --strip-components="$depth"; then
         echo "hcs-restore: $path not restored from snapshot $snapshot (is it in the snapshot?)" >&2
         exit 1
     fi

@@ -262,3 +262,32 @@ def backup(topology: Topology, host: HostSettings) -> render.BackupFiles:
                                     "--tag ws:%i ", render.code_server_data_dir("%i"), backup_paths(host, "%i"))
     timer = render.backup_timer(host, "Run the restic backup of workspace %i")
     return render.BackupFiles(service=service, timer=timer, env=render.backup_env(topology))
+
+
+def restore_script(host: HostSettings) -> str:
+    """`render.RESTORE_COMMAND` on a team VM: `hcs-restore --workspace NAME [--force] [SNAPSHOT]` brings
+    one workspace's set back from its own snapshots (tag `ws:<account>`), written with its account's
+    rights, as the single user's restore does (`render.restore_command`). Only an account of the
+    workspaces' uid range is a workspace; its socket is stopped first (no request starts it again
+    mid-restore), then its code-server, and the socket listens again however the restore ends."""
+    first, last = UID_RANGE
+    account = f"""[ -n "${{workspace:-}}" ] || usage
+case $workspace in *[!a-z0-9-]*) usage ;; esac
+account=ws-$workspace
+uid=$(id -u -- "$account" 2>/dev/null) || uid=
+if [ -z "$uid" ] || [ "$uid" -lt {first} ] || [ "$uid" -gt {last} ]; then
+    echo "hcs-restore: no workspace $workspace on this VM" >&2
+    exit 1
+fi
+"""
+    return render.restore_command(
+        usage="hcs-restore --workspace NAME [--force] [SNAPSHOT]",
+        what="workspace NAME's folder, volume directory, code-server user data\n# and extensions",
+        arguments='        --workspace) [ $# -ge 2 ] || usage; workspace=$2; shift ;;\n',
+        account=account,
+        paths=backup_paths(host, "$account"),
+        data=render.code_server_data_dir("$account"),
+        tag='"ws:$account"',
+        stop='systemctl stop "hcs-ws-proxy@$account.socket" "code-server@$account.service"\n'
+             'trap \'systemctl start "hcs-ws-proxy@$account.socket"\' EXIT\n',
+    )

@@ -85,11 +85,21 @@ def ownership_map(topology: Topology, host: HostSettings, workspaces: Sequence[W
             ("dir", "0700", user, user, f"/home/{user}/workspace"),
             ("dir", "0700", user, user, f"{volume}/{user}" if workspaces else volume),
         )),
+        # A workspace's code-server data exists before its first start: its backup set names it.
+        *(("dir", "0700", w.account, w.account, path) for w in workspaces
+          for path in _parents_below_home(w.account, render.code_server_data_dir(w.account))),
         ("dir", "0750", svc, svc, layout.GATEWAY_LOG_DIR),
         ("file", "0640", svc, svc, layout.GATEWAY_ACCESS_LOG),
         *(("dir", mode, owner, group, path) for mode, owner, group, path in
           (team.socket_dirs(topology) if workspaces else render.socket_dirs(topology))),
     ]
+
+
+def _parents_below_home(account: str, path: str) -> list[str]:
+    """`path` and each of its parents below the account's home, top-down (`.local`, `.local/share`, …)."""
+    home = f"/home/{account}"
+    parts = path.removeprefix(home + "/").split("/")
+    return [f"{home}/{'/'.join(parts[:n])}" for n in range(1, len(parts) + 1)]
 
 
 def host_steps(topology: Topology, host: HostSettings, first_boot: bool = False,
@@ -260,7 +270,8 @@ def _team_code_server_files(topology: Topology, host: HostSettings, workspaces: 
 
 def backup_step(topology: Topology, host: HostSettings, workspaces: Sequence[Workspace] = ()) -> Step:
     """restic's files and units: one backup of the IDE user's set with the operator's `hcs-restore`,
-    or on a team VM one instance of the templated backup per workspace (its own set and tag)."""
+    or on a team VM one instance of the templated backup per workspace (its own set and tag) and
+    `hcs-restore --workspace NAME`."""
     b = team.backup(topology, host) if workspaces else render.backup(topology, host)
     units = ((team.BACKUP_SERVICE_UNIT, team.BACKUP_TIMER_UNIT) if workspaces
              else ("/etc/systemd/system/hcs-backup.service", "/etc/systemd/system/hcs-backup.timer"))
@@ -277,8 +288,7 @@ def backup_step(topology: Topology, host: HostSettings, workspaces: Sequence[Wor
                 mode="0600", secret=True),
             _vm(units[0], b.service),
             _vm(units[1], b.timer),
-            # hcs-restore restores the single IDE user's set; a workspace's restore is not built yet (docs/team.md).
-            *(() if workspaces else (_vm(render.RESTORE_COMMAND, render.restore_script(topology, host), mode="0750"),)),
+            _vm(render.RESTORE_COMMAND, team.restore_script(host) if workspaces else render.restore_script(topology, host), mode="0750"),
         ),
         after=("layout",),
     )

@@ -128,3 +128,32 @@ def test_each_proxy_port_answers_its_own_workspace_only(team_host: HostUnderTest
                 assert (done.returncode == 0) == (port == own), (account, port, done.stderr[-300:])
     finally:
         server.stop()
+
+
+def test_a_workspace_is_restored_from_its_own_snapshots_only(team_host: HostUnderTest, converged: dict[str, Any]) -> None:
+    """The installed template's own backup command for ws-ana (its ExecStart with %i = ws-ana, into a
+    repository in the root: the real one is a rest-server the root cannot reach), then
+    `hcs-restore --workspace ana` as the operator runs it; ben has no snapshot of its own to take."""
+    sh(team_host, "printf %s /var/tmp/hcs-restic > /etc/restic/hcs-backup.repository && set -a && . /etc/restic/hcs-backup.env"
+                  " && restic init -q")
+    for account in ("ana", "ben"):
+        sh(team_host, f"echo notes-of-{account} > /home/ws-{account}/workspace/notes && chown ws-{account}: /home/ws-{account}/workspace/notes")
+    unit = sh(team_host, "cat /etc/systemd/system/hcs-backup@.service").stdout
+    command = unit.split("ExecStart=", 1)[1].split("\nCacheDirectory=", 1)[0].replace("%i", "ws-ana")
+    sh(team_host, "set -a && . /etc/restic/hcs-backup.env && set +a && " + command)
+    tags = json.loads(sh(team_host, "set -a && . /etc/restic/hcs-backup.env && restic snapshots --json").stdout)
+    assert [sorted(t["tags"]) for t in tags] == [["hardened-code-server", "ws:ws-ana"]]
+    refused = sh(team_host, "hcs-restore --workspace ana", check=False)
+    assert refused.returncode == 1 and "files already in /home/ws-ana/workspace" in refused.stderr
+    sh(team_host, "rm /home/ws-ana/workspace/notes")
+    restored = sh(team_host, "hcs-restore --workspace ana", check=False)
+    assert restored.returncode == 0, restored.stderr
+    assert sh(team_host, "stat -c '%U %a' /home/ws-ana/workspace/notes; cat /home/ws-ana/workspace/notes").stdout.split() == [
+        "ws-ana", "644", "notes-of-ana"]
+    # ana's snapshot is no snapshot of ben's: nothing of ana's lands in ben's folder, ben's notes stay.
+    other = sh(team_host, "hcs-restore --workspace ben --force", check=False)
+    assert other.returncode == 1 and "not restored" in other.stderr
+    assert sh(team_host, "ls -A /home/ws-ben/workspace").stdout.split() == ["notes"]
+    for argument, error in (("nobody", "no workspace nobody on this VM"), ("../ws-ana", "usage: hcs-restore --workspace NAME")):
+        done = sh(team_host, f"hcs-restore --workspace {argument}", check=False)
+        assert done.returncode in (1, 2) and error in done.stderr, (argument, done.stderr)

@@ -102,13 +102,18 @@ def test_the_squid_config_of_each_vm_parses(team: Settings, tmp_path: Any) -> No
         assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_a_backup_timer_per_workspace_and_no_single_user_restore(team: Settings) -> None:
+def test_a_backup_timer_per_workspace_and_the_restore_takes_a_workspace(team: Settings) -> None:
     first = team.machines[0]
     backup = steps_of(first, team)["backup"]
     assert backup.env["HCS_BACKUP_TIMERS"] == "hcs-backup@ws-alice.timer hcs-backup@ws-bob.timer"
     paths = files_of(backup)
     assert rw.BACKUP_SERVICE_UNIT in paths and rw.BACKUP_TIMER_UNIT in paths
-    assert render.RESTORE_COMMAND not in paths and "/etc/systemd/system/hcs-backup.service" not in paths
+    assert "/etc/systemd/system/hcs-backup.service" not in paths
+    restore = paths[render.RESTORE_COMMAND]
+    assert "usage: hcs-restore --workspace NAME [--force] [SNAPSHOT]" in restore and '--tag "ws:$account"' in restore
+    # What the backup set names exists before a workspace's first start (else its first backup fails).
+    rows = steps_of(first, team)["layout"].env["HCS_PATHS"]
+    assert "dir 0700 ws-alice ws-alice /home/ws-alice/.local/share/code-server" in rows
 
 
 def test_detection_matches_the_workspace_range(team: Settings) -> None:
