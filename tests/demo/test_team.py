@@ -12,13 +12,14 @@ workspace's socket → systemd-socket-proxyd → code-server@ws-<name> started o
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Browser, Response
 
 from scripts.lab.demo import demo
-from scripts.lab.livepath.browser import Session, fill_login_form, new_session
+from scripts.lab.livepath.browser import Session, fill_login_form, new_session, type_in_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +125,80 @@ def test_a_person_granted_no_workspace_is_refused_by_oauth2_proxy(team_demo: dem
         assert callback.value.status == 403
     finally:
         session.context.close()
+
+
+#: Run in A's IDE terminal (a shell of code-server@ws-team-a, in its sandbox): each attempt on B's
+#: things, and A's own as the control, one line each: name, exit status, first line of the output.
+PROBE = r"""
+try() { name=$1; shift; out=$("$@" 2>&1); printf '%s\t%s\t%s\n' "$name" "$?" "$(printf '%s' "$out" | head -n 1)"; }
+connect_tcp() { timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1"; }
+connect_unix() { python3 -c '
+import socket, sys
+try:
+    socket.socket(socket.AF_UNIX).connect(sys.argv[1])
+except OSError as error:
+    sys.exit(f"{type(error).__name__}: {error}")' "$1"; }
+try b-home ls /home/ws-team-b
+try b-notes cat /home/ws-team-b/workspace/notes
+try b-volume ls /mnt/cs-workspace-volume/ws-team-b
+try b-runtime-dir ls /run/hcs-ws/ws-team-b
+try b-code-server-socket connect_unix /run/hcs-ws/ws-team-b/code-server.sock
+try gateway-socket-dir ls /run/hcs-ws-gw
+try b-gateway-socket connect_unix /run/hcs-ws-gw/ws-team-b.sock
+try b-proxy-port connect_tcp 3129
+try b-processes pgrep -u ws-team-b
+try b-process-signal kill -0 "$B_PID"
+try b-process-proc cat /proc/"$B_PID"/cmdline
+try own-notes cat /home/ws-team-a/workspace/notes
+try own-proxy-port connect_tcp 3128
+try own-processes pgrep -u ws-team-a -x bash
+"""
+#: What each attempt must answer: (exit status, text its first line of output holds). hidepid hides
+#: /proc, not the pid: a signal to B's process is refused (EPERM), its /proc entry does not exist.
+REFUSED = {
+    "b-home": (2, "ls: cannot open directory '/home/ws-team-b': Permission denied"),
+    "b-notes": (1, "cat: /home/ws-team-b/workspace/notes: Permission denied"),
+    "b-volume": (2, "ls: cannot open directory '/mnt/cs-workspace-volume/ws-team-b': Permission denied"),
+    "b-runtime-dir": (2, "ls: cannot open directory '/run/hcs-ws/ws-team-b': Permission denied"),
+    "b-code-server-socket": (1, "PermissionError: [Errno 13] Permission denied"),
+    "gateway-socket-dir": (2, "ls: cannot open directory '/run/hcs-ws-gw': Permission denied"),
+    "b-gateway-socket": (1, "PermissionError: [Errno 13] Permission denied"),
+    "b-proxy-port": (1, "bash: connect: No route to host"),
+    "b-processes": (1, ""),
+    "b-process-signal": (1, "kill: ({pid}) - Operation not permitted"),
+    "b-process-proc": (1, "cat: /proc/{pid}/cmdline: No such file or directory"),
+}
+
+
+def test_from_a_terminal_of_workspace_a_nothing_of_b_is_in_reach(team_demo: demo.Demo, team_browser: Browser) -> None:
+    vm = team_demo.vm
+    vm.chroot_run(["sh", "-c", "echo secret-of-b > ~/workspace/notes"], user=B)
+    vm.chroot_run(["sh", "-c", "echo note-of-a > ~/workspace/notes && rm -f ~/workspace/probe.out"], user=A)
+    vm.chroot_run(["sh", "-c", "cat > ~/workspace/probe.sh"], user=A, input=PROBE)
+    # B is working (its code-server up, as after bob's sign-in): its processes exist to be looked for.
+    vm.chroot_run(["systemctl", "start", f"code-server@{B}.service"])
+    b_pid = vm.systemctl("show", "-p", "MainPID", "--value", f"code-server@{B}.service")
+    assert b_pid not in ("", "0")
+    alice = reach_workbench(team_demo, team_browser, "team-a", person(team_demo, "alice"))
+    try:
+        type_in_terminal(alice.page, f"B_PID={b_pid} bash ~/workspace/probe.sh > ~/workspace/probe.out.part 2>&1; "
+                                     "mv ~/workspace/probe.out.part ~/workspace/probe.out")
+        out = vm.path / f"home/{A}/workspace/probe.out"
+        deadline = time.monotonic() + 60
+        while not out.exists():
+            assert time.monotonic() < deadline, "the probe typed in A's terminal did not finish"
+            time.sleep(0.3)
+        seen = {name: (int(rc), first) for name, rc, first in (line.split("\t", 2) for line in out.read_text().splitlines())}
+        # The shell that ran it is A's IDE terminal: a child of code-server@ws-team-a, in its cgroup.
+        shells = vm.chroot_run(["pgrep", "-u", A, "-x", "bash"]).stdout.split()
+        assert shells and all(f"code-server@{A}.service" in vm.chroot_run(["cat", f"/proc/{pid}/cgroup"]).stdout for pid in shells)
+    finally:
+        alice.context.close()
+    assert vm.systemctl("is-active", f"code-server@{B}.service") == "active", "B's code-server ended during the probe"
+    for name, (status, text) in REFUSED.items():
+        assert seen[name][0] == status and text.format(pid=b_pid) in seen[name][1], (name, seen[name])
+    assert seen["b-processes"] == (1, ""), "pgrep found B's processes"
+    # The controls: from the same terminal A reads its own notes, reaches its own proxy port, sees its own shell.
+    assert seen["own-notes"] == (0, "note-of-a")
+    assert seen["own-proxy-port"][0] == 0, seen["own-proxy-port"]
+    assert seen["own-processes"][0] == 0, seen["own-processes"]
