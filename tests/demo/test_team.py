@@ -202,3 +202,28 @@ def test_from_a_terminal_of_workspace_a_nothing_of_b_is_in_reach(team_demo: demo
     assert seen["own-notes"] == (0, "note-of-a")
     assert seen["own-proxy-port"][0] == 0, seen["own-proxy-port"]
     assert seen["own-processes"][0] == 0, seen["own-processes"]
+
+
+def test_an_idle_workspace_stops_and_the_next_request_starts_it_again(team_demo: demo.Demo, team_browser: Browser) -> None:
+    """With no tab open, code-server@ws-team-a exits on its idle timeout (61 s, plus up to a minute until
+    its heartbeat finds no connection left); its socket listens on, and alice's next visit through the
+    gateway starts it again."""
+    vm, unit = team_demo.vm, f"code-server@{A}.service"
+    alice = reach_workbench(team_demo, team_browser, "team-a", person(team_demo, "alice"))
+    alice.context.close()
+    before = started_at(team_demo, unit)
+    deadline = time.monotonic() + 300
+    while vm.systemctl("is-active", unit) != "inactive":
+        assert time.monotonic() < deadline, f"{unit} did not stop when idle:\n{vm.systemctl('status', '--no-pager', unit)}"
+        time.sleep(2)
+    assert vm.systemctl("show", "-p", "Result", "--value", unit) == "success"  # an idle exit, not a failure
+    journal = vm.chroot_run(["journalctl", "-q", "-o", "cat", "-u", unit, "--no-pager"]).stdout
+    assert "Idle timeout of 61 seconds exceeded" in journal
+    assert vm.systemctl("is-active", f"hcs-ws-proxy@{A}.service") == "inactive"
+    assert vm.systemctl("is-active", f"hcs-ws-proxy@{A}.socket") == "active"  # waiting for the next request
+    again = reach_workbench(team_demo, team_browser, "team-a", person(team_demo, "alice"))
+    try:
+        assert vm.systemctl("is-active", unit) == "active"
+        assert int(started_at(team_demo, unit)) > int(before), "the workbench was not served by a new start"
+    finally:
+        again.context.close()
