@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -11,6 +12,10 @@ from playwright.sync_api import Browser
 from components.settings import debian
 from scripts.lab.demo import demo
 from scripts.lab.demo.attacker import launched_browser
+
+#: The team demo's stack: `demo.TEAM` with code-server's shortest idle timeout the settings accept
+#: (more than 1m), so the idle stop is seen within minutes.
+TEAM_UNDER_TEST = dataclasses.replace(demo.TEAM, idle_timeout="61s")
 
 
 @pytest.fixture(scope="session")
@@ -56,4 +61,27 @@ def booted_demo(request: pytest.FixtureRequest) -> demo.Demo:
 def browser(running_demo: demo.Demo) -> Iterator[Browser]:
     """Chromium in the peer namespace (a person on the network), trusting exactly the demo's CAs."""
     with launched_browser(running_demo) as launched:
+        yield launched
+
+
+@pytest.fixture(scope="session")
+def team_demo() -> Iterator[demo.Demo]:
+    """The demo as a team (`demo.TEAM`: alice granted team-a, bob team-b) with a short idle timeout,
+    under its own tag; torn down at the end like `running_demo` (nothing may be left). With
+    HCS_TEAM_DEMO_TAG set, that running team demo is converged and used, and left running."""
+    kept = os.environ.get("HCS_TEAM_DEMO_TAG")
+    tag = kept or f"hcsw{os.getpid()}"
+    try:
+        yield demo.up(tag, progress=lambda line: print(f"[team demo] {line}", flush=True), team=TEAM_UNDER_TEST)
+    finally:
+        if not kept:
+            demo.down(tag, progress=lambda _line: None)
+            left = demo.leftovers(tag)
+            assert not left, f"demo-down left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def team_browser(team_demo: demo.Demo) -> Iterator[Browser]:
+    """Chromium in the peer namespace, resolving every workspace host to the central Caddy."""
+    with launched_browser(team_demo) as launched:
         yield launched

@@ -344,3 +344,22 @@ def test_files_hold_no_plaintext_secret_except_the_0600_ones(idp: Idp) -> None:
     assert all(u.password not in text for u in idp.files.users.values()) and idp.files.client_secret not in text
     for path in (idp.files.users_file, idp.files.passwords_file, idp.files.client_secret_file, idp.files.admin_token_file, idp.files.tls.key):
         assert Path(path).stat().st_mode & 0o077 == 0, path
+
+
+def test_a_team_app_has_no_group_and_its_people_the_object_ids_the_stack_grants(tmp_path: Path) -> None:
+    """The demo's team (`demo.TEAM`): no access group, the app's roles assigned to fixed object IDs,
+    so the stand-in's alice and bob hold exactly the roles the stack grants them."""
+    role_a, role_b = str(uuid.uuid4()), str(uuid.uuid4())
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    registration = setup.AppRegistration(("None",), (alice, bob), ((role_a, "ws.a1"), (role_b, "ws.b1")), ((role_a, alice), (role_b, bob)))
+    client = str(uuid.uuid4())
+    files = setup.write(tmp_path / "idp", tenant_id=str(uuid.uuid4()), client_id=client, group_id=None,
+                        redirect_uris=("https://a1.example.com/oauth2/callback",), registration=registration,
+                        email_domain="example.com", address="127.0.0.1", oids={"alice": alice, "bob": bob})
+    stored = directory.load(files.users_file)
+    assert stored.users["alice@example.com"].oid == alice and stored.users["bob@example.com"].oid == bob
+    assert not any(u.in_group for u in files.users.values())
+    held = {name: directory.roles_claim(stored.clients[client], u) for name, u in stored.users.items()}
+    assert held == {"alice@example.com": ["ws.a1"], "bob@example.com": ["ws.b1"], "carol@example.com": None, "eve@elsewhere.test": None}
+    again = setup.load(tmp_path / "idp", None, client, registration)
+    assert not any(u.in_group for u in again.users.values())

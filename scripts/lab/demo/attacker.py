@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -100,8 +101,11 @@ def launched_browser(running: demo.Demo) -> Iterator[Browser]:
     idp_ca = work / "idp/tls/idp-ca.crt"
     pins = ",".join(spki_sha256(c) for c in (front, front.with_name("intermediate.crt"), idp_ca))
     hostname = running.config.values["hostname"]
+    # A team's workspace hosts too (the plan's `workspaces` output), all served by the central Caddy.
+    hosts = [hostname, *(urlsplit(url).hostname for url in (running.plan.outputs.get("workspaces") or {}).values())]
+    mapped = "".join(f"MAP {host} {network.FRONT_PROXY}, " for host in hosts)
     args = [*CHROMIUM_ARGS,
-            f"--host-resolver-rules=MAP {hostname} {network.FRONT_PROXY}, MAP {render_oauth2_proxy.ENTRA_HOST} {network.IDENTITY}",
+            f"--host-resolver-rules={mapped}MAP {render_oauth2_proxy.ENTRA_HOST} {network.IDENTITY}",
             f"--ignore-certificate-errors-spki-list={pins}"]
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(wrapper), args=args)

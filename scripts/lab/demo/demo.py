@@ -43,6 +43,7 @@ from typing import Any
 
 import docker
 
+from components import layout
 from components.files import FILE_TYPE
 from components.gateway.render_caddy import FRONT_HOP_HOME
 from components.gateway.stack import OAUTH2_PROXY_DIR
@@ -74,6 +75,35 @@ DOCKER_API = "1.41"
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class DemoTeam:
+    """A team for the demo (issue 34): workspaces on the demo VM, each granted to one test user of the
+    Entra stand-in, whose object ID is fixed here (the stack names people by object ID before the
+    stand-in's directory exists). `idle_timeout`: the stack's `codeServerIdleTimeout`, short for a test."""
+
+    #: (workspace name, the stand-in user's short name) per workspace, in config order.
+    workspaces: tuple[tuple[str, str], ...]
+    #: The stand-in users' object IDs by short name (GUIDs; fixed, not secret).
+    oids: tuple[tuple[str, str], ...]
+    idle_timeout: str | None = None
+
+    def config_values(self) -> dict[str, Any]:
+        """The stack keys that make the demo stack this team (no access group: the workspaces' app roles)."""
+        oids = dict(self.oids)
+        entries = [{"name": name, "users": [oids[short]]} for name, short in self.workspaces]
+        return {"workspaces": json.dumps(entries), "entraGroupName": None, "entraGroupMembers": None,
+                **({"codeServerIdleTimeout": self.idle_timeout} if self.idle_timeout else {})}
+
+    def accounts(self) -> list[str]:
+        return [f"ws-{name}" for name, _ in self.workspaces]
+
+
+#: The acceptance team of issue 34: alice is granted team-a, bob team-b, carol nothing (object IDs of
+#: the stand-in's users; a workspace name has at least two characters).
+TEAM = DemoTeam(workspaces=(("team-a", "alice"), ("team-b", "bob")),
+                oids=(("alice", "a11ce000-0000-4000-8000-0000000000a1"), ("bob", "b0b00000-0000-4000-8000-0000000000b2")))
+
+
 def demo_dir(tag: str) -> Path:
     return Path(os.environ.get("HCS_DEMO_DIR") or "/var/lib/hardened-code-server-demo") / tag
 
@@ -95,6 +125,8 @@ class DemoState:
     started: float = 0.0
     #: The VM's Debian release (`vmDebianRelease` of the demo stack).
     release: int = rootfs.DEFAULT_RELEASE
+    #: The team's stack keys (`DemoTeam.config_values`), or None for the single IDE user.
+    team: dict[str, Any] | None = None
 
     @property
     def path(self) -> Path:
@@ -119,6 +151,8 @@ class Demo:
     plan: PlanResult
     applied: Applied
     timings: dict[str, float]
+    #: The team the demo stack is (None: the single IDE user).
+    team: DemoTeam | None = None
 
     @property
     def workdir(self) -> Path:
@@ -331,13 +365,14 @@ def proxmox_ssh_key(work: Path) -> str:
 
 
 def demo_config(vm: BootedVM, release: int, deb: codeserver_deb.CodeServerDeb, pushed: dict[str, str], ca: DemoCA,
-                token: str) -> StackConfig:
+                token: str, team: DemoTeam | None = None) -> StackConfig:
     """The example stack, pointed at the demo: a VM the program creates on Proxmox (the booted demo VM stands
     in for it: `live.LiveMocks`; the Proxmox API at `network.PROXMOX_ENDPOINT` is never called, nothing
     listens there), its release, package, images and identity provider. No `vmHostKey`: the program
-    generates the VM's host key, and the demo VM booted with it (`first_boot_user_data`)."""
+    generates the VM's host key, and the demo VM booted with it (`first_boot_user_data`). With `team`, the
+    stack is that team's (`DemoTeam.config_values`)."""
     work = Path(vm.workdir).parent
-    return load_stack_config("dev").with_values(
+    config = load_stack_config("dev").with_values(
         vmDebianRelease=str(release),
         vmHostKey=None,
         vmProvider="proxmox",
@@ -371,6 +406,7 @@ def demo_config(vm: BootedVM, release: int, deb: codeserver_deb.CodeServerDeb, p
         fortigateApiToken=token,
         **pushed,
     )
+    return config.with_values(**team.config_values()) if team is not None else config
 
 
 def program_user_data(plan: PlanResult) -> str:
@@ -379,14 +415,14 @@ def program_user_data(plan: PlanResult) -> str:
 
 
 def first_boot_user_data(vm: BootedVM, release: int, deb: codeserver_deb.CodeServerDeb, ca: DemoCA, work: Path,
-                         progress: Progress) -> str:
+                         progress: Progress, team: DemoTeam | None = None) -> str:
     """The program's user-data for the demo VM, before it exists: the plan of the demo stack (the VM's admin
     key made first, as the operator's `vmSshPrivateKey`; the gateway images are the stack's own until pushed,
     which the user-data does not depend on). The mock runtime's keys are deterministic per resource name,
     so the converges after boot render the same document (`LiveMocks` checks that)."""
     vm.admin_public_key()
     progress("planning the demo stack: the user-data the program makes for its VM")
-    return program_user_data(run_program(demo_config(vm, release, deb, {}, ca, fortios_token(work))))
+    return program_user_data(run_program(demo_config(vm, release, deb, {}, ca, fortios_token(work), team)))
 
 
 def _quiet_ide(vm: BootedVM, ide_user: str) -> None:
@@ -453,12 +489,14 @@ def _step_files(create: str, stdin: str | None) -> dict[str, tuple[str, str]]:
     return {line.split(" ", 3)[3]: (line, content) for line, content in zip(lines, contents, strict=True)}
 
 
-def identity(config: StackConfig, work: Path) -> idp_setup.IdpFiles:
+def identity(config: StackConfig, work: Path, team: DemoTeam | None = None) -> idp_setup.IdpFiles:
     """The Entra stand-in's files for the demo's app registration (made once, then reused).
 
     The client ID, the group, the client secret, the app's `groupMembershipClaims` and its group
     assignments are what the program's graph gives Entra's resources (the plan's mocks answer them,
-    as Entra would), so the stand-in knows the same app.
+    as Entra would), so the stand-in knows the same app. With `team`: no group; the app roles and their
+    assignments are the plan's, the redirect URIs are every workspace host's callback, and the team's
+    users have the object IDs the stack grants.
     """
     plan = run_program(config)
     group, client_id = plan.outputs["entraGroupObjectId"], plan.outputs["entraClientId"]
@@ -470,6 +508,12 @@ def identity(config: StackConfig, work: Path) -> idp_setup.IdpFiles:
     install = next(r for r in plan.resources if r.name == "gateway-files-install")
     files = _step_files(install.values["create"], install.values.get("stdin"))
     secret = files[f"{OAUTH2_PROXY_DIR}/client-secret"][1]
+    if team is not None:
+        hosts = plan.outputs["workspaces"].values()
+        return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=client_id, group_id=None,
+                               redirect_uris=tuple(f"{url}{layout.CALLBACK_PATH}" for url in hosts), registration=registration,
+                               email_domain=json.loads(config.values["emailDomains"])[0], address=network.IDENTITY,
+                               client_secret=secret, oids=dict(team.oids))
     return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=client_id,
                            group_id=group, redirect_uris=idp_setup.redirect_uris(config.values["hostname"]), registration=registration,
                            email_domain=json.loads(config.values["emailDomains"])[0], address=network.IDENTITY,
@@ -514,7 +558,7 @@ def converge_demo(vm: BootedVM, config: StackConfig, idp: idp_setup.IdpFiles, pr
 
 def reconverge(running: Demo, extra: dict[str, Rewrite], progress: Progress = lambda _line: None) -> Applied:
     """Converge the running demo again as `up()` does, with more step rewrites (test-only overrides)."""
-    return converge_demo(running.vm, running.config, identity(running.config, running.workdir), progress, extra)[1]
+    return converge_demo(running.vm, running.config, identity(running.config, running.workdir, running.team), progress, extra)[1]
 
 
 def _start_identity(vm: BootedVM, state: DemoState, idp: idp_setup.IdpFiles, progress: Progress) -> None:
@@ -552,8 +596,11 @@ def _running_with(release: int, tag: str) -> str | None:
     return None
 
 
-def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs.DEFAULT_RELEASE) -> Demo:
-    """Bring the demo up on a Debian `release` VM, or converge the running one again (see the module docstring)."""
+def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs.DEFAULT_RELEASE, team: DemoTeam | None = None) -> Demo:
+    """Bring the demo up on a Debian `release` VM, or converge the running one again (see the module docstring).
+
+    With `team` the stack is that team (`DemoTeam`): its workspaces on the VM, the central Caddy serving
+    every workspace host, the stand-in's app registration taken from the plan (app roles and assignments)."""
     timings: dict[str, float] = {}
     started = time.monotonic()
     work = demo_dir(tag)
@@ -567,6 +614,9 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
     vm: BootedVM | None = None
     if state is not None and state.release != release:
         raise RealRootError(f"demo {tag} runs Debian {state.release}, not {release}: take it down first (make demo-down)")
+    wanted = team.config_values() if team is not None else None
+    if state is not None and state.team != wanted:
+        raise RealRootError(f"demo {tag} runs another stack ({'a team' if state.team else 'the single IDE user'}): take it down first")
     if state is not None:
         try:
             vm = BootedVM.attach(image, load_state(work / "vm-state.json"))
@@ -583,9 +633,9 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
                 "or use the other release (--release)")
         work.mkdir(parents=True, exist_ok=True)
         ca = DemoCA(work / "pki")
-        state = DemoState(tag=tag, workdir=str(work), started=time.time(), release=release)
+        state = DemoState(tag=tag, workdir=str(work), started=time.time(), release=release, team=wanted)
         vm = BootedVM(image, work / "vm", network.root_config(), tag=tag, purge=reinstalled(release))
-        user_data = first_boot_user_data(vm, release, deb, ca, work, progress)
+        user_data = first_boot_user_data(vm, release, deb, ca, work, progress, team)
         mark = time.monotonic()
         vm.start(progress=progress, before_boot=_trust_registry(ca), user_data=user_data)
         timings["boot"] = time.monotonic() - mark
@@ -597,19 +647,22 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
         state.save()
     _ide_hosts(vm, ca)
     _start_ide_hosts(vm, state, ca, progress)
-    config = demo_config(vm, release, deb, state.images, ca, fortios_token(work))
-    idp = identity(config, work)
+    config = demo_config(vm, release, deb, state.images, ca, fortios_token(work), team)
+    idp = identity(config, work, team)
     _start_identity(vm, state, idp, progress)
     _start_backup_server(vm, state, ca, config, progress)
+    granted = {short: name for name, short in team.workspaces} if team is not None else {}
     state.users = [{"username": u.username, "password": u.password,
-                    "note": ("in the allowed group" if u.in_group else "NOT in the allowed group")
+                    "note": (("in the allowed group" if u.in_group else "NOT in the allowed group") if team is None
+                             else f"granted workspace {granted[short]}" if short in granted else "granted no workspace")
                     + ("" if u.username.endswith("@" + json.loads(config.values["emailDomains"])[0]) else ", outside emailDomains")}
-                   for u in idp.users.values()]
+                   for short, u in idp.users.items()]
     state.save()
     progress("converging: the program's remote commands over SSH, its containers in the VM's Docker")
     mark = time.monotonic()
     plan, applied = converge_demo(vm, config, idp, progress)
-    _quiet_ide(vm, config.values.get("ideUser", "coder"))
+    for account in (team.accounts() if team is not None else [config.values.get("ideUser", "coder")]):
+        _quiet_ide(vm, account)
     counts = apply_fortigate(vm, plan, work)
     applied.add("fortigate", sum(v for k, v in counts.items() if k != "unchanged"),
                 "fortigate: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
@@ -619,7 +672,7 @@ def up(tag: str = DEFAULT_TAG, progress: Progress = print, release: int = rootfs
         _start_front(vm, state, site, config.values["hostname"], front_hop_files(plan), progress)
     timings["total"] = time.monotonic() - started
     progress(f"converged: {applied.total} change(s), {applied.ssh_sessions} SSH session(s), {timings['converge']:.1f} s")
-    return Demo(vm, state, config, plan, applied, timings)
+    return Demo(vm, state, config, plan, applied, timings, team)
 
 
 def down(tag: str = DEFAULT_TAG, progress: Progress = print, keep_backups: bool = False) -> list[str]:

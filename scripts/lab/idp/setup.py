@@ -95,8 +95,8 @@ def _secret_file(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_uris: tuple[str, ...], registration: AppRegistration,
-          email_domain: str, address: str, client_secret: str | None = None) -> IdpFiles:
+def write(out: Path, *, tenant_id: str, client_id: str, group_id: str | None, redirect_uris: tuple[str, ...], registration: AppRegistration,
+          email_domain: str, address: str, client_secret: str | None = None, oids: dict[str, str] | None = None) -> IdpFiles:
     """Make every file of the stand-in in `out` (created 0700).
 
     `registration`: the app's `groupMembershipClaims` and assigned groups, as the program declares
@@ -104,6 +104,10 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
 
     `client_secret`: the relying party's existing secret (the demo's program already made one, as
     Entra's `ApplicationPassword` does); by default a random one is made here.
+
+    `group_id`: None for a team's app, which has no access group (no test user is "in the group";
+    access is the app roles of `registration`). `oids`: fixed object IDs of test users by short name
+    (a team's config names its people by object ID before the stand-in exists); others get random ones.
     """
     out.mkdir(parents=True, exist_ok=True)
     out.chmod(0o700)
@@ -113,10 +117,11 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
     for short, name, domain, in_group in people:
         username = f"{short}@{domain}"
         password = secrets.token_urlsafe(18)
-        users[short] = TestUser(username, password, in_group)
+        users[short] = TestUser(username, password, in_group and group_id is not None)
         # Other groups too: a real account is in several; which reach the claim is the registration's choice.
-        groups = ([group_id] if in_group else []) + [str(uuid.uuid4()) for _ in range(3)]
-        accounts[username] = directory.User(username, directory.hash_secret(password), str(uuid.uuid4()), name, username, tuple(groups))
+        groups = ([group_id] if in_group and group_id else []) + [str(uuid.uuid4()) for _ in range(3)]
+        oid = (oids or {}).get(short) or str(uuid.uuid4())
+        accounts[username] = directory.User(username, directory.hash_secret(password), oid, name, username, tuple(groups))
     client_secret = client_secret or secrets.token_urlsafe(30)
     client = directory.Client(client_id, directory.hash_secret(client_secret), redirect_uris, registration.group_membership_claims,
                               registration.assigned_groups, require_nonce=True, app_roles=registration.app_roles,
@@ -134,7 +139,7 @@ def write(out: Path, *, tenant_id: str, client_id: str, group_id: str, redirect_
     return IdpFiles(users_file, passwords_file, client_secret_file, admin_token_file, tls, client_secret, admin_token, users)
 
 
-def load(out: Path, group_id: str, client_id: str, registration: AppRegistration) -> IdpFiles:
+def load(out: Path, group_id: str | None, client_id: str, registration: AppRegistration) -> IdpFiles:
     """The files `write` made in `out`, read back (a later `make demo` reuses its stand-in); refused
     if they register the client otherwise than `registration` (the program changed since)."""
     passwords: dict[str, str] = json.loads((out / "passwords.json").read_text())
