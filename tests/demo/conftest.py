@@ -64,10 +64,11 @@ def browser(running_demo: demo.Demo) -> Iterator[Browser]:
         yield launched
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def team_demo() -> Iterator[demo.Demo]:
     """The demo as a team (`demo.TEAM`: alice granted team-a, bob team-b) with a short idle timeout,
-    under its own tag; torn down at the end like `running_demo` (nothing may be left). With
+    under its own tag; torn down when its module ends, which runs first (tests/conftest.py), so its VM
+    is gone before `running_demo` boots; nothing may be left. With
     HCS_TEAM_DEMO_TAG set, that running team demo is converged and used, and left running."""
     kept = os.environ.get("HCS_TEAM_DEMO_TAG")
     tag = kept or f"hcsw{os.getpid()}"
