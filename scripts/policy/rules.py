@@ -749,12 +749,21 @@ def dmz_hop_mutual_tls(resources: Sequence[Res]) -> list[str]:
 
 def code_server_port_proxy_off(resources: Sequence[Res]) -> list[str]:
     """The port proxy serves any local port on the IDE's origin; opting in is a reviewed override."""
-    return [
+    found = [
         f"{CODE_SERVER_CONFIG}: disable-proxy must be true: /proxy/<port> and /absproxy/<port> serve local services "
         "same-origin with the workbench. To accept that risk (codeServerPortProxy), set this policy advisory "
         "with --policy-pack-config"
         for r in _of(resources, FILE)
         if r.props.get("path") == CODE_SERVER_CONFIG and (text := _known_text(r.props.get("content"))) is not None
+        and _config_lines(text).get("disable-proxy") != "true"
+    ]
+    # A team's config: no override (codeServerPortProxy does not apply); a workspace's port proxy would
+    # serve its local ports on its origin, which the firewall refuses it anyway.
+    return found + [
+        f"{_machine(r)}:{TEAM_CODE_SERVER_CONFIG}: disable-proxy must be true for every workspace: /proxy/<port> and "
+        "/absproxy/<port> serve local services same-origin with the workbench"
+        for r in _of(resources, FILE)
+        if r.props.get("path") == TEAM_CODE_SERVER_CONFIG and (text := _known_text(r.props.get("content"))) is not None
         and _config_lines(text).get("disable-proxy") != "true"
     ]
 

@@ -217,6 +217,15 @@ def _every(files: list[Registered], holds: Callable[[str], bool]) -> list[Regist
     return files if files and all(holds(str(r.inputs.get("content", ""))) for r in files) else []
 
 
+def _workspace_idle_stop(plan: PlanResult) -> list[Registered]:
+    """Every team VM's code-server config, when each sets an idle timeout."""
+    return _every(_file(TEAM_CODE_SERVER_CONFIG)(plan), lambda text: re.search(r"(?m)^idle-timeout-seconds: [1-9][0-9]*$", text) is not None)
+
+
+def _workspace_port_proxy_off(plan: PlanResult) -> list[Registered]:
+    return _every(_file(TEAM_CODE_SERVER_CONFIG)(plan), lambda text: "disable-proxy: true\n" in text)
+
+
 def _workspace_bind_limits(plan: PlanResult) -> list[Registered]:
     """A team's sandbox: no IP port at all (every code-server on its socket), loopback the only interface."""
     return _every(_file("10-hcs-sandbox.conf")(plan),
@@ -510,7 +519,7 @@ CONTROLS: tuple[Control, ...] = (
                  "but loopback (systemd's BPF: SocketBindDeny=any, RestrictNetworkInterfaces=lo)",
             team_select=_workspace_bind_limits),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
-            _port_proxy_off, switch="codeServerPortProxy (set it false)"),
+            _port_proxy_off, switch="codeServerPortProxy (set it false)", team_select=_workspace_port_proxy_off),
     Control("Host", "code-server's download and upload actions off (the workbench's Download… and Upload…, files dropped in); "
             "the UI's actions only: the terminal still prints a file (cat, base64) and the editor's clipboard still copies",
             "workspace files taken home, or files brought in, in two clicks", _transfers_off,
@@ -520,7 +529,8 @@ CONTROLS: tuple[Control, ...] = (
             "shells and jobs left running unattended after the user has gone", _idle_timeout,
             team="A workspace nobody has open stops: with no browser connected for codeServerIdleTimeout, its code-server "
                  "exits (idle-timeout-seconds), what its terminal left running is killed with it, and its socket starts a "
-                 "fresh one on the next request"),
+                 "fresh one on the next request",
+            team_select=_workspace_idle_stop),
     Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",
             "local uids reaching oauth2-proxy, or binding its port to receive sessions",
             _both(_oauth2_proxy_socket, _file(SOCKET_TMPFILES))),

@@ -78,6 +78,7 @@ FAILURES: list[tuple[set[str], Callable[[Res], bool], Callable[[dict[str, Any]],
     ({"code-server-locked-config"}, _file("/hcs-team.env"), _set("owner", "ws-dev01")),
     ({"code-server-locked-config"}, _file(SANDBOX, "vm-dmz7"), _edit("--config /etc/code-server/hcs-team.yaml", "--config /home/%i/cs.yaml")),
     ({"code-server-locked-config"}, _file(SANDBOX), _edit("EnvironmentFile=/etc/code-server/hcs-team.env", "EnvironmentFile=/home/%i/.env")),
+    ({"code-server-port-proxy-off"}, _file("/hcs-team.yaml", "vm-dmz9"), _edit("disable-proxy: true", "disable-proxy: false")),
     # Local ports: the router and the gateway for the service account, each proxy port for its own account.
     ({"code-server-port-by-identity"}, _file(HOOK),
      _edit("--dport 8080 --syn -j hcs-refused", '--dport 8080 --syn -m owner --uid-owner "$IDE" -j RETURN\n'
