@@ -18,12 +18,17 @@ from components.host.render_terminal import TERMINAL_LOG_TAG, TERMINAL_RECORDER
 from components.settings import checks, debian, rules
 from components.settings.topology import IDE_PROXY_PORT, SQUID
 from scripts.policy.rules import (
+    RULES,
     SQUID_CONFIG,
+    TEAM_BACKUP_SERVICE,
+    TEAM_CODE_SERVER_CONFIG,
+    WORKSPACE_UIDS,
     VERSION_FLOORS,
     Res,
     code_server_version,
     debian_release,
     evaluate,
+    is_team,
     release_numbers,
 )
 from scripts.tools.offline import PlanResult, Registered
@@ -55,6 +60,12 @@ class Control:
     inapplicable: Weakness = lambda plan: ""
     #: read from the plan: what the row says beside an `on` status (e.g. which provider made the VM)
     detail: Weakness = lambda plan: ""
+    #: the control as a team's workspaces have it (its wording for a team plan; "" when it reads the same)
+    team: str = ""
+    #: how a team plan shows it (None: as `select`)
+    team_select: Select | None = None
+    #: a team's control only: a single user's posture has no row for it
+    team_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,15 +104,20 @@ def _ufw_out_deny(plan: PlanResult) -> list[Registered]:
     return [r for r in _named("vm-firewall")(plan) if "outgoing=deny" in str(r.inputs.get("create", ""))]
 
 
+def _code_server_configs(plan: PlanResult) -> list[Registered]:
+    """code-server's root-owned config: the single user's, or the one every workspace of a team VM reads."""
+    return _file("/etc/code-server/hcs.yaml")(plan) + _file(TEAM_CODE_SERVER_CONFIG)(plan)
+
+
 def _port_proxy_off(plan: PlanResult) -> list[Registered]:
-    return [r for r in _file("/etc/code-server/hcs.yaml")(plan) if "disable-proxy: true\n" in str(r.inputs.get("content", ""))]
+    return [r for r in _code_server_configs(plan) if "disable-proxy: true\n" in str(r.inputs.get("content", ""))]
 
 
 _TRANSFERS = (("downloads", "codeServerDisableFileDownloads"), ("uploads", "codeServerDisableFileUploads"))
 
 
 def _transfers_off(plan: PlanResult) -> list[Registered]:
-    return [r for r in _file("/etc/code-server/hcs.yaml")(plan)
+    return [r for r in _code_server_configs(plan)
             if any(f"disable-file-{word}: true\n" in str(r.inputs.get("content", "")) for word, _ in _TRANSFERS)]
 
 
@@ -113,7 +129,7 @@ def _transfers_half_off(plan: PlanResult) -> str:
 
 
 def _idle_timeout(plan: PlanResult) -> list[Registered]:
-    return [r for r in _file("/etc/code-server/hcs.yaml")(plan)
+    return [r for r in _code_server_configs(plan)
             if re.search(r"(?m)^idle-timeout-seconds: [1-9][0-9]*$", str(r.inputs.get("content", "")))]
 
 
@@ -194,6 +210,46 @@ def _release_weakness(plan: PlanResult, today: dt.date | None = None) -> str:
 def _sshd_banner(plan: PlanResult) -> list[Registered]:
     return [r for r in _file("/sshd_config.d/00-hardening.conf")(plan)
             if {f"Banner {baseline.ISSUE_NET}", "DebianBanner no"} <= set(str(r.inputs.get("content", "")).splitlines())]
+
+
+def _every(files: list[Registered], holds: Callable[[str], bool]) -> list[Registered]:
+    """`files` when each one's content holds (a team's control is on only if every VM and workspace has it)."""
+    return files if files and all(holds(str(r.inputs.get("content", ""))) for r in files) else []
+
+
+def _workspace_idle_stop(plan: PlanResult) -> list[Registered]:
+    """Every team VM's code-server config, when each sets an idle timeout."""
+    return _every(_file(TEAM_CODE_SERVER_CONFIG)(plan), lambda text: re.search(r"(?m)^idle-timeout-seconds: [1-9][0-9]*$", text) is not None)
+
+
+def _workspace_port_proxy_off(plan: PlanResult) -> list[Registered]:
+    return _every(_file(TEAM_CODE_SERVER_CONFIG)(plan), lambda text: "disable-proxy: true\n" in text)
+
+
+def _workspace_bind_limits(plan: PlanResult) -> list[Registered]:
+    """A team's sandbox: no IP port at all (every code-server on its socket), loopback the only interface."""
+    return _every(_file("10-hcs-sandbox.conf")(plan),
+                  lambda text: {"SocketBindDeny=any", "RestrictNetworkInterfaces=lo"} <= set(text.splitlines())
+                  and "\nSocketBindAllow=" not in text)
+
+
+def _workspace_backups(plan: PlanResult) -> list[Registered]:
+    """A team's backup template: each workspace's own set, its code-server data included, tagged with its account."""
+    return _every(_file(TEAM_BACKUP_SERVICE)(plan),
+                  lambda text: "--tag ws:%i " in text and re.search(r"(?m) /home/%i/\.local/share/code-server$", text) is not None)
+
+
+def _workspace_limits(plan: PlanResult) -> list[Registered]:
+    """Each workspace's drop-in, when it sets all three cgroup limits."""
+    return _every(_file("/20-hcs-workspace.conf")(plan),
+                  lambda text: all(re.search(rf"(?m)^{key}=\S+$", text) for key in ("MemoryMax", "CPUQuota", "TasksMax")))
+
+
+def _router_grants(plan: PlanResult) -> list[Registered]:
+    """The team gateways whose router grants each workspace host by its role, anchored."""
+    return _every(_file("/caddy/Caddyfile")(plan),
+                  lambda text: bool(grants := re.findall(r"header_regexp X-Forwarded-Groups `([^`]*)`", text))
+                  and all(re.fullmatch(r"\(\^\|,\)ws\\\.[a-z0-9\\-]+\(,\|\$\)", g) for g in grants))
 
 
 def _ide_unit_bind_limits(plan: PlanResult) -> list[Registered]:
@@ -349,9 +405,17 @@ CONTROLS: tuple[Control, ...] = (
             "direct app exposure, spoofed client IPs, credentials in shipped logs",
             _both(_file("/caddy/Caddyfile"), _named("gateway-caddy-gateway"))),
     Control("Identity", "oauth2-proxy with Entra ID (PKCE, one group, files-only secrets)", "unauthenticated users",
-            _both(_file("/oauth2-proxy.cfg"), _named("gateway-oauth2-proxy"))),
+            _both(_file("/oauth2-proxy.cfg"), _named("gateway-oauth2-proxy")),
+            team="oauth2-proxy with Entra ID on every VM (PKCE, files-only secrets): the roles claim, allowed_groups exactly "
+                 "the roles of that VM's workspaces, a callback per workspace host"),
     Control("Identity", "Entra app requires assignment; one security group assigned", "everyone else in the tenant",
-            _both(_typed("azuread:index/servicePrincipal:ServicePrincipal"), _typed("azuread:index/appRoleAssignment:AppRoleAssignment"))),
+            _both(_typed("azuread:index/servicePrincipal:ServicePrincipal"), _typed("azuread:index/appRoleAssignment:AppRoleAssignment")),
+            team="Entra app requires assignment; an app role ws.<name> per workspace, assigned to each of its people "
+                 "(no group); one redirect URI per workspace host and no other"),
+    Control("Identity", "The router: a workspace host only for a session holding that workspace's role (an anchored match "
+            "on the roles oauth2-proxy asserts), to that workspace's own socket, without the session cookie; 403 for "
+            "anything else", "a person granted one workspace opening another's IDE; a workspace replaying a session",
+            _router_grants, team_only=True),
     Control("Identity", "Entra Conditional Access: MFA required, sign-in frequency = the session's maximum",
             "stolen passwords, sessions that slide forever on refresh",
             _typed("azuread:index/conditionalAccessPolicy:ConditionalAccessPolicy"), switch="entraConditionalAccess"),
@@ -371,7 +435,9 @@ CONTROLS: tuple[Control, ...] = (
             _typed(DROPLET_FIREWALL), inapplicable=_not_droplet),
     Control("Host", "Split accounts: no-login service account outside the docker group, IDE user without sudo",
             "lateral movement, secret theft, root via the Docker socket",
-            _named("vm-accounts")),
+            _named("vm-accounts"),
+            team=f"Split accounts: no-login service account outside the docker group, one account per workspace (ws-<name>, "
+                 f"uid {WORKSPACE_UIDS}) without sudo"),
     Control("Host", "Exact ownership map of the proxy stack, home, workspace, data volume", "the IDE user reading proxy secrets",
             _named("vm-layout")),
     Control("Host", "SSH keys only, no root, AllowGroups, modern crypto; root locked", "password brute force",
@@ -400,42 +466,71 @@ CONTROLS: tuple[Control, ...] = (
             "firewall, the clock; every command of the IDE user (by uid) and of people logged in (by login uid); "
             "rules locked until reboot (-e 2), shipped by Wazuh when on",
             "an intruder's changes and commands without a record; a terminal session nobody can attribute",
-            _both(_named("vm-audit"), _file(baseline.AUDIT_RULES), _file(baseline.AUDIT_FINALIZE))),
+            _both(_named("vm-audit"), _file(baseline.AUDIT_RULES), _file(baseline.AUDIT_FINALIZE)),
+            team="auditd: watches on accounts, sudoers, sshd, the proxy stack, code-server's unit and config, the firewall, "
+                 f"the clock; every command of every workspace account (by uid, {WORKSPACE_UIDS}) and of people logged in "
+                 "(by login uid); rules locked until reboot (-e 2), shipped by Wazuh when on"),
     Control("Host", "Login banners on the console and SSH before authentication; no release in them or in SSH's identification",
             "users unwarned of monitoring; scanners reading the exact Debian package", _both(_file(baseline.ISSUE_NET), _sshd_banner)),
     Control("Host", "code-server on 127.0.0.1 from a root-owned --config, own auth off, sandboxed unit",
-            "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf"))),
+            "bypassing the proxy chain, the IDE user moving the listener", _both(_file("/etc/code-server/hcs.yaml"), _file("10-hcs-sandbox.conf")),
+            team="code-server on a socket per workspace (socket-mode 600, in its own 0700 runtime directory, no TCP port) from "
+                 "a root-owned config, own auth off, sandboxed unit writing only its own home and volume directory",
+            team_select=_both(_file(TEAM_CODE_SERVER_CONFIG), _file("10-hcs-sandbox.conf"))),
+    Control("Host", "Workspace limits: each workspace's unit capped by the kernel (MemoryMax, CPUQuota, TasksMax), its "
+            "terminal and builds included", "one workspace's runaway build or fork bomb taking the VM from its neighbours",
+            _workspace_limits, team_only=True),
     Control("Host", "Local ports by identity (owner match): code-server for oauth2-proxy's uid and the IDE user only, "
             "the gateway from the VM for the service account only (cloudflared), nothing else for the IDE user",
             "any other local account acting as the IDE user, or posing as cloudflared; the terminal using local services",
-            _file("/etc/ufw/after.init")),
+            _file("/etc/ufw/after.init"),
+            team="Local ports by identity (owner match): the router (oauth2-proxy's upstream) and the gateway from the VM for "
+                 "the service account only, each workspace's proxy port for its own account only, nothing else for any "
+                 "workspace account (the uid range) and no workspace listener answering"),
     Control("Host", "Egress by identity (owner match, IPv4 and IPv6): each flow only for its accounts (table below), "
             "nothing off the VM for the IDE user (DNS included; its only way out is the allowlisting proxy, when on), "
             "no listener of the IDE user answers; refusals rejected at once and logged with the uid (NFLOG → ulogd2 → journal)",
             "the terminal reaching out (data over DNS, a foreign tunnel), squatting a port another account serves",
-            _both(_file("/etc/ufw/after.init"), _file("/etc/ulogd.conf"))),
+            _both(_file("/etc/ufw/after.init"), _file("/etc/ulogd.conf")),
+            team=f"Egress by identity (owner match, IPv4 and IPv6): each flow only for its accounts (table below), nothing "
+                 f"off the VM for any workspace account (the uid range {WORKSPACE_UIDS}; DNS included; their only way out is "
+                 "their own port of the allowlisting proxy, when on), no workspace listener answers; refusals rejected at "
+                 "once and logged with the uid (NFLOG → ulogd2 → journal)"),
     Control("Host", f"The IDE's way out: an allowlisting proxy (Squid, as `{SQUID}`) on 127.0.0.1:{IDE_PROXY_PORT} that only "
             "the IDE user may connect to; CONNECT to 443 of listed names, plain HTTP to 80 only of names listed http://, "
             f"IP literals refused, nothing cached, each request logged with the account; only `{SQUID}` goes out, by name",
             "the terminal reaching any name or address but the listed ones, unlogged downloads, another account using the "
             "proxy's way out", _both(_file(SQUID_CONFIG), _ide_proxy_hook),
-            switch="ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)", weakened=_ide_plain_http),
+            switch="ideEgressDomains (empty: no proxy runs and the IDE user reaches nothing off the VM)", weakened=_ide_plain_http,
+            team=f"The workspaces' way out: an allowlisting proxy (Squid, as `{SQUID}`) with a loopback port per workspace that "
+                 "only its own account may connect to, each letting through only that workspace's names: CONNECT to 443, "
+                 "plain HTTP to 80 only of names listed http://, IP literals refused, nothing cached, each request logged "
+                 f"with the account; only `{SQUID}` goes out, by name"),
     Control("Host", "The IDE's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost; Unix and "
             "IPv4 sockets only), and everything the terminal starts dies with it",
-            "a way out if the firewall hook is wrong or flushed", _ide_unit_loopback_only),
+            "a way out if the firewall hook is wrong or flushed", _ide_unit_loopback_only,
+            team="Every workspace's unit reaches loopback only (systemd IPAddressDeny=any, IPAddressAllow=localhost; Unix and "
+                 "IPv4 sockets only), and everything its terminal starts dies with it"),
     Control("Host", "The IDE's unit binds no IP port but code-server's and uses no interface but loopback "
             "(systemd's BPF: SocketBindDeny=any, RestrictNetworkInterfaces=lo)",
             "a listener of the terminal, a port squatted while its owner is down", _ide_unit_bind_limits,
-            switch="vmDebianRelease 13 (Debian 12's systemd 252 has no BPF framework: both settings would do nothing)"),
+            switch="vmDebianRelease 13 (Debian 12's systemd 252 has no BPF framework: both settings would do nothing)",
+            team="Every workspace's unit binds no IP port at all (its code-server listens on its socket) and uses no interface "
+                 "but loopback (systemd's BPF: SocketBindDeny=any, RestrictNetworkInterfaces=lo)",
+            team_select=_workspace_bind_limits),
     Control("Host", "code-server port proxy off (/proxy/<port>, /absproxy/<port>)", "local services served on the IDE's origin",
-            _port_proxy_off, switch="codeServerPortProxy (set it false)"),
+            _port_proxy_off, switch="codeServerPortProxy (set it false)", team_select=_workspace_port_proxy_off),
     Control("Host", "code-server's download and upload actions off (the workbench's Download… and Upload…, files dropped in); "
             "the UI's actions only: the terminal still prints a file (cat, base64) and the editor's clipboard still copies",
             "workspace files taken home, or files brought in, in two clicks", _transfers_off,
             switch="codeServerDisableFileDownloads and codeServerDisableFileUploads (opt-in)", weakened=_transfers_half_off),
     Control("Host", "An IDE nobody has open ends: with no browser connected for codeServerIdleTimeout, code-server exits, "
             "systemd starts a fresh one, and what the terminal left running is killed with the old one",
-            "shells and jobs left running unattended after the user has gone", _idle_timeout),
+            "shells and jobs left running unattended after the user has gone", _idle_timeout,
+            team="A workspace nobody has open stops: with no browser connected for codeServerIdleTimeout, its code-server "
+                 "exits (idle-timeout-seconds), what its terminal left running is killed with it, and its socket starts a "
+                 "fresh one on the next request",
+            team_select=_workspace_idle_stop),
     Control("Host", "oauth2-proxy on a Unix socket only the service account can open (no TCP port)",
             "local uids reaching oauth2-proxy, or binding its port to receive sessions",
             _both(_oauth2_proxy_socket, _file(SOCKET_TMPFILES))),
@@ -457,14 +552,22 @@ CONTROLS: tuple[Control, ...] = (
             "interactive bash of the IDE user, its commands typed, with the uid and unit journald stamps; the person is "
             "bound by time to the gateway's lines of that moment (one shared account: correlation, not proof), and the "
             "user's own shell writes it (another profile, bash --norc, a leading space escape it; auditd on a real VM does not)",
-            "commands in the IDE nobody can trace", _both(_file(TERMINAL_RECORDER), _named("vm-terminal-record"))),
+            "commands in the IDE nobody can trace", _both(_file(TERMINAL_RECORDER), _named("vm-terminal-record")),
+            team=f"Attribution: each workspace terminal's record in the journal (`journalctl -t {TERMINAL_LOG_TAG}`): each "
+                 "interactive bash of a workspace account, its commands typed, with the uid (the workspace) and unit journald "
+                 "stamps; the person is bound by time to the gateway's lines for that workspace's host (a workspace of "
+                 "several people: correlation, not proof), and the account's own shell writes it (another profile, bash "
+                 "--norc, a leading space escape it; auditd on a real VM does not)"),
     Control("Detection", "Zabbix agent 2 (active, PSK; no keys that reach the network or read files)", "unnoticed outages",
             _named("vm-zabbix"), switch="zabbixEnabled"),
     Control("Detection", "restic backups (service + timer)", "data loss", _named("vm-backup"), switch="backupEnabled"),
     Control("Detection", "Backups hold the IDE too: code-server's user data and extensions (not its logs and caches); "
             "`hcs-restore` brings them back with the workspace (Day two, tested on a re-created demo VM)",
             "losing the user's settings and extensions with the VM",
-            _both(_backup_covers_the_ide, _file("/usr/local/sbin/hcs-restore")), switch="backupEnabled"),
+            _both(_backup_covers_the_ide, _file("/usr/local/sbin/hcs-restore")), switch="backupEnabled",
+            team="Backups per workspace (hcs-backup@ws-<name>, a timer each): its workspace, volume directory and "
+                 "code-server data, tagged ws:<account>, so one person's work comes back without touching another's",
+            team_select=_workspace_backups),
     Control("Detection", "Backups append-only: rest-server account in a root-only file, no forget/prune/init on the VM",
             "an intruder deleting the backup history", _both(_named("vm-backup"), _file("/etc/restic/hcs-backup.repository")),
             switch="backupEnabled"),
@@ -474,8 +577,11 @@ CONTROLS: tuple[Control, ...] = (
 def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS) -> list[Row]:
     """Every control's status for this stack, plus the policy pack's verdict as a last row."""
     rows = []
+    team = is_team([Res(r.type, r.name, r.inputs) for r in plan.of_type("hcs:files:File")])
     for c in controls:
-        found = c.select(plan)
+        if c.team_only and not team:
+            continue
+        found = (c.team_select if team and c.team_select else c.select)(plan)
         if edge not in c.edges:
             status, note = "n/a", f"not part of the {edge} edge"
         elif reason := c.inapplicable(plan):
@@ -486,8 +592,11 @@ def posture(plan: PlanResult, edge: str, controls: Sequence[Control] = CONTROLS)
             status, note = "on", c.detail(plan)
         else:
             status, note = "OFF", f"switched off: {c.switch}" if c.switch else "missing from the plan"
-        rows.append(Row(c.layer, c.control, c.stops, status, tuple(r.name for r in found), note))
-    verdict = evaluate([Res(r.type, r.name, r.inputs) for r in plan.resources])
+        rows.append(Row(c.layer, c.team if team and c.team else c.control, c.stops, status, tuple(r.name for r in found), note))
+    # A team's rules count for a team; for a single user only if they find something.
+    team_rules = {rule.name for rule in RULES if rule.team}
+    verdict = {name: found for name, found in evaluate([Res(r.type, r.name, r.inputs) for r in plan.resources]).items()
+               if team or found or name not in team_rules}
     failing = sorted(name for name, found in verdict.items() if found)
     rows.append(Row("Guardrails", f"Policy pack: {len(verdict) - len(failing)}/{len(verdict)} mandatory policies pass",
                     "any single misconfiguration above", "OFF" if failing else "on", (),

@@ -210,7 +210,16 @@ def test_each_policy_catches_its_violation(rule: str, stack: str, pick: Any, cha
 
 
 def test_every_policy_has_a_failing_case() -> None:
-    assert {f[0] for f in FAILURES} == RULE_NAMES
+    """A team's rules read team files only: their failing cases are a team's (tests/policy/test_team_rules.py)."""
+    assert {f[0] for f in FAILURES} == {rule.name for rule in RULES if not rule.team}
+
+
+@pytest.mark.parametrize("stack", ["dev", "cloudflare", "proxy"])
+def test_a_single_user_gives_a_teams_rules_nothing_to_judge(stack: str, stacks: dict[str, list[Res]]) -> None:
+    from scripts.policy.rules import is_team
+
+    assert not is_team(stacks[stack])
+    assert all(rule.check(stacks[stack]) == [] for rule in RULES if rule.team)
 
 
 def test_a_missing_ssh_drop_in_fails(dev_resources: list[Res]) -> None:
