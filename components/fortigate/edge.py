@@ -56,11 +56,11 @@ class FortigateEdge(pulumi.ComponentResource):
     WAN → DMZ HTTPS to the VIP with UTM and IPS on, front proxy → VM gateway port, management
     subnets → VM SSH, the VM's egress allowlist, and a logged deny of all other VM egress.
 
-    With a team (`args.vms`) every VM has its own address object and its own egress policies (its
-    own allowlist, from it alone), and one address group of all VMs is what the front proxy and
-    management reach and what the deny covers. The primary VM keeps the single-VM names and the
-    others' names come from their own names, so adding a VM renames nothing that exists (no
-    replacement of another VM's policies); it grows the group and adds its policies before the deny.
+    With a team (`args.vms`) every VM has its own address object, each distinct egress flow one
+    policy from exactly the VMs that have it (a VM's own names from it alone), and one address
+    group of all VMs is what the front proxy and management reach and what the deny covers.
+    Adding a VM renames nothing that exists: it grows the group and the sources of the flows it
+    shares, and adds a policy per new flow before the deny (`payloads.build`).
 
     Every policy also carries the whole block (its names in order and its placement), so the first
     policy whose create or update sees the block out of order repairs all of it in one pass.

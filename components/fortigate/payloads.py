@@ -16,12 +16,14 @@ the VM tries. The block sits where `fortigatePolicyPlacement` says; each later p
 directly after the previous one (by name), so a foreign policy slipped in between shows as drift.
 
 A team (`build`'s `vms`) spreads workspaces over several VMs, each with an allowlist of its own
-(its workspaces' names). Each VM gets its own address object and its own egress policies, whose
-only source is that VM, so no VM borrows another's names; one address group of all VMs is what
-the front proxy and management may reach and what the final deny covers. The primary VM keeps the
-single-VM names (`{p}-vm`, `{p}-out-<rule>`) and every other VM's names derive from its own name
-alone, so turning a stack into a team, or adding a VM, renames nothing that exists: the group's
-member list grows and the new VM's policies go in before the deny.
+(its workspaces' names). Each VM gets its own address object; each distinct flow one accept whose
+sources are exactly the VMs that have it (the resolvers or the apt proxy: every VM; a VM's IDE
+proxy names: that VM), so no VM borrows another's names and the device holds a policy per flow,
+not per flow and VM; one address group of all VMs is what the front proxy and management may
+reach and what the final deny covers. The primary VM keeps the single-VM names (`{p}-vm`,
+`{p}-out-<rule>`), a flow first seen on another VM is named after that VM, so turning a stack into
+a team, or adding a VM, renames nothing that exists: the group and a shared flow's sources grow,
+and a new flow's policy goes in before the deny.
 """
 
 from __future__ import annotations
@@ -263,18 +265,31 @@ def build(fg: FortigateSettings, topo: Topology, vms: Sequence[tuple[str, Topolo
             srcaddr=_members(mgmt_group), dstaddr=_members(vm), service=_members(ssh),
         )),
     ]
+    # One accept per distinct flow: a rule whose service and destinations are the same on several
+    # VMs (the resolvers, the apt proxy, the agents' managers) is one policy from exactly those
+    # VMs; a rule that differs (the IDE proxy's names) is a policy of its own. So no VM gets
+    # another's names, and the device holds one policy per flow, not one per flow and VM.
+    egress: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[str]]] = {}  # flow -> (policy, sources)
     for host in hosts:
-        # Each VM's own allowlist, from that VM alone: a VM never gets another's names.
-        primary = host.vm == PRIMARY_VM
         for rule in host.topology.egress_rules:
             key = (host.vm, rule.name)
-            name = f"{p}-out-{rule.name}" if primary else _bounded(f"{p}-{host.vm}-out-{rule.name}", POLICY_NAME_LIMIT)
-            policies.append((name, policy(
-                srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
-                srcaddr=_members(host.address), dstaddr=_members(*egress_dst[key]), service=_members(egress_svc[key]),
-                nat="enable" if fg.egress_nat else "disable",
-                **({} if primary else {"comments": f"egress {rule.name} of VM {host.vm}; " + comment}),
-            )))
+            flow = (rule.name, egress_svc[key], tuple(egress_dst[key]))
+            if flow in egress:
+                egress[flow][1].append(host.address)
+                continue
+            name = (f"{p}-out-{rule.name}" if host.vm == PRIMARY_VM
+                    else _bounded(f"{p}-{host.vm}-out-{rule.name}", POLICY_NAME_LIMIT))
+            egress[flow] = (name, [host.address])
+    for (rule_name, svc, dst), (name, sources) in egress.items():
+        # Named by the first VM with the flow: a VM added later with the same flow only joins its
+        # sources, one with another flow adds a policy; nothing that exists is renamed.
+        first = next(h.vm for h in hosts if h.address == sources[0])
+        policies.append((name, policy(
+            srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
+            srcaddr=_members(*sources), dstaddr=_members(*dst), service=_members(svc),
+            nat="enable" if fg.egress_nat else "disable",
+            **({} if first == PRIMARY_VM else {"comments": f"egress {rule_name} of VM {first} and any with the same flow; " + comment}),
+        )))
     policies.append((f"{p}-out-deny", policy(
         srcintf=_members(fg.dmz_interface), dstintf=_members("any"),
         srcaddr=_members(vm), dstaddr=_members("all"), service=_members("ALL"), action="deny",

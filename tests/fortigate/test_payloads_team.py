@@ -83,28 +83,39 @@ def _vm_networks(vms: tuple[tuple[str, Topology], ...]) -> set[ipaddress.IPv4Net
     return {ipaddress.IPv4Network(str(t.vm.address)) for _, t in vms}
 
 
-def test_each_vm_reaches_only_its_own_names_from_its_own_address(team3) -> None:
+def _flow(plan: payloads.EdgePlan, policy: payloads.CmdbSpec) -> tuple[Any, ...]:
+    """What an accept opens: its service's ports, its destination networks and its names."""
+    by_name = {o.name: o for o in plan.objects}
+    members = [by_name[m["name"]] for m in policy.payload["dstaddr"]]
+    names = [{"name": o.name} for o in members if o.payload.get("type") == "fqdn"]
+    networks = [{"name": o.name} for o in members if o.payload.get("type") != "fqdn"]
+    return (frozenset(_ports(plan, policy.payload["service"])), frozenset(_resolve(plan, networks)),
+            frozenset(_fqdns(plan, names)))
+
+
+def _rule_flow(rule: Any) -> tuple[Any, ...]:
+    return (frozenset({(rule.protocol, rule.port)}), frozenset(ipaddress.IPv4Network(str(d)) for d in rule.destinations),
+            frozenset(v for d in rule.domains for v in payloads.fqdn_targets(d)))
+
+
+def test_each_vm_reaches_exactly_its_own_flows_and_shares_only_identical_ones(team3) -> None:
     plan, _, vms = team3
     assert [name for name, _ in vms] == [PRIMARY_VM, LONG, "data"]
     accepts = [p for p in plan.of_kind("policy") if p.payload["srcintf"] == [{"name": "dmz"}] and p.payload["action"] == "accept"]
-    seen = []
     for name, vm_topo in vms:
         own = _address_of(plan, vm_topo)
-        mine = [p for p in plan.of_kind("policy") if p.payload["srcaddr"] == [{"name": own}]]
-        seen += mine
-        rules = vm_topo.egress_rules
-        assert len(mine) == len(rules), name
-        for policy, rule in zip(mine, rules):
+        mine = [p for p in accepts if {"name": own} in p.payload["srcaddr"]]
+        # every rule of the VM once, nothing else: another VM's names never reach it
+        assert sorted(map(repr, (_flow(plan, p) for p in mine))) == sorted(map(repr, map(_rule_flow, vm_topo.egress_rules))), name
+        for policy in mine:
             assert (policy.payload["action"], policy.payload["logtraffic"]) == ("accept", "all")
-            assert _ports(plan, policy.payload["service"]) == {(rule.protocol, rule.port)}
-            if rule.domains:  # the IDE proxy's names: exactly this VM's workspaces' names, no other VM's
-                wanted = {v for d in rule.domains for v in payloads.fqdn_targets(d)}
-                assert set(_fqdns(plan, policy.payload["dstaddr"])) == wanted, (name, rule.name)
-            else:
-                assert _resolve(plan, policy.payload["dstaddr"]) == {ipaddress.IPv4Network(str(d)) for d in rule.destinations}
-        assert {d.name for r in rules for d in r.domains} == {d.removeprefix("http://") for d in DOMAINS[name]}
-    # every accept from the DMZ belongs to exactly one VM, named by its one source address
-    assert sorted(p.name for p in seen) == sorted(p.name for p in accepts)
+        assert {d.name for r in vm_topo.egress_rules for d in r.domains} == {d.removeprefix("http://") for d in DOMAINS[name]}
+    # a policy's sources are exactly the VMs whose own rules hold that flow
+    for policy in accepts:
+        holders = {_address_of(plan, t) for _, t in vms if _flow(plan, policy) in map(_rule_flow, t.egress_rules)}
+        assert {m["name"] for m in policy.payload["srcaddr"]} == holders, policy.name
+    # one policy per distinct flow: the shared ones (resolvers, apt proxy, agents) once, not per VM
+    assert len(accepts) == len({repr(_flow(plan, p)) for p in accepts}) < sum(len(t.egress_rules) for _, t in vms)
 
 
 def test_the_deny_is_last_and_covers_every_vm_as_do_proxy_and_management(team3) -> None:
@@ -121,8 +132,9 @@ def test_the_deny_is_last_and_covers_every_vm_as_do_proxy_and_management(team3) 
     assert _ports(plan, ssh.payload["service"]) == {("tcp", settings.topology.vm.ssh_port)}
     # order: inbound, management SSH, each VM's egress in the team's order, the deny
     assert [p.name for p in policies[:3]] == ["hcs-in-https", "hcs-proxy-to-vm", "hcs-mgmt-ssh"]
-    owners = [next(n for n, t in vms if p.payload["srcaddr"] == [{"name": _address_of(plan, t)}]) for p in policies[3:-1]]
-    assert owners == sorted(owners, key=[n for n, _ in vms].index)
+    # each flow where its first VM (in the team's order) first has it
+    firsts = [next(n for n, t in vms if p.payload["srcaddr"][0] == {"name": _address_of(plan, t)}) for p in policies[3:-1]]
+    assert firsts == sorted(firsts, key=[n for n, _ in vms].index)
     for previous, policy in zip(policies, policies[1:]):
         assert policy.placement == f"after:{previous.name}" and previous.name in policy.depends_on
 
@@ -153,6 +165,11 @@ def test_adding_a_vm_changes_no_object_of_the_others(team3) -> None:
             assert _resolve(plan4, after.payload["member"][-1:]) == {ipaddress.IPv4Network("192.0.2.13/32")}
         elif obj.name == "hcs-out-deny":  # still last, now after the new VM's policies
             assert after.payload == obj.payload and plan4.of_kind("policy")[-1] == after
+        elif obj.kind == "policy" and after.payload["srcaddr"] != obj.payload["srcaddr"]:
+            # a flow the new VM shares: its address joins the sources at the end, nothing else changes
+            assert after.payload["srcaddr"][:-1] == obj.payload["srcaddr"]
+            assert _resolve(plan4, after.payload["srcaddr"][-1:]) == {ipaddress.IPv4Network("192.0.2.13/32")}
+            assert {**after.payload, "srcaddr": obj.payload["srcaddr"]} == obj.payload
         else:
             assert after == obj, obj.name
     new_policies = [p.name for p in plan4.of_kind("policy") if p.name not in {o.name for o in plan3.objects}]
