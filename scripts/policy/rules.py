@@ -637,6 +637,19 @@ def _by_name_allows(text: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(0).strip()) for m in re.finditer(r"(?m)^\s*allow (\S+) (?!.*-d ).*$", text)]
 
 
+def _by_name_findings(path: str, text: str, installed: bool) -> list[str]:
+    """The hook's flows without a destination: Squid's alone, on tcp 443 or 80, and only with Squid installed."""
+    found = []
+    for who, line in _by_name_allows(text):
+        if not installed:
+            found.append(f"{path}: {line!r} opens a port off the VM to any address, and no {SQUID_CONFIG} is installed "
+                         "to judge the names: every flow without Squid names its destination (-d)")
+        elif who != SQUID_ACCOUNT or not re.fullmatch(r"allow \S+ -p tcp --dport (443|80)\s*(#.*)?", line):
+            found.append(f"{path}: {line!r}: only Squid's account ({SQUID_ACCOUNT}) may go out without a destination, "
+                         "and only on tcp 443 or 80; Squid judges the names, nothing else does")
+    return found
+
+
 def ide_proxy_allowlist(resources: Sequence[Res]) -> list[str]:
     """The IDE user's one way out is Squid on loopback, by name, to listed names; otherwise it has none."""
     if is_team(resources):
@@ -646,13 +659,7 @@ def ide_proxy_allowlist(resources: Sequence[Res]) -> list[str]:
     found = [finding for path, text in squid for finding in _squid_findings(path, text)]
     port = rf"iptables -w -A hcs-loopback -p tcp (?:-d 127\.0\.0\.1 )?--dport {IDE_PROXY_PORT} --syn"
     for path, text in _files(resources, UFW_AFTER_INIT):
-        for who, line in _by_name_allows(text):
-            if not installed:
-                found.append(f"{path}: {line!r} opens a port off the VM to any address, and no {SQUID_CONFIG} is installed "
-                             "to judge the names: every flow without Squid names its destination (-d)")
-            elif who != SQUID_ACCOUNT or not re.fullmatch(r"allow \S+ -p tcp --dport (443|80)\s*(#.*)?", line):
-                found.append(f"{path}: {line!r}: only Squid's account ({SQUID_ACCOUNT}) may go out without a destination, "
-                             "and only on tcp 443 or 80; Squid judges the names, nothing else does")
+        found += _by_name_findings(path, text, installed)
         allowed = re.findall(rf'{port} -m owner --uid-owner "?\$?(\w+)"? -j RETURN', text)
         refused = re.search(rf"(?m)^\s*{port} -j hcs-refused$", text)
         if installed and (allowed != ["IDE"] or not refused):
@@ -673,13 +680,7 @@ def _team_proxy(vm: str, files: list[Res]) -> list[str]:
     found = [finding for path, text in squid for finding in _squid_findings(path, text, team=True)]
     listeners = {pair for _, text in squid for pair in _squid_listeners(_squid_directives(text))}
     for path, text in _vm_texts(files, vm, UFW_AFTER_INIT):
-        for who, line in _by_name_allows(text):
-            if not installed:
-                found.append(f"{path}: {line!r} opens a port off the VM to any address, and no {SQUID_CONFIG} is installed "
-                             "to judge the names: every flow without Squid names its destination (-d)")
-            elif who != SQUID_ACCOUNT or not re.fullmatch(r"allow \S+ -p tcp --dport (443|80)\s*(#.*)?", line):
-                found.append(f"{path}: {line!r}: only Squid's account ({SQUID_ACCOUNT}) may go out without a destination, "
-                             "and only on tcp 443 or 80; Squid judges the names, nothing else does")
+        found += _by_name_findings(path, text, installed)
         if (set(_own_ports(text)) != listeners or len(_own_ports(text)) != len(listeners)) and (installed or _own_ports(text)):
             found.append(f"{path}: the hook's proxy ports (own ACCOUNT PORT: {sorted(_own_ports(text))}) must be Squid's, "
                          f"each for the account its port is named after ({sorted(listeners)}): a port open to another "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser
@@ -18,6 +20,19 @@ from scripts.lab.demo.attacker import launched_browser
 TEAM_UNDER_TEST = dataclasses.replace(demo.TEAM, idle_timeout="61s")
 
 
+@contextmanager
+def demo_session(tag: str, label: str, kept: bool = False, **up: Any) -> Iterator[demo.Demo]:
+    """`demo.up(tag, **up)`, then (unless `kept`: a developer's running demo) `demo.down` and nothing of
+    it may be left: a leftover fails the session (processes, namespaces, mounts, its directory)."""
+    try:
+        yield demo.up(tag, progress=lambda line: print(f"[{label}] {line}", flush=True), **up)
+    finally:
+        if not kept:
+            demo.down(tag, progress=lambda _line: None)
+            left = demo.leftovers(tag)
+            assert not left, f"demo-down left behind: {left}"
+
+
 @pytest.fixture(scope="session")
 def running_demo() -> Iterator[demo.Demo]:
     """`make demo`'s own `up()`, under a tag of this test run (a person's `make demo` is left alone).
@@ -27,14 +42,8 @@ def running_demo() -> Iterator[demo.Demo]:
     tests converge and use that running demo instead and leave it running (a developer's loop).
     """
     kept = os.environ.get("HCS_DEMO_TAG")
-    tag = kept or f"hcst{os.getpid()}"
-    try:
-        yield demo.up(tag, progress=lambda line: print(f"[demo] {line}", flush=True))
-    finally:
-        if not kept:
-            demo.down(tag, progress=lambda _line: None)
-            left = demo.leftovers(tag)
-            assert not left, f"demo-down left behind: {left}"
+    with demo_session(kept or f"hcst{os.getpid()}", "demo", kept=bool(kept)) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +51,8 @@ def other_release_demo() -> Iterator[demo.Demo]:
     """The same demo on a Debian 12 VM (the release the product still accepts), under its own tag,
     for the host checks that must hold there too; always torn down at the end of the session."""
     (other,) = set(debian.RELEASES) - {debian.DEFAULT}
-    tag = f"hcso{os.getpid()}"
-    try:
-        yield demo.up(tag, progress=lambda line: print(f"[demo {other}] {line}", flush=True), release=other)
-    finally:
-        demo.down(tag, progress=lambda _line: None)
-        left = demo.leftovers(tag)
-        assert not left, f"demo-down left behind: {left}"
+    with demo_session(f"hcso{os.getpid()}", f"demo {other}", release=other) as running:
+        yield running
 
 
 @pytest.fixture(scope="session", params=sorted(debian.RELEASES, reverse=True), ids=lambda v: f"debian{v}")
@@ -71,14 +75,8 @@ def team_demo() -> Iterator[demo.Demo]:
     is gone before `running_demo` boots; nothing may be left. With
     HCS_TEAM_DEMO_TAG set, that running team demo is converged and used, and left running."""
     kept = os.environ.get("HCS_TEAM_DEMO_TAG")
-    tag = kept or f"hcsw{os.getpid()}"
-    try:
-        yield demo.up(tag, progress=lambda line: print(f"[team demo] {line}", flush=True), team=TEAM_UNDER_TEST)
-    finally:
-        if not kept:
-            demo.down(tag, progress=lambda _line: None)
-            left = demo.leftovers(tag)
-            assert not left, f"demo-down left behind: {left}"
+    with demo_session(kept or f"hcsw{os.getpid()}", "team demo", kept=bool(kept), team=TEAM_UNDER_TEST) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

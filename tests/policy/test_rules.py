@@ -6,12 +6,12 @@ the failing case is that resource with the one property the rule guards changed.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.policy.weaken import mutate as _mutate
 from scripts.policy.rules import RULES, Res, evaluate
 from scripts.tools.offline import PlanResult, StackConfig, run_program
 
@@ -45,18 +45,6 @@ def proxy_resources(dev_config: StackConfig) -> list[Res]:
 @pytest.fixture(scope="module")
 def stacks(dev_resources: list[Res], cf_resources: list[Res], proxy_resources: list[Res]) -> dict[str, list[Res]]:
     return {"dev": dev_resources, "cloudflare": cf_resources, "proxy": proxy_resources}
-
-
-def _mutate(resources: list[Res], pick: Callable[[Res], bool], change: Callable[[dict[str, Any]], None]) -> list[Res]:
-    out, hit = [], False
-    for r in resources:
-        if pick(r) and not hit:
-            props = copy.deepcopy(dict(r.props))
-            change(props)
-            r, hit = Res(r.type, r.name, props), True
-        out.append(r)
-    assert hit, "nothing to mutate"
-    return out
 
 
 def _set_path(path: str, value: Any) -> Callable[[dict[str, Any]], None]:

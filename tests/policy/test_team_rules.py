@@ -4,12 +4,12 @@ makes the rule that guards it fail, judged per VM and per workspace (tests/polic
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.policy.weaken import mutate as _mutate
 from scripts.policy.rules import RULES, Res, evaluate
 from scripts.tools.offline import load_stack_config, run_program
 
@@ -23,18 +23,6 @@ DEV01 = "/etc/systemd/system/code-server@ws-dev01.service.d/20-hcs-workspace.con
 @pytest.fixture(scope="module")
 def team() -> list[Res]:
     return [Res(r.type, r.name, r.inputs) for r in run_program(load_stack_config("team")).resources]
-
-
-def _mutate(resources: list[Res], pick: Callable[[Res], bool], change: Callable[[dict[str, Any]], None]) -> list[Res]:
-    out, hit = [], False
-    for r in resources:
-        if pick(r) and not hit:
-            props = copy.deepcopy(dict(r.props))
-            change(props)
-            r, hit = Res(r.type, r.name, props), True
-        out.append(r)
-    assert hit, "nothing to mutate"
-    return out
 
 
 def _file(suffix: str, role: str = "vm") -> Callable[[Res], bool]:
