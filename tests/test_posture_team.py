@@ -62,6 +62,7 @@ def _weaken(plan: PlanResult, suffix: str, role: str, change: Callable[[str], st
     (ROUTER, "/caddy/Caddyfile", "vm-dmz3", "`(^|,)ws\\.dev11(,|$)`", "`ws\\.dev11`", "workspace-router-grants"),
     (BIND, "10-hcs-sandbox.conf", "vm-dmz4", "SocketBindDeny=any\n", "SocketBindAllow=tcp:8080\nSocketBindDeny=any\n", "egress-by-identity"),
     (BACKUPS, "/hcs-backup@.service", "vm", "--tag ws:%i ", "", "workspace-isolation"),
+    (BACKUPS, "/usr/local/sbin/hcs-restore", "vm-dmz7", 'restic dump --tag "ws:$account"', "restic dump", None),
     (IDLE, "/hcs-team.yaml", "vm-dmz5", "idle-timeout-seconds: 3600\n", "", None),
     (PORT_PROXY, "/hcs-team.yaml", "vm-dmz6", "disable-proxy: true", "disable-proxy: false",
      "code-server-port-proxy-off"),

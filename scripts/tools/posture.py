@@ -239,6 +239,12 @@ def _workspace_backups(plan: PlanResult) -> list[Registered]:
                   lambda text: "--tag ws:%i " in text and re.search(r"(?m) /home/%i/\.local/share/code-server$", text) is not None)
 
 
+def _workspace_restore(plan: PlanResult) -> list[Registered]:
+    """A team's `hcs-restore`: one workspace at a time, from that workspace's own snapshots only."""
+    return _every(_file("/usr/local/sbin/hcs-restore")(plan),
+                  lambda text: "--workspace NAME" in text and 'restic dump --tag "ws:$account"' in text)
+
+
 def _workspace_limits(plan: PlanResult) -> list[Registered]:
     """Each workspace's drop-in, when it sets all three cgroup limits."""
     return _every(_file("/20-hcs-workspace.conf")(plan),
@@ -566,8 +572,9 @@ CONTROLS: tuple[Control, ...] = (
             "losing the user's settings and extensions with the VM",
             _both(_backup_covers_the_ide, _file("/usr/local/sbin/hcs-restore")), switch="backupEnabled",
             team="Backups per workspace (hcs-backup@ws-<name>, a timer each): its workspace, volume directory and "
-                 "code-server data, tagged ws:<account>, so one person's work comes back without touching another's",
-            team_select=_workspace_backups),
+                 "code-server data, tagged ws:<account>; `hcs-restore --workspace <name>` brings one person's work back "
+                 "from its own snapshots without touching another's",
+            team_select=_both(_workspace_backups, _workspace_restore)),
     Control("Detection", "Backups append-only: rest-server account in a root-only file, no forget/prune/init on the VM",
             "an intruder deleting the backup history", _both(_named("vm-backup"), _file("/etc/restic/hcs-backup.repository")),
             switch="backupEnabled"),
