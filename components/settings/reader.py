@@ -8,7 +8,7 @@ problem names the key and what is expected; a secret's value is never echoed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -163,6 +163,11 @@ class Reader:
         if non_empty and not value:
             self.problem(key, "expected a non-empty list")
             return None
+        return self.items(key, value, parse)
+
+    def items(self, key: str, value: Sequence[Any], parse: Parser[T] | None = None) -> tuple[Any, ...] | None:
+        """Each item of the list `value` (found at `key`, a stack key or a field such as
+        `workspaces[0].users`) parsed, a bad one reported as `key[index]`; duplicates refused."""
         items: list[Any] = []
         ok = True
         for index, item in enumerate(value):

@@ -202,13 +202,7 @@ def _strings(r: Reader, key: str, value: Any, parse: Callable[[Any], Any]) -> tu
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         r.problem(key, f"expected a list of strings, got {value!r}")
         return None
-    items = [_field(r, f"{key}[{i}]", v, parse) for i, v in enumerate(value)]
-    if None in items:
-        return None
-    if len(set(map(str, items))) != len(items):
-        r.problem(key, "expected no duplicate entries")
-        return None
-    return tuple(items)
+    return r.items(key, value, parse)
 
 
 def _limits(r: Reader, key: str, value: Any) -> Limits | None:
