@@ -196,7 +196,8 @@ def audit_rules(ide_user: str | tuple[int, int], proxy_stack_dir: str, code_serv
     The IDE user never logs in (its shell is code-server's child, in code-server's unit), so its
     login uid is unset: its commands are matched by `uid=`, which attributes every terminal session,
     task and extension process to that account. A team's accounts are matched by their uid range,
-    one rule that never changes when a workspace is added (the rules are locked until a reboot).
+    one rule that never changes when a workspace is added (the rules are locked until a reboot), and
+    their units by one watch on /etc/systemd/system, for the same reason.
     A person over SSH has a login uid that sudo keeps, so `auid>=1000` follows an admin into root.
     Both architectures: a 32-bit binary would otherwise run unseen.
     """
@@ -205,7 +206,11 @@ def audit_rules(ide_user: str | tuple[int, int], proxy_stack_dir: str, code_serv
         ("privilege", ("/etc/sudoers", "/etc/sudoers.d")),
         ("sshd", ("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d")),
         ("hcs-proxy-stack", (proxy_stack_dir,)),
-        ("hcs-code-server", (code_server_config_dir, "/etc/systemd/system/code-server@.service.d",
+        # A team's units are many and grow with it (each workspace's drop-in, the gateway's socket and
+        # proxy templates, the backup template): the whole of /etc/systemd/system, one watch (recursive)
+        # that no new workspace has to add while the rules are locked.
+        ("hcs-code-server", (code_server_config_dir,
+                             "/etc/systemd/system" if isinstance(ide_user, tuple) else "/etc/systemd/system/code-server@.service.d",
                              "/usr/lib/systemd/system/code-server@.service")),
         ("firewall", ("/etc/ufw",)),
         ("audit-config", ("/etc/audit",)),

@@ -196,4 +196,7 @@ def test_a_team_audits_every_command_of_the_workspace_uid_range() -> None:
     assert exec_rules == [f"-a always,exit -F arch={arch} -S execve,execveat -F uid>=20000 -F uid<=29999 -k hcs-ide-exec"
                           for arch in ("b64", "b32")]
     single = render_baseline.audit_rules("coder", "/opt/code-server/docker", "/etc/code-server").splitlines()
-    assert [line for line in rules if not line.endswith("-k hcs-ide-exec")] == [line for line in single if not line.endswith("-k hcs-ide-exec")]
+    # the rest as the single user's, but the units watched as a whole: a workspace's drop-in needs no rule of its own
+    units = "-w /etc/systemd/system/code-server@.service.d -p wa -k hcs-code-server"
+    assert [line for line in rules if not line.endswith("-k hcs-ide-exec")] == [
+        line.replace(units, "-w /etc/systemd/system -p wa -k hcs-code-server") for line in single if not line.endswith("-k hcs-ide-exec")]

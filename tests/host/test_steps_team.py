@@ -124,6 +124,8 @@ def test_detection_matches_the_workspace_range(team: Settings) -> None:
     first_uid, last_uid = UID_RANGE
     assert f"$(id -u) -ge {first_uid} && $(id -u) -le {last_uid}" in recorder
     assert f"-F uid>={first_uid} -F uid<={last_uid} -k hcs-ide-exec" in audit
+    # every workspace's drop-in and the team's unit templates, under one watch that needs no new rule per workspace
+    assert "-w /etc/systemd/system -p wa -k hcs-code-server" in audit.splitlines()
     assert team.topology.accounts.ide_user not in audit
 
 
