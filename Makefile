@@ -83,12 +83,13 @@ test-fast: $(VENV)/.dev
 readme: $(VENV)/.runtime
 	$(PY) -m scripts.tools.readme
 
-## bench: the measurements quoted in docs/testing.md (FortiOS requests, converge times, IDE latency, the DMZ hop's mutual TLS)
+## bench: the measurements quoted in docs/testing.md (FortiOS requests, converge times, IDE latency, the DMZ hop's mutual TLS, a team's plan)
 bench: $(VENV)/.dev apt caches
 	$(PY) -m scripts.tools.bench_fortios
 	$(PY) -m scripts.tools.bench_converge
 	$(PY) -m scripts.tools.bench_livepath
 	$(PY) -m scripts.tools.bench_hop
+	$(PY) -m scripts.tools.bench_plan
 
 clean:
 	rm -rf build $(VENV)

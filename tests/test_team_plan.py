@@ -14,6 +14,7 @@ import yaml
 
 from components.layout import WORKSPACE_GATEWAY_SOCKET_DIR
 from scripts import REPOSITORY
+from scripts.tools import bench_plan
 from scripts.tools.offline import PlanResult, StackConfig, load_stack_config, run_program
 
 ALICE, BOB, CAROL = (f"66666666-7777-8888-9999-00000000000{n}" for n in (1, 2, 3))
@@ -89,10 +90,8 @@ def test_the_shipped_team_stack_is_fifty_workspaces_on_ten_vms() -> None:
 
 
 def _count(dev_config: StackConfig, workspaces: int, vms: int) -> int:
-    """Resources of a uniform team: `workspaces` of one person each, spread round-robin over `vms` VMs."""
-    names = ["vm", *[v["name"] for v in EXAMPLE_VMS[: vms - 1]]]
-    team = [{"name": f"w{i}", "users": [f"66666666-7777-8888-9999-{i:012d}"], "vm": names[i % vms]} for i in range(workspaces)]
-    return len(run_program(dev_config.with_values(**NO_GROUP, workspaces=team, vms=EXAMPLE_VMS[: vms - 1])).resources)
+    """Resources of a uniform team (`bench_plan.uniform_team`: one person each, round-robin over the VMs)."""
+    return len(run_program(bench_plan.uniform_team(dev_config, workspaces, vms)).resources)
 
 
 def test_the_resource_count_grows_linearly_with_workspaces_and_vms(dev_config: StackConfig) -> None:
@@ -101,7 +100,7 @@ def test_the_resource_count_grows_linearly_with_workspaces_and_vms(dev_config: S
     one = _count(dev_config, 1, 1)
     per_workspace = _count(dev_config, 2, 1) - one
     per_vm = _count(dev_config, 2, 2) - one - per_workspace
-    for workspaces, vms in ((1, 1), (10, 2), (50, 10)):
+    for workspaces, vms in bench_plan.SIZES:
         counted = _count(dev_config, workspaces, vms)
         print(f"{workspaces} workspaces on {vms} VMs: {counted} resources")
         assert counted == one + per_vm * (vms - 1) + per_workspace * (workspaces - 1)
