@@ -17,18 +17,6 @@ settings = load(PulumiConfigSource(pulumi.get_project()))
 identity = EntraAccess("entra", EntraAccessArgs(entra=settings.entra, hostname=settings.hostname,
                                                 session_max=settings.gateway.cookie_expire, team=settings.team))
 
-# Each VM: created (if the program makes VMs), converged, and given its gateway. One VM for the
-# single IDE user; a team's VMs each host their own workspaces (docs/team.md).
-hosts: dict[str, DmzHost] = {}
-for vm in settings.machines:
-    machine = None
-    if settings.vm_provider.creates_vm:
-        # Imported only when the program creates the VM (the provider SDKs are large).
-        from components.vm.created import CreatedVm
-
-        machine = CreatedVm(vm.resource("machine"), vm.hostname, settings.vm_provider, vm.topology)
-        pulumi.export(vm.resource("vmMachineId"), machine.machine_id)
-    hosts[vm.name] = DmzHost(vm.resource("vm"), vm.topology, settings.host, machine, workspaces=vm.workspaces)
 tunnel = None
 if settings.cloudflare is not None:
     # Imported only for this edge: pulumi_cloudflare alone takes 2-3 s to import.
@@ -50,20 +38,29 @@ if settings.cloudflare is not None:
     pulumi.export("cloudflareTunnelId", edge.tunnel_id)
     pulumi.export("cloudflareAccessAud", edge.access_aud)
 
-gateways: dict[str, GatewayStack] = {}
+# Each VM: created (if the program makes VMs), converged, and given its gateway. One VM for the
+# single IDE user; a team's VMs each host their own workspaces (docs/team.md).
 for vm in settings.machines:
-    gateways[vm.name] = GatewayStack(
+    machine = None
+    if settings.vm_provider.creates_vm:
+        # Imported only when the program creates the VM (the provider SDKs are large).
+        from components.vm.created import CreatedVm
+
+        machine = CreatedVm(vm.resource("machine"), vm.hostname, settings.vm_provider, vm.topology)
+        pulumi.export(vm.resource("vmMachineId"), machine.machine_id)
+    host = DmzHost(vm.resource("vm"), vm.topology, settings.host, machine, workspaces=vm.workspaces)
+    gateway = GatewayStack(
         vm.resource("gateway"),
         GatewayStackArgs(
             hostname=settings.hostname,
             topology=vm.topology,
             gateway=settings.gateway,
-            connection=hosts[vm.name].connection,
+            connection=host.connection,
             client_id=identity.client_id,
             issuer_url=identity.issuer_url,
             group_object_id=identity.group_object_id,
             client_secret=identity.client_secret,
-            after=[hosts[vm.name]],
+            after=[host],
             tunnel=tunnel,
             team=settings.team,
             vm=vm.name,
@@ -71,12 +68,12 @@ for vm in settings.machines:
     )
     # The central Caddy's site block and the DMZ hop's files for its host (render_caddy.FRONT_HOP_HOME/<hop>/),
     # one set per VM; None with Cloudflare.
-    pulumi.export(vm.resource("frontProxySite"), gateways[vm.name].front_site)
-    pulumi.export(vm.resource("frontProxyHopCa"), gateways[vm.name].hop_ca_cert)
-    pulumi.export(vm.resource("frontProxyHopCert"), gateways[vm.name].front_proxy_hop_cert)
-    pulumi.export(vm.resource("frontProxyHopKey"), gateways[vm.name].front_proxy_hop_key)
-    pulumi.export(vm.resource("hopCertNotAfter"), gateways[vm.name].hop_not_after)
-    pulumi.export(vm.resource("cookieSecretUrn"), gateways[vm.name].cookie_secret_urn)
+    pulumi.export(vm.resource("frontProxySite"), gateway.front_site)
+    pulumi.export(vm.resource("frontProxyHopCa"), gateway.hop_ca_cert)
+    pulumi.export(vm.resource("frontProxyHopCert"), gateway.front_proxy_hop_cert)
+    pulumi.export(vm.resource("frontProxyHopKey"), gateway.front_proxy_hop_key)
+    pulumi.export(vm.resource("hopCertNotAfter"), gateway.hop_not_after)
+    pulumi.export(vm.resource("cookieSecretUrn"), gateway.cookie_secret_urn)
 
 if settings.fortigate is not None:
     FortigateEdge("fortigate", FortigateEdgeArgs(fortigate=settings.fortigate, topology=settings.topology,

@@ -7,6 +7,7 @@ them all reported at once (`ConfigError`), before a single resource is registere
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from components.settings import checks, cloudflare, entra, fortigate, gateway, host, provider, topology, workspaces
@@ -51,9 +52,10 @@ class Settings:
     def public_url(self) -> str:
         return f"https://{self.hostname}"
 
-    @property
+    @functools.cached_property
     def machines(self) -> tuple[Machine, ...]:
-        """Every VM the stack converges, the stack's own (`vmAddress`) first: one without a team."""
+        """Every VM the stack converges, the stack's own (`vmAddress`) first: one without a team
+        (derived once: the program, the FortiGate edge and the tests read it)."""
         if self.team is None:
             return (Machine(workspaces.PRIMARY_VM, self.topology, (), self.hostname),)
         label, _, rest = self.hostname.partition(".")

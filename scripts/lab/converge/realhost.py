@@ -24,7 +24,7 @@ from typing import Any
 from components.files import FILE_TYPE
 from components.host.steps import ownership_map
 from components.host.vm import DmzHost
-from components.settings import Settings, debian
+from components.settings import Machine, Settings, debian
 from scripts import REPOSITORY
 from scripts.lab.converge import mockgraph, sample
 from scripts.lab.vm import rootfs
@@ -89,19 +89,21 @@ class HostUnderTest:
     def settings(self, **more: Any) -> Settings:
         return sample.settings(**{**self.overrides, **more})
 
-    def steps(self, **more: Any) -> list[Step]:
-        """The program's remote commands for this root (the stack's own VM, with its workspaces
-        if the config has a team), read from the mocked resource graph."""
+    def graph(self, **more: Any) -> tuple[Settings, Machine, list[Any]]:
+        """The settings, the stack's own VM (with its workspaces if the config has a team) and the
+        mocked resource graph of its `DmzHost`."""
         s = self.settings(**more)
         vm = s.machines[0]
-        regs = mockgraph.evaluate(lambda: DmzHost("vm", vm.topology, s.host, workspaces=vm.workspaces).ready)
+        return s, vm, mockgraph.evaluate(lambda: DmzHost("vm", vm.topology, s.host, workspaces=vm.workspaces).ready)
+
+    def steps(self, **more: Any) -> list[Step]:
+        """The program's remote commands for this root, read from the mocked resource graph."""
+        _, _, regs = self.graph(**more)
         return [Step(c.name, c.create, c.stdin, tuple(c.depends_on)) for c in mockgraph.command_steps(regs)]
 
     def managed_files(self) -> list[str]:
         """Every path the program manages: recorded files and the ownership map."""
-        s = self.settings()
-        vm = s.machines[0]
-        regs = mockgraph.evaluate(lambda: DmzHost("vm", vm.topology, s.host, workspaces=vm.workspaces).ready)
+        s, vm, regs = self.graph()
         paths = [r.values["path"] for r in regs if r.type == FILE_TYPE]
         return sorted(set(paths) | {row[4] for row in ownership_map(vm.topology, s.host, vm.workspaces)})
 

@@ -508,16 +508,13 @@ def identity(config: StackConfig, work: Path, team: DemoTeam | None = None) -> i
     install = next(r for r in plan.resources if r.name == "gateway-files-install")
     files = _step_files(install.values["create"], install.values.get("stdin"))
     secret = files[f"{OAUTH2_PROXY_DIR}/client-secret"][1]
-    if team is not None:
-        hosts = plan.outputs["workspaces"].values()
-        return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=client_id, group_id=None,
-                               redirect_uris=tuple(f"{url}{layout.CALLBACK_PATH}" for url in hosts), registration=registration,
-                               email_domain=json.loads(config.values["emailDomains"])[0], address=network.IDENTITY,
-                               client_secret=secret, oids=dict(team.oids))
+    # The callback of the stack's host, or of every workspace host (a team has no group: `group` is None).
+    redirect_uris = (tuple(f"{url}{layout.CALLBACK_PATH}" for url in plan.outputs["workspaces"].values()) if team is not None
+                     else idp_setup.redirect_uris(config.values["hostname"]))
     return idp_setup.write(out, tenant_id=config.values["entraTenantId"], client_id=client_id,
-                           group_id=group, redirect_uris=idp_setup.redirect_uris(config.values["hostname"]), registration=registration,
+                           group_id=group, redirect_uris=redirect_uris, registration=registration,
                            email_domain=json.loads(config.values["emailDomains"])[0], address=network.IDENTITY,
-                           client_secret=secret)
+                           client_secret=secret, oids=dict(team.oids) if team is not None else None)
 
 
 def gateway_overrides(tenant_id: str, idp: idp_setup.IdpFiles) -> Rewrite:
